@@ -1,0 +1,128 @@
+//! The codes a lake knows (agencies, bureaus, services, offices) from its dimension tables, so a
+//! filter naming an unknown code is an error naming the code, not a silently empty result.
+
+use super::{AnalyticsError, Filter};
+use crate::domain::{codes::is_region, Dimension};
+use crate::store::layout::{OFFICES_FILE, SERVICES_FILE};
+use crate::store::Lake;
+use polars::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    /// Known values per dimension; a dimension without an entry is not checked.
+    known: BTreeMap<Dimension, BTreeSet<String>>,
+    pub services: Vec<ServiceInfo>,
+    pub offices: Vec<OfficeInfo>,
+}
+
+/// A row of the services dimension.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceInfo {
+    pub id: String,
+    pub name: String,
+    pub agency: String,
+    pub agency_name: String,
+    pub bureau: String,
+    pub bureau_name: String,
+    pub service_type: String,
+    pub channels: Vec<String>,
+}
+
+/// A row of the offices dimension.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OfficeInfo {
+    pub id: String,
+    pub name: String,
+    pub city: String,
+    pub state: String,
+    pub agency: String,
+}
+
+fn strings(df: &DataFrame, column: &str) -> PolarsResult<Vec<String>> {
+    Ok(df.column(column)?.str()?.iter().map(|v| v.unwrap_or_default().to_string()).collect())
+}
+
+impl Catalog {
+    /// Reads the dimension tables; a lake without them gets an unchecked catalog.
+    pub fn load(lake: &Lake) -> Result<Catalog, AnalyticsError> {
+        let mut known = BTreeMap::new();
+        let mut services = Vec::new();
+        let mut offices = Vec::new();
+        if lake.locate(SERVICES_FILE).exists() {
+            let df = lake.read_dimension(SERVICES_FILE)?;
+            let col = |c: &str| strings(&df, c);
+            let lists = df.column("channels")?.list()?;
+            let mut channels: Vec<Vec<String>> = Vec::with_capacity(df.height());
+            for i in 0..df.height() {
+                channels.push(match lists.get_as_series(i) {
+                    Some(s) => s.str()?.iter().flatten().map(str::to_string).collect(),
+                    None => Vec::new(),
+                });
+            }
+            let (id, name, agency, agency_name, bureau, bureau_name, service_type) = (
+                col("service_id")?, col("name")?, col("agency")?, col("agency_name")?, col("bureau")?, col("bureau_name")?, col("service_type")?,
+            );
+            for i in 0..df.height() {
+                services.push(ServiceInfo {
+                    id: id[i].clone(),
+                    name: name[i].clone(),
+                    agency: agency[i].clone(),
+                    agency_name: agency_name[i].clone(),
+                    bureau: bureau[i].clone(),
+                    bureau_name: bureau_name[i].clone(),
+                    service_type: service_type[i].clone(),
+                    channels: channels[i].clone(),
+                });
+            }
+            known.insert(Dimension::Agency, agency.into_iter().collect());
+            known.insert(Dimension::Bureau, bureau.into_iter().collect());
+            known.insert(Dimension::Service, id.into_iter().collect());
+        }
+        if lake.locate(OFFICES_FILE).exists() {
+            let df = lake.read_dimension(OFFICES_FILE)?;
+            let col = |c: &str| strings(&df, c);
+            let (id, name, city, state, agency) = (col("office_id")?, col("name")?, col("city")?, col("state")?, col("agency")?);
+            for i in 0..df.height() {
+                offices.push(OfficeInfo {
+                    id: id[i].clone(),
+                    name: name[i].clone(),
+                    city: city[i].clone(),
+                    state: state[i].clone(),
+                    agency: agency[i].clone(),
+                });
+            }
+            known.insert(Dimension::Office, id.into_iter().collect());
+        }
+        Ok(Catalog { known, services, offices })
+    }
+
+    /// The known values of `dim`, when the lake lists them.
+    pub fn values(&self, dim: Dimension) -> Option<&BTreeSet<String>> {
+        self.known.get(&dim)
+    }
+
+    /// Checks every code in `filter` against the catalog.
+    pub fn check(&self, filter: &Filter) -> Result<(), AnalyticsError> {
+        filter.validate()?;
+        for (dim, values) in &filter.values {
+            for v in values {
+                let ok = match dim {
+                    Dimension::Region => is_region(v),
+                    Dimension::ServiceType => v.parse::<crate::domain::ServiceType>().is_ok(),
+                    Dimension::Channel => v.parse::<crate::domain::Channel>().is_ok(),
+                    Dimension::Stage => v.parse::<crate::domain::Stage>().is_ok(),
+                    _ => self.known.get(dim).is_none_or(|k| k.contains(v)),
+                };
+                if !ok {
+                    return Err(AnalyticsError::invalid(
+                        &format!("filter.{}", dim.as_str()),
+                        format!("unknown {} '{}'", dim.as_str(), v),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}

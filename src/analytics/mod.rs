@@ -1,0 +1,58 @@
+//! Polars lazy queries that turn the lake into results (typed structs). One file per capability;
+//! each builds its plan in one place and collects once. Knows nothing of GraphQL or HTTP.
+//!
+//! Architecture invariant: statistics are never computed here. Queries reduce rows to
+//! sufficient statistics (counts, sums of weights, ...) per group in one pass; `crate::stats`
+//! turns those into estimates and intervals.
+
+pub mod catalog;
+pub mod filter;
+pub mod scores;
+
+pub use catalog::Catalog;
+pub use filter::Filter;
+pub use scores::{ScoreRow, ScoresQuery, ScoresResult};
+
+use crate::store::{Lake, StoreError};
+use polars::prelude::PolarsError;
+
+/// Errors of an analytical query, each naming what was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyticsError {
+    /// The caller asked for something invalid; `field` names the argument.
+    #[error("invalid {field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("query failed: {0}")]
+    Polars(#[from] PolarsError),
+    #[error("query task failed: {0}")]
+    Task(String),
+}
+
+impl AnalyticsError {
+    pub fn invalid(field: &str, message: String) -> Self {
+        AnalyticsError::Invalid { field: field.to_string(), message }
+    }
+}
+
+/// The lake and its catalog of known codes: what every query runs against.
+#[derive(Debug, Clone)]
+pub struct Analytics {
+    pub lake: Lake,
+    pub catalog: Catalog,
+}
+
+impl Analytics {
+    pub fn open(lake: Lake) -> Result<Analytics, AnalyticsError> {
+        let catalog = Catalog::load(&lake)?;
+        Ok(Analytics { lake, catalog })
+    }
+
+    /// Runs blocking polars work off the async runtime.
+    pub(crate) async fn blocking<T: Send + 'static>(
+        f: impl FnOnce() -> Result<T, AnalyticsError> + Send + 'static,
+    ) -> Result<T, AnalyticsError> {
+        tokio::task::spawn_blocking(f).await.map_err(|e| AnalyticsError::Task(e.to_string()))?
+    }
+}

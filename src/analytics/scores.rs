@@ -1,0 +1,294 @@
+//! Scores: for each group and measure, n, mean, standard deviation, 95% interval of the mean,
+//! agree share (top-2-box on Likert, thumbs-up on thumbs) with its Wilson interval, the
+//! distribution of answers and n by scale; optionally with survey weights.
+//!
+//! One pass: the lake is reduced per (group, period, scale) to the count (and, weighted, the sum
+//! of weights and of squared weights) of each answer value of each measure. `crate::stats`
+//! computes every estimate from those bins.
+
+use super::{Analytics, AnalyticsError, Filter};
+use crate::domain::{Dimension, FiscalQuarter, Measure, Period, PeriodUnit, Scale};
+use crate::stats::{mean_interval, wilson, Bin, Distribution, Interval};
+use chrono::NaiveDate;
+use polars::prelude::*;
+use std::collections::BTreeMap;
+
+/// A scores query.
+#[derive(Debug, Clone)]
+pub struct ScoresQuery {
+    pub filter: Filter,
+    pub group_by: Vec<Dimension>,
+    pub period: Option<PeriodUnit>,
+    pub measures: Vec<Measure>,
+    pub weighted: bool,
+    /// Confidence level of the intervals (0.95).
+    pub confidence: f64,
+}
+
+impl Default for ScoresQuery {
+    fn default() -> Self {
+        ScoresQuery {
+            filter: Filter::default(),
+            group_by: Vec::new(),
+            period: None,
+            measures: vec![Measure::Trust, Measure::Satisfaction],
+            weighted: false,
+            confidence: 0.95,
+        }
+    }
+}
+
+/// The count of one answer value on one scale.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnswerCount {
+    pub scale: Scale,
+    pub value: i64,
+    pub count: u64,
+    /// Sum of weights (equal to `count` unweighted).
+    pub weight: f64,
+}
+
+/// Which group a row describes: the value of each grouped dimension (null where the response
+/// has none, such as a digital response's office) and the period.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GroupKey {
+    pub values: Vec<(Dimension, Option<String>)>,
+    pub period: Option<Period>,
+}
+
+/// One group and measure.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoreRow {
+    pub key: GroupKey,
+    pub measure: Measure,
+    /// Answers on both scales.
+    pub n: u64,
+    pub n_likert: u64,
+    pub n_thumbs: u64,
+    /// Mean and spread of the Likert answers only (a thumbs answer is not on that scale).
+    pub mean: Option<f64>,
+    pub sd: Option<f64>,
+    pub mean_ci: Option<Interval>,
+    /// Kish's effective n of the Likert answers (n unweighted).
+    pub n_effective_likert: f64,
+    /// Agree share over both scales.
+    pub agree_share: Option<f64>,
+    pub agree_ci: Option<Interval>,
+    /// Kish's effective n of all answers (n unweighted).
+    pub n_effective: f64,
+    pub distribution: Vec<AnswerCount>,
+}
+
+/// Rows, and what the query read.
+#[derive(Debug, Clone)]
+pub struct ScoresResult {
+    pub rows: Vec<ScoreRow>,
+    /// Data files the query scanned after partition pruning.
+    pub files_scanned: usize,
+}
+
+/// The answer values a measure may hold on a scale.
+fn values(measure: Measure, scale: Scale) -> &'static [i64] {
+    if scale == Scale::Thumbs && !measure.has_thumbs() {
+        &[]
+    } else {
+        scale.values()
+    }
+}
+
+/// The period column(s) of a unit: fiscal periods come straight from the partition columns;
+/// calendar periods truncate the timestamp.
+fn period_exprs(unit: PeriodUnit) -> Vec<Expr> {
+    let truncated = |every: &str| {
+        vec![col("submitted_at").dt().truncate(lit(every)).cast(DataType::Date).alias("period_start")]
+    };
+    match unit {
+        PeriodUnit::FiscalQuarter => vec![col("fiscal_year"), col("fiscal_quarter")],
+        PeriodUnit::FiscalYear => vec![col("fiscal_year")],
+        PeriodUnit::Week => truncated("1w"),
+        PeriodUnit::Month => truncated("1mo"),
+        PeriodUnit::Quarter => truncated("1q"),
+        PeriodUnit::Year => truncated("1y"),
+    }
+}
+
+impl Analytics {
+    /// Runs a scores query.
+    pub async fn scores(&self, q: &ScoresQuery) -> Result<ScoresResult, AnalyticsError> {
+        self.catalog.check(&q.filter)?;
+        if q.measures.is_empty() {
+            return Err(AnalyticsError::invalid("measures", "name at least one measure".into()));
+        }
+        if !(q.confidence > 0.0 && q.confidence < 1.0) {
+            return Err(AnalyticsError::invalid("confidence", format!("{} is not in (0, 1)", q.confidence)));
+        }
+        let files = self.lake.response_files(&q.filter.partitions()).await?;
+        let files_scanned = files.len();
+        if files.is_empty() {
+            return Ok(ScoresResult { rows: Vec::new(), files_scanned });
+        }
+        let lf = self.lake.scan_responses(&files)?;
+        let q2 = q.clone();
+        let df = Analytics::blocking(move || Ok(plan(lf, &q2).collect_with_engine(Engine::Streaming)?.unwrap_single()))
+            .await?;
+        Ok(ScoresResult { rows: assemble(&df, q)?, files_scanned })
+    }
+}
+
+/// The one-pass plan: filter, then per (group, period, scale) the bins of every measure.
+pub fn plan(lf: LazyFrame, q: &ScoresQuery) -> LazyFrame {
+    let lf = match q.filter.predicate() {
+        Some(p) => lf.filter(p),
+        None => lf,
+    };
+    let mut keys: Vec<Expr> = q.group_by.iter().map(|d| col(d.column())).collect();
+    if let Some(unit) = q.period {
+        keys.extend(period_exprs(unit));
+    }
+    keys.push(col("scale"));
+    let mut aggs = Vec::new();
+    for &m in &q.measures {
+        // Thumbs answers are 0/1 and Likert 1-5: one set of conditional sums serves both scales
+        // because rows are grouped by scale; the assembly reads each scale's own values.
+        for v in 0..=5i64 {
+            if v == 0 && !m.has_thumbs() {
+                continue;
+            }
+            let hit = col(m.column()).eq(lit(v as i8));
+            let base = format!("{}__{}", m.column(), v);
+            aggs.push(hit.clone().sum().cast(DataType::UInt64).alias(format!("{base}__n")));
+            if q.weighted {
+                let w = when(hit).then(col("weight")).otherwise(lit(0.0));
+                aggs.push(w.clone().sum().alias(format!("{base}__w")));
+                aggs.push((w.clone() * w).sum().alias(format!("{base}__w2")));
+            }
+        }
+    }
+    lf.group_by(keys).agg(aggs)
+}
+
+/// Reads the collected bins into rows, one per group and measure.
+fn assemble(df: &DataFrame, q: &ScoresQuery) -> Result<Vec<ScoreRow>, AnalyticsError> {
+    let height = df.height();
+    let key_cols: Vec<&StringChunked> =
+        q.group_by.iter().map(|d| df.column(d.column()).and_then(|c| c.str())).collect::<PolarsResult<_>>()?;
+    let scale_col = df.column("scale")?.str()?;
+    let period_of_row = period_reader(df, q.period)?;
+
+    // The aggregate columns of each measure and value, resolved once.
+    type Cols<'a> = (i64, &'a UInt64Chunked, Option<(&'a Float64Chunked, &'a Float64Chunked)>);
+    let mut agg_cols: Vec<Vec<Cols>> = Vec::new();
+    for &m in &q.measures {
+        let mut per_value = Vec::new();
+        for v in values(m, Scale::Likert5).iter().chain(values(m, Scale::Thumbs)) {
+            if per_value.iter().any(|(pv, _, _): &Cols| pv == v) {
+                continue;
+            }
+            let base = format!("{}__{}", m.column(), v);
+            let n = df.column(&format!("{base}__n"))?.u64()?;
+            let w = if q.weighted {
+                Some((df.column(&format!("{base}__w"))?.f64()?, df.column(&format!("{base}__w2"))?.f64()?))
+            } else {
+                None
+            };
+            per_value.push((*v, n, w));
+        }
+        agg_cols.push(per_value);
+    }
+
+    // (group, period) -> measure -> bins per scale
+    let mut groups: BTreeMap<GroupKey, BTreeMap<usize, Vec<(Scale, Bin)>>> = BTreeMap::new();
+    for i in 0..height {
+        let key = GroupKey {
+            values: q.group_by.iter().zip(&key_cols).map(|(d, c)| (*d, c.get(i).map(str::to_string))).collect(),
+            period: period_of_row(i),
+        };
+        let scale: Scale = scale_col
+            .get(i)
+            .ok_or_else(|| AnalyticsError::invalid("lake", "a response has no scale".into()))?
+            .parse()
+            .map_err(|e: String| AnalyticsError::invalid("lake", e))?;
+        let entry = groups.entry(key).or_default();
+        for (mi, &m) in q.measures.iter().enumerate() {
+            let bins = entry.entry(mi).or_default();
+            for (v, n, w) in &agg_cols[mi] {
+                if !values(m, scale).contains(v) {
+                    continue;
+                }
+                let count = n.get(i).unwrap_or(0);
+                let (weight, weight_sq) = match w {
+                    Some((w, w2)) => (w.get(i).unwrap_or(0.0), w2.get(i).unwrap_or(0.0)),
+                    None => (count as f64, count as f64),
+                };
+                bins.push((scale, Bin { value: *v as f64, count, weight, weight_sq }));
+            }
+        }
+    }
+    let mut rows = Vec::with_capacity(groups.len() * q.measures.len());
+    for (key, measures) in groups {
+        for (mi, bins) in measures {
+            rows.push(score_row(key.clone(), q.measures[mi], &bins, q.confidence));
+        }
+    }
+    Ok(rows)
+}
+
+/// The statistics of one group and measure from its bins.
+pub fn score_row(key: GroupKey, measure: Measure, bins: &[(Scale, Bin)], confidence: f64) -> ScoreRow {
+    let on = |s: Scale| Distribution::new(bins.iter().filter(|(sc, _)| *sc == s).map(|(_, b)| *b).collect());
+    let likert = on(Scale::Likert5);
+    let thumbs = on(Scale::Thumbs);
+    // Agreement over both scales: a 0/1 distribution.
+    let agreement = Distribution::new(
+        bins.iter().map(|(s, b)| Bin { value: if s.agrees(b.value as i64) { 1.0 } else { 0.0 }, ..*b }).collect(),
+    );
+    let mean = likert.mean();
+    let sd = likert.sd();
+    let n_eff_likert = likert.n_effective();
+    let agree_share = agreement.share(|v| v == 1.0);
+    let n_effective = agreement.n_effective();
+    let mut distribution: Vec<AnswerCount> = bins
+        .iter()
+        .map(|(s, b)| AnswerCount { scale: *s, value: b.value as i64, count: b.count, weight: b.weight })
+        .collect();
+    distribution.sort_by(|a, b| (a.scale, a.value).cmp(&(b.scale, b.value)));
+    ScoreRow {
+        key,
+        measure,
+        n: agreement.n(),
+        n_likert: likert.n(),
+        n_thumbs: thumbs.n(),
+        mean,
+        sd,
+        mean_ci: mean.zip(sd).and_then(|(m, s)| mean_interval(m, s, n_eff_likert, confidence)),
+        n_effective_likert: n_eff_likert,
+        agree_share,
+        agree_ci: agree_share.and_then(|p| wilson(p, n_effective, confidence)),
+        n_effective,
+        distribution,
+    }
+}
+
+/// A function giving the period of each collected row.
+fn period_reader(df: &DataFrame, unit: Option<PeriodUnit>) -> PolarsResult<Box<dyn Fn(usize) -> Option<Period> + '_>> {
+    let Some(unit) = unit else { return Ok(Box::new(|_| None)) };
+    Ok(match unit {
+        PeriodUnit::FiscalQuarter | PeriodUnit::FiscalYear => {
+            let years = df.column("fiscal_year")?.i32()?;
+            let quarters = if unit == PeriodUnit::FiscalQuarter { Some(df.column("fiscal_quarter")?.i32()?) } else { None };
+            Box::new(move |i| {
+                let y = years.get(i)?;
+                let q = quarters.map_or(Some(1), |c| c.get(i))?;
+                Some(unit.period(FiscalQuarter::new(y, q as u32).start()))
+            })
+        }
+        _ => {
+            let starts = df.column("period_start")?.date()?;
+            Box::new(move |i| {
+                let days = starts.phys.get(i)?;
+                let day = NaiveDate::from_ymd_opt(1970, 1, 1)? + chrono::Duration::days(days as i64);
+                Some(unit.period(day))
+            })
+        }
+    })
+}

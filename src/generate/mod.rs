@@ -1,0 +1,244 @@
+//! `cxlake generate`: a realistic synthetic lake from a fixed seed. Deterministic (the same seed
+//! and size give the same files, whatever the thread count), streaming (each worker holds one
+//! batch at a time, so memory is bounded for any row count), with the planted structure written
+//! to `truth.json` beside the data.
+
+pub mod model;
+pub mod rows;
+pub mod universe;
+
+use crate::domain::FiscalQuarter;
+use crate::store::layout::{PartitionKey, OFFICES_FILE, SERVICES_FILE};
+use crate::store::writer::{parquet_properties, write_file_atomic, AtomicParquetWriter};
+use crate::store::{schema, Lake, StoreError};
+use arrow::array::{Array, ArrayRef, ListBuilder, RecordBatch, StringBuilder};
+use arrow::datatypes::{DataType, Field, Schema};
+use model::{Effects, Truth};
+use rand::SeedableRng;
+use rand_pcg::Pcg64Mcg;
+use rayon::prelude::*;
+use rows::{RowDrawer, Task};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use universe::Universe;
+
+/// What to generate.
+#[derive(Debug, Clone)]
+pub struct GenerateConfig {
+    pub out: PathBuf,
+    pub rows: u64,
+    pub seed: u64,
+    /// First of the fiscal years covered.
+    pub first_fiscal_year: i32,
+    pub fiscal_years: u32,
+    pub services: usize,
+    /// Rows per data file at most (a partition with more rows gets several files).
+    pub file_rows: u64,
+}
+
+impl Default for GenerateConfig {
+    fn default() -> Self {
+        GenerateConfig {
+            out: PathBuf::from("lake"),
+            rows: 1_000_000,
+            seed: 2025,
+            first_fiscal_year: 2022,
+            fiscal_years: 5,
+            services: 150,
+            file_rows: 2_000_000,
+        }
+    }
+}
+
+/// What was written.
+#[derive(Debug, Clone)]
+pub struct GenerateReport {
+    pub rows: u64,
+    pub files: usize,
+    pub bytes: u64,
+    pub truth: PathBuf,
+}
+
+/// Rows per record batch handed to the Parquet writer.
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// Generates the lake described by `cfg`. `progress` is told how many rows were written, from
+/// any thread.
+pub fn generate(cfg: &GenerateConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<GenerateReport, StoreError> {
+    let quarters: Vec<FiscalQuarter> = FiscalQuarter::new(cfg.first_fiscal_year, 1)
+        .through(FiscalQuarter::new(cfg.first_fiscal_year + cfg.fiscal_years as i32 - 1, 4));
+    let universe = Universe::build(cfg.seed, cfg.services);
+    let effects = Effects::draw(cfg.seed, &universe, &quarters);
+    let lake = Lake::create(&cfg.out)?;
+    let tasks = plan(cfg, &universe, &quarters);
+
+    let written: Vec<(u64, u64)> = tasks
+        .par_iter()
+        .map(|task| {
+            let key = PartitionKey {
+                agency: universe.agencies[universe.services[universe.collections[task.collections[0]].service].agency].code.clone(),
+                quarter: task.quarter,
+            };
+            let target = lake.locate(&format!("{}/part-g{:x}-{:03}.parquet", key.dir(), cfg.seed, task.file));
+            let mut writer = AtomicParquetWriter::create(
+                target,
+                schema::arrow_schema(),
+                parquet_properties(&["response_id", "free_text_1", "free_text_2"]),
+            )?;
+            let mut drawer = RowDrawer::new(&universe, &effects, task, cfg.seed);
+            while let Some(batch) = drawer.next_batch(BATCH_ROWS) {
+                writer.write(&batch)?;
+                progress(batch.num_rows() as u64);
+            }
+            Ok((task.rows(), writer.finish()?))
+        })
+        .collect::<Result<_, StoreError>>()?;
+
+    write_dimensions(&lake, &universe)?;
+    let rows: u64 = written.iter().map(|w| w.0).sum();
+    let thumbs: u64 = tasks
+        .iter()
+        .flat_map(|t| t.collections.iter().zip(&t.counts))
+        .filter(|(c, _)| universe.collections[**c].scale == crate::domain::Scale::Thumbs)
+        .map(|(_, n)| n)
+        .sum();
+    let truth = Truth::new(cfg.seed, rows, &quarters, &universe, &effects, thumbs as f64 / rows.max(1) as f64);
+    let truth_path = lake.locate("truth.json");
+    write_file_atomic(&truth_path, &serde_json::to_vec_pretty(&truth).expect("truth serializes"))?;
+    Ok(GenerateReport { rows, files: written.len(), bytes: written.iter().map(|w| w.1).sum(), truth: truth_path })
+}
+
+/// Splits `cfg.rows` over collections and quarters (largest-remainder rounding, so the total is
+/// exact) and groups them into one task per data file.
+fn plan(cfg: &GenerateConfig, u: &Universe, quarters: &[FiscalQuarter]) -> Vec<Task> {
+    let mut rng = Pcg64Mcg::seed_from_u64(cfg.seed ^ 0x5eed_0003);
+    // Per service: a growth rate and quarter-to-quarter noise in volume.
+    let mut cells: Vec<(usize, usize, f64)> = Vec::new(); // (collection, quarter, expected rows)
+    for (si, s) in u.services.iter().enumerate() {
+        let growth = 0.03 + 0.05 * universe::std_normal(&mut rng);
+        let qf: Vec<f64> = (0..quarters.len())
+            .map(|q| ((growth * q as f64).exp() * (1.0 + 0.15 * universe::std_normal(&mut rng))).max(0.2))
+            .collect();
+        let qsum: f64 = qf.iter().sum();
+        for (ci, c) in u.collections.iter().enumerate().filter(|(_, c)| c.service == si) {
+            for (q, f) in qf.iter().enumerate() {
+                cells.push((ci, q, cfg.rows as f64 * s.volume * c.share * f / qsum));
+            }
+        }
+    }
+    let mut counts: Vec<u64> = cells.iter().map(|c| c.2.floor() as u64).collect();
+    let short = cfg.rows - counts.iter().sum::<u64>();
+    let mut by_remainder: Vec<usize> = (0..cells.len()).collect();
+    by_remainder.sort_by(|&a, &b| {
+        let (ra, rb) = (cells[a].2.fract(), cells[b].2.fract());
+        rb.total_cmp(&ra).then(a.cmp(&b))
+    });
+    for &i in by_remainder.iter().take(short as usize) {
+        counts[i] += 1;
+    }
+
+    // Group by partition (agency, quarter), in a fixed order.
+    let mut tasks = Vec::new();
+    for a in 0..u.agencies.len() {
+        for (qi, q) in quarters.iter().enumerate() {
+            let members: Vec<(usize, u64)> = cells
+                .iter()
+                .zip(&counts)
+                .filter(|((c, cq, _), n)| *cq == qi && **n > 0 && u.services[u.collections[*c].service].agency == a)
+                .map(|((c, _, _), n)| (*c, *n))
+                .collect();
+            let total: u64 = members.iter().map(|m| m.1).sum();
+            if total == 0 {
+                continue;
+            }
+            let partition = a * quarters.len() + qi;
+            let files = total.div_ceil(cfg.file_rows) as usize;
+            for f in 0..files {
+                // Each file gets an even share of every collection.
+                let share = |n: u64| n / files as u64 + u64::from((f as u64) < n % files as u64);
+                let (collections, counts): (Vec<usize>, Vec<u64>) =
+                    members.iter().map(|(c, n)| (*c, share(*n))).filter(|m| m.1 > 0).unzip();
+                tasks.push(Task {
+                    partition,
+                    file: f,
+                    quarter: *q,
+                    quarter_index: qi,
+                    collections,
+                    counts,
+                    seed: cfg.seed.wrapping_add(0x9E37_79B9_7F4A_7C15u64.wrapping_mul((partition * 1000 + f + 1) as u64)),
+                });
+            }
+        }
+    }
+    // Biggest first, so the last task to finish is a small one.
+    tasks.sort_by_key(|t| std::cmp::Reverse(t.rows()));
+    tasks
+}
+
+/// Writes the services and offices dimension tables.
+fn write_dimensions(lake: &Lake, u: &Universe) -> Result<(), StoreError> {
+    let text = |name: &str| Field::new(name, DataType::Utf8, false);
+    let strings = |values: Vec<&str>| Arc::new(arrow::array::StringArray::from(values)) as ArrayRef;
+
+    let mut channels = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new("item", DataType::Utf8, false)));
+    for s in &u.services {
+        for c in &s.channels {
+            channels.values().append_value(c.as_str());
+        }
+        channels.append(true);
+    }
+    let channels = channels.finish();
+    let services_schema = Arc::new(Schema::new(vec![
+        text("service_id"),
+        text("name"),
+        text("agency"),
+        text("agency_name"),
+        text("bureau"),
+        text("bureau_name"),
+        text("service_type"),
+        Field::new("channels", channels.data_type().clone(), false),
+    ]));
+    let sv = &u.services;
+    let services = RecordBatch::try_new(
+        services_schema.clone(),
+        vec![
+            strings(sv.iter().map(|s| s.id.as_str()).collect()),
+            strings(sv.iter().map(|s| s.name.as_str()).collect()),
+            strings(sv.iter().map(|s| u.agencies[s.agency].code.as_str()).collect()),
+            strings(sv.iter().map(|s| u.agencies[s.agency].name.as_str()).collect()),
+            strings(sv.iter().map(|s| u.agencies[s.agency].bureaus[s.bureau].0.as_str()).collect()),
+            strings(sv.iter().map(|s| u.agencies[s.agency].bureaus[s.bureau].1.as_str()).collect()),
+            strings(sv.iter().map(|s| s.service_type.as_str()).collect()),
+            Arc::new(channels),
+        ],
+    )
+    .expect("services batch matches its schema");
+    write_table(lake, SERVICES_FILE, services)?;
+
+    let of = &u.offices;
+    let offices_schema =
+        Arc::new(Schema::new(vec![text("office_id"), text("name"), text("city"), text("state"), text("agency")]));
+    let offices = RecordBatch::try_new(
+        offices_schema,
+        vec![
+            strings(of.iter().map(|o| o.id.as_str()).collect()),
+            strings(of.iter().map(|o| o.name.as_str()).collect()),
+            strings(of.iter().map(|o| o.city.as_str()).collect()),
+            strings(of.iter().map(|o| o.state.as_str()).collect()),
+            strings(of.iter().map(|o| u.agencies[o.agency].code.as_str()).collect()),
+        ],
+    )
+    .expect("offices batch matches its schema");
+    write_table(lake, OFFICES_FILE, offices)
+}
+
+fn write_table(lake: &Lake, relative: &str, batch: RecordBatch) -> Result<(), StoreError> {
+    let mut w = AtomicParquetWriter::create(lake.locate(relative), batch.schema(), parquet_properties(&[]))?;
+    w.write(&batch)?;
+    w.finish().map(|_| ())
+}
+
+/// Whether `path` holds a lake already (used by the CLI to refuse overwriting one).
+pub fn lake_exists(path: &Path) -> bool {
+    path.join(crate::store::layout::LAKE_MANIFEST).exists()
+}

@@ -1,0 +1,307 @@
+//! Drawing response rows: one task writes one data file of one partition, drawing its rows in
+//! time order from its own seeded generator, so the result does not depend on thread scheduling.
+
+use super::model::{self, satisfaction_weights, trust_weights, Effects};
+use super::universe::{std_normal, Universe};
+use crate::domain::{Channel, FiscalQuarter, Scale};
+use crate::store::schema;
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, Int8Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+};
+use rand::{RngExt, SeedableRng};
+use rand_pcg::Pcg64Mcg;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+const POSITIVE_TEXT: &[&str] = &[
+    "Quick and easy, thank you.",
+    "The representative was very helpful and explained everything.",
+    "Found what I needed on the website right away.",
+    "Much better than last year.",
+    "Clear instructions and fast processing.",
+];
+const NEGATIVE_TEXT: &[&str] = &[
+    "I waited on hold for over an hour.",
+    "The form kept timing out and I had to start over.",
+    "Nobody could tell me the status of my application.",
+    "Instructions were confusing and contradictory.",
+    "I was transferred four times.",
+];
+const SECOND_TEXT: &[&str] =
+    &["Please add more appointment times.", "Make the website work on phones.", "Send status updates by email."];
+
+/// One file's worth of rows: `counts[i]` rows of collection `collections[i]` in quarter `quarter`.
+pub struct Task {
+    pub partition: usize,
+    pub file: usize,
+    pub quarter: FiscalQuarter,
+    pub quarter_index: usize,
+    pub collections: Vec<usize>,
+    pub counts: Vec<u64>,
+    pub seed: u64,
+}
+
+impl Task {
+    pub fn rows(&self) -> u64 {
+        self.counts.iter().sum()
+    }
+}
+
+/// Column builders in the order of `schema::response_columns()`.
+struct Builders {
+    response_id: StringBuilder,
+    submitted_at: TimestampMicrosecondBuilder,
+    collection_id: StringBuilder,
+    bureau: StringBuilder,
+    service_id: StringBuilder,
+    service_type: StringBuilder,
+    channel: StringBuilder,
+    office_id: StringBuilder,
+    region: StringBuilder,
+    stage: StringBuilder,
+    scale: StringBuilder,
+    trust: Int8Builder,
+    satisfaction: Int8Builder,
+    drivers: Vec<Int8Builder>,
+    positive: Vec<BooleanBuilder>,
+    negative: Vec<BooleanBuilder>,
+    free_text_1: StringBuilder,
+    free_text_2: StringBuilder,
+    weight: Float64Builder,
+}
+
+impl Builders {
+    fn new(n: usize) -> Self {
+        let s = || StringBuilder::with_capacity(n, n * 8);
+        Builders {
+            response_id: StringBuilder::with_capacity(n, n * 28),
+            submitted_at: TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"),
+            collection_id: s(),
+            bureau: s(),
+            service_id: s(),
+            service_type: s(),
+            channel: s(),
+            office_id: s(),
+            region: s(),
+            stage: s(),
+            scale: s(),
+            trust: Int8Builder::with_capacity(n),
+            satisfaction: Int8Builder::with_capacity(n),
+            drivers: (0..6).map(|_| Int8Builder::with_capacity(n)).collect(),
+            positive: (0..7).map(|_| BooleanBuilder::with_capacity(n)).collect(),
+            negative: (0..7).map(|_| BooleanBuilder::with_capacity(n)).collect(),
+            free_text_1: StringBuilder::new(),
+            free_text_2: StringBuilder::new(),
+            weight: Float64Builder::with_capacity(n),
+        }
+    }
+
+    fn finish(mut self) -> RecordBatch {
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(self.response_id.finish()),
+            Arc::new(self.submitted_at.finish()),
+            Arc::new(self.collection_id.finish()),
+            Arc::new(self.bureau.finish()),
+            Arc::new(self.service_id.finish()),
+            Arc::new(self.service_type.finish()),
+            Arc::new(self.channel.finish()),
+            Arc::new(self.office_id.finish()),
+            Arc::new(self.region.finish()),
+            Arc::new(self.stage.finish()),
+            Arc::new(self.scale.finish()),
+            Arc::new(self.trust.finish()),
+            Arc::new(self.satisfaction.finish()),
+        ];
+        cols.extend(self.drivers.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        cols.extend(self.positive.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        cols.extend(self.negative.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
+        cols.push(Arc::new(self.free_text_1.finish()));
+        cols.push(Arc::new(self.free_text_2.finish()));
+        cols.push(Arc::new(self.weight.finish()));
+        RecordBatch::try_new(schema::arrow_schema(), cols).expect("generated batch matches the schema")
+    }
+}
+
+/// Draws a task's rows in time order and hands them over in batches of at most `batch_rows`.
+pub struct RowDrawer<'a> {
+    u: &'a Universe,
+    e: &'a Effects,
+    task: &'a Task,
+    rng: Pcg64Mcg,
+    remaining: Vec<u64>,
+    left: u64,
+    /// The largest uniform not yet used, for drawing sorted times from the top.
+    top: f64,
+    start_us: i64,
+    span_us: f64,
+    row: u64,
+    id: String,
+    seed: u64,
+}
+
+impl<'a> RowDrawer<'a> {
+    pub fn new(u: &'a Universe, e: &'a Effects, task: &'a Task, seed: u64) -> Self {
+        let start = task.quarter.start().and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_micros();
+        let end = task.quarter.next().start().and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_micros();
+        RowDrawer {
+            u,
+            e,
+            task,
+            rng: Pcg64Mcg::seed_from_u64(task.seed),
+            remaining: task.counts.clone(),
+            left: task.rows(),
+            top: 1.0,
+            start_us: start,
+            span_us: (end - start - 1) as f64,
+            row: 0,
+            id: String::with_capacity(32),
+            seed,
+        }
+    }
+
+    /// The next batch, or `None` when the task is done.
+    pub fn next_batch(&mut self, batch_rows: usize) -> Option<RecordBatch> {
+        if self.left == 0 {
+            return None;
+        }
+        let n = (self.left as usize).min(batch_rows);
+        let mut b = Builders::new(n);
+        for _ in 0..n {
+            self.draw_row(&mut b);
+        }
+        Some(b.finish())
+    }
+
+    fn draw_row(&mut self, b: &mut Builders) {
+        let rng = &mut self.rng;
+        // Time: the order statistics of `left` uniforms drawn from the largest down (then
+        // mirrored), so rows come out in increasing time without sorting.
+        self.top *= rng.random::<f64>().powf(1.0 / self.left as f64);
+        let t = self.start_us + ((1.0 - self.top) * self.span_us) as i64;
+        // Collection: drawn without replacement in proportion to what is left of each.
+        let mut pick = rng.random_range(0..self.left);
+        let mut k = 0;
+        while pick >= self.remaining[k] {
+            pick -= self.remaining[k];
+            k += 1;
+        }
+        self.remaining[k] -= 1;
+        self.left -= 1;
+        let c = &self.u.collections[self.task.collections[k]];
+        let si = c.service;
+        let s = &self.u.services[si];
+        let agency = &self.u.agencies[s.agency];
+
+        self.id.clear();
+        write!(self.id, "g{:x}-{}-{}-{}", self.seed, self.task.partition, self.task.file, self.row).expect("write to string");
+        self.row += 1;
+        b.response_id.append_value(&self.id);
+        b.submitted_at.append_value(t);
+        b.collection_id.append_value(&c.id);
+        b.bureau.append_value(&agency.bureaus[s.bureau].0);
+        b.service_id.append_value(&s.id);
+        b.service_type.append_value(s.service_type.as_str());
+        b.channel.append_value(c.channel.as_str());
+        let stage = match rng.random::<f64>() {
+            x if x < 0.82 => "transaction",
+            x if x < 0.95 => "journey",
+            _ => "relationship",
+        };
+
+        // Office: in-person, phone and kiosk responses are tied to an office, the first ones busier.
+        let office = if matches!(c.channel, Channel::InPerson | Channel::Phone | Channel::Kiosk) && !s.offices.is_empty() {
+            let i = ((rng.random::<f64>().powi(2)) * s.offices.len() as f64) as usize;
+            Some(s.offices[i.min(s.offices.len() - 1)])
+        } else {
+            None
+        };
+        match office {
+            Some(o) => b.office_id.append_value(&self.u.offices[o].id),
+            None => b.office_id.append_null(),
+        }
+        match office {
+            Some(o) if c.channel != Channel::Phone => b.region.append_value(&self.u.offices[o].state),
+            _ if rng.random::<f64>() < 0.08 => b.region.append_null(),
+            _ => b.region.append_value(Universe::random_region(rng)),
+        }
+        b.stage.append_value(stage);
+        b.scale.append_value(c.scale.as_str());
+
+        // Latent perceptions.
+        let dropped = |level: &str, id: &str| {
+            self.e.drops.iter().find(|d| d.level == level && d.id == id && d.quarter == self.task.quarter)
+        };
+        let drop = dropped("service", &s.id).or_else(|| office.and_then(|o| dropped("office", &self.u.offices[o].id)));
+        let halo = model::HALO_SD * std_normal(rng);
+        let mut z = [0.0; 6];
+        for (d, zd) in z.iter_mut().enumerate() {
+            *zd = halo + model::DRIVER_SD * std_normal(rng) + self.e.service_driver[si][d];
+        }
+        if let Some(drop) = drop {
+            z[1] += drop.driver_shift; // ease
+            z[2] += drop.driver_shift; // efficiency
+        }
+        let base = self.e.agency[s.agency]
+            + office.map_or(0.0, |o| self.e.office[o])
+            + self.e.service_trend[si] * self.task.quarter_index as f64
+            + drop.map_or(0.0, |d| d.outcome_shift);
+        let (wt, ws) = (trust_weights(s.service_type), satisfaction_weights(s.service_type));
+        let dot = |w: [f64; 6]| w.iter().zip(&z).map(|(a, b)| a * b).sum::<f64>();
+        let y_trust = base + dot(wt) + model::OUTCOME_NOISE_SD * std_normal(rng);
+        let y_sat = base + dot(ws) + model::OUTCOME_NOISE_SD * std_normal(rng);
+
+        let answer = |y: f64| match c.scale {
+            Scale::Likert5 => model::likert(y),
+            Scale::Thumbs => model::thumbs(y),
+        };
+        for (builder, y) in [(&mut b.trust, y_trust), (&mut b.satisfaction, y_sat)] {
+            if rng.random::<f64>() < model::OUTCOME_MISSING {
+                builder.append_null();
+            } else {
+                builder.append_value(answer(y));
+            }
+        }
+        let digital = matches!(c.channel, Channel::Digital | Channel::Chat);
+        match c.scale {
+            Scale::Likert5 => {
+                for (d, builder) in b.drivers.iter_mut().enumerate() {
+                    let missing = rng.random::<f64>() < model::DRIVER_MISSING
+                        || (d == 5 && digital && rng.random::<f64>() < model::EMPLOYEE_NOT_APPLICABLE_DIGITAL);
+                    if missing {
+                        builder.append_null();
+                    } else {
+                        builder.append_value(model::likert(z[d]));
+                    }
+                }
+                for builder in b.positive.iter_mut().chain(b.negative.iter_mut()) {
+                    builder.append_null();
+                }
+            }
+            Scale::Thumbs => {
+                for builder in &mut b.drivers {
+                    builder.append_null();
+                }
+                // Tapped indicators (Touchpoints A-11 v2): what went well, what did not.
+                for d in 0..6 {
+                    let x = z[d] + model::POSITIVE_SHIFT;
+                    b.positive[d].append_value(x > 0.9 && rng.random::<f64>() < 0.7);
+                    b.negative[d].append_value(x < -0.5 && rng.random::<f64>() < 0.7);
+                }
+                b.positive[6].append_value(rng.random::<f64>() < 0.03);
+                b.negative[6].append_value(rng.random::<f64>() < 0.04);
+            }
+        }
+        if rng.random::<f64>() < 0.12 {
+            let bank = if y_trust + model::POSITIVE_SHIFT > model::THUMBS_CUT { POSITIVE_TEXT } else { NEGATIVE_TEXT };
+            b.free_text_1.append_value(bank[rng.random_range(0..bank.len())]);
+        } else {
+            b.free_text_1.append_null();
+        }
+        if rng.random::<f64>() < 0.04 {
+            b.free_text_2.append_value(SECOND_TEXT[rng.random_range(0..SECOND_TEXT.len())]);
+        } else {
+            b.free_text_2.append_null();
+        }
+        b.weight.append_value(if c.weighted { (0.35 * std_normal(rng) - 0.06).exp() } else { 1.0 });
+    }
+}

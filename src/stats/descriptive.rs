@@ -1,0 +1,138 @@
+//! Moments of a weighted discrete distribution: the sufficient statistics of a Likert or thumbs
+//! item are, for each answer value, the count, the sum of weights and the sum of squared
+//! weights. Mean, variance, Kish's effective sample size and shares all follow from them, so a
+//! query needs one pass over the rows and rollups can add bins across files.
+
+/// The answers equal to one value.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Bin {
+    pub value: f64,
+    /// Number of answers.
+    pub count: u64,
+    /// Sum of the answers' weights (equal to `count` without weights).
+    pub weight: f64,
+    /// Sum of the squared weights (equal to `count` without weights).
+    pub weight_sq: f64,
+}
+
+impl Bin {
+    /// An unweighted bin: every answer has weight 1.
+    pub fn unweighted(value: f64, count: u64) -> Self {
+        Bin { value, count, weight: count as f64, weight_sq: count as f64 }
+    }
+}
+
+/// A weighted discrete distribution given by its bins.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Distribution {
+    pub bins: Vec<Bin>,
+}
+
+impl Distribution {
+    pub fn new(bins: Vec<Bin>) -> Self {
+        Distribution { bins }
+    }
+
+    /// Number of answers.
+    pub fn n(&self) -> u64 {
+        self.bins.iter().map(|b| b.count).sum()
+    }
+
+    /// Sum of weights.
+    pub fn total_weight(&self) -> f64 {
+        self.bins.iter().map(|b| b.weight).sum()
+    }
+
+    /// Kish's effective sample size (Σw)² / Σw² (L. Kish, Survey Sampling, 1965, sec. 11.7);
+    /// equal to n without weights. 0 for an empty distribution.
+    pub fn n_effective(&self) -> f64 {
+        let w2: f64 = self.bins.iter().map(|b| b.weight_sq).sum();
+        if w2 > 0.0 {
+            self.total_weight().powi(2) / w2
+        } else {
+            0.0
+        }
+    }
+
+    /// Weighted mean Σ w·x / Σ w. `None` when there are no answers (or no weight).
+    pub fn mean(&self) -> Option<f64> {
+        let w = self.total_weight();
+        (w > 0.0).then(|| self.bins.iter().map(|b| b.weight * b.value).sum::<f64>() / w)
+    }
+
+    /// Variance with the divisor n − 1 generalised to weights:
+    /// `Σ w (x − mean)² / Σ w · n_eff / (n_eff − 1)`. Without weights this is the ordinary
+    /// sample variance (what SQL's `var_samp` returns). Computed from centred values, so it
+    /// stays exact-to-rounding for large n. `None` when `n_eff <= 1`.
+    pub fn variance(&self) -> Option<f64> {
+        let mean = self.mean()?;
+        let n_eff = self.n_effective();
+        if n_eff <= 1.0 {
+            return None;
+        }
+        let ss: f64 = self.bins.iter().map(|b| b.weight * (b.value - mean).powi(2)).sum();
+        Some(ss / self.total_weight() * n_eff / (n_eff - 1.0))
+    }
+
+    /// Standard deviation, the square root of [`variance`](Self::variance).
+    pub fn sd(&self) -> Option<f64> {
+        self.variance().map(f64::sqrt)
+    }
+
+    /// Weighted share of answers whose value satisfies `pred`. `None` when empty.
+    pub fn share(&self, pred: impl Fn(f64) -> bool) -> Option<f64> {
+        let w = self.total_weight();
+        (w > 0.0).then(|| self.bins.iter().filter(|b| pred(b.value)).map(|b| b.weight).sum::<f64>() / w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(d: &Distribution) -> Vec<f64> {
+        d.bins.iter().flat_map(|b| std::iter::repeat(b.value).take(b.count as usize)).collect()
+    }
+
+    #[test]
+    fn unweighted_moments_equal_the_textbook_sample_statistics() {
+        let d = Distribution::new(vec![
+            Bin::unweighted(1.0, 3),
+            Bin::unweighted(2.0, 0),
+            Bin::unweighted(3.0, 7),
+            Bin::unweighted(4.0, 11),
+            Bin::unweighted(5.0, 20),
+        ]);
+        let xs = expand(&d);
+        let n = xs.len() as f64;
+        let mean = xs.iter().sum::<f64>() / n;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0);
+        assert_eq!(d.n(), 41);
+        assert!((d.mean().unwrap() - mean).abs() < 1e-12);
+        assert!((d.variance().unwrap() - var).abs() < 1e-12);
+        assert_eq!(d.n_effective(), 41.0);
+        assert!((d.share(|v| v >= 4.0).unwrap() - 31.0 / 41.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn weighted_mean_and_kish_effective_n() {
+        // Two answers: 1 with weight 1, 5 with weight 3.
+        let d = Distribution::new(vec![
+            Bin { value: 1.0, count: 1, weight: 1.0, weight_sq: 1.0 },
+            Bin { value: 5.0, count: 1, weight: 3.0, weight_sq: 9.0 },
+        ]);
+        assert_eq!(d.mean(), Some(4.0));
+        assert!((d.n_effective() - 1.6).abs() < 1e-12); // 16 / 10
+        // Σw(x-m)²/Σw = (9 + 3)/4 = 3; times 1.6/0.6.
+        assert!((d.variance().unwrap() - 3.0 * 1.6 / 0.6).abs() < 1e-12);
+    }
+
+    #[test]
+    fn degenerate_inputs_give_none_not_nan() {
+        let empty = Distribution::default();
+        assert_eq!((empty.mean(), empty.variance(), empty.share(|_| true)), (None, None, None));
+        let single = Distribution::new(vec![Bin::unweighted(4.0, 1)]);
+        assert_eq!(single.mean(), Some(4.0));
+        assert_eq!(single.variance(), None);
+    }
+}

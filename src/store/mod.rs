@@ -1,0 +1,16 @@
+//! The lake: where things live (partition layout), what the files hold (schema), finding the
+//! files a query needs (listing with partition pruning, through object_store), scanning them
+//! lazily with polars, and writing new files atomically.
+//!
+//! Architecture invariant: data files are immutable once visible. A file appears under its
+//! final name only when complete (write to a hidden temporary name, fsync, rename); nothing
+//! rewrites or appends to a visible file. Per-file side data (rollups of sufficient
+//! statistics) will live beside the data under `_side/`, keyed by the data file's path.
+
+pub mod layout;
+pub mod lake;
+pub mod schema;
+pub mod writer;
+
+pub use lake::{DataFile, Lake, StoreError};
+pub use layout::{PartitionFilter, PartitionKey};

@@ -1,0 +1,119 @@
+//! Atomic writers: a file becomes visible under its final name only when it is complete and
+//! durable (write to a hidden temporary file in the same directory, fsync, rename without
+//! replacing, fsync the directory). A crash at any instant leaves either no file or a whole one;
+//! a dropped writer removes its temporary file.
+
+use super::lake::StoreError;
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use tempfile::NamedTempFile;
+
+/// Rows per Parquet row group: large enough for efficient scans, small enough to bound the
+/// writer's memory.
+pub const ROW_GROUP_ROWS: usize = 256 * 1024;
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io { path: path.display().to_string(), source }
+}
+
+/// Writer properties for lake files: zstd, dictionaries for low-cardinality text, statistics
+/// per page so readers can skip row groups. `unique_columns` (ids, free text) skip the
+/// dictionary, which would only be abandoned.
+pub fn parquet_properties(unique_columns: &[&str]) -> WriterProperties {
+    let mut b = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).expect("valid zstd level")))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_created_by(format!("cxlake {}", env!("CARGO_PKG_VERSION")));
+    for c in unique_columns {
+        b = b.set_column_dictionary_enabled((*c).into(), false);
+    }
+    b.build()
+}
+
+fn temp_in(dir: &Path) -> Result<NamedTempFile, StoreError> {
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    tempfile::Builder::new().prefix(".tmp-").suffix(".partial").tempfile_in(dir).map_err(io_err(dir))
+}
+
+/// Makes the temporary file durable and visible as `target`; fails if `target` exists.
+fn publish(tmp: NamedTempFile, target: &Path) -> Result<(), StoreError> {
+    tmp.as_file().sync_all().map_err(io_err(target))?;
+    tmp.persist_noclobber(target).map_err(|e| StoreError::Io { path: target.display().to_string(), source: e.error })?;
+    if let Some(dir) = target.parent() {
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `target` atomically.
+pub fn write_file_atomic(target: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let mut tmp = temp_in(dir)?;
+    tmp.write_all(bytes).map_err(io_err(target))?;
+    publish(tmp, target)
+}
+
+/// Streams record batches into a Parquet file that appears atomically at `finish`.
+pub struct AtomicParquetWriter {
+    writer: ArrowWriter<NamedTempFile>,
+    target: PathBuf,
+}
+
+impl AtomicParquetWriter {
+    pub fn create(target: impl Into<PathBuf>, schema: SchemaRef, props: WriterProperties) -> Result<Self, StoreError> {
+        let target = target.into();
+        let tmp = temp_in(target.parent().unwrap_or(Path::new(".")))?;
+        let writer = ArrowWriter::try_new(tmp, schema, Some(props))
+            .map_err(|e| StoreError::Write { path: target.display().to_string(), reason: e.to_string() })?;
+        Ok(Self { writer, target })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
+        self.writer
+            .write(batch)
+            .map_err(|e| StoreError::Write { path: self.target.display().to_string(), reason: e.to_string() })
+    }
+
+    /// Completes the file and makes it visible; returns its size in bytes.
+    pub fn finish(self) -> Result<u64, StoreError> {
+        let target = self.target;
+        let tmp = self
+            .writer
+            .into_inner()
+            .map_err(|e| StoreError::Write { path: target.display().to_string(), reason: e.to_string() })?;
+        let size = tmp.as_file().metadata().map_err(io_err(&target))?.len();
+        publish(tmp, &target)?;
+        Ok(size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_never_replaces_an_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("a.json");
+        write_file_atomic(&target, b"first").unwrap();
+        assert!(write_file_atomic(&target, b"second").is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"first");
+        // No temporary file is left behind.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn abandoned_parquet_writer_leaves_nothing_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        let schema = std::sync::Arc::new(arrow::datatypes::Schema::empty());
+        let w = AtomicParquetWriter::create(dir.path().join("p.parquet"), schema, parquet_properties(&[])).unwrap();
+        drop(w);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}

@@ -1,0 +1,44 @@
+//! Shared test lakes, generated once per test run with fixed seeds.
+
+use cxlake::analytics::Analytics;
+use cxlake::generate::{generate, GenerateConfig};
+use cxlake::store::Lake;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Generates a lake into a fresh temporary directory (kept for the whole run).
+pub fn fresh_lake(rows: u64, seed: u64, fiscal_years: u32) -> PathBuf {
+    let dir = tempfile::tempdir().expect("tempdir").keep();
+    let out = dir.join("lake");
+    let cfg = GenerateConfig { out: out.clone(), rows, seed, fiscal_years, first_fiscal_year: 2022, ..Default::default() };
+    generate(&cfg, &|_| {}).expect("generate");
+    out
+}
+
+/// A 40k-row, five-year lake shared by read-only tests.
+pub fn shared_lake() -> &'static Path {
+    static LAKE: OnceLock<PathBuf> = OnceLock::new();
+    LAKE.get_or_init(|| fresh_lake(40_000, 11, 5))
+}
+
+pub fn analytics(path: &Path) -> Analytics {
+    Analytics::open(Lake::open(path).expect("open lake")).expect("catalog")
+}
+
+/// Every data file of the responses table, relative to the lake root.
+pub fn data_files(root: &Path) -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "parquet") {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&root.join("responses"), &mut out);
+    out.sort();
+    out
+}

@@ -1,0 +1,65 @@
+//! The HTTP server: routes, GraphiQL, GraphQL over POST and GET, clear errors.
+
+use crate::common::{analytics, shared_lake};
+use cxlake::api::{schema, sdl, server::routes};
+use poem::test::TestClient;
+
+fn client() -> TestClient<impl poem::Endpoint> {
+    use poem::IntoEndpoint;
+    TestClient::new(routes(schema(analytics(shared_lake())), "test".into()).into_endpoint())
+}
+
+async fn post(q: &str) -> serde_json::Value {
+    let resp = client().post("/graphql").body_json(&serde_json::json!({ "query": q })).send().await;
+    resp.assert_status_is_ok();
+    resp.json().await.value().deserialize()
+}
+
+#[tokio::test]
+async fn health_graphiql_and_schema_routes() {
+    let c = client();
+    let h = c.get("/health").send().await;
+    h.assert_status_is_ok();
+    h.assert_json(serde_json::json!({"status": "ok", "lake": "test", "version": env!("CARGO_PKG_VERSION")})).await;
+    let page = c.get("/").send().await;
+    page.assert_status_is_ok();
+    assert!(page.0.into_body().into_string().await.unwrap().to_lowercase().contains("graphiql"));
+    let s = c.get("/schema.graphql").send().await;
+    s.assert_status_is_ok();
+    s.assert_text(sdl()).await;
+}
+
+#[tokio::test]
+async fn scores_over_post_and_get() {
+    let q = "{ scores(groupBy: [SERVICE_TYPE], measures: [TRUST]) { serviceType n mean agreeShare agreeLow agreeHigh } }";
+    let v = post(q).await;
+    let rows = v["data"]["scores"].as_array().unwrap();
+    assert_eq!(rows.len(), 7);
+    let total: u64 = rows.iter().map(|r| r["n"].as_u64().unwrap()).sum();
+    assert!(total > 30_000);
+    let resp = client().get("/graphql").query("query", &q).send().await;
+    resp.assert_status_is_ok();
+    let g: serde_json::Value = resp.json().await.value().deserialize();
+    assert_eq!(g["data"], v["data"]);
+}
+
+#[tokio::test]
+async fn errors_name_what_was_wrong() {
+    let v = post("{ scores { nope } }").await;
+    assert!(v["errors"][0]["message"].as_str().unwrap().contains("nope"), "{v}");
+    let v = post(r#"{ scores(filter: {agency: ["XX"]}) { n } }"#).await;
+    let e = &v["errors"][0];
+    assert!(e["message"].as_str().unwrap().contains("'XX'"), "{v}");
+    assert_eq!(e["extensions"]["code"], "BAD_USER_INPUT");
+    assert_eq!(e["extensions"]["argument"], "filter.agency");
+    let v = post(r#"{ scores(filter: {channel: [TELEPATHY]}) { n } }"#).await;
+    assert!(v["errors"][0]["message"].as_str().unwrap().contains("TELEPATHY"), "{v}");
+    let v = post(r#"{ scores(filter: {from: "2025-13-01"}) { n } }"#).await;
+    assert!(v["errors"][0]["message"].as_str().unwrap().contains("from"), "{v}");
+}
+
+#[test]
+fn a_missing_lake_is_a_clear_error() {
+    let err = cxlake::store::Lake::open("/definitely/not/here").unwrap_err().to_string();
+    assert!(err.contains("/definitely/not/here") && err.contains("no lake"), "{err}");
+}

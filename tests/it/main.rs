@@ -1,0 +1,8 @@
+//! Integration tests: one test crate (one link of the large binary), one module per capability.
+
+mod common;
+mod generator;
+mod http;
+mod pruning;
+mod schema_drift;
+mod scores;

@@ -1,0 +1,35 @@
+"""Shared fixtures: the cxlake binary built by `cargo build`, and generated lakes (fixed seeds)."""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(os.environ.get("CXLAKE_BIN", ROOT / "target" / "debug" / "cxlake"))
+
+
+def run_cxlake(*args, check=True, **kw):
+    """Runs the cxlake binary and returns the CompletedProcess."""
+    proc = subprocess.run([str(BIN), *map(str, args)], capture_output=True, text=True, **kw)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"cxlake {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}\n{proc.stdout}")
+    return proc
+
+
+def graphql(lake, query, variables=None):
+    """Runs a GraphQL query through `cxlake query` and returns the parsed response."""
+    args = ["query", "--lake", lake, "-"]
+    if variables is not None:
+        args += ["--variables", json.dumps(variables)]
+    proc = run_cxlake(*args, input=query, check=False)
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="session")
+def oracle_lake(tmp_path_factory):
+    """A 60k-row lake, seed 7, three fiscal years."""
+    out = tmp_path_factory.mktemp("lakes") / "oracle"
+    run_cxlake("generate", "--out", out, "--rows", 60000, "--seed", 7, "--fiscal-years", 3, "--first-fiscal-year", 2023)
+    return out

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite: Rust unit and integration tests, then the Python oracle tests (DuckDB,
+# scipy) against the built binary. Creates .venv with tests/requirements.txt on first use.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import duckdb, pytest, scipy" 2>/dev/null; then
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --upgrade pip
+  .venv/bin/pip install --quiet -r tests/requirements.txt
+fi
+
+cargo build --locked --bins
+cargo test --locked
+.venv/bin/python -m pytest -q tests/python "$@"
