@@ -66,7 +66,8 @@ fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve { lake, listen } => serve(lake, listen),
+        // Opening reads the dimension tables with polars, which must not run on an async worker.
+        Command::Serve { lake, listen } => serve(open(&lake)?, listen),
         Command::Generate { out, rows, seed, first_fiscal_year, fiscal_years, services } => {
             if lake_exists(&out) {
                 bail!("'{}' already holds a lake; choose another --out or remove it", out.display());
@@ -92,7 +93,7 @@ fn main() -> Result<()> {
             );
             Ok(())
         }
-        Command::Query { lake, file, variables } => query(lake, file, variables),
+        Command::Query { lake, file, variables } => query(open(&lake)?, file, variables),
         Command::Schema => {
             print!("{}", cxlake::api::sdl());
             Ok(())
@@ -106,8 +107,7 @@ fn open(lake: &PathBuf) -> Result<Analytics> {
 }
 
 #[tokio::main]
-async fn serve(lake: PathBuf, listen: SocketAddr) -> Result<()> {
-    let analytics = open(&lake)?;
+async fn serve(analytics: Analytics, listen: SocketAddr) -> Result<()> {
     let shown = analytics.lake.root().display().to_string();
     let app = cxlake::api::server::routes(cxlake::api::schema(analytics), shown.clone());
     tracing::info!(lake = %shown, "serving GraphiQL on http://{listen}/");
@@ -118,7 +118,7 @@ async fn serve(lake: PathBuf, listen: SocketAddr) -> Result<()> {
 }
 
 #[tokio::main]
-async fn query(lake: PathBuf, file: PathBuf, variables: Option<String>) -> Result<()> {
+async fn query(analytics: Analytics, file: PathBuf, variables: Option<String>) -> Result<()> {
     let text = if file.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())?
     } else {
@@ -129,7 +129,7 @@ async fn query(lake: PathBuf, file: PathBuf, variables: Option<String>) -> Resul
         let json: serde_json::Value = serde_json::from_str(&v).context("--variables is not valid JSON")?;
         request = request.variables(async_graphql::Variables::from_json(json));
     }
-    let schema = cxlake::api::schema(open(&lake)?);
+    let schema = cxlake::api::schema(analytics);
     let response = schema.execute(request).await;
     let failed = response.is_err();
     println!("{}", serde_json::to_string(&response)?);

@@ -44,6 +44,8 @@ pub struct Analytics {
 }
 
 impl Analytics {
+    /// Opens the analytics over `lake`, reading its catalog. Blocking: call it outside async
+    /// worker threads (or in `spawn_blocking`).
     pub fn open(lake: Lake) -> Result<Analytics, AnalyticsError> {
         let catalog = Catalog::load(&lake)?;
         Ok(Analytics { lake, catalog })

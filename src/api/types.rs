@@ -3,8 +3,28 @@
 
 use crate::analytics::{scores::ScoreRow, Filter};
 use crate::domain::{self, Dimension, Driver, Measure};
-use async_graphql::{Enum, InputObject, SimpleObject};
+use async_graphql::{Enum, InputObject, InputValueError, InputValueResult, Scalar, ScalarType, SimpleObject, Value};
 use chrono::NaiveDate;
+
+/// A calendar day, `YYYY-MM-DD` (ISO 8601). Days are UTC days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Date(pub NaiveDate);
+
+#[Scalar(name = "Date")]
+impl ScalarType for Date {
+    fn parse(value: Value) -> InputValueResult<Self> {
+        match &value {
+            Value::String(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                .map(Date)
+                .map_err(|e| InputValueError::custom(format!("'{s}' is not a date YYYY-MM-DD ({e})"))),
+            other => Err(InputValueError::custom(format!("{other} is not a date string YYYY-MM-DD"))),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::String(self.0.format("%Y-%m-%d").to_string())
+    }
+}
 
 /// Declares a GraphQL enum mirroring a domain enum, with conversions both ways.
 macro_rules! mirror_enum {
@@ -109,14 +129,14 @@ pub struct ResponseFilter {
     pub stage: Option<Vec<Stage>>,
     pub scale: Option<Vec<Scale>>,
     /// First day included (UTC).
-    pub from: Option<NaiveDate>,
+    pub from: Option<Date>,
     /// Last day included (UTC).
-    pub to: Option<NaiveDate>,
+    pub to: Option<Date>,
 }
 
 impl From<ResponseFilter> for Filter {
     fn from(f: ResponseFilter) -> Filter {
-        let mut out = Filter { from: f.from, to: f.to, scales: f.scale.map(|v| v.into_iter().map(Into::into).collect()), ..Default::default() };
+        let mut out = Filter { from: f.from.map(|d| d.0), to: f.to.map(|d| d.0), scales: f.scale.map(|v| v.into_iter().map(Into::into).collect()), ..Default::default() };
         for (dim, values) in [
             (Dimension::Agency, f.agency),
             (Dimension::Bureau, f.bureau),
@@ -160,8 +180,8 @@ pub struct ScoreRowOut {
     pub stage: Option<String>,
     /// Period label (FY2025Q1, 2024-11, 2024-W46, 2024Q4, 2024, FY2025) when grouped by period.
     pub period: Option<String>,
-    pub period_start: Option<NaiveDate>,
-    pub period_end: Option<NaiveDate>,
+    pub period_start: Option<Date>,
+    pub period_end: Option<Date>,
     pub measure: MeasureName,
     /// Answers on both scales.
     pub n: u64,
@@ -199,8 +219,8 @@ impl From<ScoreRow> for ScoreRowOut {
             region: get(Dimension::Region),
             stage: get(Dimension::Stage),
             period: r.key.period.as_ref().map(|p| p.label.clone()),
-            period_start: r.key.period.as_ref().map(|p| p.start),
-            period_end: r.key.period.as_ref().map(|p| p.end),
+            period_start: r.key.period.as_ref().map(|p| Date(p.start)),
+            period_end: r.key.period.as_ref().map(|p| Date(p.end)),
             measure: r.measure.into(),
             n: r.n,
             n_likert: r.n_likert,

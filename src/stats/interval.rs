@@ -31,7 +31,8 @@ pub fn wilson(p: f64, n: f64, confidence: f64) -> Option<Interval> {
     let denom = 1.0 + z2 / n;
     let centre = (p + z2 / (2.0 * n)) / denom;
     let half = z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / denom;
-    Some(Interval { low: (centre - half).max(0.0), high: (centre + half).min(1.0) })
+    // The interval always contains p; clamping to p absorbs rounding at p = 0 or 1.
+    Some(Interval { low: (centre - half).min(p).max(0.0), high: (centre + half).max(p).min(1.0) })
 }
 
 /// Student-t interval for a mean: `mean ± t(df = n - 1) · sd / sqrt(n)`.
@@ -66,6 +67,16 @@ mod tests {
         ] {
             let ci = wilson(x / n, n, 0.95).unwrap();
             assert!(close(ci.low, lo, 5e-5) && close(ci.high, hi, 5e-5), "{x}/{n}: {ci:?}");
+        }
+    }
+
+    #[test]
+    fn wilson_contains_the_estimate_at_the_edges() {
+        for n in [1.0, 3.0, 7.3, 29.0, 1e6] {
+            let all = wilson(1.0, n, 0.95).unwrap();
+            let none = wilson(0.0, n, 0.95).unwrap();
+            assert!(all.high == 1.0 && all.low < 1.0, "{n}: {all:?}");
+            assert!(none.low == 0.0 && none.high > 0.0, "{n}: {none:?}");
         }
     }
 

@@ -15,7 +15,7 @@ async fn post(q: &str) -> serde_json::Value {
     resp.json().await.value().deserialize()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn health_graphiql_and_schema_routes() {
     let c = client();
     let h = c.get("/health").send().await;
@@ -29,7 +29,7 @@ async fn health_graphiql_and_schema_routes() {
     s.assert_text(sdl()).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn scores_over_post_and_get() {
     let q = "{ scores(groupBy: [SERVICE_TYPE], measures: [TRUST]) { serviceType n mean agreeShare agreeLow agreeHigh } }";
     let v = post(q).await;
@@ -43,7 +43,7 @@ async fn scores_over_post_and_get() {
     assert_eq!(g["data"], v["data"]);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread")]
 async fn errors_name_what_was_wrong() {
     let v = post("{ scores { nope } }").await;
     assert!(v["errors"][0]["message"].as_str().unwrap().contains("nope"), "{v}");
@@ -55,7 +55,7 @@ async fn errors_name_what_was_wrong() {
     let v = post(r#"{ scores(filter: {channel: [TELEPATHY]}) { n } }"#).await;
     assert!(v["errors"][0]["message"].as_str().unwrap().contains("TELEPATHY"), "{v}");
     let v = post(r#"{ scores(filter: {from: "2025-13-01"}) { n } }"#).await;
-    assert!(v["errors"][0]["message"].as_str().unwrap().contains("from"), "{v}");
+    assert!(v["errors"][0]["message"].as_str().unwrap().contains("'2025-13-01' is not a date"), "{v}");
 }
 
 #[test]
