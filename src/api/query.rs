@@ -76,16 +76,7 @@ impl QueryRoot {
             .services
             .iter()
             .filter(|s| agency.as_ref().is_none_or(|a| a.contains(&s.agency)))
-            .map(|s| ServiceOut {
-                id: s.id.clone(),
-                name: s.name.clone(),
-                agency: s.agency.clone(),
-                agency_name: s.agency_name.clone(),
-                bureau: s.bureau.clone(),
-                bureau_name: s.bureau_name.clone(),
-                service_type: s.service_type.clone(),
-                channels: s.channels.clone(),
-            })
+            .map(ServiceOut::from)
             .collect())
     }
 
@@ -97,13 +88,7 @@ impl QueryRoot {
             .offices
             .iter()
             .filter(|o| agency.as_ref().is_none_or(|a| a.contains(&o.agency)))
-            .map(|o| OfficeOut {
-                id: o.id.clone(),
-                name: o.name.clone(),
-                city: o.city.clone(),
-                state: o.state.clone(),
-                agency: o.agency.clone(),
-            })
+            .map(OfficeOut::from)
             .collect())
     }
 }

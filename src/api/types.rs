@@ -1,6 +1,7 @@
 //! GraphQL input and output types and their conversion to and from the domain and analytics
 //! types. Nothing is computed here.
 
+use crate::analytics::catalog::{OfficeInfo, ServiceInfo};
 use crate::analytics::{scores::ScoreRow, Filter};
 use crate::domain::{self, Dimension, Driver, Measure};
 use async_graphql::{Enum, InputObject, InputValueError, InputValueResult, Scalar, ScalarType, SimpleObject, Value};
@@ -264,4 +265,25 @@ pub struct OfficeOut {
     pub city: String,
     pub state: String,
     pub agency: String,
+}
+
+impl From<&ServiceInfo> for ServiceOut {
+    fn from(s: &ServiceInfo) -> ServiceOut {
+        ServiceOut {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            agency: s.agency.clone(),
+            agency_name: s.agency_name.clone(),
+            bureau: s.bureau.clone(),
+            bureau_name: s.bureau_name.clone(),
+            service_type: s.service_type.clone(),
+            channels: s.channels.clone(),
+        }
+    }
+}
+
+impl From<&OfficeInfo> for OfficeOut {
+    fn from(o: &OfficeInfo) -> OfficeOut {
+        OfficeOut { id: o.id.clone(), name: o.name.clone(), city: o.city.clone(), state: o.state.clone(), agency: o.agency.clone() }
+    }
 }

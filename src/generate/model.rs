@@ -12,31 +12,36 @@ use rand_pcg::Pcg64Mcg;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// Latent driver weights on trust, by service type, in `Driver::ALL` order.
+/// Latent driver weights on trust, by service type, in `Driver::ALL` order (effectiveness, ease,
+/// efficiency, transparency, humanity, employee). Each type's weights are a permutation of
+/// [`WEIGHT_LEVELS`], so every type has a strict order of drivers for analyses to recover.
 pub fn trust_weights(t: ServiceType) -> [f64; 6] {
     match t {
-        ServiceType::Administrative => [0.10, 0.25, 0.20, 0.10, 0.05, 0.05],
-        ServiceType::Benefits => [0.30, 0.05, 0.10, 0.10, 0.10, 0.15],
-        ServiceType::Compliance => [0.10, 0.10, 0.05, 0.30, 0.10, 0.10],
-        ServiceType::Recreation => [0.10, 0.15, 0.05, 0.05, 0.25, 0.15],
-        ServiceType::Informational => [0.25, 0.15, 0.10, 0.10, 0.05, 0.05],
-        ServiceType::DataResearch => [0.15, 0.10, 0.25, 0.10, 0.05, 0.05],
-        ServiceType::Regulatory => [0.05, 0.05, 0.05, 0.25, 0.20, 0.10],
+        ServiceType::Administrative => [0.11, 0.32, 0.24, 0.06, 0.02, 0.17],
+        ServiceType::Benefits => [0.32, 0.06, 0.11, 0.17, 0.02, 0.24],
+        ServiceType::Compliance => [0.11, 0.17, 0.02, 0.32, 0.24, 0.06],
+        ServiceType::Recreation => [0.06, 0.24, 0.02, 0.11, 0.32, 0.17],
+        ServiceType::Informational => [0.17, 0.24, 0.32, 0.11, 0.06, 0.02],
+        ServiceType::DataResearch => [0.32, 0.11, 0.24, 0.17, 0.02, 0.06],
+        ServiceType::Regulatory => [0.06, 0.02, 0.11, 0.24, 0.17, 0.32],
     }
 }
 
 /// Latent driver weights on satisfaction, by service type, in `Driver::ALL` order.
 pub fn satisfaction_weights(t: ServiceType) -> [f64; 6] {
     match t {
-        ServiceType::Administrative => [0.10, 0.30, 0.25, 0.05, 0.05, 0.05],
-        ServiceType::Benefits => [0.25, 0.15, 0.20, 0.05, 0.05, 0.10],
-        ServiceType::Compliance => [0.10, 0.25, 0.20, 0.10, 0.05, 0.05],
-        ServiceType::Recreation => [0.15, 0.20, 0.05, 0.05, 0.15, 0.20],
-        ServiceType::Informational => [0.20, 0.25, 0.15, 0.05, 0.05, 0.05],
-        ServiceType::DataResearch => [0.20, 0.15, 0.25, 0.05, 0.05, 0.05],
-        ServiceType::Regulatory => [0.10, 0.15, 0.15, 0.20, 0.10, 0.05],
+        ServiceType::Administrative => [0.17, 0.32, 0.24, 0.02, 0.06, 0.11],
+        ServiceType::Benefits => [0.24, 0.17, 0.32, 0.06, 0.02, 0.11],
+        ServiceType::Compliance => [0.11, 0.32, 0.24, 0.17, 0.02, 0.06],
+        ServiceType::Recreation => [0.17, 0.24, 0.06, 0.02, 0.11, 0.32],
+        ServiceType::Informational => [0.32, 0.24, 0.17, 0.06, 0.02, 0.11],
+        ServiceType::DataResearch => [0.24, 0.11, 0.32, 0.06, 0.02, 0.17],
+        ServiceType::Regulatory => [0.11, 0.17, 0.24, 0.32, 0.06, 0.02],
     }
 }
+
+/// The weight levels every service type's weights are a permutation of.
+pub const WEIGHT_LEVELS: [f64; 6] = [0.02, 0.06, 0.11, 0.17, 0.24, 0.32];
 
 /// Standard deviation of the general impression shared by all drivers of one respondent.
 pub const HALO_SD: f64 = 0.75;
@@ -219,6 +224,17 @@ mod tests {
         assert_eq!(likert(10.0), 5);
         assert_eq!(likert(0.0), 4); // 0.3 lies between the cuts -0.6 and 0.35
         assert_eq!((thumbs(-2.0), thumbs(0.0)), (0, 1));
+    }
+
+    #[test]
+    fn every_type_orders_its_drivers_strictly() {
+        for t in ServiceType::ALL {
+            for w in [trust_weights(*t), satisfaction_weights(*t)] {
+                let mut sorted = w;
+                sorted.sort_by(f64::total_cmp);
+                assert_eq!(sorted, WEIGHT_LEVELS, "{t}");
+            }
+        }
     }
 
     #[test]

@@ -43,6 +43,12 @@ fn temp_in(dir: &Path) -> Result<NamedTempFile, StoreError> {
 
 /// Makes the temporary file durable and visible as `target`; fails if `target` exists.
 fn publish(tmp: NamedTempFile, target: &Path) -> Result<(), StoreError> {
+    // Temporary files are private (0600); published lake files are readable by other engines.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(io_err(target))?;
+    }
     tmp.as_file().sync_all().map_err(io_err(target))?;
     tmp.persist_noclobber(target).map_err(|e| StoreError::Io { path: target.display().to_string(), source: e.error })?;
     if let Some(dir) = target.parent() {

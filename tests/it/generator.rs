@@ -106,3 +106,23 @@ fn truth_names_the_planted_structure() {
     assert!(drops.iter().any(|d| d["level"] == "office"));
     assert_ne!(truth["trust_weights"]["benefits"], truth["trust_weights"]["compliance"]);
 }
+
+#[test]
+fn the_committed_sample_lake_is_what_the_generator_writes() {
+    // data/sample is `cxlake generate --out data/sample --rows 200000` (seed 2025).
+    let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample");
+    let fresh = fresh_lake(200_000, 2025, 5);
+    let rel = |root: &std::path::Path| -> Vec<std::path::PathBuf> {
+        data_files(root).into_iter().map(|p| p.strip_prefix(root).unwrap().to_path_buf()).collect()
+    };
+    assert_eq!(rel(&sample), rel(&fresh), "regenerate data/sample with the command above");
+    let mut others: Vec<std::path::PathBuf> = rel(&fresh);
+    others.extend(["truth.json", "dimensions/services.parquet", "dimensions/offices.parquet"].map(Into::into));
+    for f in others {
+        assert!(
+            std::fs::read(sample.join(&f)).unwrap() == std::fs::read(fresh.join(&f)).unwrap(),
+            "data/sample/{} differs from the generator's output; regenerate it",
+            f.display()
+        );
+    }
+}
