@@ -10,6 +10,7 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import duckdb, pytest, sc
   .venv/bin/pip install --quiet -r tests/requirements.txt
 fi
 
-cargo build --locked --bins
+# `cargo test` also builds target/debug/cxlake (integration tests need the binary), with the
+# same features, so the Python tests below use what was just tested.
 cargo test --locked
 .venv/bin/python -m pytest -q tests/python "$@"
