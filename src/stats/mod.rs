@@ -1,11 +1,38 @@
 //! Pure statistics on plain numbers: moments of weighted discrete distributions, confidence
-//! intervals. Each function cites the formula's source and is tested against published values.
+//! intervals, two-group comparisons, correlation from sufficient statistics, regression from the
+//! correlation matrix and relative importance. Each function cites the formula's source and is
+//! tested against published values.
 //!
 //! Architecture invariant: no polars, no I/O, no async. Inputs are numbers, outputs are
-//! numbers or a documented `None` for degenerate input; never a silent NaN, never a panic.
+//! numbers, a documented `None`, or a [`StatsError`] naming the problem; never a silent NaN,
+//! never a panic.
 
+pub mod correlation;
 pub mod descriptive;
+pub mod hypothesis;
+pub mod importance;
 pub mod interval;
+pub mod regression;
 
+pub use correlation::{CrossProducts, PairSums};
 pub use descriptive::{Bin, Distribution};
+pub use hypothesis::{newcombe_difference, two_proportions, welch, Comparison};
+pub use importance::{importance, Importance};
 pub use interval::{mean_interval, wilson, z_quantile, Interval};
+pub use regression::{ols, Ols};
+
+/// Why a statistic cannot be computed. Variables are named by index; callers map indices to
+/// names.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StatsError {
+    #[error("too few observations: {n} (at least {needed} needed)")]
+    TooFewObservations { n: f64, needed: f64 },
+    #[error("variable {index} is constant")]
+    ConstantVariable { index: usize },
+    #[error("the predictors are collinear (their correlation matrix is singular)")]
+    Collinear,
+    #[error("no predictors")]
+    NoPredictors,
+    #[error("{k} predictors: exact Shapley decomposition is limited to {max}")]
+    TooManyPredictors { k: usize, max: usize },
+}

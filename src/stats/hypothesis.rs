@@ -1,0 +1,127 @@
+//! Comparisons of two groups: Newcombe's hybrid score interval for a difference of proportions,
+//! the two-proportion z-test, and Welch's unequal-variance t-test and interval.
+
+use super::interval::{wilson, Interval};
+use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
+
+/// A difference between two groups with its interval and two-sided p-value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Comparison {
+    /// Group 1 minus group 2.
+    pub difference: f64,
+    pub interval: Interval,
+    /// Test statistic (z or t).
+    pub statistic: f64,
+    pub p_value: f64,
+    /// Degrees of freedom of a t statistic (Welch–Satterthwaite); `None` for z.
+    pub df: Option<f64>,
+}
+
+/// Newcombe's hybrid score interval for p1 − p2, method 10 of R. G. Newcombe, "Interval
+/// estimation for the difference between independent proportions: comparison of eleven
+/// methods", Statistics in Medicine 17 (1998) 873-890: from the Wilson intervals (l1, u1) and
+/// (l2, u2), `δ − √((p1−l1)² + (u2−p2)²)` to `δ + √((u1−p1)² + (p2−l2)²)`.
+/// With survey weights pass weighted proportions and Kish effective sizes. `None` when either
+/// group is empty.
+pub fn newcombe_difference(p1: f64, n1: f64, p2: f64, n2: f64, confidence: f64) -> Option<Interval> {
+    let a = wilson(p1, n1, confidence)?;
+    let b = wilson(p2, n2, confidence)?;
+    let d = p1 - p2;
+    Some(Interval {
+        low: d - ((p1 - a.low).powi(2) + (b.high - p2).powi(2)).sqrt(),
+        high: d + ((a.high - p1).powi(2) + (p2 - b.low).powi(2)).sqrt(),
+    })
+}
+
+/// Two-sided p-value of a standard normal statistic.
+pub fn normal_p_value(z: f64) -> f64 {
+    2.0 * Normal::new(0.0, 1.0).expect("standard normal").sf(z.abs())
+}
+
+/// The two-proportion z-test with pooled variance, and Newcombe's interval for the difference.
+/// `None` when a group is empty or the pooled proportion is 0 or 1 (no variance to test).
+pub fn two_proportions(p1: f64, n1: f64, p2: f64, n2: f64, confidence: f64) -> Option<Comparison> {
+    if !(n1 > 0.0 && n2 > 0.0) {
+        return None;
+    }
+    let pooled = (p1 * n1 + p2 * n2) / (n1 + n2);
+    let se = (pooled * (1.0 - pooled) * (1.0 / n1 + 1.0 / n2)).sqrt();
+    if !(se > 0.0) {
+        return None;
+    }
+    let z = (p1 - p2) / se;
+    Some(Comparison {
+        difference: p1 - p2,
+        interval: newcombe_difference(p1, n1, p2, n2, confidence)?,
+        statistic: z,
+        p_value: normal_p_value(z),
+        df: None,
+    })
+}
+
+/// Welch's t-test and interval for mean1 − mean2 from each group's mean, sample variance and
+/// size (B. L. Welch, Biometrika 34, 1947; Satterthwaite degrees of freedom). `None` when a
+/// group has fewer than 2 observations or both variances are 0.
+pub fn welch(m1: f64, v1: f64, n1: f64, m2: f64, v2: f64, n2: f64, confidence: f64) -> Option<Comparison> {
+    if !(n1 >= 2.0 && n2 >= 2.0 && v1 >= 0.0 && v2 >= 0.0) {
+        return None;
+    }
+    let (a, b) = (v1 / n1, v2 / n2);
+    let se2 = a + b;
+    if !(se2 > 0.0) {
+        return None;
+    }
+    let df = se2 * se2 / (a * a / (n1 - 1.0) + b * b / (n2 - 1.0));
+    let t = (m1 - m2) / se2.sqrt();
+    let dist = StudentsT::new(0.0, 1.0, df).ok()?;
+    let half = dist.inverse_cdf(0.5 + confidence / 2.0) * se2.sqrt();
+    Some(Comparison {
+        difference: m1 - m2,
+        interval: Interval { low: m1 - m2 - half, high: m1 - m2 + half },
+        statistic: t,
+        p_value: 2.0 * dist.sf(t.abs()),
+        df: Some(df),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64, tol: f64) -> bool {
+        (a - b).abs() <= tol
+    }
+
+    /// Newcombe (1998b), Table II, method 10.
+    #[test]
+    fn newcombe_matches_table_ii() {
+        for (x1, n1, x2, n2, lo, hi) in [(56.0, 70.0, 48.0, 80.0, 0.0524, 0.3339), (9.0, 10.0, 3.0, 10.0, 0.1705, 0.8090)] {
+            let ci = newcombe_difference(x1 / n1, n1, x2 / n2, n2, 0.95).unwrap();
+            assert!(close(ci.low, lo, 5e-5) && close(ci.high, hi, 5e-5), "{x1}/{n1} vs {x2}/{n2}: {ci:?}");
+        }
+    }
+
+    /// scipy.stats.ttest_ind(a, b, equal_var=False) on
+    /// a = [4,5,3,5,4,4,5,2,5,4,3,5], b = [3,4,2,3,5,3,2,3,4,2,3,3,2,4,1]:
+    /// t = 2.9322509358533204, df = 24.068037755672098, p = 0.007272296478441471,
+    /// 95% interval 0.340680339316324 to 1.9593196606836758.
+    #[test]
+    fn welch_matches_scipy() {
+        let c = welch(49.0 / 12.0, 0.9924242424242425, 12.0, 44.0 / 15.0, 1.0666666666666667, 15.0, 0.95).unwrap();
+        assert!(close(c.statistic, 2.9322509358533204, 1e-10));
+        assert!(close(c.df.unwrap(), 24.068037755672098, 1e-8));
+        assert!(close(c.p_value, 0.007272296478441471, 1e-9));
+        assert!(close(c.interval.low, 0.340680339316324, 1e-8) && close(c.interval.high, 1.9593196606836758, 1e-8));
+        assert!(welch(4.0, 0.0, 10.0, 4.0, 0.0, 10.0, 0.95).is_none());
+    }
+
+    /// 56/70 vs 48/80, pooled z (statsmodels proportions_ztest gives the same):
+    /// z = 2.6501719512585336, p = 0.00804508136819656.
+    #[test]
+    fn two_proportion_z_test() {
+        let c = two_proportions(0.8, 70.0, 0.6, 80.0, 0.95).unwrap();
+        assert!(close(c.statistic, 2.6501719512585336, 1e-10));
+        assert!(close(c.p_value, 0.00804508136819656, 1e-10));
+        assert!(two_proportions(1.0, 10.0, 1.0, 10.0, 0.95).is_none());
+    }
+}
