@@ -6,11 +6,14 @@
 //! turns those into estimates and intervals.
 
 pub mod catalog;
+pub mod drivers;
 pub mod filter;
+pub mod grouping;
 pub mod scores;
 
 pub use catalog::Catalog;
 pub use filter::Filter;
+pub use grouping::GroupKey;
 pub use scores::{ScoreRow, ScoresQuery, ScoresResult};
 
 use crate::store::{Lake, StoreError};

@@ -6,10 +6,10 @@
 //! of weights and of squared weights) of each answer value of each measure. `crate::stats`
 //! computes every estimate from those bins.
 
+use super::grouping::{key_exprs, GroupKey, KeyReader};
 use super::{Analytics, AnalyticsError, Filter};
-use crate::domain::{Dimension, FiscalQuarter, Measure, Period, PeriodUnit, Scale};
+use crate::domain::{Dimension, Measure, PeriodUnit, Scale};
 use crate::stats::{mean_interval, wilson, Bin, Distribution, Interval};
-use chrono::NaiveDate;
 use polars::prelude::*;
 use std::collections::BTreeMap;
 
@@ -46,14 +46,6 @@ pub struct AnswerCount {
     pub count: u64,
     /// Sum of weights (equal to `count` unweighted).
     pub weight: f64,
-}
-
-/// Which group a row describes: the value of each grouped dimension (null where the response
-/// has none, such as a digital response's office) and the period.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct GroupKey {
-    pub values: Vec<(Dimension, Option<String>)>,
-    pub period: Option<Period>,
 }
 
 /// One group and measure.
@@ -96,22 +88,6 @@ fn values(measure: Measure, scale: Scale) -> &'static [i64] {
     }
 }
 
-/// The period column(s) of a unit: fiscal periods come straight from the partition columns;
-/// calendar periods truncate the timestamp.
-fn period_exprs(unit: PeriodUnit) -> Vec<Expr> {
-    let truncated = |every: &str| {
-        vec![col("submitted_at").dt().truncate(lit(every)).cast(DataType::Date).alias("period_start")]
-    };
-    match unit {
-        PeriodUnit::FiscalQuarter => vec![col("fiscal_year"), col("fiscal_quarter")],
-        PeriodUnit::FiscalYear => vec![col("fiscal_year")],
-        PeriodUnit::Week => truncated("1w"),
-        PeriodUnit::Month => truncated("1mo"),
-        PeriodUnit::Quarter => truncated("1q"),
-        PeriodUnit::Year => truncated("1y"),
-    }
-}
-
 impl Analytics {
     /// Runs a scores query.
     pub async fn scores(&self, q: &ScoresQuery) -> Result<ScoresResult, AnalyticsError> {
@@ -141,10 +117,7 @@ pub fn plan(lf: LazyFrame, q: &ScoresQuery) -> LazyFrame {
         Some(p) => lf.filter(p),
         None => lf,
     };
-    let mut keys: Vec<Expr> = q.group_by.iter().map(|d| col(d.column())).collect();
-    if let Some(unit) = q.period {
-        keys.extend(period_exprs(unit));
-    }
+    let mut keys = key_exprs(&q.group_by, q.period);
     keys.push(col("scale"));
     let mut aggs = Vec::new();
     for &m in &q.measures {
@@ -170,10 +143,8 @@ pub fn plan(lf: LazyFrame, q: &ScoresQuery) -> LazyFrame {
 /// Reads the collected bins into rows, one per group and measure.
 fn assemble(df: &DataFrame, q: &ScoresQuery) -> Result<Vec<ScoreRow>, AnalyticsError> {
     let height = df.height();
-    let key_cols: Vec<&StringChunked> =
-        q.group_by.iter().map(|d| df.column(d.column()).and_then(|c| c.str())).collect::<PolarsResult<_>>()?;
+    let keys = KeyReader::new(df, &q.group_by, q.period)?;
     let scale_col = df.column("scale")?.str()?;
-    let period_of_row = period_reader(df, q.period)?;
 
     // The aggregate columns of each measure and value, resolved once.
     type Cols<'a> = (i64, &'a UInt64Chunked, Option<(&'a Float64Chunked, &'a Float64Chunked)>);
@@ -199,10 +170,7 @@ fn assemble(df: &DataFrame, q: &ScoresQuery) -> Result<Vec<ScoreRow>, AnalyticsE
     // (group, period) -> measure -> bins per scale
     let mut groups: BTreeMap<GroupKey, BTreeMap<usize, Vec<(Scale, Bin)>>> = BTreeMap::new();
     for i in 0..height {
-        let key = GroupKey {
-            values: q.group_by.iter().zip(&key_cols).map(|(d, c)| (*d, c.get(i).map(str::to_string))).collect(),
-            period: period_of_row(i),
-        };
+        let key = keys.key(i);
         let scale: Scale = scale_col
             .get(i)
             .ok_or_else(|| AnalyticsError::invalid("lake", "a response has no scale".into()))?
@@ -267,28 +235,4 @@ pub fn score_row(key: GroupKey, measure: Measure, bins: &[(Scale, Bin)], confide
         n_effective,
         distribution,
     }
-}
-
-/// A function giving the period of each collected row.
-fn period_reader(df: &DataFrame, unit: Option<PeriodUnit>) -> PolarsResult<Box<dyn Fn(usize) -> Option<Period> + '_>> {
-    let Some(unit) = unit else { return Ok(Box::new(|_| None)) };
-    Ok(match unit {
-        PeriodUnit::FiscalQuarter | PeriodUnit::FiscalYear => {
-            let years = df.column("fiscal_year")?.i32()?;
-            let quarters = if unit == PeriodUnit::FiscalQuarter { Some(df.column("fiscal_quarter")?.i32()?) } else { None };
-            Box::new(move |i| {
-                let y = years.get(i)?;
-                let q = quarters.map_or(Some(1), |c| c.get(i))?;
-                Some(unit.period(FiscalQuarter::new(y, q as u32).start()))
-            })
-        }
-        _ => {
-            let starts = df.column("period_start")?.date()?;
-            Box::new(move |i| {
-                let days = starts.phys.get(i)?;
-                let day = NaiveDate::from_ymd_opt(1970, 1, 1)? + chrono::Duration::days(days as i64);
-                Some(unit.period(day))
-            })
-        }
-    })
 }

@@ -1,6 +1,7 @@
 //! The GraphQL query root: decodes arguments, calls `analytics`, converts the results.
 
 use super::types::*;
+use crate::analytics::drivers::{DriverQuery, Missing};
 use crate::analytics::{Analytics, AnalyticsError, ScoresQuery};
 use async_graphql::{Context, ErrorExtensions, Object, Result};
 
@@ -27,6 +28,17 @@ pub fn gql_error(e: AnalyticsError) -> async_graphql::Error {
     })
 }
 
+/// The values in first-seen order without repeats.
+fn dedup<T: PartialEq>(values: impl IntoIterator<Item = T>) -> Vec<T> {
+    let mut out = Vec::new();
+    for v in values {
+        if !out.contains(&v) {
+            out.push(v);
+        }
+    }
+    out
+}
+
 #[Object]
 impl QueryRoot {
     /// Scores per group and measure: n, mean, sd and 95% interval of the mean (Likert answers),
@@ -42,30 +54,61 @@ impl QueryRoot {
         #[graphql(default = false, desc = "Use the survey weights (intervals from Kish's effective n).")] weighted: bool,
     ) -> Result<Vec<ScoreRowOut>> {
         let analytics = ctx.data::<Analytics>()?;
-        let mut group: Vec<_> = Vec::new();
-        for g in group_by {
-            let d = g.into();
-            if !group.contains(&d) {
-                group.push(d);
-            }
-        }
-        let mut ms = Vec::new();
-        for m in measures {
-            let m = m.into();
-            if !ms.contains(&m) {
-                ms.push(m);
-            }
-        }
         let q = ScoresQuery {
             filter: filter.unwrap_or_default().into(),
-            group_by: group,
+            group_by: dedup(group_by.into_iter().map(Into::into)),
             period: period.map(Into::into),
-            measures: ms,
+            measures: dedup(measures.into_iter().map(Into::into)),
             weighted,
             confidence: 0.95,
         };
         let result = analytics.scores(&q).await.map_err(gql_error)?;
         Ok(result.rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Which drivers move trust or satisfaction, per group: correlation, standardized beta,
+    /// first, last, Pratt, Johnson's relative weights and Shapley/LMG shares of R², ranks,
+    /// VIFs, the importance-performance quadrant and (asked for with `taps`) tapped-indicator
+    /// shares. Likert responses only; listwise deletion unless `missing: PAIRWISE`. With
+    /// `bootstrap: B`, percentile 95% intervals of Johnson and Shapley from B Poisson bootstrap
+    /// replicates computed in the same pass over the data (fixed `seed`).
+    #[allow(clippy::too_many_arguments)]
+    async fn driver_importance(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(default_with = "OutcomeName::Trust")] outcome: OutcomeName,
+        #[graphql(desc = "Defaults to the six drivers.")] drivers: Option<Vec<DriverName>>,
+        filter: Option<ResponseFilter>,
+        #[graphql(default)] group_by: Vec<GroupDimension>,
+        period: Option<PeriodUnit>,
+        #[graphql(default = false)] weighted: bool,
+        #[graphql(default_with = "MissingPolicy::Listwise")] missing: MissingPolicy,
+        #[graphql(desc = "Number of bootstrap replicates (1-2000) for intervals.")] bootstrap: Option<u32>,
+        #[graphql(default = 2025, desc = "Seed of the bootstrap.")] seed: u64,
+    ) -> Result<Vec<DriverGroupOut>> {
+        let analytics = ctx.data::<Analytics>()?;
+        let ds = match drivers {
+            Some(list) => dedup(list.into_iter().map(Into::into)),
+            None => crate::domain::Driver::ALL.to_vec(),
+        };
+        let q = DriverQuery {
+            filter: filter.unwrap_or_default().into(),
+            group_by: dedup(group_by.into_iter().map(Into::into)),
+            period: period.map(Into::into),
+            outcome: outcome.into(),
+            drivers: ds,
+            weighted,
+            missing: match missing {
+                MissingPolicy::Listwise => Missing::Listwise,
+                MissingPolicy::Pairwise => Missing::Pairwise,
+            },
+            bootstrap,
+            seed,
+            taps: ctx.look_ahead().field("taps").exists(),
+            confidence: 0.95,
+        };
+        let groups = analytics.driver_importance(&q).await.map_err(gql_error)?;
+        Ok(groups.into_iter().map(|g| DriverGroupOut::new(g, outcome)).collect())
     }
 
     /// The services of the lake (its services dimension), optionally of some agencies.

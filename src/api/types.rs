@@ -2,7 +2,8 @@
 //! types. Nothing is computed here.
 
 use crate::analytics::catalog::{OfficeInfo, ServiceInfo};
-use crate::analytics::{scores::ScoreRow, Filter};
+use crate::analytics::drivers::{DriverGroup, DriverStat, Quadrant, TapStat};
+use crate::analytics::{scores::ScoreRow, Filter, GroupKey};
 use crate::domain::{self, Dimension, Driver, Measure};
 use async_graphql::{Enum, InputObject, InputValueError, InputValueResult, Scalar, ScalarType, SimpleObject, Value};
 use chrono::NaiveDate;
@@ -66,6 +67,41 @@ mirror_enum! {
     /// Period results can be grouped by. The federal fiscal year starts 1 October
     /// (FY2025 Q1 = October-December 2024); weeks are ISO weeks (Monday-Sunday); all in UTC.
     PeriodUnit => domain::PeriodUnit { Week, Month, Quarter, Year, FiscalQuarter, FiscalYear }
+}
+
+mirror_enum! {
+    /// A driver question of A-11 280.
+    DriverName => Driver { Effectiveness, Ease, Efficiency, Transparency, Humanity, Employee }
+}
+mirror_enum! {
+    /// Importance-performance quadrant, relative to the group's average Shapley share and
+    /// average agree share over its drivers.
+    QuadrantName => Quadrant { MaintainStrength, FixFirst, Secondary, PossibleOverinvestment }
+}
+
+/// The outcome of a driver analysis.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum OutcomeName {
+    Trust,
+    Satisfaction,
+}
+
+impl From<OutcomeName> for Measure {
+    fn from(o: OutcomeName) -> Measure {
+        match o {
+            OutcomeName::Trust => Measure::Trust,
+            OutcomeName::Satisfaction => Measure::Satisfaction,
+        }
+    }
+}
+
+/// How missing driver answers are handled.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum MissingPolicy {
+    /// Only responses answering the outcome and every driver.
+    Listwise,
+    /// Each correlation from the responses answering both of its variables.
+    Pairwise,
 }
 
 /// A scored question: trust, satisfaction or one of the six drivers.
@@ -166,11 +202,10 @@ pub struct AnswerCount {
     pub weighted_count: f64,
 }
 
-/// The scores of one measure in one group (a tidy row: one per group and measure). Grouping
-/// fields are null when not grouped by, or when the responses have no value (digital
-/// responses have no office).
+/// The group a result row describes. Grouping fields are null when not grouped by, or when the
+/// responses have no value (digital responses have no office).
 #[derive(SimpleObject, Debug, Clone)]
-pub struct ScoreRowOut {
+pub struct GroupOut {
     pub agency: Option<String>,
     pub bureau: Option<String>,
     pub service: Option<String>,
@@ -183,6 +218,32 @@ pub struct ScoreRowOut {
     pub period: Option<String>,
     pub period_start: Option<Date>,
     pub period_end: Option<Date>,
+}
+
+impl From<&GroupKey> for GroupOut {
+    fn from(k: &GroupKey) -> GroupOut {
+        let get = |d: Dimension| k.get(d).map(str::to_string);
+        GroupOut {
+            agency: get(Dimension::Agency),
+            bureau: get(Dimension::Bureau),
+            service: get(Dimension::Service),
+            service_type: get(Dimension::ServiceType),
+            channel: get(Dimension::Channel),
+            office: get(Dimension::Office),
+            region: get(Dimension::Region),
+            stage: get(Dimension::Stage),
+            period: k.period.as_ref().map(|p| p.label.clone()),
+            period_start: k.period.as_ref().map(|p| Date(p.start)),
+            period_end: k.period.as_ref().map(|p| Date(p.end)),
+        }
+    }
+}
+
+/// The scores of one measure in one group (a tidy row: one per group and measure).
+#[derive(SimpleObject, Debug, Clone)]
+pub struct ScoreRowOut {
+    #[graphql(flatten)]
+    pub group: GroupOut,
     pub measure: MeasureName,
     /// Answers on both scales.
     pub n: u64,
@@ -209,19 +270,8 @@ pub struct ScoreRowOut {
 
 impl From<ScoreRow> for ScoreRowOut {
     fn from(r: ScoreRow) -> ScoreRowOut {
-        let get = |d: Dimension| r.key.values.iter().find(|(k, _)| *k == d).and_then(|(_, v)| v.clone());
         ScoreRowOut {
-            agency: get(Dimension::Agency),
-            bureau: get(Dimension::Bureau),
-            service: get(Dimension::Service),
-            service_type: get(Dimension::ServiceType),
-            channel: get(Dimension::Channel),
-            office: get(Dimension::Office),
-            region: get(Dimension::Region),
-            stage: get(Dimension::Stage),
-            period: r.key.period.as_ref().map(|p| p.label.clone()),
-            period_start: r.key.period.as_ref().map(|p| Date(p.start)),
-            period_end: r.key.period.as_ref().map(|p| Date(p.end)),
+            group: GroupOut::from(&r.key),
             measure: r.measure.into(),
             n: r.n,
             n_likert: r.n_likert,
@@ -285,5 +335,145 @@ impl From<&ServiceInfo> for ServiceOut {
 impl From<&OfficeInfo> for OfficeOut {
     fn from(o: &OfficeInfo) -> OfficeOut {
         OfficeOut { id: o.id.clone(), name: o.name.clone(), city: o.city.clone(), state: o.state.clone(), agency: o.agency.clone() }
+    }
+}
+
+/// One driver's importance in one group.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct DriverStatOut {
+    pub driver: DriverName,
+    /// Correlation with the outcome.
+    pub r: Option<f64>,
+    /// Standardized regression coefficient.
+    pub beta: Option<f64>,
+    /// r squared.
+    pub first: Option<f64>,
+    /// Drop in R squared when the driver is removed.
+    pub last: Option<f64>,
+    /// beta x r.
+    pub pratt: Option<f64>,
+    /// Johnson's raw relative weight (the drivers' weights sum to R squared).
+    pub johnson: Option<f64>,
+    pub johnson_share: Option<f64>,
+    /// Shapley value / LMG (the drivers' values sum to R squared).
+    pub shapley: Option<f64>,
+    pub shapley_share: Option<f64>,
+    /// 1 = largest Shapley value.
+    pub rank: Option<u32>,
+    /// Variance inflation factor.
+    pub vif: Option<f64>,
+    /// Agree share (4-5) of the driver's Likert answers in the group.
+    pub performance: Option<f64>,
+    pub quadrant: Option<QuadrantName>,
+    /// Bootstrap percentile 95% intervals (with `bootstrap`).
+    pub johnson_low: Option<f64>,
+    pub johnson_high: Option<f64>,
+    pub johnson_share_low: Option<f64>,
+    pub johnson_share_high: Option<f64>,
+    pub shapley_low: Option<f64>,
+    pub shapley_high: Option<f64>,
+    pub shapley_share_low: Option<f64>,
+    pub shapley_share_high: Option<f64>,
+}
+
+impl From<DriverStat> for DriverStatOut {
+    fn from(d: DriverStat) -> DriverStatOut {
+        DriverStatOut {
+            driver: d.driver.into(),
+            r: d.r,
+            beta: d.beta,
+            first: d.first,
+            last: d.last,
+            pratt: d.pratt,
+            johnson: d.johnson,
+            johnson_share: d.johnson_share,
+            shapley: d.shapley,
+            shapley_share: d.shapley_share,
+            rank: d.rank,
+            vif: d.vif,
+            performance: d.performance,
+            quadrant: d.quadrant.map(Into::into),
+            johnson_low: d.johnson_ci.map(|c| c.low),
+            johnson_high: d.johnson_ci.map(|c| c.high),
+            johnson_share_low: d.johnson_share_ci.map(|c| c.low),
+            johnson_share_high: d.johnson_share_ci.map(|c| c.high),
+            shapley_low: d.shapley_ci.map(|c| c.low),
+            shapley_high: d.shapley_ci.map(|c| c.high),
+            shapley_share_low: d.shapley_share_ci.map(|c| c.low),
+            shapley_share_high: d.shapley_share_ci.map(|c| c.high),
+        }
+    }
+}
+
+/// Tapped indicators (Touchpoints A-11 v2): shares of the respondents shown the tap list who
+/// tapped a topic as positive or negative, with Wilson 95% intervals.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct TapOut {
+    /// A driver or "other".
+    pub topic: String,
+    pub shown: u64,
+    pub positive_share: Option<f64>,
+    pub positive_low: Option<f64>,
+    pub positive_high: Option<f64>,
+    pub negative_share: Option<f64>,
+    pub negative_low: Option<f64>,
+    pub negative_high: Option<f64>,
+}
+
+impl From<TapStat> for TapOut {
+    fn from(t: TapStat) -> TapOut {
+        TapOut {
+            topic: t.topic,
+            shown: t.shown,
+            positive_share: t.positive_share,
+            positive_low: t.positive_ci.map(|c| c.low),
+            positive_high: t.positive_ci.map(|c| c.high),
+            negative_share: t.negative_share,
+            negative_low: t.negative_ci.map(|c| c.low),
+            negative_high: t.negative_ci.map(|c| c.high),
+        }
+    }
+}
+
+/// Driver importance in one group.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct DriverGroupOut {
+    #[graphql(flatten)]
+    pub group: GroupOut,
+    pub outcome: OutcomeName,
+    /// Responses used (listwise), or the smallest pairwise count.
+    pub n: u64,
+    /// Likert responses answering the outcome but left out for a missing driver (listwise).
+    pub n_dropped: u64,
+    /// Kish's effective n of the responses used (n unless weighted).
+    pub n_effective: f64,
+    pub r2: Option<f64>,
+    pub adj_r2: Option<f64>,
+    /// Why this group has no estimates (constant driver, collinear drivers, too few responses).
+    pub error: Option<String>,
+    /// Small n (below max(30, 10 x drivers)), VIF above 10, degenerate bootstrap replicates.
+    pub warnings: Vec<String>,
+    pub bootstrap_replicates: u32,
+    pub drivers: Vec<DriverStatOut>,
+    /// Tapped-indicator shares among thumbs respondents shown the tap list.
+    pub taps: Vec<TapOut>,
+}
+
+impl DriverGroupOut {
+    pub fn new(g: DriverGroup, outcome: OutcomeName) -> DriverGroupOut {
+        DriverGroupOut {
+            group: GroupOut::from(&g.key),
+            outcome,
+            n: g.n,
+            n_dropped: g.n_dropped,
+            n_effective: g.n_effective,
+            r2: g.r2,
+            adj_r2: g.adj_r2,
+            error: g.error,
+            warnings: g.warnings,
+            bootstrap_replicates: g.bootstrap_replicates,
+            drivers: g.drivers.into_iter().map(Into::into).collect(),
+            taps: g.taps.into_iter().map(Into::into).collect(),
+        }
     }
 }

@@ -47,6 +47,13 @@ pub const WEIGHT_LEVELS: [f64; 6] = [0.02, 0.06, 0.11, 0.17, 0.24, 0.32];
 pub const HALO_SD: f64 = 0.75;
 /// Standard deviation of a driver perception's own part.
 pub const DRIVER_SD: f64 = 0.65;
+/// Mean perception of each driver (`Driver::ALL` order): efficiency and ease are the weakest,
+/// employee interaction and humanity the strongest, as in published federal CX results.
+pub const DRIVER_MEANS: [f64; 6] = [0.0, -0.12, -0.25, -0.05, 0.12, 0.2];
+/// Spread of a service's own mean perception of each driver around [`DRIVER_MEANS`]. Kept small:
+/// service means that happen to line up with agency effects would confound pooled driver
+/// analyses of the planted weights.
+pub const SERVICE_DRIVER_SD: f64 = 0.08;
 /// Standard deviation of the noise on the trust and satisfaction latents.
 pub const OUTCOME_NOISE_SD: f64 = 0.70;
 /// Added to every latent before cutting: moves answers up the scale.
@@ -62,7 +69,9 @@ pub const EMPLOYEE_NOT_APPLICABLE_DIGITAL: f64 = 0.4;
 /// Probability that trust or satisfaction is left unanswered.
 pub const OUTCOME_MISSING: f64 = 0.03;
 
-/// A planted sudden drop: the latents of one service or office fall in one fiscal quarter.
+/// A planted sudden drop: the trust and satisfaction latents of one service or office fall in one
+/// fiscal quarter (an incident outside the surveyed drivers: the driver perceptions do not move,
+/// so the drop does not distort driver importance).
 #[derive(Debug, Clone, Serialize)]
 pub struct Drop {
     /// `service` or `office`.
@@ -73,8 +82,6 @@ pub struct Drop {
     pub quarter: FiscalQuarter,
     /// Shift of the trust and satisfaction latents (latent standard-deviation units).
     pub outcome_shift: f64,
-    /// Shift of the ease and efficiency perceptions.
-    pub driver_shift: f64,
 }
 
 /// Random effects drawn once per universe.
@@ -84,7 +91,7 @@ pub struct Effects {
     pub agency: Vec<f64>,
     /// Per office.
     pub office: Vec<f64>,
-    /// Per service: mean perception of each driver.
+    /// Per service: mean perception of each driver ([`DRIVER_MEANS`] plus the service's own).
     pub service_driver: Vec<[f64; 6]>,
     /// Per service: latent drift per quarter (services improve or decline slowly).
     pub service_trend: Vec<f64>,
@@ -96,8 +103,9 @@ impl Effects {
         let mut rng = Pcg64Mcg::seed_from_u64(seed ^ 0x5eed_0002);
         let agency = (0..u.agencies.len()).map(|_| normal(&mut rng, 0.20)).collect();
         let office = (0..u.offices.len()).map(|_| normal(&mut rng, 0.20)).collect();
-        let service_driver =
-            (0..u.services.len()).map(|_| std::array::from_fn(|_| normal(&mut rng, 0.25))).collect();
+        let service_driver = (0..u.services.len())
+            .map(|_| std::array::from_fn(|d| DRIVER_MEANS[d] + normal(&mut rng, SERVICE_DRIVER_SD)))
+            .collect();
         let service_trend = (0..u.services.len()).map(|_| normal(&mut rng, 0.01)).collect();
 
         // The service drop: the third-largest service, in the last quarter (so that the latest
@@ -113,7 +121,6 @@ impl Effects {
             fiscal_quarter: last.to_string(),
             quarter: last,
             outcome_shift: -0.9,
-            driver_shift: -0.6,
         }];
         let office_service = by_volume
             .iter()
@@ -127,8 +134,7 @@ impl Effects {
                 fiscal_quarter: q.to_string(),
                 quarter: q,
                 outcome_shift: -1.0,
-                driver_shift: -0.6,
-            });
+                });
         }
         Effects { agency, office, service_driver, service_trend, drops }
     }
@@ -195,7 +201,7 @@ impl Truth {
                 thumbs_cut: THUMBS_CUT,
                 driver_missing: DRIVER_MISSING,
                 outcome_missing: OUTCOME_MISSING,
-                description: "driver perception z_d = halo + own + service mean (+ drop); \
+                description: "driver perception z_d = halo + own + service mean (driver mean + service deviation); \
                     outcome latent = agency + office + trend + sum_d weight[type][d] * z_d + noise (+ drop); \
                     answer = 1 + #(latent + positive_shift > cut) on Likert, latent + positive_shift > thumbs_cut on thumbs",
             },

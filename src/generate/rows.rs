@@ -237,10 +237,6 @@ impl<'a> RowDrawer<'a> {
         for (d, zd) in z.iter_mut().enumerate() {
             *zd = halo + model::DRIVER_SD * std_normal(rng) + self.e.service_driver[si][d];
         }
-        if let Some(drop) = drop {
-            z[1] += drop.driver_shift; // ease
-            z[2] += drop.driver_shift; // efficiency
-        }
         let base = self.e.agency[s.agency]
             + office.map_or(0.0, |o| self.e.office[o])
             + self.e.service_trend[si] * self.task.quarter_index as f64

@@ -1,0 +1,582 @@
+//! Driver importance: which experience drivers move trust or satisfaction, per group (service
+//! type, office, period, ...).
+//!
+//! One pass: polars reduces the lake per group to sums (count, Σw, Σw², Σw·x, Σw·xᵢxⱼ of the
+//! outcome and the drivers, on Likert responses; per pair of variables under pairwise
+//! deletion), plus the drivers' agree counts and the tapped indicators. Every aggregate is a
+//! sum, so with `bootstrap` the same pass also groups rows into [`BOOTSTRAP_BUCKETS`] random
+//! buckets (by row position) and a replicate is the Poisson(1)-weighted sum of its buckets: B
+//! replicates cost no extra pass over the data (a random-groups bootstrap; with fewer rows than
+//! buckets it is exactly the per-row Poisson bootstrap). `crate::stats` computes every estimate.
+
+use super::grouping::{key_exprs, GroupKey, KeyReader};
+use super::{Analytics, AnalyticsError, Filter};
+use crate::domain::survey::{tap_column, TAP_TOPICS};
+use crate::domain::{Dimension, Driver, Measure, PeriodUnit};
+use crate::stats::correlation::pairwise_correlation;
+use crate::stats::{importance, wilson, CrossProducts, Importance, Interval, PairSums, StatsError};
+use nalgebra::DMatrix;
+use polars::prelude::*;
+use rand::SeedableRng;
+use rand_distr::{Distribution as _, Poisson};
+use rand_pcg::Pcg64Mcg;
+use rayon::prelude::*;
+use std::collections::BTreeMap;
+
+/// Rows are spread over this many buckets for the bootstrap.
+pub const BOOTSTRAP_BUCKETS: u32 = 256;
+/// The most bootstrap replicates a query may ask for.
+pub const MAX_BOOTSTRAP: u32 = 2000;
+/// Answers are shifted by this before summing products (the centre of the 1-5 scale).
+const SHIFT: f64 = 3.0;
+/// A VIF above this draws a warning.
+pub const VIF_WARNING: f64 = 10.0;
+
+/// How missing driver answers are handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// Only responses answering the outcome and every driver (the default).
+    Listwise,
+    /// Each correlation from the responses answering both of its variables.
+    Pairwise,
+}
+
+/// A driver-importance query.
+#[derive(Debug, Clone)]
+pub struct DriverQuery {
+    pub filter: Filter,
+    pub group_by: Vec<Dimension>,
+    pub period: Option<PeriodUnit>,
+    /// Trust or satisfaction.
+    pub outcome: Measure,
+    pub drivers: Vec<Driver>,
+    pub weighted: bool,
+    pub missing: Missing,
+    /// Number of bootstrap replicates for intervals of Johnson and Shapley.
+    pub bootstrap: Option<u32>,
+    pub seed: u64,
+    /// Also compute the tapped-indicator shares.
+    pub taps: bool,
+    pub confidence: f64,
+}
+
+impl Default for DriverQuery {
+    fn default() -> Self {
+        DriverQuery {
+            filter: Filter::default(),
+            group_by: Vec::new(),
+            period: None,
+            outcome: Measure::Trust,
+            drivers: Driver::ALL.to_vec(),
+            weighted: false,
+            missing: Missing::Listwise,
+            bootstrap: None,
+            seed: 2025,
+            taps: false,
+            confidence: 0.95,
+        }
+    }
+}
+
+/// Importance-performance quadrant of a driver, relative to the group's average importance
+/// (Shapley share) and average performance (agree share) over its drivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quadrant {
+    /// Important and performing well.
+    MaintainStrength,
+    /// Important and performing below average.
+    FixFirst,
+    /// Less important and performing below average.
+    Secondary,
+    /// Less important yet performing well.
+    PossibleOverinvestment,
+}
+
+/// One driver in one group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriverStat {
+    pub driver: Driver,
+    pub r: Option<f64>,
+    pub beta: Option<f64>,
+    pub first: Option<f64>,
+    pub last: Option<f64>,
+    pub pratt: Option<f64>,
+    pub johnson: Option<f64>,
+    pub johnson_share: Option<f64>,
+    pub shapley: Option<f64>,
+    pub shapley_share: Option<f64>,
+    /// 1 = largest Shapley value.
+    pub rank: Option<u32>,
+    pub vif: Option<f64>,
+    /// Agree share (4-5) of the driver's Likert answers in the group.
+    pub performance: Option<f64>,
+    pub quadrant: Option<Quadrant>,
+    /// Bootstrap percentile intervals.
+    pub johnson_ci: Option<Interval>,
+    pub johnson_share_ci: Option<Interval>,
+    pub shapley_ci: Option<Interval>,
+    pub shapley_share_ci: Option<Interval>,
+}
+
+/// The share of thumbs respondents shown the tap list who tapped a topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TapStat {
+    /// A driver or `other`.
+    pub topic: String,
+    /// Respondents shown the tap list.
+    pub shown: u64,
+    pub positive_share: Option<f64>,
+    pub positive_ci: Option<Interval>,
+    pub negative_share: Option<f64>,
+    pub negative_ci: Option<Interval>,
+}
+
+/// The result for one group.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriverGroup {
+    pub key: GroupKey,
+    /// Responses used (listwise) or the smallest pair count (pairwise).
+    pub n: u64,
+    /// Likert responses answering the outcome but left out for a missing driver (listwise).
+    pub n_dropped: u64,
+    /// Kish's effective n of the responses used (n unweighted).
+    pub n_effective: f64,
+    pub r2: Option<f64>,
+    pub adj_r2: Option<f64>,
+    /// Why no estimates could be computed for this group, if so.
+    pub error: Option<String>,
+    pub warnings: Vec<String>,
+    pub drivers: Vec<DriverStat>,
+    pub taps: Vec<TapStat>,
+    /// Bootstrap replicates that gave estimates (some may be degenerate in small groups).
+    pub bootstrap_replicates: u32,
+}
+
+/// The positions of the aggregates in a collected row: every aggregate is a sum.
+struct Layout {
+    /// Variables: the outcome, then the drivers.
+    p: usize,
+    missing: Missing,
+    taps: bool,
+}
+
+impl Layout {
+    fn pairs(&self) -> Vec<(usize, usize)> {
+        (0..self.p).flat_map(|i| (i..self.p).map(move |j| (i, j))).collect()
+    }
+    /// [candidates] then, listwise: [count, Σw, Σw², Σwxᵢ.., Σwxᵢxⱼ (i ≤ j)..];
+    /// pairwise: per pair i < j [count, Σw, Σw², Σwxᵢ, Σwxⱼ, Σwxᵢ², Σwxⱼ², Σwxᵢxⱼ];
+    /// then per driver [Σw answered, Σw agree]; then per tap topic [shown, Σw, Σw², Σw pos, Σw neg].
+    fn moments_len(&self) -> usize {
+        match self.missing {
+            Missing::Listwise => 3 + self.p + self.p * (self.p + 1) / 2,
+            Missing::Pairwise => 8 * self.p * (self.p - 1) / 2,
+        }
+    }
+    fn perf_start(&self) -> usize {
+        1 + self.moments_len()
+    }
+    fn taps_start(&self) -> usize {
+        self.perf_start() + 2 * (self.p - 1)
+    }
+    fn len(&self) -> usize {
+        self.taps_start() + if self.taps { 5 * TAP_TOPICS.len() } else { 0 }
+    }
+
+    /// The aggregate expressions, in layout order.
+    fn aggregates(&self, vars: &[&str], weighted: bool) -> Vec<Expr> {
+        let likert = col("scale").eq(lit("likert5"));
+        let w = if weighted { col("weight") } else { lit(1.0) };
+        let x = |i: usize| (col(vars[i]).cast(DataType::Float64) - lit(SHIFT)).fill_null(lit(0.0));
+        let present = |i: usize| col(vars[i]).is_not_null();
+        let f = |e: Expr| e.cast(DataType::Float64);
+        let mut out = vec![f((likert.clone().and(present(0))).sum())];
+        match self.missing {
+            Missing::Listwise => {
+                let cc = (0..self.p).fold(likert.clone(), |acc, i| acc.and(present(i)));
+                let u = when(cc.clone()).then(w.clone()).otherwise(lit(0.0));
+                out.push(f(cc.sum()));
+                out.push(u.clone().sum());
+                out.push((u.clone() * u.clone()).sum());
+                out.extend((0..self.p).map(|i| (u.clone() * x(i)).sum()));
+                out.extend(self.pairs().into_iter().map(|(i, j)| (u.clone() * x(i) * x(j)).sum()));
+            }
+            Missing::Pairwise => {
+                for i in 0..self.p {
+                    for j in (i + 1)..self.p {
+                        let pc = likert.clone().and(present(i)).and(present(j));
+                        let u = when(pc.clone()).then(w.clone()).otherwise(lit(0.0));
+                        out.push(f(pc.sum()));
+                        out.push(u.clone().sum());
+                        out.push((u.clone() * u.clone()).sum());
+                        out.push((u.clone() * x(i)).sum());
+                        out.push((u.clone() * x(j)).sum());
+                        out.push((u.clone() * x(i) * x(i)).sum());
+                        out.push((u.clone() * x(j) * x(j)).sum());
+                        out.push((u * x(i) * x(j)).sum());
+                    }
+                }
+            }
+        }
+        for i in 1..self.p {
+            let answered = likert.clone().and(present(i));
+            out.push(when(answered.clone()).then(w.clone()).otherwise(lit(0.0)).sum());
+            out.push(when(answered.and(col(vars[i]).gt_eq(lit(4i8)))).then(w.clone()).otherwise(lit(0.0)).sum());
+        }
+        if self.taps {
+            for t in TAP_TOPICS {
+                let (pos, neg) = (tap_column(t, true), tap_column(t, false));
+                let shown = col(pos.as_str()).is_not_null();
+                let u = when(shown.clone()).then(w.clone()).otherwise(lit(0.0));
+                out.push(f(shown.sum()));
+                out.push(u.clone().sum());
+                out.push((u.clone() * u).sum());
+                out.push(when(col(pos.as_str()).eq(lit(true))).then(w.clone()).otherwise(lit(0.0)).sum());
+                out.push(when(col(neg.as_str()).eq(lit(true))).then(w.clone()).otherwise(lit(0.0)).sum());
+            }
+        }
+        out.into_iter().enumerate().map(|(k, e)| e.alias(format!("__a{k}"))).collect()
+    }
+}
+
+impl Analytics {
+    /// Runs a driver-importance query.
+    pub async fn driver_importance(&self, q: &DriverQuery) -> Result<Vec<DriverGroup>, AnalyticsError> {
+        self.catalog.check(&q.filter)?;
+        if !matches!(q.outcome, Measure::Trust | Measure::Satisfaction) {
+            return Err(AnalyticsError::invalid("outcome", format!("{} is a driver; the outcome is trust or satisfaction", q.outcome)));
+        }
+        if q.drivers.is_empty() {
+            return Err(AnalyticsError::invalid("drivers", "name at least one driver".into()));
+        }
+        if let Some(b) = q.bootstrap {
+            if b == 0 || b > MAX_BOOTSTRAP {
+                return Err(AnalyticsError::invalid("bootstrap", format!("{b} replicates: ask for 1 to {MAX_BOOTSTRAP}")));
+            }
+        }
+        let files = self.lake.response_files(&q.filter.partitions()).await?;
+        if files.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lf = self.lake.scan_responses(&files)?;
+        let q = q.clone();
+        Analytics::blocking(move || run(lf, &q)).await
+    }
+}
+
+fn run(lf: LazyFrame, q: &DriverQuery) -> Result<Vec<DriverGroup>, AnalyticsError> {
+    let vars: Vec<&str> = std::iter::once(q.outcome.column()).chain(q.drivers.iter().map(|d| d.as_str())).collect();
+    let layout = Layout { p: vars.len(), missing: q.missing, taps: q.taps };
+    let mut lf = lf;
+    if q.bootstrap.is_some() {
+        lf = lf.with_row_index("__row", None);
+    }
+    if let Some(p) = q.filter.predicate() {
+        lf = lf.filter(p);
+    }
+    let mut keys = key_exprs(&q.group_by, q.period);
+    if q.bootstrap.is_some() {
+        keys.push((col("__row") % lit(BOOTSTRAP_BUCKETS)).alias("__bucket"));
+    }
+    let df = lf.group_by(keys).agg(layout.aggregates(&vars, q.weighted)).collect_with_engine(Engine::Streaming)?.unwrap_single();
+
+    // Sum buckets into groups; keep the buckets for the bootstrap.
+    let reader = KeyReader::new(&df, &q.group_by, q.period)?;
+    let cols: Vec<&Float64Chunked> =
+        (0..layout.len()).map(|k| df.column(&format!("__a{k}")).and_then(|c| c.f64())).collect::<PolarsResult<_>>()?;
+    let mut groups: BTreeMap<GroupKey, Vec<Vec<f64>>> = BTreeMap::new();
+    for i in 0..df.height() {
+        groups.entry(reader.key(i)).or_default().push(cols.iter().map(|c| c.get(i).unwrap_or(0.0)).collect());
+    }
+    Ok(groups
+        .into_par_iter()
+        .map(|(key, buckets)| {
+            let total = sum_rows(buckets.iter().map(|b| (b.as_slice(), 1.0)), layout.len());
+            let mut group = assess(key.clone(), &layout, &total, q, q.confidence);
+            if let (Some(b), None) = (q.bootstrap, &group.error) {
+                bootstrap(&mut group, &layout, &buckets, &q.drivers, b, q.seed ^ key_hash(&key), q.confidence);
+            }
+            group
+        })
+        .collect())
+}
+
+fn sum_rows<'a>(rows: impl Iterator<Item = (&'a [f64], f64)>, len: usize) -> Vec<f64> {
+    let mut total = vec![0.0; len];
+    for (row, factor) in rows {
+        for (t, v) in total.iter_mut().zip(row) {
+            *t += factor * v;
+        }
+    }
+    total
+}
+
+/// A stable hash of a group key, so each group's bootstrap stream depends on the seed and the
+/// group only (not on which other groups the query returned).
+fn key_hash(key: &GroupKey) -> u64 {
+    let text = format!("{key:?}");
+    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// The correlation matrix, the n used and Kish's effective n from a group's sums.
+fn correlations(layout: &Layout, s: &[f64]) -> (Result<DMatrix<f64>, StatsError>, u64, f64) {
+    let p = layout.p;
+    match layout.missing {
+        Missing::Listwise => {
+            let m = &s[1..];
+            let mut cp = CrossProducts::new(p);
+            cp.count = m[0].round() as u64;
+            cp.sum_w = m[1];
+            cp.sum_w2 = m[2];
+            cp.sum.copy_from_slice(&m[3..3 + p]);
+            for (k, (i, j)) in layout.pairs().into_iter().enumerate() {
+                cp.cross[i * p + j] = m[3 + p + k];
+                cp.cross[j * p + i] = m[3 + p + k];
+            }
+            (cp.correlation(), cp.count, cp.n_effective())
+        }
+        Missing::Pairwise => {
+            let mut index = BTreeMap::new();
+            let mut k = 1;
+            for i in 0..p {
+                for j in (i + 1)..p {
+                    let v = &s[k..k + 8];
+                    index.insert(
+                        (i, j),
+                        PairSums {
+                            count: v[0].round() as u64,
+                            sum_w: v[1],
+                            sum_w2: v[2],
+                            sum_i: v[3],
+                            sum_j: v[4],
+                            sum_ii: v[5],
+                            sum_jj: v[6],
+                            sum_ij: v[7],
+                        },
+                    );
+                    k += 8;
+                }
+            }
+            let n = index.values().map(|s| s.count).min().unwrap_or(0);
+            let n_eff = index
+                .values()
+                .map(|s| if s.sum_w2 > 0.0 { s.sum_w * s.sum_w / s.sum_w2 } else { 0.0 })
+                .fold(f64::INFINITY, f64::min);
+            (pairwise_correlation(p, |i, j| index[&(i, j)].clone()), n, if n_eff.is_finite() { n_eff } else { 0.0 })
+        }
+    }
+}
+
+/// Names a statistics error in the terms of the query (variable names, not indices).
+fn explain(e: &StatsError, vars: &[String]) -> String {
+    match e {
+        StatsError::ConstantVariable { index } => {
+            format!("'{}' has the same answer in every response used, so its importance is undefined", vars[*index])
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Every estimate of one group from its summed aggregates.
+fn assess(key: GroupKey, layout: &Layout, s: &[f64], q: &DriverQuery, confidence: f64) -> DriverGroup {
+    let (drivers, weighted) = (&q.drivers, q.weighted);
+    let k = drivers.len();
+    let (corr, n, n_eff) = correlations(layout, s);
+    let n_eff = if weighted { n_eff } else { n as f64 };
+    let candidates = s[0].round() as u64;
+    let perf: Vec<Option<f64>> = (0..k)
+        .map(|d| {
+            let (answered, agree) = (s[layout.perf_start() + 2 * d], s[layout.perf_start() + 2 * d + 1]);
+            (answered > 0.0).then(|| agree / answered)
+        })
+        .collect();
+    let names: Vec<String> = std::iter::once(q.outcome.to_string()).chain(drivers.iter().map(|d| d.to_string())).collect();
+    let result = corr.and_then(|r| importance(&r, n_eff));
+    let mut group = DriverGroup {
+        key,
+        n,
+        n_dropped: if layout.missing == Missing::Listwise { candidates.saturating_sub(n) } else { 0 },
+        n_effective: n_eff,
+        r2: None,
+        adj_r2: None,
+        error: None,
+        warnings: Vec::new(),
+        drivers: Vec::new(),
+        taps: taps(layout, s, confidence),
+        bootstrap_replicates: 0,
+    };
+    let minimum = (10 * k).max(30);
+    if (n as usize) < minimum {
+        group.warnings.push(format!("n = {n} is below max(30, 10 x {k} drivers) = {minimum}: estimates are unstable"));
+    }
+    match result {
+        Err(e) => {
+            group.error = Some(explain(&e, &names));
+            group.drivers = drivers
+                .iter()
+                .zip(&perf)
+                .map(|(d, p)| DriverStat { driver: *d, performance: *p, ..empty_stat(*d) })
+                .collect();
+        }
+        Ok(imp) => {
+            group.r2 = Some(imp.ols.r2);
+            group.adj_r2 = imp.ols.adj_r2;
+            let js = Importance::shares(&imp.johnson);
+            let ss = Importance::shares(&imp.shapley);
+            let mut order: Vec<usize> = (0..k).collect();
+            order.sort_by(|&a, &b| imp.shapley[b].total_cmp(&imp.shapley[a]));
+            for (d, vif) in drivers.iter().zip(&imp.ols.vif) {
+                if *vif > VIF_WARNING {
+                    group.warnings.push(format!("VIF of {d} is {vif:.1} (> {VIF_WARNING}): drivers overlap strongly"));
+                }
+            }
+            group.drivers = (0..k)
+                .map(|j| DriverStat {
+                    driver: drivers[j],
+                    r: Some(imp.ols.r[j]),
+                    beta: Some(imp.ols.beta[j]),
+                    first: Some(imp.first[j]),
+                    last: Some(imp.last[j]),
+                    pratt: Some(imp.pratt[j]),
+                    johnson: Some(imp.johnson[j]),
+                    johnson_share: js.as_ref().map(|v| v[j]),
+                    shapley: Some(imp.shapley[j]),
+                    shapley_share: ss.as_ref().map(|v| v[j]),
+                    rank: Some(order.iter().position(|&o| o == j).expect("in order") as u32 + 1),
+                    vif: Some(imp.ols.vif[j]),
+                    performance: perf[j],
+                    ..empty_stat(drivers[j])
+                })
+                .collect();
+            assign_quadrants(&mut group.drivers);
+        }
+    }
+    group
+}
+
+fn empty_stat(driver: Driver) -> DriverStat {
+    DriverStat {
+        driver,
+        r: None,
+        beta: None,
+        first: None,
+        last: None,
+        pratt: None,
+        johnson: None,
+        johnson_share: None,
+        shapley: None,
+        shapley_share: None,
+        rank: None,
+        vif: None,
+        performance: None,
+        quadrant: None,
+        johnson_ci: None,
+        johnson_share_ci: None,
+        shapley_ci: None,
+        shapley_share_ci: None,
+    }
+}
+
+/// Quadrants relative to the averages of importance (Shapley share) and performance over the
+/// group's drivers; a value at the average counts as high.
+fn assign_quadrants(stats: &mut [DriverStat]) {
+    let points: Vec<(f64, f64)> = stats.iter().filter_map(|s| s.shapley_share.zip(s.performance)).collect();
+    if points.is_empty() {
+        return;
+    }
+    let mean_i = points.iter().map(|p| p.0).sum::<f64>() / points.len() as f64;
+    let mean_p = points.iter().map(|p| p.1).sum::<f64>() / points.len() as f64;
+    for s in stats {
+        s.quadrant = s.shapley_share.zip(s.performance).map(|(i, p)| match (i >= mean_i, p >= mean_p) {
+            (true, true) => Quadrant::MaintainStrength,
+            (true, false) => Quadrant::FixFirst,
+            (false, false) => Quadrant::Secondary,
+            (false, true) => Quadrant::PossibleOverinvestment,
+        });
+    }
+}
+
+fn taps(layout: &Layout, s: &[f64], confidence: f64) -> Vec<TapStat> {
+    if !layout.taps {
+        return Vec::new();
+    }
+    TAP_TOPICS
+        .iter()
+        .enumerate()
+        .map(|(t, topic)| {
+            let v = &s[layout.taps_start() + 5 * t..layout.taps_start() + 5 * t + 5];
+            let (shown, sw, sw2, pos, neg) = (v[0].round() as u64, v[1], v[2], v[3], v[4]);
+            let n_eff = if sw2 > 0.0 { sw * sw / sw2 } else { 0.0 };
+            let share = |x: f64| (sw > 0.0).then(|| x / sw);
+            let (ps, ns) = (share(pos), share(neg));
+            TapStat {
+                topic: topic.to_string(),
+                shown,
+                positive_share: ps,
+                positive_ci: ps.and_then(|p| wilson(p, n_eff, confidence)),
+                negative_share: ns,
+                negative_ci: ns.and_then(|p| wilson(p, n_eff, confidence)),
+            }
+        })
+        .collect()
+}
+
+/// Percentile bootstrap intervals of Johnson and Shapley (raw and share) from `b` replicates,
+/// each the Poisson(1)-weighted sum of the group's buckets.
+fn bootstrap(group: &mut DriverGroup, layout: &Layout, buckets: &[Vec<f64>], drivers: &[Driver], b: u32, seed: u64, confidence: f64) {
+    let mut rng = Pcg64Mcg::seed_from_u64(seed);
+    let poisson = Poisson::new(1.0).expect("valid rate");
+    let k = drivers.len();
+    let mut draws: [Vec<Vec<f64>>; 4] = std::array::from_fn(|_| vec![Vec::with_capacity(b as usize); k]);
+    let mut ok = 0;
+    for _ in 0..b {
+        let factors: Vec<f64> = buckets.iter().map(|_| poisson.sample(&mut rng)).collect();
+        let sums = sum_rows(buckets.iter().map(|r| r.as_slice()).zip(factors), layout.len());
+        let (corr, n, n_eff) = correlations(layout, &sums);
+        let n = if n_eff > 0.0 && n_eff < n as f64 { n_eff } else { n as f64 };
+        let Ok(imp) = corr.and_then(|r| importance(&r, n)) else { continue };
+        let (Some(js), Some(ss)) = (Importance::shares(&imp.johnson), Importance::shares(&imp.shapley)) else { continue };
+        ok += 1;
+        for j in 0..k {
+            draws[0][j].push(imp.johnson[j]);
+            draws[1][j].push(js[j]);
+            draws[2][j].push(imp.shapley[j]);
+            draws[3][j].push(ss[j]);
+        }
+    }
+    group.bootstrap_replicates = ok;
+    if ok < 2 {
+        group.warnings.push(format!("only {ok} of {b} bootstrap replicates gave estimates: no intervals"));
+        return;
+    }
+    if ok < b {
+        group.warnings.push(format!("{} of {b} bootstrap replicates were degenerate and left out", b - ok));
+    }
+    let alpha = (1.0 - confidence) / 2.0;
+    for (j, stat) in group.drivers.iter_mut().enumerate() {
+        let ci = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            Some(Interval { low: quantile(v, alpha), high: quantile(v, 1.0 - alpha) })
+        };
+        stat.johnson_ci = ci(&mut draws[0][j]);
+        stat.johnson_share_ci = ci(&mut draws[1][j]);
+        stat.shapley_ci = ci(&mut draws[2][j]);
+        stat.shapley_share_ci = ci(&mut draws[3][j]);
+    }
+}
+
+/// Quantile of sorted values with linear interpolation (Hyndman & Fan type 7, numpy's default).
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let h = (sorted.len() - 1) as f64 * q;
+    let (lo, hi) = (h.floor() as usize, h.ceil() as usize);
+    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
+}
+
+/// Driver importance of an outcome for plain numeric rows (the `kda` command): the same
+/// estimates as for a lake group, from sums accumulated by the caller. `names[0]` is the
+/// outcome.
+pub fn assess_cross_products(cp: &CrossProducts, names: &[String]) -> Result<(Importance, f64), String> {
+    let r = cp.correlation().map_err(|e| explain(&e, names))?;
+    let n = cp.count as f64;
+    importance(&r, n).map(|imp| (imp, n)).map_err(|e| explain(&e, names))
+}
