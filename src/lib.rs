@@ -6,4 +6,5 @@ pub mod stats;
 pub mod store;
 pub mod analytics;
 pub mod generate;
+pub mod ingest;
 pub mod api;

@@ -56,6 +56,20 @@ enum Command {
         #[arg(long)]
         variables: Option<String>,
     },
+    /// Key driver analysis of a numeric CSV: r, beta, first, last, Pratt, Johnson and Shapley
+    /// importance of each driver column for the outcome column (complete rows only).
+    Kda {
+        #[arg(long)]
+        csv: PathBuf,
+        #[arg(long)]
+        outcome: String,
+        /// Comma-separated driver columns.
+        #[arg(long, value_delimiter = ',', required = true)]
+        drivers: Vec<String>,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the GraphQL schema (SDL).
     Schema,
 }
@@ -94,6 +108,7 @@ fn main() -> Result<()> {
             Ok(())
         }
         Command::Query { lake, file, variables } => query(open(&lake)?, file, variables),
+        Command::Kda { csv, outcome, drivers, json } => kda(&csv, &outcome, &drivers, json),
         Command::Schema => {
             print!("{}", cxlake::api::sdl());
             Ok(())
@@ -135,6 +150,43 @@ async fn query(analytics: Analytics, file: PathBuf, variables: Option<String>) -
     println!("{}", serde_json::to_string(&response)?);
     if failed {
         std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn kda(csv: &std::path::Path, outcome: &str, drivers: &[String], json: bool) -> Result<()> {
+    let report = cxlake::analytics::drivers::kda_csv(csv, outcome, drivers)?;
+    let imp = &report.importance;
+    let js = cxlake::stats::Importance::shares(&imp.johnson).unwrap_or_else(|| vec![0.0; drivers.len()]);
+    let ss = cxlake::stats::Importance::shares(&imp.shapley).unwrap_or_else(|| vec![0.0; drivers.len()]);
+    if json {
+        let rows: Vec<serde_json::Value> = (0..drivers.len())
+            .map(|j| {
+                serde_json::json!({
+                    "name": drivers[j], "r": imp.ols.r[j], "beta": imp.ols.beta[j], "first": imp.first[j],
+                    "last": imp.last[j], "pratt": imp.pratt[j], "johnson": imp.johnson[j], "johnson_share": js[j],
+                    "shapley": imp.shapley[j], "shapley_share": ss[j],
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({ "n": report.n, "r2": imp.ols.r2, "drivers": rows }));
+        return Ok(());
+    }
+    println!(
+        "{outcome} on {} drivers: n = {} of {} rows (complete cases), R2 = {:.4}, adjusted R2 = {}",
+        drivers.len(),
+        report.n,
+        report.rows_read,
+        imp.ols.r2,
+        imp.ols.adj_r2.map_or("n/a".to_string(), |a| format!("{a:.4}"))
+    );
+    println!("{:<16} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6}", "driver", "r", "beta", "first", "last", "pratt", "johnson", "share", "shapley", "share", "vif");
+    for j in 0..drivers.len() {
+        println!(
+            "{:<16} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>6.2}",
+            drivers[j], imp.ols.r[j], imp.ols.beta[j], imp.first[j], imp.last[j], imp.pratt[j], imp.johnson[j], js[j],
+            imp.shapley[j], ss[j], imp.ols.vif[j]
+        );
     }
     Ok(())
 }

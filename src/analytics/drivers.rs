@@ -284,10 +284,22 @@ fn run(lf: LazyFrame, q: &DriverQuery) -> Result<Vec<DriverGroup>, AnalyticsErro
     let reader = KeyReader::new(&df, &q.group_by, q.period)?;
     let cols: Vec<&Float64Chunked> =
         (0..layout.len()).map(|k| df.column(&format!("__a{k}")).and_then(|c| c.f64())).collect::<PolarsResult<_>>()?;
-    let mut groups: BTreeMap<GroupKey, Vec<Vec<f64>>> = BTreeMap::new();
+    // Buckets in bucket order: polars returns groups in no fixed order, and both the Poisson
+    // draws and the floating-point sums must not depend on it.
+    let bucket = if q.bootstrap.is_some() { Some(df.column("__bucket")?.cast(&DataType::UInt32)?) } else { None };
+    let bucket = bucket.as_ref().map(|c| c.u32()).transpose()?;
+    let mut groups: BTreeMap<GroupKey, Vec<(u32, Vec<f64>)>> = BTreeMap::new();
     for i in 0..df.height() {
-        groups.entry(reader.key(i)).or_default().push(cols.iter().map(|c| c.get(i).unwrap_or(0.0)).collect());
+        let b = bucket.and_then(|c| c.get(i)).unwrap_or(0);
+        groups.entry(reader.key(i)).or_default().push((b, cols.iter().map(|c| c.get(i).unwrap_or(0.0)).collect()));
     }
+    let groups: Vec<(GroupKey, Vec<Vec<f64>>)> = groups
+        .into_iter()
+        .map(|(k, mut rows)| {
+            rows.sort_by_key(|r| r.0);
+            (k, rows.into_iter().map(|r| r.1).collect())
+        })
+        .collect();
     Ok(groups
         .into_par_iter()
         .map(|(key, buckets)| {
@@ -579,4 +591,34 @@ pub fn assess_cross_products(cp: &CrossProducts, names: &[String]) -> Result<(Im
     let r = cp.correlation().map_err(|e| explain(&e, names))?;
     let n = cp.count as f64;
     importance(&r, n).map(|imp| (imp, n)).map_err(|e| explain(&e, names))
+}
+
+/// Key driver analysis of a numeric CSV file (`cxlake kda`).
+#[derive(Debug, Clone)]
+pub struct KdaReport {
+    pub outcome: String,
+    pub drivers: Vec<String>,
+    /// Data rows read and rows used (complete on the outcome and every driver).
+    pub rows_read: u64,
+    pub n: u64,
+    pub importance: Importance,
+}
+
+/// Runs the driver analysis of `outcome` on `drivers` over the complete rows of a CSV file.
+pub fn kda_csv(path: &std::path::Path, outcome: &str, drivers: &[String]) -> Result<KdaReport, AnalyticsError> {
+    let names: Vec<String> = std::iter::once(outcome.to_string()).chain(drivers.iter().cloned()).collect();
+    if drivers.is_empty() {
+        return Err(AnalyticsError::invalid("drivers", "name at least one driver column".into()));
+    }
+    let mut cp = CrossProducts::new(names.len());
+    // Shift by the first complete row: sums of products stay well conditioned.
+    let mut shift: Option<Vec<f64>> = None;
+    let counts = crate::ingest::numeric_csv::for_each_complete_row(path, &names, |row| {
+        let s = shift.get_or_insert_with(|| row.to_vec());
+        let centred: Vec<f64> = row.iter().zip(s.iter()).map(|(x, c)| x - c).collect();
+        cp.add_row(&centred, 1.0);
+    })?;
+    let (importance, _) =
+        assess_cross_products(&cp, &names).map_err(|m| AnalyticsError::invalid("csv", format!("{}: {m}", path.display())))?;
+    Ok(KdaReport { outcome: outcome.to_string(), drivers: drivers.to_vec(), rows_read: counts.read, n: counts.complete, importance })
 }

@@ -29,6 +29,8 @@ pub enum AnalyticsError {
     Store(#[from] StoreError),
     #[error("query failed: {0}")]
     Polars(#[from] PolarsError),
+    #[error(transparent)]
+    Ingest(#[from] crate::ingest::IngestError),
     #[error("query task failed: {0}")]
     Task(String),
 }

@@ -203,6 +203,9 @@ fn assemble(df: &DataFrame, q: &ScoresQuery) -> Result<Vec<ScoreRow>, AnalyticsE
 
 /// The statistics of one group and measure from its bins.
 pub fn score_row(key: GroupKey, measure: Measure, bins: &[(Scale, Bin)], confidence: f64) -> ScoreRow {
+    // A fixed order, so sums do not depend on the order polars returned the groups in.
+    let mut bins = bins.to_vec();
+    bins.sort_by(|a, b| (a.0, a.1.value).partial_cmp(&(b.0, b.1.value)).expect("finite answer values"));
     let on = |s: Scale| Distribution::new(bins.iter().filter(|(sc, _)| *sc == s).map(|(_, b)| *b).collect());
     let likert = on(Scale::Likert5);
     let thumbs = on(Scale::Thumbs);
@@ -215,11 +218,10 @@ pub fn score_row(key: GroupKey, measure: Measure, bins: &[(Scale, Bin)], confide
     let n_eff_likert = likert.n_effective();
     let agree_share = agreement.share(|v| v == 1.0);
     let n_effective = agreement.n_effective();
-    let mut distribution: Vec<AnswerCount> = bins
+    let distribution: Vec<AnswerCount> = bins
         .iter()
         .map(|(s, b)| AnswerCount { scale: *s, value: b.value as i64, count: b.count, weight: b.weight })
         .collect();
-    distribution.sort_by(|a, b| (a.scale, a.value).cmp(&(b.scale, b.value)));
     ScoreRow {
         key,
         measure,

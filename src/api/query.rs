@@ -48,18 +48,21 @@ impl QueryRoot {
         &self,
         ctx: &Context<'_>,
         filter: Option<ResponseFilter>,
-        #[graphql(default)] group_by: Vec<GroupDimension>,
+        #[graphql(desc = "Dimensions to group by (none: one overall group).")] group_by: Option<Vec<GroupDimension>>,
         period: Option<PeriodUnit>,
-        #[graphql(default_with = "vec![MeasureName::Trust, MeasureName::Satisfaction]")] measures: Vec<MeasureName>,
-        #[graphql(default = false, desc = "Use the survey weights (intervals from Kish's effective n).")] weighted: bool,
+        #[graphql(desc = "Measures to score (default: trust and satisfaction).")] measures: Option<Vec<MeasureName>>,
+        #[graphql(desc = "Use the survey weights, intervals from Kish's effective n (default false).")] weighted: Option<bool>,
     ) -> Result<Vec<ScoreRowOut>> {
         let analytics = ctx.data::<Analytics>()?;
         let q = ScoresQuery {
             filter: filter.unwrap_or_default().into(),
-            group_by: dedup(group_by.into_iter().map(Into::into)),
+            group_by: dedup(group_by.unwrap_or_default().into_iter().map(Into::into)),
             period: period.map(Into::into),
-            measures: dedup(measures.into_iter().map(Into::into)),
-            weighted,
+            measures: match measures {
+                Some(m) => dedup(m.into_iter().map(Into::into)),
+                None => vec![crate::domain::Measure::Trust, crate::domain::Measure::Satisfaction],
+            },
+            weighted: weighted.unwrap_or(false),
             confidence: 0.95,
         };
         let result = analytics.scores(&q).await.map_err(gql_error)?;
@@ -76,34 +79,35 @@ impl QueryRoot {
     async fn driver_importance(
         &self,
         ctx: &Context<'_>,
-        #[graphql(default_with = "OutcomeName::Trust")] outcome: OutcomeName,
-        #[graphql(desc = "Defaults to the six drivers.")] drivers: Option<Vec<DriverName>>,
+        #[graphql(desc = "TRUST (default) or SATISFACTION.")] outcome: Option<OutcomeName>,
+        #[graphql(desc = "Drivers to analyse (default: the six).")] drivers: Option<Vec<DriverName>>,
         filter: Option<ResponseFilter>,
-        #[graphql(default)] group_by: Vec<GroupDimension>,
+        #[graphql(desc = "Dimensions to group by (none: one overall group).")] group_by: Option<Vec<GroupDimension>>,
         period: Option<PeriodUnit>,
-        #[graphql(default = false)] weighted: bool,
-        #[graphql(default_with = "MissingPolicy::Listwise")] missing: MissingPolicy,
+        #[graphql(desc = "Use the survey weights (default false).")] weighted: Option<bool>,
+        #[graphql(desc = "LISTWISE (default) or PAIRWISE deletion of missing answers.")] missing: Option<MissingPolicy>,
         #[graphql(desc = "Number of bootstrap replicates (1-2000) for intervals.")] bootstrap: Option<u32>,
-        #[graphql(default = 2025, desc = "Seed of the bootstrap.")] seed: u64,
+        #[graphql(desc = "Seed of the bootstrap (default 2025).")] seed: Option<u64>,
     ) -> Result<Vec<DriverGroupOut>> {
         let analytics = ctx.data::<Analytics>()?;
+        let outcome = outcome.unwrap_or(OutcomeName::Trust);
         let ds = match drivers {
             Some(list) => dedup(list.into_iter().map(Into::into)),
             None => crate::domain::Driver::ALL.to_vec(),
         };
         let q = DriverQuery {
             filter: filter.unwrap_or_default().into(),
-            group_by: dedup(group_by.into_iter().map(Into::into)),
+            group_by: dedup(group_by.unwrap_or_default().into_iter().map(Into::into)),
             period: period.map(Into::into),
             outcome: outcome.into(),
             drivers: ds,
-            weighted,
-            missing: match missing {
+            weighted: weighted.unwrap_or(false),
+            missing: match missing.unwrap_or(MissingPolicy::Listwise) {
                 MissingPolicy::Listwise => Missing::Listwise,
                 MissingPolicy::Pairwise => Missing::Pairwise,
             },
             bootstrap,
-            seed,
+            seed: seed.unwrap_or(2025),
             taps: ctx.look_ahead().field("taps").exists(),
             confidence: 0.95,
         };

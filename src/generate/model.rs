@@ -1,9 +1,11 @@
 //! The generative model: every answer comes from latent perceptions, never from a copy of the
-//! truth. A respondent has a general impression (halo) plus one perception per driver; trust and
-//! satisfaction are latent linear functions of the driver perceptions with weights that depend on
-//! the service type, plus agency and office effects and noise; answers are those latents cut at
-//! fixed thresholds (ordered-probit style), which skews Likert answers positive as real federal
-//! CX data is. The planted structure is written to `truth.json` for later recovery.
+//! truth. A respondent's perception of each driver is a general impression (halo) shared by all
+//! drivers, shifted alike by the agency, the office and the service's trend, plus the service's
+//! own mean for the driver and the driver's own part; trust and satisfaction are latent linear
+//! functions of the driver perceptions with weights that depend on the service type, plus noise
+//! (and a planted drop); answers are those latents cut at fixed thresholds (ordered-probit
+//! style), which skews Likert answers positive as real federal CX data is. The planted structure
+//! is written to `truth.json` for later recovery.
 
 use super::universe::{normal, Universe};
 use crate::domain::{Driver, FiscalQuarter, ServiceType};
@@ -49,10 +51,8 @@ pub const HALO_SD: f64 = 0.75;
 pub const DRIVER_SD: f64 = 0.65;
 /// Mean perception of each driver (`Driver::ALL` order): efficiency and ease are the weakest,
 /// employee interaction and humanity the strongest, as in published federal CX results.
-pub const DRIVER_MEANS: [f64; 6] = [0.0, -0.12, -0.25, -0.05, 0.12, 0.2];
-/// Spread of a service's own mean perception of each driver around [`DRIVER_MEANS`]. Kept small:
-/// service means that happen to line up with agency effects would confound pooled driver
-/// analyses of the planted weights.
+pub const DRIVER_MEANS: [f64; 6] = [0.04, -0.04, -0.1, 0.0, 0.04, 0.08];
+/// Spread of a service's own mean perception of each driver around [`DRIVER_MEANS`].
 pub const SERVICE_DRIVER_SD: f64 = 0.08;
 /// Standard deviation of the noise on the trust and satisfaction latents.
 pub const OUTCOME_NOISE_SD: f64 = 0.70;
@@ -87,13 +87,14 @@ pub struct Drop {
 /// Random effects drawn once per universe.
 #[derive(Debug, Clone)]
 pub struct Effects {
-    /// Per agency: shift of trust and satisfaction latents.
+    /// Per agency: shift of every driver perception (trust and satisfaction move by the sum of
+    /// the driver weights times this).
     pub agency: Vec<f64>,
     /// Per office.
     pub office: Vec<f64>,
     /// Per service: mean perception of each driver ([`DRIVER_MEANS`] plus the service's own).
     pub service_driver: Vec<[f64; 6]>,
-    /// Per service: latent drift per quarter (services improve or decline slowly).
+    /// Per service: drift of its perceptions per quarter (services improve or decline slowly).
     pub service_trend: Vec<f64>,
     pub drops: Vec<Drop>,
 }
@@ -150,9 +151,10 @@ pub struct Truth {
     /// Latent weights of the drivers on trust, by service type.
     pub trust_weights: BTreeMap<&'static str, BTreeMap<&'static str, f64>>,
     pub satisfaction_weights: BTreeMap<&'static str, BTreeMap<&'static str, f64>>,
-    /// Latent shift of trust and satisfaction by agency code.
+    /// Shift of every driver perception by agency code (the trust latent moves by the sum of the
+    /// service type's driver weights times this).
     pub agency_effects: BTreeMap<String, f64>,
-    /// Latent shift of trust and satisfaction by office id.
+    /// Shift of every driver perception by office id (in-person, phone and kiosk responses).
     pub office_effects: BTreeMap<String, f64>,
     pub drops: Vec<Drop>,
     /// Realised share of responses on the thumbs scale.
@@ -201,8 +203,8 @@ impl Truth {
                 thumbs_cut: THUMBS_CUT,
                 driver_missing: DRIVER_MISSING,
                 outcome_missing: OUTCOME_MISSING,
-                description: "driver perception z_d = halo + own + service mean (driver mean + service deviation); \
-                    outcome latent = agency + office + trend + sum_d weight[type][d] * z_d + noise (+ drop); \
+                description: "driver perception z_d = halo + agency + office + service trend + service mean (driver mean + service deviation) + own; \
+                    outcome latent = sum_d weight[type][d] * z_d + noise (+ drop); \
                     answer = 1 + #(latent + positive_shift > cut) on Likert, latent + positive_shift > thumbs_cut on thumbs",
             },
         }

@@ -232,15 +232,19 @@ impl<'a> RowDrawer<'a> {
             self.e.drops.iter().find(|d| d.level == level && d.id == id && d.quarter == self.task.quarter)
         };
         let drop = dropped("service", &s.id).or_else(|| office.and_then(|o| dropped("office", &self.u.offices[o].id)));
-        let halo = model::HALO_SD * std_normal(rng);
+        // Agencies, offices and a service's trend shift every perception of the respondent
+        // alike; trust and satisfaction follow through the driver weights. Only the planted drop
+        // (an incident outside the drivers) moves the outcomes directly. So no direct outcome
+        // effect can line up by chance with a service's driver profile and bias driver analyses.
+        let shared = model::HALO_SD * std_normal(rng)
+            + self.e.agency[s.agency]
+            + office.map_or(0.0, |o| self.e.office[o])
+            + self.e.service_trend[si] * self.task.quarter_index as f64;
         let mut z = [0.0; 6];
         for (d, zd) in z.iter_mut().enumerate() {
-            *zd = halo + model::DRIVER_SD * std_normal(rng) + self.e.service_driver[si][d];
+            *zd = shared + model::DRIVER_SD * std_normal(rng) + self.e.service_driver[si][d];
         }
-        let base = self.e.agency[s.agency]
-            + office.map_or(0.0, |o| self.e.office[o])
-            + self.e.service_trend[si] * self.task.quarter_index as f64
-            + drop.map_or(0.0, |d| d.outcome_shift);
+        let base = drop.map_or(0.0, |d| d.outcome_shift);
         let (wt, ws) = (trust_weights(s.service_type), satisfaction_weights(s.service_type));
         let dot = |w: [f64; 6]| w.iter().zip(&z).map(|(a, b)| a * b).sum::<f64>();
         let y_trust = base + dot(wt) + model::OUTCOME_NOISE_SD * std_normal(rng);
