@@ -362,7 +362,7 @@ pub struct DriverStatOut {
     pub rank: Option<u32>,
     /// Variance inflation factor.
     pub vif: Option<f64>,
-    /// Agree share (4-5) of the driver's Likert answers in the group.
+    /// Agree share (4-5) of the driver among the responses used for its importance.
     pub performance: Option<f64>,
     pub quadrant: Option<QuadrantName>,
     /// Bootstrap percentile 95% intervals (with `bootstrap`).
