@@ -55,8 +55,11 @@ pub struct DriverQuery {
     /// Number of bootstrap replicates for intervals of Johnson and Shapley.
     pub bootstrap: Option<u32>,
     pub seed: u64,
-    /// Also compute the tapped-indicator shares.
+    /// Also compute the tapped-indicator shares (a scan of thumbs responses).
     pub taps: bool,
+    /// Also count the responses dropped for a missing driver (a narrow scan of Likert
+    /// responses answering the outcome; listwise only).
+    pub count_dropped: bool,
     pub confidence: f64,
 }
 
@@ -73,6 +76,7 @@ impl Default for DriverQuery {
             bootstrap: None,
             seed: 2025,
             taps: false,
+            count_dropped: true,
             confidence: 0.95,
         }
     }
@@ -137,8 +141,9 @@ pub struct DriverGroup {
     pub key: GroupKey,
     /// Responses used (listwise) or the smallest pair count (pairwise).
     pub n: u64,
-    /// Likert responses answering the outcome but left out for a missing driver (listwise).
-    pub n_dropped: u64,
+    /// Likert responses answering the outcome but left out for a missing driver (listwise, when
+    /// asked for with `count_dropped`).
+    pub n_dropped: Option<u64>,
     /// Kish's effective n of the responses used (n unweighted).
     pub n_effective: f64,
     pub r2: Option<f64>,
@@ -369,16 +374,21 @@ fn run(lf: LazyFrame, q: &DriverQuery) -> Result<Vec<DriverGroup>, AnalyticsErro
         df
     };
     let main = read_sums(&collect(main)?, q, layout.len(), q.bootstrap.is_some())?;
-    let candidates = read_sums(&collect(candidates_plan(filtered.clone(), vars[0], keys.clone()))?, q, 1, false)?;
+    let candidates = if q.count_dropped && q.missing == Missing::Listwise {
+        Some(read_sums(&collect(candidates_plan(filtered.clone(), vars[0], keys.clone()))?, q, 1, false)?)
+    } else {
+        None
+    };
     let taps = if q.taps {
         read_sums(&collect(taps_plan(filtered, q.weighted, keys))?, q, TAP_SUMS * TAP_TOPICS.len(), false)?
     } else {
         BTreeMap::new()
     };
 
-    // Every group with any Likert answer to the outcome or any tap list appears.
+    // A group appears when it has a response used for importance or, with taps, a thumbs
+    // response shown the tap list.
     let mut all: BTreeMap<GroupKey, Vec<Vec<f64>>> = main;
-    for key in candidates.keys().chain(taps.keys()) {
+    for key in taps.keys() {
         all.entry(key.clone()).or_default();
     }
     Ok(all
@@ -386,7 +396,7 @@ fn run(lf: LazyFrame, q: &DriverQuery) -> Result<Vec<DriverGroup>, AnalyticsErro
         .map(|(key, buckets)| {
             let total = sum_rows(buckets.iter().map(|b| (b.as_slice(), 1.0)), layout.len());
             let first = |m: &BTreeMap<GroupKey, Vec<Vec<f64>>>| m.get(&key).and_then(|v| v.first().cloned());
-            let candidates = first(&candidates).map_or(0, |v| v[0].round() as u64);
+            let candidates = candidates.as_ref().map(|c| first(c).map_or(0, |v| v[0].round() as u64));
             let mut group = assess(key.clone(), &layout, &total, candidates, q);
             if q.taps {
                 group.taps = tap_stats(&first(&taps).unwrap_or_else(|| vec![0.0; TAP_SUMS * TAP_TOPICS.len()]), q.confidence);
@@ -476,7 +486,7 @@ fn explain(e: &StatsError, vars: &[String]) -> String {
 }
 
 /// Every estimate of one group from its summed aggregates.
-fn assess(key: GroupKey, layout: &Layout, s: &[f64], candidates: u64, q: &DriverQuery) -> DriverGroup {
+fn assess(key: GroupKey, layout: &Layout, s: &[f64], candidates: Option<u64>, q: &DriverQuery) -> DriverGroup {
     let (drivers, weighted) = (&q.drivers, q.weighted);
     let k = drivers.len();
     let (corr, n, n_eff) = correlations(layout, s);
@@ -492,7 +502,7 @@ fn assess(key: GroupKey, layout: &Layout, s: &[f64], candidates: u64, q: &Driver
     let mut group = DriverGroup {
         key,
         n,
-        n_dropped: if layout.missing == Missing::Listwise { candidates.saturating_sub(n) } else { 0 },
+        n_dropped: candidates.map(|c| c.saturating_sub(n)),
         n_effective: n_eff,
         r2: None,
         adj_r2: None,

@@ -108,7 +108,9 @@ impl QueryRoot {
             },
             bootstrap,
             seed: seed.unwrap_or(2025),
+            // Extra scans run only for the fields asked for.
             taps: ctx.look_ahead().field("taps").exists(),
+            count_dropped: ctx.look_ahead().field("nDropped").exists(),
             confidence: 0.95,
         };
         let groups = analytics.driver_importance(&q).await.map_err(gql_error)?;

@@ -443,8 +443,9 @@ pub struct DriverGroupOut {
     pub outcome: OutcomeName,
     /// Responses used (listwise), or the smallest pairwise count.
     pub n: u64,
-    /// Likert responses answering the outcome but left out for a missing driver (listwise).
-    pub n_dropped: u64,
+    /// Likert responses answering the outcome but left out for a missing driver (listwise;
+    /// null under pairwise deletion).
+    pub n_dropped: Option<u64>,
     /// Kish's effective n of the responses used (n unless weighted).
     pub n_effective: f64,
     pub r2: Option<f64>,
