@@ -10,14 +10,12 @@ replicates. Prints the best of --repeat runs and the ratios (goals: <= 1.5x, boo
     cargo build --release && .venv/bin/python benches/drivers_vs_duckdb.py --lake /tmp/g10
 """
 import argparse
-import json
-import subprocess
-import time
 from pathlib import Path
 
 import duckdb
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchlib import ROOT, best, cxlake_query, ensure_lake
+
 VARS = ["trust", "effectiveness", "ease", "efficiency", "transparency", "humanity", "employee"]
 GQL = """query($b: Int) { driverImportance(outcome: TRUST, groupBy: [SERVICE_TYPE], period: FISCAL_QUARTER, bootstrap: $b) {
   serviceType period n r2 drivers { driver shapley shapleyShare shapleyLow shapleyHigh } } }"""
@@ -34,13 +32,6 @@ def sql(lake):
     )
 
 
-def best(f, repeat):
-    times, out = [], None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = f()
-        times.append(time.perf_counter() - t)
-    return min(times), out
 
 
 def main():
@@ -51,13 +42,10 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     lake = args.lake.resolve()
-    if not (lake / "lake.json").exists():
-        subprocess.run([args.bin, "generate", "--out", lake, "--rows", str(args.rows)], check=True)
+    ensure_lake(args.bin, lake, args.rows)
 
     def cx(b):
-        proc = subprocess.run([args.bin, "query", "--lake", lake, "-", "--variables", json.dumps({"b": b})],
-                              input=GQL, capture_output=True, text=True, check=True)
-        return json.loads(proc.stdout)["data"]["driverImportance"]
+        return cxlake_query(args.bin, lake, GQL, {"b": b})["driverImportance"]
 
     def db():
         con = duckdb.connect()

@@ -11,14 +11,12 @@ through `cxlake query` (a whole process: start, catalog, plan, scan, JSON out) a
     cargo build --release && .venv/bin/python benches/scores_vs_duckdb.py
 """
 import argparse
-import json
-import subprocess
-import time
 from pathlib import Path
 
 import duckdb
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchlib import ROOT, best, cxlake_query, ensure_lake
+
 
 GQL = """query($f: ResponseFilter) { scores(filter: $f, groupBy: [AGENCY], period: FISCAL_QUARTER,
   measures: [TRUST, SATISFACTION]) { agency period measure n mean sd agreeShare agreeLow agreeHigh meanLow meanHigh } }"""
@@ -40,13 +38,6 @@ def sql(lake, where):
     )
 
 
-def best(f, repeat):
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = f()
-        times.append(time.perf_counter() - t)
-    return min(times), out
 
 
 def main():
@@ -58,19 +49,10 @@ def main():
     args = ap.parse_args()
     lake = args.lake.resolve()
 
-    if not (lake / "lake.json").exists():
-        lake.parent.mkdir(parents=True, exist_ok=True)
-        t = time.perf_counter()
-        subprocess.run([args.bin, "generate", "--out", lake, "--rows", str(args.rows)], check=True)
-        secs = time.perf_counter() - t
-        print(f"generate: {args.rows} rows in {secs:.2f}s = {args.rows / secs / 1e6:.2f}M rows/s")
+    ensure_lake(args.bin, lake, args.rows)
 
     def cx(variables):
-        proc = subprocess.run(
-            [args.bin, "query", "--lake", lake, "-", "--variables", json.dumps(variables)],
-            input=GQL, capture_output=True, text=True, check=True,
-        )
-        return json.loads(proc.stdout)["data"]["scores"]
+        return cxlake_query(args.bin, lake, GQL, variables)["scores"]
 
     def db(where):
         con = duckdb.connect()

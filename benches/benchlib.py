@@ -1,0 +1,35 @@
+"""Shared helpers of the benchmark scripts: timing, the lake under test, running cxlake."""
+import json
+import subprocess
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def best(f, repeat):
+    """The shortest of `repeat` timed calls of f, and the last result."""
+    times, out = [], None
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = f()
+        times.append(time.perf_counter() - t)
+    return min(times), out
+
+
+def ensure_lake(binary, lake, rows):
+    """Generates the benchmark lake unless it exists; prints the generator's speed."""
+    if (lake / "lake.json").exists():
+        return
+    lake.parent.mkdir(parents=True, exist_ok=True)
+    t = time.perf_counter()
+    subprocess.run([binary, "generate", "--out", lake, "--rows", str(rows)], check=True)
+    secs = time.perf_counter() - t
+    print(f"generate: {rows} rows in {secs:.2f}s = {rows / secs / 1e6:.2f}M rows/s")
+
+
+def cxlake_query(binary, lake, query, variables):
+    """Runs `cxlake query` as a whole process and returns the parsed data."""
+    proc = subprocess.run([binary, "query", "--lake", lake, "-", "--variables", json.dumps(variables)],
+                          input=query, capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout)["data"]
