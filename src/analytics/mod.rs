@@ -5,11 +5,13 @@
 //! sufficient statistics (counts, sums of weights, ...) per group in one pass; `crate::stats`
 //! turns those into estimates and intervals.
 
+pub mod benchmark;
 pub mod catalog;
 pub mod drivers;
 pub mod filter;
 pub mod grouping;
 pub mod scores;
+pub mod trends;
 
 pub use catalog::Catalog;
 pub use filter::Filter;

@@ -69,6 +69,9 @@ pub struct ScoreRow {
     /// Kish's effective n of all answers (n unweighted).
     pub n_effective: f64,
     pub distribution: Vec<AnswerCount>,
+    /// The sufficient statistics every figure above came from (per scale and answer value):
+    /// additive, so comparisons can add and subtract groups exactly.
+    pub bins: Vec<(Scale, Bin)>,
 }
 
 /// Rows, and what the query read.
@@ -236,5 +239,6 @@ pub fn score_row(key: GroupKey, measure: Measure, bins: &[(Scale, Bin)], confide
         agree_ci: agree_share.and_then(|p| wilson(p, n_effective, confidence)),
         n_effective,
         distribution,
+        bins,
     }
 }

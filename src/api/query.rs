@@ -117,6 +117,101 @@ impl QueryRoot {
         Ok(groups.into_iter().map(|g| DriverGroupOut::new(g, outcome)).collect())
     }
 
+    /// Every entity at `level` against its peers, computed without the entity itself: n, mean
+    /// and agree share of both, the difference with a 95% interval (Welch for means, Newcombe
+    /// for shares) and a p-value, and the entity's rank and percentile among the peer entities.
+    /// With `period`, one row per entity and period.
+    #[allow(clippy::too_many_arguments)]
+    async fn benchmark(
+        &self,
+        ctx: &Context<'_>,
+        level: BenchmarkLevel,
+        #[graphql(desc = "Default TRUST.")] measure: Option<MeasureName>,
+        #[graphql(desc = "Default GOVERNMENT_WIDE.")] peers: Option<PeerGroup>,
+        filter: Option<ResponseFilter>,
+        period: Option<PeriodUnit>,
+        #[graphql(desc = "Default POOLED.")] pooling: Option<PeerPooling>,
+        #[graphql(desc = "Use the survey weights (default false).")] weighted: Option<bool>,
+    ) -> Result<Vec<BenchmarkRowOut>> {
+        let analytics = ctx.data::<Analytics>()?;
+        let q = crate::analytics::benchmark::BenchmarkQuery {
+            level: level.into(),
+            measure: measure.unwrap_or(MeasureName::Trust).into(),
+            peers: peers.unwrap_or(PeerGroup::GovernmentWide).into(),
+            filter: filter.unwrap_or_default().into(),
+            period: period.map(Into::into),
+            pooling: pooling.unwrap_or(PeerPooling::Pooled).into(),
+            weighted: weighted.unwrap_or(false),
+            confidence: 0.95,
+        };
+        let rows = analytics.benchmark(&q).await.map_err(gql_error)?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// Per group, a time series of one measure: each period's score with the change from the
+    /// previous period and from the same period a year earlier, with intervals and p-values.
+    async fn trends(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Default TRUST.")] measure: Option<MeasureName>,
+        #[graphql(desc = "Dimensions to group by (none: one overall series).")] group_by: Option<Vec<GroupDimension>>,
+        #[graphql(desc = "Default FISCAL_QUARTER.")] period: Option<PeriodUnit>,
+        filter: Option<ResponseFilter>,
+        #[graphql(desc = "Use the survey weights (default false).")] weighted: Option<bool>,
+    ) -> Result<Vec<TrendRowOut>> {
+        let analytics = ctx.data::<Analytics>()?;
+        let q = crate::analytics::trends::TrendsQuery {
+            measure: measure.unwrap_or(MeasureName::Trust).into(),
+            group_by: dedup(group_by.unwrap_or_default().into_iter().map(Into::into)),
+            period: period.unwrap_or(PeriodUnit::FiscalQuarter).into(),
+            filter: filter.unwrap_or_default().into(),
+            weighted: weighted.unwrap_or(false),
+            confidence: 0.95,
+        };
+        Ok(analytics.trends(&q).await.map_err(gql_error)?.into_iter().map(Into::into).collect())
+    }
+
+    /// The groups whose agree share dropped significantly in a period (default: the latest
+    /// complete one) against the previous period and against the same period a year earlier:
+    /// one-sided two-proportion z-tests, Benjamini-Hochberg q-values over every test made,
+    /// effect sizes (Cohen's h), most severe first (smallest q, then largest drop).
+    #[allow(clippy::too_many_arguments)]
+    async fn alerts(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Default: trust and satisfaction.")] measures: Option<Vec<MeasureName>>,
+        #[graphql(desc = "Default FISCAL_QUARTER.")] period: Option<PeriodUnit>,
+        #[graphql(desc = "The period to check, by label (FY2026Q4); default the latest complete one.")] at: Option<String>,
+        #[graphql(desc = "Default: SERVICE, OFFICE, AGENCY, CHANNEL.")] levels: Option<Vec<GroupDimension>>,
+        #[graphql(desc = "Both periods need at least this many answers (default 30).")] min_n: Option<u64>,
+        #[graphql(desc = "Alerts have a q-value below this (default 0.05).")] alpha: Option<f64>,
+        filter: Option<ResponseFilter>,
+        #[graphql(desc = "Use the survey weights (default false).")] weighted: Option<bool>,
+    ) -> Result<Vec<AlertOut>> {
+        use crate::domain::{Dimension, Measure};
+        let analytics = ctx.data::<Analytics>()?;
+        let q = crate::analytics::trends::AlertsQuery {
+            measures: match measures {
+                Some(m) => dedup(m.into_iter().map(Into::into)),
+                None => vec![Measure::Trust, Measure::Satisfaction],
+            },
+            period: period.unwrap_or(PeriodUnit::FiscalQuarter).into(),
+            at,
+            levels: match levels {
+                Some(l) => dedup(l.into_iter().map(Into::into)),
+                None => vec![Dimension::Service, Dimension::Office, Dimension::Agency, Dimension::Channel],
+            },
+            min_n: min_n.unwrap_or(30),
+            alpha: alpha.unwrap_or(0.05),
+            filter: filter.unwrap_or_default().into(),
+            weighted: weighted.unwrap_or(false),
+            today: chrono::Utc::now().date_naive(),
+            confidence: 0.95,
+        };
+        let result = analytics.alerts(&q).await.map_err(gql_error)?;
+        Ok(result.alerts.into_iter().map(Into::into).collect())
+    }
+
     /// The services of the lake (its services dimension), optionally of some agencies.
     async fn services(&self, ctx: &Context<'_>, agency: Option<Vec<String>>) -> Result<Vec<ServiceOut>> {
         let analytics = ctx.data::<Analytics>()?;

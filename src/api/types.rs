@@ -478,3 +478,211 @@ impl DriverGroupOut {
         }
     }
 }
+
+mirror_enum! {
+    /// The level entities are benchmarked at.
+    BenchmarkLevel => crate::analytics::benchmark::Level { Agency, Bureau, Service, Office }
+}
+mirror_enum! {
+    /// Peers of a benchmark: every other entity, or those sharing the service type, agency or
+    /// channel (one row per entity and peer key).
+    PeerGroup => crate::analytics::benchmark::Peers { GovernmentWide, SameServiceType, SameAgency, SameChannel }
+}
+mirror_enum! {
+    /// POOLED: peer scores over all peer responses (respondent-weighted); EQUAL_WEIGHTED: the mean
+    /// of the peer entities' scores.
+    PeerPooling => crate::analytics::benchmark::Pooling { Pooled, EqualWeighted }
+}
+
+/// One entity against its peers (the entity excluded from them).
+#[derive(SimpleObject, Debug, Clone)]
+pub struct BenchmarkRowOut {
+    pub entity: String,
+    /// Service type, agency or channel of the peer group; null government-wide.
+    pub peer_key: Option<String>,
+    pub period: Option<String>,
+    pub period_start: Option<Date>,
+    pub period_end: Option<Date>,
+    pub n: u64,
+    pub mean: Option<f64>,
+    pub mean_low: Option<f64>,
+    pub mean_high: Option<f64>,
+    pub agree_share: Option<f64>,
+    pub agree_low: Option<f64>,
+    pub agree_high: Option<f64>,
+    pub peer_entities: u32,
+    pub peer_n: u64,
+    pub peer_mean: Option<f64>,
+    pub peer_agree_share: Option<f64>,
+    /// Entity minus peers, with a 95% interval (Welch when pooled) and two-sided p-value.
+    pub mean_difference: Option<f64>,
+    pub mean_difference_low: Option<f64>,
+    pub mean_difference_high: Option<f64>,
+    pub mean_difference_p: Option<f64>,
+    /// Entity minus peers, with Newcombe's 95% interval (method 10) and the two-proportion
+    /// z-test's p-value when pooled.
+    pub agree_difference: Option<f64>,
+    pub agree_difference_low: Option<f64>,
+    pub agree_difference_high: Option<f64>,
+    pub agree_difference_p: Option<f64>,
+    /// 1 = highest agree share among the peer group's entities (the entity included).
+    pub rank: Option<u32>,
+    /// Percent of peer entities with a lower agree share (ties count half).
+    pub percentile: Option<f64>,
+    pub entities_ranked: u32,
+}
+
+impl From<crate::analytics::benchmark::BenchmarkRow> for BenchmarkRowOut {
+    fn from(r: crate::analytics::benchmark::BenchmarkRow) -> BenchmarkRowOut {
+        let (md, ad) = (r.mean_difference, r.agree_difference);
+        BenchmarkRowOut {
+            entity: r.entity,
+            peer_key: r.peer_key,
+            period: r.period.as_ref().map(|p| p.label.clone()),
+            period_start: r.period.as_ref().map(|p| Date(p.start)),
+            period_end: r.period.as_ref().map(|p| Date(p.end)),
+            n: r.own.n,
+            mean: r.own.mean,
+            mean_low: r.own.mean_ci.map(|c| c.low),
+            mean_high: r.own.mean_ci.map(|c| c.high),
+            agree_share: r.own.agree_share,
+            agree_low: r.own.agree_ci.map(|c| c.low),
+            agree_high: r.own.agree_ci.map(|c| c.high),
+            peer_entities: r.peer_entities,
+            peer_n: r.peer_n,
+            peer_mean: r.peer_mean,
+            peer_agree_share: r.peer_agree_share,
+            mean_difference: md.map(|c| c.difference),
+            mean_difference_low: md.map(|c| c.interval.low),
+            mean_difference_high: md.map(|c| c.interval.high),
+            mean_difference_p: md.map(|c| c.p_value),
+            agree_difference: ad.map(|c| c.difference),
+            agree_difference_low: ad.map(|c| c.interval.low),
+            agree_difference_high: ad.map(|c| c.interval.high),
+            agree_difference_p: ad.map(|c| c.p_value),
+            rank: r.rank,
+            percentile: r.percentile,
+            entities_ranked: r.entities_ranked,
+        }
+    }
+}
+
+/// A change of a score from an earlier period: now minus before, with 95% intervals and
+/// two-sided p-values (Welch for means; Newcombe and the two-proportion z-test for shares).
+#[derive(SimpleObject, Debug, Clone)]
+pub struct ChangeOut {
+    pub period: String,
+    pub n: u64,
+    pub mean: Option<f64>,
+    pub agree_share: Option<f64>,
+    pub mean_change: Option<f64>,
+    pub mean_change_low: Option<f64>,
+    pub mean_change_high: Option<f64>,
+    pub mean_change_p: Option<f64>,
+    pub agree_change: Option<f64>,
+    pub agree_change_low: Option<f64>,
+    pub agree_change_high: Option<f64>,
+    pub agree_change_p: Option<f64>,
+}
+
+impl From<crate::analytics::trends::Change> for ChangeOut {
+    fn from(c: crate::analytics::trends::Change) -> ChangeOut {
+        ChangeOut {
+            period: c.against.label.clone(),
+            n: c.before.n,
+            mean: c.before.mean,
+            agree_share: c.before.agree_share,
+            mean_change: c.mean.map(|x| x.difference),
+            mean_change_low: c.mean.map(|x| x.interval.low),
+            mean_change_high: c.mean.map(|x| x.interval.high),
+            mean_change_p: c.mean.map(|x| x.p_value),
+            agree_change: c.agree.map(|x| x.difference),
+            agree_change_low: c.agree.map(|x| x.interval.low),
+            agree_change_high: c.agree.map(|x| x.interval.high),
+            agree_change_p: c.agree.map(|x| x.p_value),
+        }
+    }
+}
+
+/// One group's score in one period, with the change from the previous period and from the same
+/// period a year earlier (null where that period has no answers).
+#[derive(SimpleObject, Debug, Clone)]
+pub struct TrendRowOut {
+    #[graphql(flatten)]
+    pub group: GroupOut,
+    pub measure: MeasureName,
+    pub n: u64,
+    pub mean: Option<f64>,
+    pub mean_low: Option<f64>,
+    pub mean_high: Option<f64>,
+    pub agree_share: Option<f64>,
+    pub agree_low: Option<f64>,
+    pub agree_high: Option<f64>,
+    pub previous: Option<ChangeOut>,
+    pub year_ago: Option<ChangeOut>,
+}
+
+impl From<crate::analytics::trends::TrendRow> for TrendRowOut {
+    fn from(t: crate::analytics::trends::TrendRow) -> TrendRowOut {
+        let r = t.row;
+        TrendRowOut {
+            group: GroupOut::from(&r.key),
+            measure: r.measure.into(),
+            n: r.n,
+            mean: r.mean,
+            mean_low: r.mean_ci.map(|c| c.low),
+            mean_high: r.mean_ci.map(|c| c.high),
+            agree_share: r.agree_share,
+            agree_low: r.agree_ci.map(|c| c.low),
+            agree_high: r.agree_ci.map(|c| c.high),
+            previous: t.previous.map(Into::into),
+            year_ago: t.year_ago.map(Into::into),
+        }
+    }
+}
+
+/// Which earlier period an alert compares with.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum AlertComparison {
+    Previous,
+    YearAgo,
+}
+
+/// A significant drop of the agree share.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct AlertOut {
+    pub level: GroupDimension,
+    pub entity: String,
+    pub measure: MeasureName,
+    pub period: String,
+    pub comparison: AlertComparison,
+    pub change: ChangeOut,
+    pub n: u64,
+    pub agree_share: Option<f64>,
+    pub mean: Option<f64>,
+    /// One-sided p-value of the drop (two-proportion z-test).
+    pub p_value: f64,
+    /// Benjamini-Hochberg q-value over every test the query made.
+    pub q_value: f64,
+    /// Cohen's h of the agree shares (negative: a drop).
+    pub effect_size: f64,
+}
+
+impl From<crate::analytics::trends::Alert> for AlertOut {
+    fn from(a: crate::analytics::trends::Alert) -> AlertOut {
+        AlertOut {
+            level: a.level.into(),
+            entity: a.entity,
+            measure: a.measure.into(),
+            period: a.period.label.clone(),
+            comparison: if a.comparison == "previous" { AlertComparison::Previous } else { AlertComparison::YearAgo },
+            change: a.change.into(),
+            n: a.now.n,
+            agree_share: a.now.agree_share,
+            mean: a.now.mean,
+            p_value: a.p_value,
+            q_value: a.q_value,
+            effect_size: a.effect_size,
+        }
+    }
+}

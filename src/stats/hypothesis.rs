@@ -84,6 +84,32 @@ pub fn welch(m1: f64, v1: f64, n1: f64, m2: f64, v2: f64, n2: f64, confidence: f
     })
 }
 
+/// One-sided p-value that a standard normal statistic is this low or lower (a drop).
+pub fn normal_p_lower(z: f64) -> f64 {
+    Normal::new(0.0, 1.0).expect("standard normal").cdf(z)
+}
+
+/// Benjamini-Hochberg adjusted p-values (q-values) in the input order: for the i-th smallest of
+/// m p-values, min over j >= i of m·p(j)/j, capped at 1 (Benjamini & Hochberg, JRSS B 57, 1995;
+/// R's `p.adjust(method = "BH")`).
+pub fn benjamini_hochberg(p: &[f64]) -> Vec<f64> {
+    let m = p.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let mut q = vec![0.0; m];
+    let mut running = 1.0f64;
+    for (rank, &i) in order.iter().enumerate().rev() {
+        running = running.min(p[i] * m as f64 / (rank + 1) as f64);
+        q[i] = running.min(1.0);
+    }
+    q
+}
+
+/// Cohen's h, the effect size of a difference of proportions: 2·asin(√p1) − 2·asin(√p2).
+pub fn cohens_h(p1: f64, p2: f64) -> f64 {
+    2.0 * p1.sqrt().asin() - 2.0 * p2.sqrt().asin()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,5 +149,26 @@ mod tests {
         assert!(close(c.statistic, 2.6501719512585336, 1e-10));
         assert!(close(c.p_value, 0.00804508136819656, 1e-10));
         assert!(two_proportions(1.0, 10.0, 1.0, 10.0, 0.95).is_none());
+    }
+
+    /// scipy.stats.false_discovery_control (and R's p.adjust "BH") on the same inputs.
+    #[test]
+    fn benjamini_hochberg_matches_scipy() {
+        let q = benjamini_hochberg(&[0.01, 0.04, 0.03, 0.005]);
+        for (a, b) in q.iter().zip([0.02, 0.04, 0.04, 0.02]) {
+            assert!(close(*a, b, 1e-12), "{q:?}");
+        }
+        let q = benjamini_hochberg(&[0.2, 0.001, 0.9, 0.04, 0.04, 0.5]);
+        for (a, b) in q.iter().zip([0.3, 0.006, 0.9, 0.08, 0.08, 0.6]) {
+            assert!(close(*a, b, 1e-12), "{q:?}");
+        }
+        assert!(benjamini_hochberg(&[]).is_empty());
+    }
+
+    #[test]
+    fn cohens_h_and_one_sided_p() {
+        assert!(close(cohens_h(0.5, 0.5), 0.0, 1e-15));
+        assert!(close(cohens_h(1.0, 0.0), std::f64::consts::PI, 1e-12));
+        assert!(close(normal_p_lower(-1.959963984540054), 0.025, 1e-9));
     }
 }
