@@ -45,6 +45,9 @@ enum Command {
         /// About how many services.
         #[arg(long, default_value_t = 150)]
         services: usize,
+        /// Plant no sudden drops (a lake for checking false alarms).
+        #[arg(long)]
+        no_drops: bool,
     },
     /// Run a GraphQL query file against a lake without a server and print the JSON response.
     Query {
@@ -82,11 +85,20 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         // Opening reads the dimension tables with polars, which must not run on an async worker.
         Command::Serve { lake, listen } => serve(open(&lake)?, listen),
-        Command::Generate { out, rows, seed, first_fiscal_year, fiscal_years, services } => {
+        Command::Generate { out, rows, seed, first_fiscal_year, fiscal_years, services, no_drops } => {
             if lake_exists(&out) {
                 bail!("'{}' already holds a lake; choose another --out or remove it", out.display());
             }
-            let cfg = GenerateConfig { out, rows, seed, first_fiscal_year, fiscal_years, services, ..Default::default() };
+            let cfg = GenerateConfig {
+                out,
+                rows,
+                seed,
+                first_fiscal_year,
+                fiscal_years,
+                services,
+                drops: !no_drops,
+                ..Default::default()
+            };
             let bar = ProgressBar::new(rows).with_style(
                 ProgressStyle::with_template("{bar:40} {human_pos}/{human_len} rows {per_sec} eta {eta}")
                     .expect("valid template"),

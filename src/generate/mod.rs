@@ -34,6 +34,8 @@ pub struct GenerateConfig {
     pub services: usize,
     /// Rows per data file at most (a partition with more rows gets several files).
     pub file_rows: u64,
+    /// Plant the sudden drops (off: a lake for checking false alarms).
+    pub drops: bool,
 }
 
 impl Default for GenerateConfig {
@@ -46,6 +48,7 @@ impl Default for GenerateConfig {
             fiscal_years: 5,
             services: 150,
             file_rows: 2_000_000,
+            drops: true,
         }
     }
 }
@@ -68,7 +71,10 @@ pub fn generate(cfg: &GenerateConfig, progress: &(dyn Fn(u64) + Sync)) -> Result
     let quarters: Vec<FiscalQuarter> = FiscalQuarter::new(cfg.first_fiscal_year, 1)
         .through(FiscalQuarter::new(cfg.first_fiscal_year + cfg.fiscal_years as i32 - 1, 4));
     let universe = Universe::build(cfg.seed, cfg.services);
-    let effects = Effects::draw(cfg.seed, &universe, &quarters);
+    let mut effects = Effects::draw(cfg.seed, &universe, &quarters);
+    if !cfg.drops {
+        effects.drops.clear();
+    }
     let lake = Lake::create(&cfg.out)?;
     let tasks = plan(cfg, &universe, &quarters);
 
