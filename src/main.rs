@@ -17,6 +17,23 @@ struct Cli {
     command: Command,
 }
 
+/// Minimum cell sizes: statistics of fewer respondents are withheld in every result.
+#[derive(clap::Args)]
+struct Cells {
+    /// Respondents a score, benchmark, trend or alert cell needs.
+    #[arg(long, env = "CXLAKE_MIN_CELL", default_value_t = 10)]
+    min_cell: u64,
+    /// Respondents a driver-importance group needs.
+    #[arg(long, env = "CXLAKE_MIN_CELL_DRIVERS", default_value_t = 30)]
+    min_cell_drivers: u64,
+}
+
+impl Cells {
+    fn suppression(&self) -> cxlake::analytics::suppression::Suppression {
+        cxlake::analytics::suppression::Suppression { min_cell: self.min_cell, min_cell_drivers: self.min_cell_drivers }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the GraphQL API (GraphiQL at /).
@@ -24,6 +41,8 @@ enum Command {
         /// Lake root directory.
         #[arg(long, env = "CXLAKE_LAKE", default_value = "data/sample")]
         lake: PathBuf,
+        #[command(flatten)]
+        cells: Cells,
         /// Address to listen on.
         #[arg(long, env = "CXLAKE_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
@@ -53,6 +72,8 @@ enum Command {
     Query {
         #[arg(long, env = "CXLAKE_LAKE", default_value = "data/sample")]
         lake: PathBuf,
+        #[command(flatten)]
+        cells: Cells,
         /// File holding the GraphQL query (`-` for standard input).
         file: PathBuf,
         /// Variables as a JSON object.
@@ -84,7 +105,7 @@ fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         // Opening reads the dimension tables with polars, which must not run on an async worker.
-        Command::Serve { lake, listen } => serve(open(&lake)?, listen),
+        Command::Serve { lake, cells, listen } => serve(open(&lake)?.with_suppression(cells.suppression()), listen),
         Command::Generate { out, rows, seed, first_fiscal_year, fiscal_years, services, no_drops } => {
             if lake_exists(&out) {
                 bail!("'{}' already holds a lake; choose another --out or remove it", out.display());
@@ -119,7 +140,9 @@ fn main() -> Result<()> {
             );
             Ok(())
         }
-        Command::Query { lake, file, variables } => query(open(&lake)?, file, variables),
+        Command::Query { lake, cells, file, variables } => {
+            query(open(&lake)?.with_suppression(cells.suppression()), file, variables)
+        }
         Command::Kda { csv, outcome, drivers, json } => kda(&csv, &outcome, &drivers, json),
         Command::Schema => {
             print!("{}", cxlake::api::sdl());

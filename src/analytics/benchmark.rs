@@ -117,6 +117,10 @@ pub struct BenchmarkRow {
     /// Share of the peer entities with a lower agree share (ties count half), in percent.
     pub percentile: Option<f64>,
     pub entities_ranked: u32,
+    /// Why the entity's statistics are withheld, if they are.
+    pub suppressed: Option<String>,
+    /// Why the peer scores and the differences are withheld, if they are.
+    pub peer_suppressed: Option<String>,
 }
 
 fn subtract(total: &[(Scale, Bin)], own: &[(Scale, Bin)]) -> Vec<(Scale, Bin)> {
@@ -171,12 +175,14 @@ impl Analytics {
                 confidence: q.confidence,
             })
             .await?;
-        Ok(compare(scores.rows, q))
+        Ok(compare(scores.rows, q, self.suppression.min_cell))
     }
 }
 
-/// Builds the comparison rows from per-(entity, peer key, period) score rows.
-pub fn compare(rows: Vec<ScoreRow>, q: &BenchmarkQuery) -> Vec<BenchmarkRow> {
+/// Builds the comparison rows from per-(entity, peer key, period) score rows (already
+/// suppressed below `min_cell`), applying the benchmark's suppression rules (see
+/// `analytics::suppression`).
+pub fn compare(rows: Vec<ScoreRow>, q: &BenchmarkQuery, min_cell: u64) -> Vec<BenchmarkRow> {
     let entity_dim = q.level.dimension();
     let peer_dim = q.peers.dimension();
     // Cells: (peer key, period) -> entities' rows (entities without a value, such as digital
@@ -190,7 +196,19 @@ pub fn compare(rows: Vec<ScoreRow>, q: &BenchmarkQuery) -> Vec<BenchmarkRow> {
         cells.entry((peer, r.key.period.clone())).or_default().push(r);
     }
     let mut out = Vec::new();
-    for ((peer_key, period), entities) in cells {
+    for ((peer_key, period), mut entities) in cells {
+        // Complementary suppression: one suppressed entity among shown ones would be the cell
+        // total (derivable from any shown row) minus the shown entities.
+        let hidden = entities.iter().filter(|e| e.suppressed.is_some()).count();
+        if hidden == 1 {
+            if let Some(next) = entities
+                .iter_mut()
+                .filter(|e| e.suppressed.is_none())
+                .min_by(|a, b| a.n.cmp(&b.n).then_with(|| a.key.cmp(&b.key)))
+            {
+                next.suppress("complementary suppression: withheld so that a small cell of the same peer group cannot be recovered by subtraction".into());
+            }
+        }
         let mut total = Vec::new();
         for e in &entities {
             add(&mut total, &e.bins);
@@ -200,6 +218,10 @@ pub fn compare(rows: Vec<ScoreRow>, q: &BenchmarkQuery) -> Vec<BenchmarkRow> {
             let peer_key_struct = GroupKey { values: Vec::new(), period: period.clone() };
             let peer = score_row(peer_key_struct, q.measure, &subtract(&total, &e.bins), q.confidence);
             let others: Vec<&ScoreRow> = entities.iter().filter(|o| !std::ptr::eq(*o, e)).filter(|o| o.n > 0).collect();
+            let peer_suppressed = match (&e.suppressed, super::suppression::Suppression::check(peer.n, min_cell)) {
+                (Some(_), _) => Some("the entity is suppressed; its peer scores would reveal it".to_string()),
+                (None, reason) => reason.map(|r| format!("peers: {r}")),
+            };
             let (peer_mean, peer_agree, mean_difference, agree_difference) = match q.pooling {
                 Pooling::Pooled => (
                     peer.mean,
@@ -254,6 +276,11 @@ pub fn compare(rows: Vec<ScoreRow>, q: &BenchmarkQuery) -> Vec<BenchmarkRow> {
                 }
                 None => (None, None),
             };
+            let (peer_mean, peer_agree, mean_difference, agree_difference) = if peer_suppressed.is_some() {
+                (None, None, None, None)
+            } else {
+                (peer_mean, peer_agree, mean_difference, agree_difference)
+            };
             out.push(BenchmarkRow {
                 entity: e.key.get(entity_dim).expect("entities have a value").to_string(),
                 peer_key: peer_key.clone(),
@@ -268,6 +295,8 @@ pub fn compare(rows: Vec<ScoreRow>, q: &BenchmarkQuery) -> Vec<BenchmarkRow> {
                 rank,
                 percentile,
                 entities_ranked: shares.len() as u32,
+                suppressed: e.suppressed.clone(),
+                peer_suppressed,
             });
         }
     }

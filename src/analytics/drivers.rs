@@ -10,6 +10,7 @@
 //! buckets it is exactly the per-row Poisson bootstrap). `crate::stats` computes every estimate.
 
 use super::grouping::{key_exprs, GroupKey, KeyReader};
+use super::suppression::Suppression;
 use super::{Analytics, AnalyticsError, Filter};
 use crate::domain::survey::{tap_column, TAP_TOPICS};
 use crate::domain::{Dimension, Driver, Measure, PeriodUnit};
@@ -133,6 +134,8 @@ pub struct TapStat {
     pub positive_ci: Option<Interval>,
     pub negative_share: Option<f64>,
     pub negative_ci: Option<Interval>,
+    /// Why the shares are withheld (too few respondents shown the list), if they are.
+    pub suppressed: Option<String>,
 }
 
 /// The result for one group.
@@ -155,6 +158,21 @@ pub struct DriverGroup {
     pub taps: Vec<TapStat>,
     /// Bootstrap replicates that gave estimates (some may be degenerate in small groups).
     pub bootstrap_replicates: u32,
+    /// Why the estimates are withheld (small cell), if they are.
+    pub suppressed: Option<String>,
+}
+
+impl DriverGroup {
+    /// Withholds every estimate (n stays), giving the reason. The error is withheld too: it can
+    /// say that every respondent gave one answer.
+    fn suppress(&mut self, reason: String) {
+        self.r2 = None;
+        self.adj_r2 = None;
+        self.error = None;
+        self.warnings.clear();
+        self.drivers = self.drivers.iter().map(|d| empty_stat(d.driver)).collect();
+        self.suppressed = Some(reason);
+    }
 }
 
 /// The positions of the aggregates in a collected row of the main plan: every aggregate is a
@@ -340,11 +358,12 @@ impl Analytics {
         }
         let lf = self.lake.scan_responses(&files)?;
         let q = q.clone();
-        Analytics::blocking(move || run(lf, &q)).await
+        let suppression = self.suppression;
+        Analytics::blocking(move || run(lf, &q, suppression)).await
     }
 }
 
-fn run(lf: LazyFrame, q: &DriverQuery) -> Result<Vec<DriverGroup>, AnalyticsError> {
+fn run(lf: LazyFrame, q: &DriverQuery, suppression: Suppression) -> Result<Vec<DriverGroup>, AnalyticsError> {
     let vars: Vec<&str> = std::iter::once(q.outcome.column()).chain(q.drivers.iter().map(|d| d.as_str())).collect();
     let layout = Layout { p: vars.len(), missing: q.missing };
     let filtered = match q.filter.predicate() {
@@ -400,6 +419,15 @@ fn run(lf: LazyFrame, q: &DriverQuery) -> Result<Vec<DriverGroup>, AnalyticsErro
             let mut group = assess(key.clone(), &layout, &total, candidates, q);
             if q.taps {
                 group.taps = tap_stats(&first(&taps).unwrap_or_else(|| vec![0.0; TAP_SUMS * TAP_TOPICS.len()]), q.confidence);
+                for t in &mut group.taps {
+                    if let Some(reason) = Suppression::check(t.shown, suppression.min_cell) {
+                        *t = TapStat { topic: t.topic.clone(), shown: t.shown, positive_share: None, positive_ci: None, negative_share: None, negative_ci: None, suppressed: Some(reason) };
+                    }
+                }
+            }
+            if let Some(reason) = Suppression::check(group.n, suppression.min_cell_drivers) {
+                group.suppress(reason);
+                return group;
             }
             if let (Some(b), None) = (q.bootstrap, &group.error) {
                 bootstrap(&mut group, &layout, &buckets, &q.drivers, b, q.seed ^ key_hash(&key), q.confidence);
@@ -511,6 +539,7 @@ fn assess(key: GroupKey, layout: &Layout, s: &[f64], candidates: Option<u64>, q:
         drivers: Vec::new(),
         taps: Vec::new(),
         bootstrap_replicates: 0,
+        suppressed: None,
     };
     let minimum = (10 * k).max(30);
     if (n as usize) < minimum {
@@ -620,6 +649,7 @@ fn tap_stats(s: &[f64], confidence: f64) -> Vec<TapStat> {
                 positive_ci: ps.and_then(|p| wilson(p, n_eff, confidence)),
                 negative_share: ns,
                 negative_ci: ns.and_then(|p| wilson(p, n_eff, confidence)),
+                suppressed: None,
             }
         })
         .collect()

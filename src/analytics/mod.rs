@@ -11,6 +11,7 @@ pub mod drivers;
 pub mod filter;
 pub mod grouping;
 pub mod scores;
+pub mod suppression;
 pub mod trends;
 
 pub use catalog::Catalog;
@@ -48,6 +49,8 @@ impl AnalyticsError {
 pub struct Analytics {
     pub lake: Lake,
     pub catalog: Catalog,
+    /// Minimum cell sizes applied to every result.
+    pub suppression: suppression::Suppression,
 }
 
 impl Analytics {
@@ -55,7 +58,12 @@ impl Analytics {
     /// worker threads (or in `spawn_blocking`).
     pub fn open(lake: Lake) -> Result<Analytics, AnalyticsError> {
         let catalog = Catalog::load(&lake)?;
-        Ok(Analytics { lake, catalog })
+        Ok(Analytics { lake, catalog, suppression: suppression::Suppression::default() })
+    }
+
+    /// The same analytics with other minimum cell sizes.
+    pub fn with_suppression(self, suppression: suppression::Suppression) -> Analytics {
+        Analytics { suppression, ..self }
     }
 
     /// Runs blocking polars work off the async runtime.

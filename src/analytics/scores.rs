@@ -72,6 +72,22 @@ pub struct ScoreRow {
     /// The sufficient statistics every figure above came from (per scale and answer value):
     /// additive, so comparisons can add and subtract groups exactly.
     pub bins: Vec<(Scale, Bin)>,
+    /// Why the statistics are withheld (small cell), if they are.
+    pub suppressed: Option<String>,
+}
+
+impl ScoreRow {
+    /// Withholds every statistic (n stays), giving the reason. The bins stay for exact
+    /// arithmetic inside analytics; they are never shown.
+    pub fn suppress(&mut self, reason: String) {
+        self.mean = None;
+        self.sd = None;
+        self.mean_ci = None;
+        self.agree_share = None;
+        self.agree_ci = None;
+        self.distribution.clear();
+        self.suppressed = Some(reason);
+    }
 }
 
 /// Rows, and what the query read.
@@ -110,7 +126,13 @@ impl Analytics {
         let q2 = q.clone();
         let df = Analytics::blocking(move || Ok(plan(lf, &q2).collect_with_engine(Engine::Streaming)?.unwrap_single()))
             .await?;
-        Ok(ScoresResult { rows: assemble(&df, q)?, files_scanned })
+        let mut rows = assemble(&df, q)?;
+        for r in &mut rows {
+            if let Some(reason) = super::suppression::Suppression::check(r.n, self.suppression.min_cell) {
+                r.suppress(reason);
+            }
+        }
+        Ok(ScoresResult { rows, files_scanned })
     }
 }
 
@@ -240,5 +262,6 @@ pub fn score_row(key: GroupKey, measure: Measure, bins: &[(Scale, Bin)], confide
         n_effective,
         distribution,
         bins,
+        suppressed: None,
     }
 }

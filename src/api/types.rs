@@ -266,6 +266,10 @@ pub struct ScoreRowOut {
     /// Kish's effective sample size of all answers (n unless weighted).
     pub n_effective: f64,
     pub distribution: Vec<AnswerCount>,
+    /// True when the statistics are withheld: fewer respondents than the deployment's minimum
+    /// cell size.
+    pub suppressed: bool,
+    pub suppressed_reason: Option<String>,
 }
 
 impl From<ScoreRow> for ScoreRowOut {
@@ -290,6 +294,8 @@ impl From<ScoreRow> for ScoreRowOut {
                 .into_iter()
                 .map(|a| AnswerCount { scale: a.scale.into(), value: a.value as i32, count: a.count, weighted_count: a.weight })
                 .collect(),
+            suppressed: r.suppressed.is_some(),
+            suppressed_reason: r.suppressed,
         }
     }
 }
@@ -418,6 +424,8 @@ pub struct TapOut {
     pub negative_share: Option<f64>,
     pub negative_low: Option<f64>,
     pub negative_high: Option<f64>,
+    pub suppressed: bool,
+    pub suppressed_reason: Option<String>,
 }
 
 impl From<TapStat> for TapOut {
@@ -431,6 +439,8 @@ impl From<TapStat> for TapOut {
             negative_share: t.negative_share,
             negative_low: t.negative_ci.map(|c| c.low),
             negative_high: t.negative_ci.map(|c| c.high),
+            suppressed: t.suppressed.is_some(),
+            suppressed_reason: t.suppressed,
         }
     }
 }
@@ -458,6 +468,10 @@ pub struct DriverGroupOut {
     pub drivers: Vec<DriverStatOut>,
     /// Tapped-indicator shares among thumbs respondents shown the tap list.
     pub taps: Vec<TapOut>,
+    /// True when the estimates are withheld: fewer respondents used than the deployment's
+    /// minimum cell size for driver importance.
+    pub suppressed: bool,
+    pub suppressed_reason: Option<String>,
 }
 
 impl DriverGroupOut {
@@ -475,6 +489,8 @@ impl DriverGroupOut {
             bootstrap_replicates: g.bootstrap_replicates,
             drivers: g.drivers.into_iter().map(Into::into).collect(),
             taps: g.taps.into_iter().map(Into::into).collect(),
+            suppressed: g.suppressed.is_some(),
+            suppressed_reason: g.suppressed,
         }
     }
 }
@@ -530,6 +546,12 @@ pub struct BenchmarkRowOut {
     /// Percent of peer entities with a lower agree share (ties count half).
     pub percentile: Option<f64>,
     pub entities_ranked: u32,
+    /// True when the entity's statistics are withheld (small cell, or complementary
+    /// suppression).
+    pub suppressed: bool,
+    pub suppressed_reason: Option<String>,
+    /// Why the peer scores and differences are withheld, if they are.
+    pub peer_suppressed_reason: Option<String>,
 }
 
 impl From<crate::analytics::benchmark::BenchmarkRow> for BenchmarkRowOut {
@@ -563,6 +585,9 @@ impl From<crate::analytics::benchmark::BenchmarkRow> for BenchmarkRowOut {
             rank: r.rank,
             percentile: r.percentile,
             entities_ranked: r.entities_ranked,
+            suppressed: r.suppressed.is_some(),
+            suppressed_reason: r.suppressed,
+            peer_suppressed_reason: r.peer_suppressed,
         }
     }
 }
@@ -583,6 +608,8 @@ pub struct ChangeOut {
     pub agree_change_low: Option<f64>,
     pub agree_change_high: Option<f64>,
     pub agree_change_p: Option<f64>,
+    /// True when the earlier period is suppressed (and so the change).
+    pub suppressed: bool,
 }
 
 impl From<crate::analytics::trends::Change> for ChangeOut {
@@ -600,6 +627,7 @@ impl From<crate::analytics::trends::Change> for ChangeOut {
             agree_change_low: c.agree.map(|x| x.interval.low),
             agree_change_high: c.agree.map(|x| x.interval.high),
             agree_change_p: c.agree.map(|x| x.p_value),
+            suppressed: c.before.suppressed.is_some(),
         }
     }
 }
@@ -620,6 +648,8 @@ pub struct TrendRowOut {
     pub agree_high: Option<f64>,
     pub previous: Option<ChangeOut>,
     pub year_ago: Option<ChangeOut>,
+    pub suppressed: bool,
+    pub suppressed_reason: Option<String>,
 }
 
 impl From<crate::analytics::trends::TrendRow> for TrendRowOut {
@@ -637,6 +667,8 @@ impl From<crate::analytics::trends::TrendRow> for TrendRowOut {
             agree_high: r.agree_ci.map(|c| c.high),
             previous: t.previous.map(Into::into),
             year_ago: t.year_ago.map(Into::into),
+            suppressed: r.suppressed.is_some(),
+            suppressed_reason: r.suppressed,
         }
     }
 }

@@ -7,8 +7,11 @@ use cxlake::analytics::drivers::{DriverQuery, Missing, Quadrant};
 use cxlake::analytics::{AnalyticsError, Filter};
 use cxlake::domain::{Dimension, Driver, Measure, PeriodUnit};
 
+/// Runs without small-cell suppression: these tests look at the statistics of tiny groups
+/// (suppression is tested in suppression.rs).
 fn run(q: &DriverQuery) -> Result<Vec<cxlake::analytics::drivers::DriverGroup>, AnalyticsError> {
-    tokio::runtime::Runtime::new().unwrap().block_on(analytics(shared_lake()).driver_importance(q))
+    let a = analytics(shared_lake()).with_suppression(cxlake::analytics::suppression::Suppression::none());
+    tokio::runtime::Runtime::new().unwrap().block_on(a.driver_importance(q))
 }
 
 #[test]

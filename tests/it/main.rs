@@ -7,3 +7,4 @@ mod http;
 mod pruning;
 mod schema_drift;
 mod scores;
+mod suppression;

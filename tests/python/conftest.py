@@ -18,9 +18,13 @@ def run_cxlake(*args, check=True, **kw):
     return proc
 
 
-def graphql(lake, query, variables=None):
-    """Runs a GraphQL query through `cxlake query` and returns the parsed response."""
+def graphql(lake, query, variables=None, suppress=False):
+    """Runs a GraphQL query through `cxlake query` and returns the parsed response. Oracle tests
+    compare every cell, so small-cell suppression is off unless asked for (it is tested in
+    tests/it/suppression.rs)."""
     args = ["query", "--lake", lake, "-"]
+    if not suppress:
+        args += ["--min-cell", "0", "--min-cell-drivers", "0"]
     if variables is not None:
         args += ["--variables", json.dumps(variables)]
     proc = run_cxlake(*args, input=query, check=False)
