@@ -206,3 +206,23 @@ def test_planted_agency_effects_show_with_their_sign(tmp_path):
             assert (r["agreeDifference"] > 0) == (effect > 0), (r["entity"], effect, r["agreeDifference"])
             checked += 1
     assert checked >= 3
+
+
+def test_planted_office_effects_show_with_their_sign(tmp_path):
+    lake = tmp_path / "offices"
+    run_cxlake("generate", "--out", lake, "--rows", 300_000, "--seed", 2025, "--no-drops")
+    truth = json.loads((lake / "truth.json").read_text())["office_effects"]
+    rows = graphql(lake, QUERY, {"l": "OFFICE", "m": "TRUST", "p": "SAME_AGENCY"})["data"]["benchmark"]
+    present = {r["entity"] for r in rows}
+    checked = 0
+    for r in rows:
+        agency = r["entity"].rsplit("-", 1)[0]
+        others = [truth[o] for o in present if o != r["entity"] and o.rsplit("-", 1)[0] == agency]
+        if not others:
+            continue
+        # The planted contrast with the office's peers: its effect minus their average.
+        contrast = truth[r["entity"]] - sum(others) / len(others)
+        if abs(contrast) >= 0.25 and r["agreeDifferenceP"] is not None and r["agreeDifferenceP"] < 0.01:
+            assert (r["agreeDifference"] > 0) == (contrast > 0), (r["entity"], contrast, r["agreeDifference"])
+            checked += 1
+    assert checked >= 3, checked
