@@ -239,12 +239,10 @@ impl From<&GroupKey> for GroupOut {
     }
 }
 
-/// The scores of one measure in one group (a tidy row: one per group and measure).
+/// The statistics of one measure in one cell: n, mean and spread of the Likert answers with a
+/// 95% interval, the agree share with its Wilson interval, and whether they are withheld.
 #[derive(SimpleObject, Debug, Clone)]
-pub struct ScoreRowOut {
-    #[graphql(flatten)]
-    pub group: GroupOut,
-    pub measure: MeasureName,
+pub struct ScoreOut {
     /// Answers on both scales.
     pub n: u64,
     pub n_likert: u64,
@@ -265,18 +263,15 @@ pub struct ScoreRowOut {
     pub agree_high: Option<f64>,
     /// Kish's effective sample size of all answers (n unless weighted).
     pub n_effective: f64,
-    pub distribution: Vec<AnswerCount>,
     /// True when the statistics are withheld: fewer respondents than the deployment's minimum
-    /// cell size.
+    /// cell size (or complementary suppression in a benchmark).
     pub suppressed: bool,
     pub suppressed_reason: Option<String>,
 }
 
-impl From<ScoreRow> for ScoreRowOut {
-    fn from(r: ScoreRow) -> ScoreRowOut {
-        ScoreRowOut {
-            group: GroupOut::from(&r.key),
-            measure: r.measure.into(),
+impl From<&ScoreRow> for ScoreOut {
+    fn from(r: &ScoreRow) -> ScoreOut {
+        ScoreOut {
             n: r.n,
             n_likert: r.n_likert,
             n_thumbs: r.n_thumbs,
@@ -289,13 +284,34 @@ impl From<ScoreRow> for ScoreRowOut {
             agree_low: r.agree_ci.map(|c| c.low),
             agree_high: r.agree_ci.map(|c| c.high),
             n_effective: r.n_effective,
+            suppressed: r.suppressed.is_some(),
+            suppressed_reason: r.suppressed.clone(),
+        }
+    }
+}
+
+/// The scores of one measure in one group (a tidy row: one per group and measure).
+#[derive(SimpleObject, Debug, Clone)]
+pub struct ScoreRowOut {
+    #[graphql(flatten)]
+    pub group: GroupOut,
+    pub measure: MeasureName,
+    #[graphql(flatten)]
+    pub score: ScoreOut,
+    pub distribution: Vec<AnswerCount>,
+}
+
+impl From<ScoreRow> for ScoreRowOut {
+    fn from(r: ScoreRow) -> ScoreRowOut {
+        ScoreRowOut {
+            group: GroupOut::from(&r.key),
+            measure: r.measure.into(),
+            score: ScoreOut::from(&r),
             distribution: r
                 .distribution
                 .into_iter()
                 .map(|a| AnswerCount { scale: a.scale.into(), value: a.value as i32, count: a.count, weighted_count: a.weight })
                 .collect(),
-            suppressed: r.suppressed.is_some(),
-            suppressed_reason: r.suppressed,
         }
     }
 }
@@ -519,13 +535,8 @@ pub struct BenchmarkRowOut {
     pub period: Option<String>,
     pub period_start: Option<Date>,
     pub period_end: Option<Date>,
-    pub n: u64,
-    pub mean: Option<f64>,
-    pub mean_low: Option<f64>,
-    pub mean_high: Option<f64>,
-    pub agree_share: Option<f64>,
-    pub agree_low: Option<f64>,
-    pub agree_high: Option<f64>,
+    #[graphql(flatten)]
+    pub score: ScoreOut,
     pub peer_entities: u32,
     pub peer_n: u64,
     pub peer_mean: Option<f64>,
@@ -546,10 +557,6 @@ pub struct BenchmarkRowOut {
     /// Percent of peer entities with a lower agree share (ties count half).
     pub percentile: Option<f64>,
     pub entities_ranked: u32,
-    /// True when the entity's statistics are withheld (small cell, or complementary
-    /// suppression).
-    pub suppressed: bool,
-    pub suppressed_reason: Option<String>,
     /// Why the peer scores and differences are withheld, if they are.
     pub peer_suppressed_reason: Option<String>,
 }
@@ -563,13 +570,7 @@ impl From<crate::analytics::benchmark::BenchmarkRow> for BenchmarkRowOut {
             period: r.period.as_ref().map(|p| p.label.clone()),
             period_start: r.period.as_ref().map(|p| Date(p.start)),
             period_end: r.period.as_ref().map(|p| Date(p.end)),
-            n: r.own.n,
-            mean: r.own.mean,
-            mean_low: r.own.mean_ci.map(|c| c.low),
-            mean_high: r.own.mean_ci.map(|c| c.high),
-            agree_share: r.own.agree_share,
-            agree_low: r.own.agree_ci.map(|c| c.low),
-            agree_high: r.own.agree_ci.map(|c| c.high),
+            score: ScoreOut::from(&r.own),
             peer_entities: r.peer_entities,
             peer_n: r.peer_n,
             peer_mean: r.peer_mean,
@@ -585,8 +586,6 @@ impl From<crate::analytics::benchmark::BenchmarkRow> for BenchmarkRowOut {
             rank: r.rank,
             percentile: r.percentile,
             entities_ranked: r.entities_ranked,
-            suppressed: r.suppressed.is_some(),
-            suppressed_reason: r.suppressed,
             peer_suppressed_reason: r.peer_suppressed,
         }
     }
@@ -639,17 +638,10 @@ pub struct TrendRowOut {
     #[graphql(flatten)]
     pub group: GroupOut,
     pub measure: MeasureName,
-    pub n: u64,
-    pub mean: Option<f64>,
-    pub mean_low: Option<f64>,
-    pub mean_high: Option<f64>,
-    pub agree_share: Option<f64>,
-    pub agree_low: Option<f64>,
-    pub agree_high: Option<f64>,
+    #[graphql(flatten)]
+    pub score: ScoreOut,
     pub previous: Option<ChangeOut>,
     pub year_ago: Option<ChangeOut>,
-    pub suppressed: bool,
-    pub suppressed_reason: Option<String>,
 }
 
 impl From<crate::analytics::trends::TrendRow> for TrendRowOut {
@@ -658,17 +650,9 @@ impl From<crate::analytics::trends::TrendRow> for TrendRowOut {
         TrendRowOut {
             group: GroupOut::from(&r.key),
             measure: r.measure.into(),
-            n: r.n,
-            mean: r.mean,
-            mean_low: r.mean_ci.map(|c| c.low),
-            mean_high: r.mean_ci.map(|c| c.high),
-            agree_share: r.agree_share,
-            agree_low: r.agree_ci.map(|c| c.low),
-            agree_high: r.agree_ci.map(|c| c.high),
+            score: ScoreOut::from(&r),
             previous: t.previous.map(Into::into),
             year_ago: t.year_ago.map(Into::into),
-            suppressed: r.suppressed.is_some(),
-            suppressed_reason: r.suppressed,
         }
     }
 }
