@@ -226,3 +226,44 @@ def test_planted_office_effects_show_with_their_sign(tmp_path):
             assert (r["agreeDifference"] > 0) == (contrast > 0), (r["entity"], contrast, r["agreeDifference"])
             checked += 1
     assert checked >= 3, checked
+
+
+def test_weighted_benchmark_uses_kish_effective_sizes(con, oracle_lake):
+    """Weighted pooled benchmark: weighted means and variances, Kish n in Welch and Newcombe."""
+    q = """{ benchmark(level: AGENCY, measure: SATISFACTION, weighted: true) {
+      entity mean agreeShare peerMean peerAgreeShare meanDifferenceP agreeDifferenceLow agreeDifferenceHigh agreeDifferenceP } }"""
+    got = {r["entity"]: r for r in graphql(oracle_lake, q)["data"]["benchmark"]}
+    m = "satisfaction"
+    agree = f"CASE WHEN (scale = 'likert5' AND {m} >= 4) OR (scale = 'thumbs' AND {m} = 1) THEN 1.0 ELSE 0.0 END"
+    lik = f"scale = 'likert5' AND {m} IS NOT NULL"
+    rows = con.execute(f"""SELECT agency,
+        sum(weight) FILTER (WHERE {lik}), sum(weight * weight) FILTER (WHERE {lik}),
+        sum(weight * {m}) FILTER (WHERE {lik}), sum(weight * {m} * {m}) FILTER (WHERE {lik}),
+        sum(weight) FILTER (WHERE {m} IS NOT NULL), sum(weight * weight) FILTER (WHERE {m} IS NOT NULL),
+        sum(weight * {agree}) FILTER (WHERE {m} IS NOT NULL)
+        FROM r GROUP BY 1""").fetchall()
+    sums = {r[0]: [float(x or 0) for x in r[1:]] for r in rows}
+    total = [sum(v[i] for v in sums.values()) for i in range(7)]
+
+    def stats_of(v):
+        sw, sw2, swx, swxx, sa, sa2, sagree = v
+        neff = sw * sw / sw2
+        mean = swx / sw
+        var = (swxx - swx * swx / sw) / sw * neff / (neff - 1)
+        return mean, var, neff, sagree / sa, sa * sa / sa2
+
+    checked = 0
+    for agency, v in sums.items():
+        if v[0] == 0 or total[0] - v[0] == 0:
+            continue
+        m1, v1, n1, p1, na1 = stats_of(v)
+        m2, v2, n2, p2, na2 = stats_of([t - x for t, x in zip(total, v)])
+        r = got[agency]
+        assert close(r["mean"], m1, 1e-8) and close(r["peerMean"], m2, 1e-8), agency
+        assert close(r["agreeShare"], p1, 1e-8) and close(r["peerAgreeShare"], p2, 1e-8), agency
+        t = stats.ttest_ind_from_stats(m1, math.sqrt(v1), n1, m2, math.sqrt(v2), n2, equal_var=False)
+        assert close(r["meanDifferenceP"], t.pvalue, 1e-7), agency
+        lo, hi = newcombe(p1, na1, p2, na2)
+        assert close(r["agreeDifferenceLow"], lo, 1e-8) and close(r["agreeDifferenceHigh"], hi, 1e-8), agency
+        checked += 1
+    assert checked >= 15
