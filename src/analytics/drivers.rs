@@ -359,7 +359,7 @@ impl Analytics {
         let lf = self.lake.scan_responses(&files)?;
         let q = q.clone();
         let suppression = self.suppression;
-        Analytics::blocking(move || run(lf, &q, suppression)).await
+        Analytics::blocking(move || run(lf, &q, suppression)).await.map_err(|e| self.explain_failure(&files, e))
     }
 }
 

@@ -32,6 +32,9 @@ pub enum AnalyticsError {
     Store(#[from] StoreError),
     #[error("query failed: {0}")]
     Polars(#[from] PolarsError),
+    /// A data file of the lake cannot be read; other partitions still answer.
+    #[error("data file '{path}' of the lake is unreadable: {reason}")]
+    CorruptFile { path: String, reason: String },
     #[error(transparent)]
     Ingest(#[from] crate::ingest::IngestError),
     #[error("query task failed: {0}")]
@@ -64,6 +67,20 @@ impl Analytics {
     /// The same analytics with other minimum cell sizes.
     pub fn with_suppression(self, suppression: suppression::Suppression) -> Analytics {
         Analytics { suppression, ..self }
+    }
+
+    /// Turns a failed scan of `files` into an error naming the unreadable file, when one is.
+    pub(crate) fn explain_failure(&self, files: &[crate::store::DataFile], error: AnalyticsError) -> AnalyticsError {
+        match error {
+            AnalyticsError::Polars(_) => match self.lake.find_unreadable(files) {
+                Some((path, reason)) => {
+                    tracing::error!(%path, %reason, "unreadable data file");
+                    AnalyticsError::CorruptFile { path, reason }
+                }
+                None => error,
+            },
+            other => other,
+        }
     }
 
     /// Runs blocking polars work off the async runtime.

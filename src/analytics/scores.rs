@@ -125,7 +125,8 @@ impl Analytics {
         let lf = self.lake.scan_responses(&files)?;
         let q2 = q.clone();
         let df = Analytics::blocking(move || Ok(plan(lf, &q2).collect_with_engine(Engine::Streaming)?.unwrap_single()))
-            .await?;
+            .await
+            .map_err(|e| self.explain_failure(&files, e))?;
         let mut rows = assemble(&df, q)?;
         for r in &mut rows {
             if let Some(reason) = super::suppression::Suppression::check(r.n, self.suppression.min_cell) {

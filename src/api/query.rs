@@ -11,6 +11,7 @@ pub struct QueryRoot;
 pub fn gql_error(e: AnalyticsError) -> async_graphql::Error {
     let code = match &e {
         AnalyticsError::Invalid { .. } => "BAD_USER_INPUT",
+        AnalyticsError::CorruptFile { .. } => "CORRUPT_DATA_FILE",
         _ => "INTERNAL",
     };
     if code == "INTERNAL" {

@@ -187,6 +187,32 @@ impl Lake {
         LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
     }
 
+    /// The first of `files` that is not a readable Parquet file of the responses table, with the
+    /// reason: used to name the culprit when a scan fails. Reads only footers.
+    pub fn find_unreadable(&self, files: &[DataFile]) -> Option<(String, String)> {
+        let expected = schema::arrow_schema();
+        files.iter().find_map(|f| {
+            let path = self.locate(&f.path);
+            let check = || -> Result<(), String> {
+                let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+                let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .map_err(|e| e.to_string())?;
+                let schema = builder.schema();
+                for field in expected.fields() {
+                    match schema.field_with_name(field.name()) {
+                        Ok(found) if found.data_type() == field.data_type() => {}
+                        Ok(found) => {
+                            return Err(format!("column '{}' is {} where the lake stores {}", field.name(), found.data_type(), field.data_type()))
+                        }
+                        Err(_) => return Err(format!("column '{}' is missing", field.name())),
+                    }
+                }
+                Ok(())
+            };
+            check().err().map(|reason| (f.path.clone(), reason))
+        })
+    }
+
     /// Reads a whole dimension table (small by design).
     pub fn read_dimension(&self, relative: &str) -> PolarsResult<DataFrame> {
         let path = self.locate(relative);

@@ -37,5 +37,19 @@ fn one_agency_one_quarter_opens_only_its_partition() {
     assert_eq!(pruned.rows, good.rows);
 
     let everything = ScoresQuery { period: Some(PeriodUnit::Month), ..Default::default() };
-    assert!(rt.block_on(analytics(&damaged).scores(&everything)).is_err(), "garbage is detected when read");
+    let err = rt.block_on(analytics(&damaged).scores(&everything)).unwrap_err().to_string();
+    assert!(err.contains("data file 'responses/agency=") && err.contains("unreadable"), "the error names the file: {err}");
+}
+
+#[test]
+fn a_foreign_parquet_file_is_named_with_what_is_wrong() {
+    let lake = fresh_lake(5_000, 22, 1);
+    let target = data_files(&lake).into_iter().next().unwrap();
+    // A valid Parquet file of another table dropped into a partition.
+    std::fs::remove_file(&target).unwrap();
+    std::fs::copy(lake.join("dimensions/offices.parquet"), &target).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let err = rt.block_on(analytics(&lake).scores(&ScoresQuery::default())).unwrap_err().to_string();
+    let rel = target.strip_prefix(&lake).unwrap().display().to_string();
+    assert!(err.contains(&rel) && err.contains("column 'response_id' is missing"), "{err}");
 }
