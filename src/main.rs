@@ -182,7 +182,12 @@ async fn query(analytics: Analytics, file: PathBuf, variables: Option<String>) -
     let schema = cxlake::api::schema(analytics);
     let response = schema.execute(request).await;
     let failed = response.is_err();
-    println!("{}", serde_json::to_string(&response)?);
+    // A reader that stops early (`| head`) is not an error worth a panic.
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{}", serde_json::to_string(&response)?) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
+    }
     if failed {
         std::process::exit(1);
     }

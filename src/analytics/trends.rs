@@ -92,10 +92,10 @@ impl Analytics {
 
 /// Attaches to each (group, period) row its changes from the previous and year-ago periods.
 fn with_changes(rows: Vec<ScoreRow>, unit: PeriodUnit, confidence: f64) -> Vec<TrendRow> {
-    let mut series: BTreeMap<Vec<(Dimension, Option<String>)>, BTreeMap<Period, ScoreRow>> = BTreeMap::new();
+    let mut series: BTreeMap<(Vec<(Dimension, Option<String>)>, Measure), BTreeMap<Period, ScoreRow>> = BTreeMap::new();
     for r in rows {
         let period = r.key.period.clone().expect("trends group by period");
-        series.entry(r.key.values.clone()).or_default().insert(period, r);
+        series.entry((r.key.values.clone(), r.measure)).or_default().insert(period, r);
     }
     let mut out = Vec::new();
     for (_, by_period) in series {
@@ -160,37 +160,47 @@ impl Analytics {
         if !(q.alpha > 0.0 && q.alpha < 1.0) {
             return Err(AnalyticsError::invalid("alpha", format!("{} is not in (0, 1)", q.alpha)));
         }
-        // Candidates: (level, measure, trend row) for every group.
-        let mut rows: Vec<(Dimension, Measure, TrendRow)> = Vec::new();
+        // The target period: `at`, or the latest complete one up to the lake's last quarter.
+        let target = match &q.at {
+            Some(label) => q.period.parse(label).ok_or_else(|| {
+                AnalyticsError::invalid("at", format!("'{label}' is not a {:?} period label (such as {})", q.period, q.period.period(q.today).label))
+            })?,
+            None => {
+                let files = self.lake.response_files(&q.filter.partitions()).await?;
+                let Some(last) = files.iter().map(|f| f.partition.quarter).max() else {
+                    return Ok(AlertsResult { period: None, tests: 0, alerts: Vec::new() });
+                };
+                let day = last.end().min(q.today - Duration::days(1));
+                let p = q.period.period(day);
+                if p.end < q.today { p } else { previous(q.period, &p) }
+            }
+        };
+        // Only the target, previous and year-ago periods are read.
+        let mut filter = q.filter.clone();
+        let start = year_ago(q.period, &target).start.min(previous(q.period, &target).start);
+        filter.from = Some(filter.from.map_or(start, |f| f.max(start)));
+        filter.to = Some(filter.to.map_or(target.end, |t| t.min(target.end)));
+        if filter.from > filter.to {
+            return Ok(AlertsResult { period: Some(target), tests: 0, alerts: Vec::new() });
+        }
+        // One scores pass per level, every measure in it.
+        let mut rows: Vec<(Dimension, TrendRow)> = Vec::new();
         for &level in &q.levels {
-            for &measure in &q.measures {
-                let t = TrendsQuery {
-                    measure,
+            let scores = self
+                .scores(&ScoresQuery {
+                    filter: filter.clone(),
                     group_by: vec![level],
-                    period: q.period,
-                    filter: q.filter.clone(),
+                    period: Some(q.period),
+                    measures: q.measures.clone(),
                     weighted: q.weighted,
                     confidence: q.confidence,
-                };
-                rows.extend(self.trends(&t).await?.into_iter().map(|r| (level, measure, r)));
-            }
+                })
+                .await?;
+            rows.extend(with_changes(scores.rows, q.period, q.confidence).into_iter().map(|r| (level, r)));
         }
-        let periods: Vec<Period> = {
-            let mut v: Vec<Period> = rows.iter().filter_map(|r| r.2.row.key.period.clone()).collect();
-            v.sort();
-            v.dedup();
-            v
-        };
-        let target = match &q.at {
-            Some(label) => Some(periods.iter().find(|p| &p.label == label).cloned().ok_or_else(|| {
-                AnalyticsError::invalid("at", format!("no period '{label}' in the selected data"))
-            })?),
-            None => periods.iter().rev().find(|p| p.end < q.today).cloned(),
-        };
-        let Some(target) = target else { return Ok(AlertsResult { period: None, tests: 0, alerts: Vec::new() }) };
-
         let mut tests: Vec<Alert> = Vec::new();
-        for (level, measure, r) in rows {
+        for (level, r) in rows {
+            let measure = r.row.measure;
             if r.row.key.period.as_ref() != Some(&target) {
                 continue;
             }

@@ -93,6 +93,38 @@ impl PeriodUnit {
         Period { start, end, label }
     }
 
+    /// The period a label of this unit names (`FY2026Q4`, `FY2026`, `2024-03`, `2024-W11`,
+    /// `2024Q1`, `2024`), or `None` when the label is not of this unit.
+    pub fn parse(self, label: &str) -> Option<Period> {
+        let ymd = |y: i32, m: u32| NaiveDate::from_ymd_opt(y, m, 1);
+        let date = match self {
+            PeriodUnit::FiscalQuarter => {
+                let (y, q) = label.strip_prefix("FY")?.split_once('Q')?;
+                let q: u32 = q.parse().ok()?;
+                (1..=4).contains(&q).then_some(())?;
+                FiscalQuarter::new(y.parse().ok()?, q).start()
+            }
+            PeriodUnit::FiscalYear => ymd(label.strip_prefix("FY")?.parse::<i32>().ok()? - 1, 10)?,
+            PeriodUnit::Month => {
+                let (y, m) = label.split_once('-')?;
+                ymd(y.parse().ok()?, m.parse().ok()?)?
+            }
+            PeriodUnit::Week => {
+                let (y, w) = label.split_once("-W")?;
+                NaiveDate::from_isoywd_opt(y.parse().ok()?, w.parse().ok()?, chrono::Weekday::Mon)?
+            }
+            PeriodUnit::Quarter => {
+                let (y, q) = label.split_once('Q')?;
+                let q: u32 = q.parse().ok()?;
+                (1..=4).contains(&q).then_some(())?;
+                ymd(y.parse().ok()?, (q - 1) * 3 + 1)?
+            }
+            PeriodUnit::Year => ymd(label.parse().ok()?, 1)?,
+        };
+        let period = self.period(date);
+        (period.label == label).then_some(period)
+    }
+
     /// The period containing `date`: its label and its first and last day.
     pub fn period_of(self, date: NaiveDate) -> (String, NaiveDate, NaiveDate) {
         let ymd = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("valid date");
@@ -167,6 +199,21 @@ mod tests {
             assert!(q.start() <= day && day <= q.end(), "{day} not in {q}");
             day += Duration::days(1);
         }
+    }
+
+    #[test]
+    fn labels_parse_back_to_their_periods() {
+        let mut day = d(2023, 12, 25);
+        while day < d(2025, 2, 1) {
+            for unit in [PeriodUnit::Week, PeriodUnit::Month, PeriodUnit::Quarter, PeriodUnit::Year, PeriodUnit::FiscalQuarter, PeriodUnit::FiscalYear] {
+                let p = unit.period(day);
+                assert_eq!(unit.parse(&p.label), Some(p.clone()), "{unit:?} {}", p.label);
+            }
+            day += Duration::days(3);
+        }
+        assert_eq!(PeriodUnit::FiscalQuarter.parse("FY2026Q5"), None);
+        assert_eq!(PeriodUnit::Month.parse("2024-3"), None, "labels are canonical");
+        assert_eq!(PeriodUnit::Month.parse("FY2026Q1"), None);
     }
 
     #[test]
