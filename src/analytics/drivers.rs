@@ -2,12 +2,14 @@
 //! type, office, period, ...).
 //!
 //! One pass: polars reduces the lake per group to sums (count, Σw, Σw², Σw·x, Σw·xᵢxⱼ of the
-//! outcome and the drivers, on Likert responses; per pair of variables under pairwise
-//! deletion), plus the drivers' agree counts and the tapped indicators. Every aggregate is a
+//! outcome and the drivers over the complete Likert responses, filtered in the scan; per pair
+//! of variables under pairwise deletion), plus the drivers' agree counts. Every aggregate is a
 //! sum, so with `bootstrap` the same pass also groups rows into [`BOOTSTRAP_BUCKETS`] random
 //! buckets (by row position) and a replicate is the Poisson(1)-weighted sum of its buckets: B
 //! replicates cost no extra pass over the data (a random-groups bootstrap; with fewer rows than
-//! buckets it is exactly the per-row Poisson bootstrap). `crate::stats` computes every estimate.
+//! buckets it is exactly the per-row Poisson bootstrap). Only when asked for, two narrow scans
+//! add the responses dropped for a missing driver and the tapped indicators of thumbs
+//! responses. `crate::stats` computes every estimate.
 
 use super::grouping::{key_exprs, GroupKey, KeyReader};
 use super::suppression::Suppression;
