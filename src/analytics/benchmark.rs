@@ -147,6 +147,7 @@ fn add(total: &mut Vec<(Scale, Bin)>, more: &[(Scale, Bin)]) {
 }
 
 /// Normal-approximation comparison of two independent estimates with standard errors.
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // also rejects a NaN standard error
 fn normal_comparison(a: f64, se_a: f64, b: f64, se_b: f64, confidence: f64) -> Option<Comparison> {
     let se = (se_a * se_a + se_b * se_b).sqrt();
     if !(se > 0.0) {

@@ -92,7 +92,9 @@ impl Analytics {
 
 /// Attaches to each (group, period) row its changes from the previous and year-ago periods.
 fn with_changes(rows: Vec<ScoreRow>, unit: PeriodUnit, confidence: f64) -> Vec<TrendRow> {
-    let mut series: BTreeMap<(Vec<(Dimension, Option<String>)>, Measure), BTreeMap<Period, ScoreRow>> = BTreeMap::new();
+    // One series per group (its dimension values) and measure.
+    type SeriesKey = (Vec<(Dimension, Option<String>)>, Measure);
+    let mut series: BTreeMap<SeriesKey, BTreeMap<Period, ScoreRow>> = BTreeMap::new();
     for r in rows {
         let period = r.key.period.clone().expect("trends group by period");
         series.entry((r.key.values.clone(), r.measure)).or_default().insert(period, r);

@@ -282,8 +282,8 @@ impl<'a> RowDrawer<'a> {
                     builder.append_null();
                 }
                 // Tapped indicators (Touchpoints A-11 v2): what went well, what did not.
-                for d in 0..6 {
-                    let x = z[d] + model::POSITIVE_SHIFT;
+                for (d, zd) in z.iter().enumerate() {
+                    let x = zd + model::POSITIVE_SHIFT;
                     b.positive[d].append_value(x > 0.9 && rng.random::<f64>() < 0.7);
                     b.negative[d].append_value(x < -0.5 && rng.random::<f64>() < 0.7);
                 }

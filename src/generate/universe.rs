@@ -9,7 +9,8 @@ use rand_distr::{Distribution as _, LogNormal, Normal, Pareto};
 use rand_pcg::Pcg64Mcg;
 
 /// Departments and agencies that report CX data under A-11 280, with some of their bureaus.
-const AGENCIES: &[(&str, &str, &[(&str, &str)])] = &[
+type AgencyRow = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+const AGENCIES: &[AgencyRow] = &[
     ("VA", "Department of Veterans Affairs", &[("VBA", "Veterans Benefits Administration"), ("VHA", "Veterans Health Administration"), ("NCA", "National Cemetery Administration")]),
     ("SSA", "Social Security Administration", &[("ORSI", "Retirement and Survivors Insurance"), ("ODI", "Disability Insurance")]),
     ("TREAS", "Department of the Treasury", &[("IRS", "Internal Revenue Service"), ("FS", "Bureau of the Fiscal Service"), ("MINT", "United States Mint")]),

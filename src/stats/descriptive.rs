@@ -91,7 +91,7 @@ mod tests {
     use super::*;
 
     fn expand(d: &Distribution) -> Vec<f64> {
-        d.bins.iter().flat_map(|b| std::iter::repeat(b.value).take(b.count as usize)).collect()
+        d.bins.iter().flat_map(|b| std::iter::repeat_n(b.value, b.count as usize)).collect()
     }
 
     #[test]
