@@ -89,6 +89,14 @@ pub const US_REGIONS: &[&str] = &[
     "WV", "WI", "WY", "AS", "GU", "MP", "PR", "VI",
 ];
 
+/// Whether `code` may be an agency code: 1-16 upper-case ASCII letters, digits, `_` or `-`.
+/// The code becomes a partition directory name, so nothing else is allowed.
+pub fn is_valid_agency_code(code: &str) -> bool {
+    !code.is_empty()
+        && code.len() <= 16
+        && code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
 /// Whether `code` is a valid `region` value.
 pub fn is_region(code: &str) -> bool {
     US_REGIONS.contains(&code)

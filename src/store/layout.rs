@@ -19,13 +19,7 @@ pub const DIMENSIONS: &str = "dimensions";
 pub const SERVICES_FILE: &str = "dimensions/services.parquet";
 pub const OFFICES_FILE: &str = "dimensions/offices.parquet";
 
-/// Whether `code` may be an agency code: 1-16 upper-case ASCII letters, digits, `_` or `-`.
-/// The code becomes a directory name, so nothing else is allowed.
-pub fn is_valid_agency_code(code: &str) -> bool {
-    !code.is_empty()
-        && code.len() <= 16
-        && code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
-}
+pub use crate::domain::codes::is_valid_agency_code;
 
 /// The partition a response belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
