@@ -10,7 +10,7 @@ use super::scores::{score_row, ScoreRow, ScoresQuery};
 use super::{Analytics, AnalyticsError, Filter, GroupKey};
 use crate::domain::{Dimension, Measure, Period, PeriodUnit, Scale};
 use crate::stats::hypothesis::normal_p_value;
-use crate::stats::{two_proportions, welch, z_quantile, Bin, Comparison, Interval};
+use crate::stats::{z_quantile, Bin, Comparison, Interval};
 use std::collections::BTreeMap;
 
 /// The level entities are compared at.
@@ -227,16 +227,8 @@ pub fn compare(rows: Vec<ScoreRow>, q: &BenchmarkQuery, min_cell: u64) -> Vec<Be
                 Pooling::Pooled => (
                     peer.mean,
                     peer.agree_share,
-                    match (e.mean, e.sd, peer.mean, peer.sd) {
-                        (Some(m1), Some(s1), Some(m2), Some(s2)) => {
-                            welch(m1, s1 * s1, e.n_effective_likert, m2, s2 * s2, peer.n_effective_likert, q.confidence)
-                        }
-                        _ => None,
-                    },
-                    match (e.agree_share, peer.agree_share) {
-                        (Some(p1), Some(p2)) => two_proportions(p1, e.n_effective, p2, peer.n_effective, q.confidence),
-                        _ => None,
-                    },
+                    e.mean_difference(&peer, q.confidence),
+                    e.agree_difference(&peer, q.confidence),
                 ),
                 Pooling::EqualWeighted => {
                     // Mean of the other entities' scores; its variance is the mean of their

@@ -9,7 +9,7 @@
 use super::grouping::{key_exprs, GroupKey, KeyReader};
 use super::{Analytics, AnalyticsError, Filter};
 use crate::domain::{Dimension, Measure, PeriodUnit, Scale};
-use crate::stats::{mean_interval, wilson, Bin, Distribution, Interval};
+use crate::stats::{mean_interval, two_proportions, welch, wilson, Bin, Comparison, Distribution, Interval};
 use polars::prelude::*;
 use std::collections::BTreeMap;
 
@@ -77,6 +77,19 @@ pub struct ScoreRow {
 }
 
 impl ScoreRow {
+    /// This row's mean minus `other`'s: Welch's test and interval on the Likert answers (Kish
+    /// effective sizes). `None` when either side has no mean or spread (or is suppressed).
+    pub fn mean_difference(&self, other: &ScoreRow, confidence: f64) -> Option<Comparison> {
+        let (m1, s1, m2, s2) = (self.mean?, self.sd?, other.mean?, other.sd?);
+        welch(m1, s1 * s1, self.n_effective_likert, m2, s2 * s2, other.n_effective_likert, confidence)
+    }
+
+    /// This row's agree share minus `other`'s: Newcombe's interval and the two-proportion z-test
+    /// (Kish effective sizes). `None` when either side has no share (or is suppressed).
+    pub fn agree_difference(&self, other: &ScoreRow, confidence: f64) -> Option<Comparison> {
+        two_proportions(self.agree_share?, self.n_effective, other.agree_share?, other.n_effective, confidence)
+    }
+
     /// Withholds every statistic (n stays), giving the reason. The bins stay for exact
     /// arithmetic inside analytics; they are never shown.
     pub fn suppress(&mut self, reason: String) {

@@ -10,7 +10,7 @@ use super::scores::{ScoreRow, ScoresQuery};
 use super::{Analytics, AnalyticsError, Filter};
 use crate::domain::{Dimension, Measure, Period, PeriodUnit};
 use crate::stats::hypothesis::{benjamini_hochberg, cohens_h, normal_p_lower};
-use crate::stats::{two_proportions, welch, Comparison};
+use crate::stats::Comparison;
 use chrono::{Datelike, Duration, NaiveDate};
 use std::collections::BTreeMap;
 
@@ -43,16 +43,8 @@ fn change(now: &ScoreRow, before: &ScoreRow, against: Period, confidence: f64) -
     Change {
         against,
         before: before.clone(),
-        mean: match (now.mean, now.sd, before.mean, before.sd) {
-            (Some(m1), Some(s1), Some(m2), Some(s2)) => {
-                welch(m1, s1 * s1, now.n_effective_likert, m2, s2 * s2, before.n_effective_likert, confidence)
-            }
-            _ => None,
-        },
-        agree: match (now.agree_share, before.agree_share) {
-            (Some(p1), Some(p2)) => two_proportions(p1, now.n_effective, p2, before.n_effective, confidence),
-            _ => None,
-        },
+        mean: now.mean_difference(before, confidence),
+        agree: now.agree_difference(before, confidence),
     }
 }
 
