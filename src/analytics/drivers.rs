@@ -164,6 +164,17 @@ pub struct DriverGroup {
     pub suppressed: Option<String>,
 }
 
+impl TapStat {
+    /// Withholds the shares and intervals (the count shown stays), giving the reason.
+    fn suppress(&mut self, reason: String) {
+        self.positive_share = None;
+        self.positive_ci = None;
+        self.negative_share = None;
+        self.negative_ci = None;
+        self.suppressed = Some(reason);
+    }
+}
+
 impl DriverGroup {
     /// Withholds every estimate (n stays), giving the reason. The error is withheld too: it can
     /// say that every respondent gave one answer.
@@ -423,7 +434,7 @@ fn run(lf: LazyFrame, q: &DriverQuery, suppression: Suppression) -> Result<Vec<D
                 group.taps = tap_stats(&first(&taps).unwrap_or_else(|| vec![0.0; TAP_SUMS * TAP_TOPICS.len()]), q.confidence);
                 for t in &mut group.taps {
                     if let Some(reason) = Suppression::check(t.shown, suppression.min_cell) {
-                        *t = TapStat { topic: t.topic.clone(), shown: t.shown, positive_share: None, positive_ci: None, negative_share: None, negative_ci: None, suppressed: Some(reason) };
+                        t.suppress(reason);
                     }
                 }
             }
