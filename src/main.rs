@@ -34,6 +34,64 @@ impl Cells {
     }
 }
 
+/// The coding of Touchpoints exports: a sidecar TOML file, overridden by flags.
+#[derive(clap::Args)]
+struct Coding {
+    /// Sidecar TOML file with the coding and the question mapping.
+    #[arg(long)]
+    mapping: Option<PathBuf>,
+    #[arg(long)]
+    agency: Option<String>,
+    #[arg(long)]
+    bureau: Option<String>,
+    #[arg(long)]
+    service_id: Option<String>,
+    #[arg(long)]
+    service_type: Option<String>,
+    #[arg(long)]
+    channel: Option<String>,
+    #[arg(long)]
+    collection_id: Option<String>,
+    /// likert5 or thumbs.
+    #[arg(long)]
+    scale: Option<String>,
+    #[arg(long)]
+    stage: Option<String>,
+    /// Submission time of every row of files without `created_at`.
+    #[arg(long)]
+    submitted_at: Option<String>,
+    /// What question_1 asks (trust or satisfaction): shorthand for the mapping's [questions].
+    #[arg(long)]
+    question_1: Option<String>,
+}
+
+impl Coding {
+    fn mapping(self) -> Result<cxlake::ingest::formats::touchpoints::Mapping> {
+        use cxlake::ingest::formats::touchpoints::Mapping;
+        let base = match &self.mapping {
+            Some(p) => Mapping::read(p)?,
+            None => Mapping::default(),
+        };
+        let mut questions = std::collections::BTreeMap::new();
+        if let Some(q) = self.question_1 {
+            questions.insert("question_1".to_string(), q);
+        }
+        Ok(base.overlaid(Mapping {
+            agency: self.agency,
+            bureau: self.bureau,
+            service_id: self.service_id,
+            service_type: self.service_type,
+            channel: self.channel,
+            collection_id: self.collection_id,
+            scale: self.scale,
+            stage: self.stage,
+            submitted_at: self.submitted_at,
+            questions,
+            ..Default::default()
+        }))
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Serve the GraphQL API (GraphiQL at /).
@@ -94,6 +152,24 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Ingest files (CSV, JSON lines, Parquet in the lake's columns, or Touchpoints A-11
+    /// exports) into a lake: invalid rows are quarantined, rows already stored are skipped.
+    Ingest {
+        /// Lake root directory (created if it holds no lake).
+        #[arg(long, env = "CXLAKE_LAKE", default_value = "lake")]
+        lake: PathBuf,
+        /// Files to ingest; each is stored completely or not at all.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Input format (default: from the file extension).
+        #[arg(long, value_enum)]
+        format: Option<cxlake::ingest::formats::Format>,
+        #[command(flatten)]
+        coding: Coding,
+        /// Print the summary as JSON lines (one object per file).
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the GraphQL schema (SDL).
     Schema,
 }
@@ -144,6 +220,7 @@ fn main() -> Result<()> {
             query(open(&lake)?.with_suppression(cells.suppression()), file, variables)
         }
         Command::Kda { csv, outcome, drivers, json } => kda(&csv, &outcome, &drivers, json),
+        Command::Ingest { lake, files, format, coding, json } => ingest(&lake, &files, format, coding, json),
         Command::Schema => {
             print!("{}", cxlake::api::sdl());
             Ok(())
@@ -190,6 +267,61 @@ async fn query(analytics: Analytics, file: PathBuf, variables: Option<String>) -
     }
     if failed {
         std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn ingest(lake: &std::path::Path, files: &[PathBuf], format: Option<cxlake::ingest::formats::Format>, coding: Coding, json: bool) -> Result<()> {
+    use cxlake::ingest::formats::{Format, OpenOptions};
+    let lake = if lake_exists(lake) { Lake::open(lake)? } else { Lake::create(lake)? };
+    let opts = OpenOptions {
+        mapping: coding.mapping()?,
+        inventory: cxlake::analytics::Catalog::load(&lake)?.inventory(),
+        now: chrono::Utc::now(),
+    };
+    let lock = cxlake::store::commit::WriteLock::acquire(&lake)?;
+    let (mut stored, mut failed) = (0u64, false);
+    for file in files {
+        let Some(format) = format.or_else(|| Format::from_path(file)) else {
+            eprintln!("error: {}: cannot tell the format from the extension; say --format", file.display());
+            failed = true;
+            continue;
+        };
+        let bar = ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{spinner} {msg} {human_pos} rows {per_sec}").expect("valid template"),
+        );
+        bar.set_message(file.display().to_string());
+        let result = cxlake::ingest::pipeline::ingest_file(&lock, file, format, &opts, &|n| bar.inc(n));
+        bar.finish_and_clear();
+        match result {
+            Ok(s) => {
+                stored += s.rows_stored;
+                failed |= s.rows_quarantined > 0;
+                if json {
+                    println!("{}", serde_json::to_string(&s)?);
+                } else if s.already_ingested {
+                    println!("{}: already ingested (lake version {}); nothing to do", s.source, s.lake_version);
+                } else {
+                    println!(
+                        "{}: read {} rows, stored {}, quarantined {}, duplicates skipped {} ({} files, lake version {})",
+                        s.source, s.rows_read, s.rows_stored, s.rows_quarantined, s.duplicates_skipped, s.files_written, s.lake_version
+                    );
+                    for (column, r) in &s.quarantined_by_column {
+                        println!("  {column}: {} rows (e.g. {})", r.rows, r.example);
+                    }
+                    if let Some(q) = &s.quarantine_file {
+                        println!("  quarantined rows are in {}", lake.locate(q).display());
+                    }
+                }
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed && stored == 0 {
+        bail!("nothing could be stored");
     }
     Ok(())
 }

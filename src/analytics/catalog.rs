@@ -98,6 +98,21 @@ impl Catalog {
         Ok(Catalog { known, services, offices })
     }
 
+    /// The services and offices as the ingestion rules check codes against them.
+    pub fn inventory(&self) -> crate::domain::validate::Inventory {
+        use crate::domain::validate::{Inventory, ServiceCoding};
+        let mut inv = Inventory::default();
+        for s in &self.services {
+            if let Ok(service_type) = s.service_type.parse() {
+                inv.services.insert(s.id.clone(), ServiceCoding { agency: s.agency.clone(), bureau: s.bureau.clone(), service_type });
+            }
+        }
+        for o in &self.offices {
+            inv.offices.insert(o.id.clone(), o.agency.clone());
+        }
+        inv
+    }
+
     /// The known values of `dim`, when the lake lists them.
     pub fn values(&self, dim: Dimension) -> Option<&BTreeSet<String>> {
         self.known.get(&dim)

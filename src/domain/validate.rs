@@ -127,6 +127,57 @@ impl Response {
     }
 }
 
+/// How a lake's service inventory codes one service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceCoding {
+    pub agency: String,
+    pub bureau: String,
+    pub service_type: ServiceType,
+}
+
+/// The services and offices a lake knows (its dimension tables). Empty tables check nothing,
+/// so a lake without an inventory accepts any well-formed code.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Inventory {
+    pub services: std::collections::HashMap<String, ServiceCoding>,
+    /// Office id to the agency that runs it.
+    pub offices: std::collections::HashMap<String, String>,
+}
+
+impl Inventory {
+    /// Problems of a response's codes against the inventory: unknown services and offices, and
+    /// coding that contradicts it (agency, bureau, service type).
+    pub fn problems(&self, r: &Response) -> Vec<Problem> {
+        let mut out = Vec::new();
+        if !self.services.is_empty() {
+            match self.services.get(&r.service_id) {
+                None => out.push(problem("service_id", format!("'{}' is not in the lake's service inventory", r.service_id.escape_debug()))),
+                Some(s) => {
+                    if s.agency != r.agency {
+                        out.push(problem("agency", format!("'{}' but service {} belongs to {}", r.agency, r.service_id, s.agency)));
+                    }
+                    if s.bureau != r.bureau {
+                        out.push(problem("bureau", format!("'{}' but service {} belongs to bureau {}", r.bureau.escape_debug(), r.service_id, s.bureau)));
+                    }
+                    if s.service_type != r.service_type {
+                        out.push(problem("service_type", format!("'{}' but service {} is {}", r.service_type, r.service_id, s.service_type)));
+                    }
+                }
+            }
+        }
+        if let (Some(office), false) = (&r.office_id, self.offices.is_empty()) {
+            match self.offices.get(office) {
+                None => out.push(problem("office_id", format!("'{}' is not in the lake's office list", office.escape_debug()))),
+                Some(agency) if *agency != r.agency => {
+                    out.push(problem("office_id", format!("'{office}' is an office of {agency}, not {}", r.agency)))
+                }
+                Some(_) => {}
+            }
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -195,6 +246,30 @@ mod tests {
             breaks(&mut r);
             assert_eq!(columns(&r), vec![column.to_string()], "case {i}");
         }
+    }
+
+    #[test]
+    fn inventory_checks_codes_only_when_it_lists_them() {
+        let r = valid();
+        assert_eq!(Inventory::default().problems(&r), vec![]);
+        let mut inv = Inventory::default();
+        inv.services.insert("VA-S01".into(), ServiceCoding { agency: "VA".into(), bureau: "VA-VBA".into(), service_type: ServiceType::Benefits });
+        inv.offices.insert("VA-O1".into(), "VA".into());
+        inv.offices.insert("SSA-O1".into(), "SSA".into());
+        assert_eq!(inv.problems(&r), vec![]);
+        let cols = |r: &Response| inv.problems(r).into_iter().map(|p| p.column).collect::<Vec<_>>();
+        let mut other = valid();
+        other.service_id = "VA-S99".into();
+        assert_eq!(cols(&other), ["service_id"]);
+        let mut wrong = valid();
+        wrong.service_type = ServiceType::Compliance;
+        wrong.bureau = "VA-VHA".into();
+        assert_eq!(cols(&wrong), ["bureau", "service_type"]);
+        let mut office = valid();
+        office.office_id = Some("SSA-O1".into());
+        assert_eq!(cols(&office), ["office_id"]);
+        office.office_id = Some("VA-O1".into());
+        assert_eq!(cols(&office), Vec::<String>::new());
     }
 
     #[test]

@@ -4,14 +4,11 @@
 use super::model::{self, satisfaction_weights, trust_weights, Effects};
 use super::universe::{std_normal, Universe};
 use crate::domain::{Channel, FiscalQuarter, Scale};
-use crate::store::schema;
-use arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int8Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
-};
+use crate::store::batch::ResponseBatchBuilder;
+use arrow::array::RecordBatch;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use std::fmt::Write as _;
-use std::sync::Arc;
 
 const POSITIVE_TEXT: &[&str] = &[
     "Quick and easy, thank you.",
@@ -44,81 +41,6 @@ pub struct Task {
 impl Task {
     pub fn rows(&self) -> u64 {
         self.counts.iter().sum()
-    }
-}
-
-/// Column builders in the order of `schema::response_columns()`.
-struct Builders {
-    response_id: StringBuilder,
-    submitted_at: TimestampMicrosecondBuilder,
-    collection_id: StringBuilder,
-    bureau: StringBuilder,
-    service_id: StringBuilder,
-    service_type: StringBuilder,
-    channel: StringBuilder,
-    office_id: StringBuilder,
-    region: StringBuilder,
-    stage: StringBuilder,
-    scale: StringBuilder,
-    trust: Int8Builder,
-    satisfaction: Int8Builder,
-    drivers: Vec<Int8Builder>,
-    positive: Vec<BooleanBuilder>,
-    negative: Vec<BooleanBuilder>,
-    free_text_1: StringBuilder,
-    free_text_2: StringBuilder,
-    weight: Float64Builder,
-}
-
-impl Builders {
-    fn new(n: usize) -> Self {
-        let s = || StringBuilder::with_capacity(n, n * 8);
-        Builders {
-            response_id: StringBuilder::with_capacity(n, n * 28),
-            submitted_at: TimestampMicrosecondBuilder::with_capacity(n).with_timezone("UTC"),
-            collection_id: s(),
-            bureau: s(),
-            service_id: s(),
-            service_type: s(),
-            channel: s(),
-            office_id: s(),
-            region: s(),
-            stage: s(),
-            scale: s(),
-            trust: Int8Builder::with_capacity(n),
-            satisfaction: Int8Builder::with_capacity(n),
-            drivers: (0..6).map(|_| Int8Builder::with_capacity(n)).collect(),
-            positive: (0..7).map(|_| BooleanBuilder::with_capacity(n)).collect(),
-            negative: (0..7).map(|_| BooleanBuilder::with_capacity(n)).collect(),
-            free_text_1: StringBuilder::new(),
-            free_text_2: StringBuilder::new(),
-            weight: Float64Builder::with_capacity(n),
-        }
-    }
-
-    fn finish(mut self) -> RecordBatch {
-        let mut cols: Vec<ArrayRef> = vec![
-            Arc::new(self.response_id.finish()),
-            Arc::new(self.submitted_at.finish()),
-            Arc::new(self.collection_id.finish()),
-            Arc::new(self.bureau.finish()),
-            Arc::new(self.service_id.finish()),
-            Arc::new(self.service_type.finish()),
-            Arc::new(self.channel.finish()),
-            Arc::new(self.office_id.finish()),
-            Arc::new(self.region.finish()),
-            Arc::new(self.stage.finish()),
-            Arc::new(self.scale.finish()),
-            Arc::new(self.trust.finish()),
-            Arc::new(self.satisfaction.finish()),
-        ];
-        cols.extend(self.drivers.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-        cols.extend(self.positive.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-        cols.extend(self.negative.iter_mut().map(|b| Arc::new(b.finish()) as ArrayRef));
-        cols.push(Arc::new(self.free_text_1.finish()));
-        cols.push(Arc::new(self.free_text_2.finish()));
-        cols.push(Arc::new(self.weight.finish()));
-        RecordBatch::try_new(schema::arrow_schema(), cols).expect("generated batch matches the schema")
     }
 }
 
@@ -165,14 +87,14 @@ impl<'a> RowDrawer<'a> {
             return None;
         }
         let n = (self.left as usize).min(batch_rows);
-        let mut b = Builders::new(n);
+        let mut b = ResponseBatchBuilder::new(n);
         for _ in 0..n {
             self.draw_row(&mut b);
         }
         Some(b.finish())
     }
 
-    fn draw_row(&mut self, b: &mut Builders) {
+    fn draw_row(&mut self, b: &mut ResponseBatchBuilder) {
         let rng = &mut self.rng;
         // Time: the order statistics of `left` uniforms drawn from the largest down (then
         // mirrored), so rows come out in increasing time without sorting.
@@ -254,42 +176,42 @@ impl<'a> RowDrawer<'a> {
             Scale::Likert5 => model::likert(y),
             Scale::Thumbs => model::thumbs(y),
         };
-        for (builder, y) in [(&mut b.trust, y_trust), (&mut b.satisfaction, y_sat)] {
-            if rng.random::<f64>() < model::OUTCOME_MISSING {
-                builder.append_null();
-            } else {
-                builder.append_value(answer(y));
-            }
-        }
+        // Values are drawn first and appended after: a respondent always answers something.
+        let mut outcomes = [y_trust, y_sat].map(|y| (rng.random::<f64>() >= model::OUTCOME_MISSING).then(|| answer(y)));
         let digital = matches!(c.channel, Channel::Digital | Channel::Chat);
+        let mut drivers = [None; 6];
+        let (mut positive, mut negative) = ([None; 7], [None; 7]);
         match c.scale {
             Scale::Likert5 => {
-                for (d, builder) in b.drivers.iter_mut().enumerate() {
+                for (d, v) in drivers.iter_mut().enumerate() {
                     let missing = rng.random::<f64>() < model::DRIVER_MISSING
                         || (d == 5 && digital && rng.random::<f64>() < model::EMPLOYEE_NOT_APPLICABLE_DIGITAL);
-                    if missing {
-                        builder.append_null();
-                    } else {
-                        builder.append_value(model::likert(z[d]));
-                    }
-                }
-                for builder in b.positive.iter_mut().chain(b.negative.iter_mut()) {
-                    builder.append_null();
+                    *v = (!missing).then(|| model::likert(z[d]));
                 }
             }
             Scale::Thumbs => {
-                for builder in &mut b.drivers {
-                    builder.append_null();
-                }
                 // Tapped indicators (Touchpoints A-11 v2): what went well, what did not.
                 for (d, zd) in z.iter().enumerate() {
                     let x = zd + model::POSITIVE_SHIFT;
-                    b.positive[d].append_value(x > 0.9 && rng.random::<f64>() < 0.7);
-                    b.negative[d].append_value(x < -0.5 && rng.random::<f64>() < 0.7);
+                    positive[d] = Some(x > 0.9 && rng.random::<f64>() < 0.7);
+                    negative[d] = Some(x < -0.5 && rng.random::<f64>() < 0.7);
                 }
-                b.positive[6].append_value(rng.random::<f64>() < 0.03);
-                b.negative[6].append_value(rng.random::<f64>() < 0.04);
+                positive[6] = Some(rng.random::<f64>() < 0.03);
+                negative[6] = Some(rng.random::<f64>() < 0.04);
             }
+        }
+        let answered = outcomes.iter().chain(&drivers).any(Option::is_some)
+            || positive.iter().chain(&negative).any(|t| *t == Some(true));
+        if !answered {
+            outcomes[0] = Some(answer(y_trust));
+        }
+        b.trust.append_option(outcomes[0]);
+        b.satisfaction.append_option(outcomes[1]);
+        for (builder, v) in b.drivers.iter_mut().zip(drivers) {
+            builder.append_option(v);
+        }
+        for (builder, v) in b.positive.iter_mut().zip(positive).chain(b.negative.iter_mut().zip(negative)) {
+            builder.append_option(v);
         }
         if rng.random::<f64>() < 0.12 {
             let bank = if y_trust + model::POSITIVE_SHIFT > model::THUMBS_CUT { POSITIVE_TEXT } else { NEGATIVE_TEXT };

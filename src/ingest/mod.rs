@@ -1,6 +1,13 @@
-//! Getting data in: readers of outside files, with errors that name the file, line and column.
+//! Getting data in: readers of outside files (the lake's own columns as CSV, JSON lines or
+//! Parquet, and Touchpoints A-11 exports), one parser and the domain's validation rules for
+//! every row, quarantine of what fails, staging, deduplication and atomic publication, and the
+//! real-time submit path with its durable log. Errors name the file, line and column.
 
+pub mod fields;
+pub mod formats;
 pub mod numeric_csv;
+pub mod pipeline;
+pub mod stage;
 
 /// Errors of reading input files, each naming the file and where in it.
 #[derive(Debug, thiserror::Error)]
@@ -13,4 +20,8 @@ pub enum IngestError {
     MissingColumn { path: String, column: String, available: String },
     #[error("{path}: line {line}, column '{column}': '{value}' is not a number")]
     NotNumeric { path: String, line: u64, column: String, value: String },
+    #[error("mapping: {message}")]
+    Mapping { message: String },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }

@@ -8,8 +8,12 @@
 //! statistics) will live beside the data under `_side/`, keyed by the data file's path.
 
 pub mod layout;
+pub mod quarantine;
 pub mod lake;
 pub mod schema;
+pub mod wal;
+pub mod batch;
+pub mod commit;
 pub mod writer;
 
 pub use lake::{DataFile, Lake, StoreError};

@@ -1,0 +1,122 @@
+//! `cxlake ingest`: one source file in, as one unit. Rows are parsed and validated in parallel
+//! chunks, valid rows staged by partition, invalid ones quarantined with file, line, column and
+//! reason; at the end the staged rows are deduplicated and published, the quarantine file
+//! written, the commit recorded and the file's digest remembered, so ingesting the same file
+//! again stores nothing. A structural error stores nothing of the file.
+
+use super::formats::{self, Format, OpenOptions};
+use super::stage::Stager;
+use super::IngestError;
+use crate::store::commit::{file_digest, CommitRecord, IngestedFile, WriteLock};
+use crate::store::quarantine::{QuarantineRow, QuarantineWriter};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// How often each column's rule was broken, with the first example.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ReasonCount {
+    pub rows: u64,
+    pub example: String,
+}
+
+/// What ingesting one file did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Summary {
+    pub source: String,
+    pub format: String,
+    /// Set when the file's digest shows it was ingested before (nothing is read again).
+    pub already_ingested: bool,
+    pub rows_read: u64,
+    pub rows_stored: u64,
+    /// Rows with at least one problem (or repeating an id of the same file).
+    pub rows_quarantined: u64,
+    /// Quarantined rows by the column at fault.
+    pub quarantined_by_column: BTreeMap<String, ReasonCount>,
+    /// Rows the lake already held (same response id).
+    pub duplicates_skipped: u64,
+    pub files_written: usize,
+    pub quarantine_file: Option<String>,
+    pub lake_version: u64,
+}
+
+impl Summary {
+    fn count(&mut self, q: &QuarantineRow) {
+        let key = q.column.clone().unwrap_or_else(|| "(row)".into());
+        let e = self.quarantined_by_column.entry(key).or_default();
+        e.rows += 1;
+        if e.example.is_empty() {
+            e.example = format!("line {}: {}", q.line.unwrap_or(0), q.reason);
+        }
+    }
+}
+
+/// A new run id: sortable by time, unique.
+pub fn run_id() -> String {
+    format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S"), &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// Ingests one file under `lock`. `progress` is told how many rows were read.
+pub fn ingest_file(
+    lock: &WriteLock,
+    path: &Path,
+    format: Format,
+    opts: &OpenOptions,
+    progress: &dyn Fn(u64),
+) -> Result<Summary, IngestError> {
+    let shown = path.display().to_string();
+    let mut summary = Summary { source: shown.clone(), format: format!("{format:?}"), ..Default::default() };
+    let digest = file_digest(path)?;
+    if let Some(before) = lock.ingested(&digest)? {
+        summary.already_ingested = true;
+        summary.lake_version = before.version;
+        return Ok(summary);
+    }
+    let mut source = formats::open(path, format, opts)?;
+    let run = run_id();
+    let staging = lock.staging(&run)?;
+    let mut stager = Stager::new(staging.path());
+    let mut quarantine = QuarantineWriter::new(lock.lake(), &run);
+    while let Some(chunk) = source.next_chunk()? {
+        summary.rows_read += chunk.len() as u64;
+        progress(chunk.len() as u64);
+        for row in chunk {
+            match row.result {
+                Ok(response) => stager.push(&response, row.line)?,
+                Err(problems) => {
+                    summary.rows_quarantined += 1;
+                    for p in problems {
+                        let q = QuarantineRow { source: shown.clone(), line: Some(row.line), column: Some(p.column), reason: p.reason, raw: row.raw.clone() };
+                        summary.count(&q);
+                        quarantine.push(q)?;
+                    }
+                }
+            }
+        }
+    }
+    let committed = stager.commit(lock, &run, &shown)?;
+    for q in committed.quarantined {
+        summary.rows_quarantined += 1;
+        summary.count(&q);
+        quarantine.push(q)?;
+    }
+    summary.rows_stored = committed.stored;
+    summary.duplicates_skipped = committed.duplicates_skipped;
+    summary.files_written = committed.added.len();
+    summary.quarantine_file = quarantine.finish()?;
+    summary.lake_version = lock.commit(CommitRecord {
+        operation: format!("ingest {shown}"),
+        added: committed.added,
+        rows_added: committed.stored,
+        ..Default::default()
+    })?;
+    lock.mark_ingested(&IngestedFile {
+        digest,
+        source: shown,
+        rows_read: summary.rows_read,
+        rows_stored: summary.rows_stored,
+        version: summary.lake_version,
+    })?;
+    drop(staging);
+    Ok(summary)
+}

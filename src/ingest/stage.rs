@@ -1,0 +1,236 @@
+//! Staging and committing validated responses: rows are routed to their partition and spilled
+//! to private Arrow IPC files as they come (memory stays bounded by a row budget, whatever the
+//! input size); at commit each partition is deduplicated by response id against what the lake
+//! holds and written as few Parquet files of at most `FILE_ROWS` rows, published atomically.
+
+use crate::domain::validate::Response;
+use crate::domain::FiscalQuarter;
+use crate::store::batch::ResponseBatchBuilder;
+use crate::store::commit::{partition_ids, WriteLock};
+use crate::store::quarantine::QuarantineRow;
+use crate::store::writer::{parquet_properties, AtomicParquetWriter};
+use crate::store::{schema, PartitionKey, StoreError};
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt64Array};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::ipc::reader::FileReader;
+use arrow::ipc::writer::FileWriter;
+use rayon::prelude::*;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock};
+
+/// Rows of one partition buffered before they are spilled to staging.
+const SPILL_ROWS: usize = 64 * 1024;
+/// Rows buffered over all partitions at most; beyond it the largest buffer is spilled.
+const BUDGET_ROWS: usize = 512 * 1024;
+/// Rows per published data file at most.
+pub const FILE_ROWS: usize = 1 << 20;
+
+/// Staged batches carry the source line of each row beside the lake columns.
+static STAGED_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let mut fields: Vec<Field> = schema::arrow_schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields.push(Field::new("_line", DataType::UInt64, false));
+    Arc::new(Schema::new(fields))
+});
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io { path: path.display().to_string(), source }
+}
+
+fn arrow_err(path: &Path) -> impl Fn(arrow::error::ArrowError) -> StoreError + '_ {
+    move |e| StoreError::Write { path: path.display().to_string(), reason: e.to_string() }
+}
+
+/// The partition a response belongs to.
+pub fn partition_of(r: &Response) -> PartitionKey {
+    PartitionKey { agency: r.agency.clone(), quarter: FiscalQuarter::of(r.submitted_at.date_naive()) }
+}
+
+#[derive(Default)]
+struct Buffer {
+    rows: Option<ResponseBatchBuilder>,
+    lines: Vec<u64>,
+    staged: Vec<PathBuf>,
+}
+
+impl Buffer {
+    fn take_batch(&mut self) -> Option<RecordBatch> {
+        let b = self.rows.as_mut()?;
+        if b.is_empty() {
+            return None;
+        }
+        let lake = b.finish();
+        let mut cols: Vec<ArrayRef> = lake.columns().to_vec();
+        cols.push(Arc::new(UInt64Array::from(std::mem::take(&mut self.lines))));
+        Some(RecordBatch::try_new(STAGED_SCHEMA.clone(), cols).expect("staged batch matches its schema"))
+    }
+}
+
+/// Validated responses on their way into the lake.
+pub struct Stager {
+    dir: PathBuf,
+    parts: HashMap<PartitionKey, Buffer>,
+    buffered: usize,
+    spills: usize,
+    pub rows: u64,
+}
+
+impl Stager {
+    /// Stages into `dir` (a private directory under the write lock).
+    pub fn new(dir: &Path) -> Stager {
+        Stager { dir: dir.to_path_buf(), parts: HashMap::new(), buffered: 0, spills: 0, rows: 0 }
+    }
+
+    pub fn push(&mut self, r: &Response, line: u64) -> Result<(), StoreError> {
+        let key = partition_of(r);
+        let buf = self.parts.entry(key.clone()).or_default();
+        let builder = buf.rows.get_or_insert_with(|| ResponseBatchBuilder::new(1024));
+        builder.push(r);
+        buf.lines.push(line);
+        let len = builder.len();
+        self.buffered += 1;
+        self.rows += 1;
+        if len >= SPILL_ROWS {
+            self.spill(&key)?;
+        } else if self.buffered >= BUDGET_ROWS {
+            let largest = self.parts.iter().max_by_key(|(_, b)| b.lines.len()).map(|(k, _)| k.clone()).expect("a buffer is non-empty");
+            self.spill(&largest)?;
+        }
+        Ok(())
+    }
+
+    fn spill(&mut self, key: &PartitionKey) -> Result<(), StoreError> {
+        let buf = self.parts.get_mut(key).expect("spilled partition exists");
+        let Some(batch) = buf.take_batch() else { return Ok(()) };
+        self.buffered -= batch.num_rows();
+        self.spills += 1;
+        let path = self.dir.join(format!("spill-{:06}.arrow", self.spills));
+        let file = std::fs::File::create(&path).map_err(io_err(&path))?;
+        let mut w = FileWriter::try_new_buffered(file, &STAGED_SCHEMA).map_err(arrow_err(&path))?;
+        w.write(&batch).map_err(arrow_err(&path))?;
+        w.finish().map_err(arrow_err(&path))?;
+        buf.staged.push(path);
+        Ok(())
+    }
+
+    /// Deduplicates and publishes everything staged; `run_id` names the new files.
+    pub fn commit(mut self, lock: &WriteLock, run_id: &str, source: &str) -> Result<Committed, StoreError> {
+        let mut work: Vec<(PartitionKey, Vec<PathBuf>, Option<RecordBatch>)> =
+            self.parts.iter_mut().map(|(k, b)| (k.clone(), std::mem::take(&mut b.staged), b.take_batch())).collect();
+        work.sort_by(|a, b| a.0.cmp(&b.0));
+        let outcomes: Vec<PartitionOutcome> = work
+            .into_par_iter()
+            .map(|(key, staged, tail)| commit_partition(lock, &key, &staged, tail, run_id, source))
+            .collect::<Result<_, _>>()?;
+        let mut out = Committed::default();
+        for o in outcomes {
+            out.added.extend(o.added);
+            out.stored += o.stored;
+            out.duplicates_skipped += o.duplicates_skipped;
+            out.quarantined.extend(o.quarantined);
+        }
+        out.quarantined.sort_by_key(|q| q.line);
+        Ok(out)
+    }
+}
+
+/// What a commit published.
+#[derive(Debug, Default)]
+pub struct Committed {
+    /// Data files, relative to the lake root.
+    pub added: Vec<String>,
+    pub stored: u64,
+    /// Rows whose response id the lake already held (an idempotent rerun).
+    pub duplicates_skipped: u64,
+    /// Rows repeating a response id seen earlier in the same input.
+    pub quarantined: Vec<QuarantineRow>,
+}
+
+type PartitionOutcome = Committed;
+
+fn read_staged(path: &Path) -> Result<Vec<RecordBatch>, StoreError> {
+    let file = std::fs::File::open(path).map_err(io_err(path))?;
+    let reader = FileReader::try_new_buffered(file, None).map_err(arrow_err(path))?;
+    reader.map(|b| b.map_err(arrow_err(path))).collect()
+}
+
+fn commit_partition(
+    lock: &WriteLock,
+    key: &PartitionKey,
+    staged: &[PathBuf],
+    tail: Option<RecordBatch>,
+    run_id: &str,
+    source: &str,
+) -> Result<PartitionOutcome, StoreError> {
+    let lake = lock.lake();
+    let existing: HashSet<String> = partition_ids(lake, key)?.into_keys().collect();
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut out = Committed::default();
+    let mut writer: Option<(AtomicParquetWriter, usize)> = None;
+    let mut files = 0;
+    let lake_schema = schema::arrow_schema();
+    let mut handle = |batch: RecordBatch, out: &mut Committed| -> Result<(), StoreError> {
+        let ids = batch.column(0).as_any().downcast_ref::<StringArray>().expect("response_id is text");
+        let lines = batch.column(batch.num_columns() - 1).as_any().downcast_ref::<UInt64Array>().expect("_line is u64");
+        let mut keep = Vec::with_capacity(batch.num_rows());
+        for i in 0..batch.num_rows() {
+            let (id, line) = (ids.value(i), lines.value(i));
+            let fresh = if existing.contains(id) {
+                out.duplicates_skipped += 1;
+                false
+            } else if let Some(first) = seen.get(id) {
+                out.quarantined.push(QuarantineRow {
+                    source: source.to_string(),
+                    line: Some(line),
+                    column: Some("response_id".into()),
+                    reason: format!("duplicate response_id '{}' (first at line {first})", id.escape_debug()),
+                    raw: None,
+                });
+                false
+            } else {
+                seen.insert(id.to_string(), line);
+                true
+            };
+            keep.push(fresh);
+        }
+        let lake_batch = RecordBatch::try_new(lake_schema.clone(), batch.columns()[..batch.num_columns() - 1].to_vec())
+            .expect("staged columns match the lake schema");
+        let kept = filter_record_batch(&lake_batch, &BooleanArray::from(keep))
+            .map_err(|e| StoreError::Write { path: key.dir(), reason: e.to_string() })?;
+        let mut offset = 0;
+        while offset < kept.num_rows() {
+            if writer.as_ref().is_some_and(|(_, n)| *n >= FILE_ROWS) {
+                let (w, _) = writer.take().expect("checked above");
+                w.finish()?;
+            }
+            if writer.is_none() {
+                let name = format!("{}/part-{run_id}-{files:03}.parquet", key.dir());
+                files += 1;
+                let w = AtomicParquetWriter::create(lake.locate(&name), lake_schema.clone(), parquet_properties(&["response_id", "free_text_1", "free_text_2"]))?;
+                out.added.push(name);
+                writer = Some((w, 0));
+            }
+            let (w, n) = writer.as_mut().expect("created above");
+            let take = (FILE_ROWS - *n).min(kept.num_rows() - offset);
+            w.write(&kept.slice(offset, take))?;
+            *n += take;
+            out.stored += take as u64;
+            offset += take;
+        }
+        Ok(())
+    };
+    for path in staged {
+        for batch in read_staged(path)? {
+            handle(batch, &mut out)?;
+        }
+        std::fs::remove_file(path).map_err(io_err(path))?;
+    }
+    if let Some(batch) = tail {
+        handle(batch, &mut out)?;
+    }
+    if let Some((w, _)) = writer {
+        w.finish()?;
+    }
+    Ok(out)
+}
