@@ -34,6 +34,21 @@ impl Cells {
     }
 }
 
+/// Real-time submit: where the durable log lives and how often it moves into the lake.
+#[derive(clap::Args)]
+struct SubmitArgs {
+    /// Accept real-time submissions (`POST /v1/responses`, `submitResponses`) into the lake.
+    /// Without it the server is read-only, as replicas of a lake another process writes are.
+    #[arg(long, env = "CXLAKE_SUBMIT")]
+    submit: bool,
+    /// Directory of the submit log (default: <lake>/_wal).
+    #[arg(long, env = "CXLAKE_WAL")]
+    wal: Option<PathBuf>,
+    /// Milliseconds between moves of logged submissions into the lake.
+    #[arg(long, env = "CXLAKE_FLUSH_MS", default_value_t = 1000)]
+    flush_ms: u64,
+}
+
 /// The coding of Touchpoints exports: a sidecar TOML file, overridden by flags.
 #[derive(clap::Args)]
 struct Coding {
@@ -104,6 +119,8 @@ enum Command {
         /// Address to listen on.
         #[arg(long, env = "CXLAKE_LISTEN", default_value = "127.0.0.1:8080")]
         listen: SocketAddr,
+        #[command(flatten)]
+        submit: SubmitArgs,
     },
     /// Write a synthetic lake (deterministic for a seed) with its planted truth in truth.json.
     Generate {
@@ -165,7 +182,7 @@ enum Command {
         #[arg(long, value_enum)]
         format: Option<cxlake::ingest::formats::Format>,
         #[command(flatten)]
-        coding: Coding,
+        coding: Box<Coding>,
         /// Print the summary as JSON lines (one object per file).
         #[arg(long)]
         json: bool,
@@ -181,7 +198,18 @@ fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         // Opening reads the dimension tables with polars, which must not run on an async worker.
-        Command::Serve { lake, cells, listen } => serve(open(&lake)?.with_suppression(cells.suppression()), listen),
+        Command::Serve { lake, cells, listen, submit } => {
+            let analytics = open(&lake)?.with_suppression(cells.suppression());
+            let submitter = if !submit.submit {
+                None
+            } else {
+                let wal = submit.wal.unwrap_or_else(|| analytics.lake.locate("_wal"));
+                let inventory = analytics.catalog.inventory();
+                let interval = std::time::Duration::from_millis(submit.flush_ms.max(10));
+                Some(cxlake::ingest::submit::Submitter::start(&analytics.lake, &wal, inventory, interval)?)
+            };
+            serve(analytics, listen, submitter)
+        }
         Command::Generate { out, rows, seed, first_fiscal_year, fiscal_years, services, no_drops } => {
             if lake_exists(&out) {
                 bail!("'{}' already holds a lake; choose another --out or remove it", out.display());
@@ -234,9 +262,13 @@ fn open(lake: &PathBuf) -> Result<Analytics> {
 }
 
 #[tokio::main]
-async fn serve(analytics: Analytics, listen: SocketAddr) -> Result<()> {
+async fn serve(analytics: Analytics, listen: SocketAddr, submitter: Option<std::sync::Arc<cxlake::ingest::submit::Submitter>>) -> Result<()> {
     let shown = analytics.lake.root().display().to_string();
-    let app = cxlake::api::server::routes(cxlake::api::schema(analytics), shown.clone());
+    let schema = match &submitter {
+        Some(s) => cxlake::api::schema_with_submit(analytics, s.clone()),
+        None => cxlake::api::schema(analytics),
+    };
+    let app = cxlake::api::server::routes(schema, shown.clone(), submitter);
     tracing::info!(lake = %shown, "serving GraphiQL on http://{listen}/");
     poem::Server::new(poem::listener::TcpListener::bind(listen))
         .run_with_graceful_shutdown(app, async { tokio::signal::ctrl_c().await.ok(); }, None)
@@ -271,7 +303,7 @@ async fn query(analytics: Analytics, file: PathBuf, variables: Option<String>) -
     Ok(())
 }
 
-fn ingest(lake: &std::path::Path, files: &[PathBuf], format: Option<cxlake::ingest::formats::Format>, coding: Coding, json: bool) -> Result<()> {
+fn ingest(lake: &std::path::Path, files: &[PathBuf], format: Option<cxlake::ingest::formats::Format>, coding: Box<Coding>, json: bool) -> Result<()> {
     use cxlake::ingest::formats::{Format, OpenOptions};
     let lake = if lake_exists(lake) { Lake::open(lake)? } else { Lake::create(lake)? };
     let opts = OpenOptions {

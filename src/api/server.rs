@@ -1,12 +1,50 @@
 //! HTTP routes: GraphiQL at `/`, GraphQL at `/graphql` (POST, and GET for simple tools),
-//! `/health`, `/schema.graphql`.
+//! `POST /v1/responses` (real-time submit), `/health`, `/schema.graphql`.
 
 use super::CxSchema;
 use async_graphql::http::GraphiQLSource;
 use async_graphql_poem::GraphQL;
-use poem::web::{Html, Json};
-use poem::{get, handler, EndpointExt, IntoEndpoint, Route};
+use crate::ingest::submit::{SubmitError, Submitter};
+use poem::http::StatusCode;
+use poem::web::{Data, Html, Json};
+use poem::{get, handler, post, Body, EndpointExt, IntoEndpoint, Route};
+use serde_json::{json, Value};
 use std::sync::Arc;
+
+/// Largest accepted submit body, in bytes.
+pub const MAX_SUBMIT_BYTES: usize = 16 << 20;
+
+fn reply(status: StatusCode, body: Value) -> poem::Response {
+    poem::Response::builder().status(status).content_type("application/json").body(body.to_string())
+}
+
+/// `POST /v1/responses`: one response object or an array of them, in the lake's columns.
+/// 200 with the ids once durable; 400 for a body that is not JSON; 422 naming each invalid
+/// response and field (nothing is stored); 503 when the log cannot be written.
+#[handler]
+async fn submit(body: Body, submitter: Data<&Option<Arc<Submitter>>>) -> poem::Response {
+    let Some(submitter) = submitter.0 else {
+        return reply(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "this server is read-only: it does not accept submissions"}));
+    };
+    let bytes = match body.into_bytes_limit(MAX_SUBMIT_BYTES).await {
+        Ok(b) => b,
+        Err(e) => return reply(StatusCode::PAYLOAD_TOO_LARGE, json!({"error": format!("body: {e} (at most {MAX_SUBMIT_BYTES} bytes)")})),
+    };
+    let items = match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Array(items)) => items,
+        Ok(obj @ Value::Object(_)) => vec![obj],
+        Ok(_) => return reply(StatusCode::BAD_REQUEST, json!({"error": "body must be a JSON object or an array of objects"})),
+        Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": format!("body is not JSON: {e}")})),
+    };
+    match submitter.submit(items).await {
+        Ok(ids) => reply(StatusCode::OK, json!({"accepted": ids.len(), "response_ids": ids})),
+        Err(SubmitError::Invalid(problems)) => reply(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({"error": SubmitError::Invalid(problems.clone()).to_string(), "problems": problems}),
+        ),
+        Err(e @ SubmitError::Unavailable(_)) => reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": e.to_string()})),
+    }
+}
 
 #[handler]
 fn graphiql() -> Html<String> {
@@ -21,13 +59,14 @@ struct Health {
     version: &'static str,
 }
 
-/// The application's routes over `schema`.
-pub fn routes(schema: CxSchema, lake: String) -> impl IntoEndpoint {
+/// The application's routes over `schema`; submissions go to `submitter` (none: read-only).
+pub fn routes(schema: CxSchema, lake: String, submitter: Option<Arc<Submitter>>) -> impl IntoEndpoint {
     let health = Arc::new(Health { status: "ok", lake, version: env!("CARGO_PKG_VERSION") });
     let sdl = Arc::new(schema.sdl());
     Route::new()
         .at("/", get(graphiql))
         .at("/graphql", get(GraphQL::new(schema.clone())).post(GraphQL::new(schema)))
+        .at("/v1/responses", post(submit))
         .at("/health", get(poem::endpoint::make_sync(move |_| Json((*health).clone()))))
         .at(
             "/schema.graphql",
@@ -35,5 +74,6 @@ pub fn routes(schema: CxSchema, lake: String) -> impl IntoEndpoint {
                 poem::Response::builder().content_type("text/plain; charset=utf-8").body((*sdl).clone())
             })),
         )
+        .data(submitter)
         .with(poem::middleware::Tracing)
 }

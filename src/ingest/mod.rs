@@ -8,6 +8,7 @@ pub mod formats;
 pub mod numeric_csv;
 pub mod pipeline;
 pub mod stage;
+pub mod submit;
 
 /// Errors of reading input files, each naming the file and where in it.
 #[derive(Debug, thiserror::Error)]

@@ -80,7 +80,14 @@ pub fn ingest_file(
     while let Some(chunk) = source.next_chunk()? {
         summary.rows_read += chunk.len() as u64;
         progress(chunk.len() as u64);
-        for row in chunk {
+        for mut row in chunk {
+            if let Ok(r) = &row.result {
+                let found = opts.inventory.problems(r);
+                if !found.is_empty() {
+                    row.raw = Some(serde_json::Value::Object(super::formats::json::to_object(r)).to_string());
+                    row.result = Err(found);
+                }
+            }
             match row.result {
                 Ok(response) => stager.push(&response, row.line)?,
                 Err(problems) => {

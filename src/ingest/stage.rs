@@ -74,12 +74,15 @@ pub struct Stager {
     buffered: usize,
     spills: usize,
     pub rows: u64,
+    /// Whether a response id repeated within the input is skipped as a duplicate (submit
+    /// retries) rather than quarantined (a file that repeats an id).
+    pub repeats_are_duplicates: bool,
 }
 
 impl Stager {
     /// Stages into `dir` (a private directory under the write lock).
     pub fn new(dir: &Path) -> Stager {
-        Stager { dir: dir.to_path_buf(), parts: HashMap::new(), buffered: 0, spills: 0, rows: 0 }
+        Stager { dir: dir.to_path_buf(), parts: HashMap::new(), buffered: 0, spills: 0, rows: 0, repeats_are_duplicates: false }
     }
 
     pub fn push(&mut self, r: &Response, line: u64) -> Result<(), StoreError> {
@@ -121,7 +124,7 @@ impl Stager {
         work.sort_by(|a, b| a.0.cmp(&b.0));
         let outcomes: Vec<PartitionOutcome> = work
             .into_par_iter()
-            .map(|(key, staged, tail)| commit_partition(lock, &key, &staged, tail, run_id, source))
+            .map(|(key, staged, tail)| commit_partition(lock, &key, &staged, tail, run_id, source, self.repeats_are_duplicates))
             .collect::<Result<_, _>>()?;
         let mut out = Committed::default();
         for o in outcomes {
@@ -162,6 +165,7 @@ fn commit_partition(
     tail: Option<RecordBatch>,
     run_id: &str,
     source: &str,
+    repeats_are_duplicates: bool,
 ) -> Result<PartitionOutcome, StoreError> {
     let lake = lock.lake();
     let existing: HashSet<String> = partition_ids(lake, key)?.into_keys().collect();
@@ -176,7 +180,7 @@ fn commit_partition(
         let mut keep = Vec::with_capacity(batch.num_rows());
         for i in 0..batch.num_rows() {
             let (id, line) = (ids.value(i), lines.value(i));
-            let fresh = if existing.contains(id) {
+            let fresh = if existing.contains(id) || (repeats_are_duplicates && seen.contains_key(id)) {
                 out.duplicates_skipped += 1;
                 false
             } else if let Some(first) = seen.get(id) {

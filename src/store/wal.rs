@@ -97,8 +97,11 @@ fn encode(payload: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(payload);
 }
 
+/// Called once an append is durable (or failed).
+type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
+
 enum Request {
-    Append { payload: Vec<u8>, done: Box<dyn FnOnce(Result<(), String>) + Send> },
+    Append { payload: Vec<u8>, done: Done },
     /// Closes the current segment (if it holds records) and starts the next; answers with the
     /// sealed segment.
     Rotate { done: mpsc::Sender<Result<Option<PathBuf>, String>> },
@@ -145,7 +148,7 @@ impl Wal {
                             Err(_) => break,
                         }
                     }
-                    let mut waiting: Vec<Box<dyn FnOnce(Result<(), String>) + Send>> = Vec::new();
+                    let mut waiting: Vec<Done> = Vec::new();
                     for request in group {
                         match request {
                             Request::Append { payload, done } => {
@@ -188,7 +191,7 @@ impl Wal {
 }
 
 /// Writes the pending records, fsyncs once, and answers everyone waiting.
-fn sync(open: &mut Open, buf: &mut Vec<u8>, waiting: &mut Vec<Box<dyn FnOnce(Result<(), String>) + Send>>) -> Result<(), String> {
+fn sync(open: &mut Open, buf: &mut Vec<u8>, waiting: &mut Vec<Done>) -> Result<(), String> {
     if waiting.is_empty() {
         return Ok(());
     }

@@ -6,7 +6,7 @@ use poem::test::TestClient;
 
 fn client() -> TestClient<impl poem::Endpoint> {
     use poem::IntoEndpoint;
-    TestClient::new(routes(schema(analytics(shared_lake())), "test".into()).into_endpoint())
+    TestClient::new(routes(schema(analytics(shared_lake())), "test".into(), None).into_endpoint())
 }
 
 async fn post(q: &str) -> serde_json::Value {
