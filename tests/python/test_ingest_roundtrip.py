@@ -1,0 +1,191 @@
+"""Round trip through ingestion: a generated lake is written out by DuckDB (an independent
+writer) as CSV, JSON lines, Parquet (one file, and hive-partitioned by agency) and as Touchpoints
+A-11 v2 and v1 exports with sidecar mappings; each is ingested into a fresh lake, which must hold
+exactly the same rows (DuckDB EXCEPT ALL both ways) and answer queries identically."""
+import json
+
+import duckdb
+import pytest
+
+from conftest import graphql, run_cxlake
+
+SCORES = """{ scores(groupBy: [AGENCY, SERVICE, CHANNEL], period: FISCAL_QUARTER, weighted: true) {
+  agency service channel period measure n mean sd agreeShare agreeLow agreeHigh nEffective } }"""
+DRIVERS = """{ driverImportance(groupBy: [SERVICE_TYPE], outcome: TRUST) { serviceType n r2 drivers { driver shapley beta } } }"""
+
+
+@pytest.fixture(scope="module")
+def original(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rt") / "original"
+    run_cxlake("generate", "--out", out, "--rows", 30000, "--seed", 5, "--fiscal-years", 2, "--first-fiscal-year", 2024)
+    return out
+
+
+def same(a, b, path="$"):
+    """Equal JSON, floats to 1e-9 relative (rows arrive in another order, so sums round
+    differently in the last bits)."""
+    if isinstance(a, float) or isinstance(b, float):
+        assert a == pytest.approx(b, rel=1e-9, abs=1e-12), path
+    elif isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for k in a:
+            same(a[k], b[k], f"{path}.{k}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            same(x, y, f"{path}[{i}]")
+    else:
+        assert a == b, path
+
+
+def scan(lake):
+    return f"read_parquet('{lake}/responses/**/*.parquet', hive_partitioning = true)"
+
+
+def con():
+    c = duckdb.connect()
+    c.execute("SET TimeZone = 'UTC'")
+    return c
+
+
+def assert_same_rows(a, b, columns="*"):
+    c = con()
+    for x, y in [(a, b), (b, a)]:
+        diff = c.execute(f"SELECT count(*) FROM (SELECT {columns} FROM {scan(x)} EXCEPT ALL SELECT {columns} FROM {scan(y)})").fetchone()[0]
+        assert diff == 0, f"{diff} rows of {x} are not in {y}"
+    n = c.execute(f"SELECT count(*) FROM {scan(a)}").fetchone()[0]
+    assert n == c.execute(f"SELECT count(*) FROM {scan(b)}").fetchone()[0]
+    return n
+
+
+def ingest(lake, *files, extra=()):
+    proc = run_cxlake("ingest", "--lake", lake, "--json", *extra, *files)
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet", "hive"])
+def test_lake_formats_round_trip(original, tmp_path, fmt):
+    c = con()
+    src = scan(original)
+    target = tmp_path / "export"
+    if fmt == "csv":
+        c.execute(f"COPY (SELECT * EXCLUDE (fiscal_year, fiscal_quarter) FROM {src}) TO '{target}.csv' (HEADER)")
+        files = [f"{target}.csv"]
+    elif fmt == "jsonl":
+        c.execute(f"COPY (SELECT * FROM {src}) TO '{target}.jsonl' (FORMAT json)")
+        files = [f"{target}.jsonl"]
+    elif fmt == "parquet":
+        c.execute(f"COPY (SELECT * FROM {src}) TO '{target}.parquet' (FORMAT parquet)")
+        files = [f"{target}.parquet"]
+    else:
+        c.execute(f"COPY (SELECT * EXCLUDE (fiscal_year, fiscal_quarter) FROM {src}) TO '{target}' (FORMAT parquet, PARTITION_BY (agency))")
+        files = sorted(str(p) for p in target.rglob("*.parquet"))
+    lake = tmp_path / "lake"
+    summaries = ingest(lake, *files)
+    assert sum(s["rows_quarantined"] for s in summaries) == 0, summaries
+    n = assert_same_rows(original, lake)
+    assert sum(s["rows_stored"] for s in summaries) == n == 30000
+    # Identical answers (dimension tables are not part of an export: the original's are copied).
+    (lake / "dimensions").mkdir()
+    for t in ["services", "offices"]:
+        (lake / "dimensions" / f"{t}.parquet").write_bytes((original / "dimensions" / f"{t}.parquet").read_bytes())
+    for q in [SCORES, DRIVERS]:
+        got, want = graphql(lake, q), graphql(original, q)
+        assert "errors" not in want and len(want["data"]) == 1
+        same(got, want)
+    # Idempotent: the same files again store nothing.
+    again = ingest(lake, *files)
+    assert all(s["already_ingested"] for s in again)
+    assert_same_rows(original, lake)
+
+
+TP_TAPS = [f"{s}_{t}" for s in ["positive", "negative"] for t in ["effectiveness", "ease", "efficiency", "transparency", "humanity", "employee", "other"]]
+
+
+def collections(c, original, scale):
+    return c.execute(
+        f"""SELECT DISTINCT collection_id, agency, bureau, service_id, channel FROM {scan(original)}
+            WHERE scale = '{scale}' ORDER BY 1"""
+    ).fetchall()
+
+
+def sidecar(path, coll, agency, bureau, service, channel, scale, questions, service_type=None):
+    lines = [f'service_type = "{service_type}"'] if service_type else []
+    lines += [f'agency = "{agency}"', f'bureau = "{bureau}"', f'service_id = "{service}"', f'channel = "{channel}"',
+             f'collection_id = "{coll}"', f'scale = "{scale}"', "[questions]"]
+    lines += [f'{k} = "{v}"' for k, v in questions.items()]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def test_touchpoints_v2_round_trip(original, tmp_path):
+    """Thumbs collections exported as Touchpoints v2 (question_1 = trust, the 14 taps, question_4 =
+    free text, created_at), one sidecar per collection."""
+    c = con()
+    lake = tmp_path / "lake"
+    # The new lake gets the original's inventory, so the service type comes from it.
+    (lake / "dimensions").mkdir(parents=True)
+    for t in ["services", "offices"]:
+        (lake / "dimensions" / f"{t}.parquet").write_bytes((original / "dimensions" / f"{t}.parquet").read_bytes())
+    colls = collections(c, original, "thumbs")
+    assert len(colls) >= 5
+    for i, (coll, agency, bureau, service, channel) in enumerate(colls):
+        csv = tmp_path / f"tp{i}.csv"
+        taps = ", ".join(f"CASE WHEN {t} THEN 'true' ELSE 'false' END AS {t}" for t in TP_TAPS)
+        c.execute(
+            f"""COPY (SELECT response_id AS external_id, trust AS question_1, {taps}, free_text_1 AS question_4,
+                       strftime(submitted_at, '%Y-%m-%dT%H:%M:%S.%fZ') AS created_at
+                FROM {scan(original)} WHERE collection_id = '{coll}') TO '{csv}' (HEADER)"""
+        )
+        mapping = tmp_path / f"tp{i}.toml"
+        sidecar(mapping, coll, agency, bureau, service, channel, "thumbs", {"question_1": "trust"})
+        summaries = ingest(lake, csv, extra=["--format", "touchpoints-v2", "--mapping", mapping])
+        # Rows answering nothing once satisfaction is not exported are quarantined, nothing else.
+        for s in summaries:
+            assert set(s["quarantined_by_column"]) <= {"trust"}, s
+    cols = "response_id, submitted_at, agency, bureau, service_id, channel, collection_id, scale, trust, " + ", ".join(TP_TAPS) + ", free_text_1"
+    answered = "(trust IS NOT NULL OR " + " OR ".join(TP_TAPS) + ")"
+    c.execute(f"CREATE VIEW want AS SELECT {cols} FROM {scan(original)} WHERE scale = 'thumbs' AND {answered}")
+    c.execute(f"CREATE VIEW got AS SELECT {cols} FROM {scan(lake)}")
+    for x, y in [("want", "got"), ("got", "want")]:
+        assert c.execute(f"SELECT count(*) FROM (SELECT * FROM {x} EXCEPT ALL SELECT * FROM {y})").fetchone()[0] == 0
+    assert c.execute("SELECT count(*) FROM got").fetchone()[0] > 1000
+
+
+def test_touchpoints_v1_round_trip(original, tmp_path):
+    """Likert collections exported in the v1 layout: question_1..question_8 mapped explicitly."""
+    c = con()
+    lake = tmp_path / "lake"
+    questions = {"question_1": "satisfaction", "question_2": "trust", "question_3": "effectiveness", "question_4": "ease",
+                 "question_5": "efficiency", "question_6": "transparency", "question_7": "humanity", "question_8": "employee"}
+    colls = collections(c, original, "likert5")[:12]
+    types = dict(c.execute(f"SELECT DISTINCT service_id, service_type FROM {scan(original)}").fetchall())
+    for i, (coll, agency, bureau, service, channel) in enumerate(colls):
+        csv = tmp_path / f"v1-{i}.csv"
+        qs = ", ".join(f"{v} AS {k}" for k, v in questions.items())
+        c.execute(
+            f"""COPY (SELECT response_id AS external_id, {qs}, strftime(submitted_at, '%Y-%m-%d %H:%M:%S.%f') AS created_at
+                FROM {scan(original)} WHERE collection_id = '{coll}') TO '{csv}' (HEADER)"""
+        )
+        mapping = tmp_path / f"v1-{i}.toml"
+        sidecar(mapping, coll, agency, bureau, service, channel, "likert5", questions, types[service])
+        summaries = ingest(lake, csv, extra=["--format", "touchpoints-v1", "--mapping", mapping])
+        assert all(s["rows_quarantined"] == 0 for s in summaries), summaries
+    cols = "response_id, submitted_at, agency, bureau, service_id, service_type, channel, collection_id, scale, " + ", ".join(questions.values())
+    chosen = ", ".join(f"'{x[0]}'" for x in colls)
+    c.execute(f"CREATE VIEW want AS SELECT {cols} FROM {scan(original)} WHERE collection_id IN ({chosen})")
+    c.execute(f"CREATE VIEW got AS SELECT {cols} FROM {scan(lake)}")
+    for x, y in [("want", "got"), ("got", "want")]:
+        assert c.execute(f"SELECT count(*) FROM (SELECT * FROM {x} EXCEPT ALL SELECT * FROM {y})").fetchone()[0] == 0
+    assert c.execute("SELECT count(*) FROM got").fetchone()[0] > 1000
+
+
+def test_touchpoints_without_mapping_is_a_clear_error(original, tmp_path):
+    csv = tmp_path / "tp.csv"
+    csv.write_text("external_id,question_1," + ",".join(TP_TAPS) + ",question_4\nx,1" + ",false" * 14 + ",\n")
+    proc = run_cxlake("ingest", "--lake", tmp_path / "lake", "--format", "touchpoints-v2", csv, check=False)
+    assert proc.returncode != 0
+    assert "missing: agency, bureau, service_id, channel, collection_id, scale" in proc.stderr
+    proc = run_cxlake("ingest", "--lake", tmp_path / "lake", "--format", "touchpoints-v2", "--agency", "VA", "--bureau", "VA-VBA",
+                      "--service-id", "VA-S01", "--service-type", "benefits", "--channel", "digital", "--collection-id", "c",
+                      "--scale", "thumbs", csv, check=False)
+    assert "questions.question_1" in proc.stderr
