@@ -104,8 +104,8 @@ TP_TAPS = [f"{s}_{t}" for s in ["positive", "negative"] for t in ["effectiveness
 
 def collections(c, original, scale):
     return c.execute(
-        f"""SELECT DISTINCT collection_id, agency, bureau, service_id, channel FROM {scan(original)}
-            WHERE scale = '{scale}' ORDER BY 1"""
+        f"""SELECT collection_id, agency, bureau, service_id, channel FROM {scan(original)}
+            WHERE scale = '{scale}' GROUP BY ALL ORDER BY count(*) DESC, 1"""
     ).fetchall()
 
 
