@@ -1,0 +1,160 @@
+"""Crash test: `cxlake ingest` and `cxlake serve --submit` (with submitters posting) are killed
+with SIGKILL at random moments while they write, 50 times. After every kill the lake must read
+cleanly (every data file whole, no response id twice, queries succeed); at the end every
+acknowledged submission and every ingested row is present exactly once. Fixed seed, bounded
+time."""
+import json
+import random
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+
+import duckdb
+
+from conftest import BIN, graphql, run_cxlake
+
+KILLS = 50
+FILES = 10
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def con():
+    c = duckdb.connect()
+    c.execute("SET TimeZone = 'UTC'")
+    return c
+
+
+def scan(lake):
+    return f"read_parquet('{lake}/responses/**/*.parquet', hive_partitioning = true)"
+
+
+def check_readable(lake):
+    """Every data file is a whole Parquet file and no response id is stored twice."""
+    files = list((lake / "responses").rglob("*.parquet"))
+    if not files:
+        return 0
+    n, distinct = con().execute(f"SELECT count(*), count(DISTINCT response_id) FROM {scan(lake)}").fetchone()
+    assert n == distinct, f"{n - distinct} response ids stored twice"
+    return n
+
+
+class Submitters:
+    """Threads posting small batches until the server dies; remembers acknowledged ids."""
+
+    def __init__(self, port, template, prefix, threads=8):
+        self.acked, self.stop = [], False
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run, args=(port, template, f"{prefix}-{t}")) for t in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def run(self, port, template, prefix):
+        i = 0
+        while not self.stop:
+            batch = [dict(template, response_id=f"{prefix}-{i}-{k}") for k in range(5)]
+            i += 1
+            req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/responses", data=json.dumps(batch).encode(),
+                                         headers={"content-type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=5) as resp:
+                    body = json.loads(resp.read())
+                with self.lock:
+                    self.acked.extend(body["response_ids"])
+            except OSError:
+                time.sleep(0.02)  # not up yet, or killed: nothing acknowledged
+
+    def join(self):
+        self.stop = True
+        for t in self.threads:
+            t.join()
+
+
+def wait_up(port, proc, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert proc.poll() is None, proc.stderr.read()
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("server did not start")
+
+
+def test_kill_9_while_writing(tmp_path):
+    started = time.time()
+    rng = random.Random(2025)
+    source = tmp_path / "source"
+    run_cxlake("generate", "--out", source, "--rows", 150000, "--seed", 9, "--fiscal-years", 2, "--first-fiscal-year", 2024)
+    c = con()
+    exports = []
+    for i in range(FILES):
+        path = tmp_path / f"part{i}.csv"
+        c.execute(f"""COPY (SELECT * EXCLUDE (fiscal_year, fiscal_quarter) FROM {scan(source)}
+                      WHERE hash(response_id) % {FILES} = {i}) TO '{path}' (HEADER)""")
+        exports.append(path)
+    svc = c.execute(f"SELECT service_id, agency, bureau, service_type FROM '{source}/dimensions/services.parquet' LIMIT 1").fetchone()
+    template = {"agency": svc[1], "bureau": svc[2], "service_id": svc[0], "service_type": svc[3], "channel": "digital",
+                "collection_id": "crash", "scale": "likert5", "trust": 4, "satisfaction": 3}
+
+    lake = tmp_path / "lake"
+    (lake / "dimensions").mkdir(parents=True)
+    for t in ["services", "offices"]:
+        (lake / "dimensions" / f"{t}.parquet").write_bytes((source / "dimensions" / f"{t}.parquet").read_bytes())
+    run_cxlake("ingest", "--lake", lake, exports[0])  # creates the lake
+
+    acked, killed_mid_ingest = [], 0
+    for k in range(KILLS // 2):
+        port = free_port()
+        server = subprocess.Popen([str(BIN), "serve", "--lake", str(lake), "--submit", "--flush-ms", "50",
+                                   "--listen", f"127.0.0.1:{port}"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+        wait_up(port, server)
+        subs = Submitters(port, template, f"k{k}")
+        ingest = subprocess.Popen([str(BIN), "ingest", "--lake", str(lake), str(exports[1 + k % (FILES - 1)])],
+                                  stderr=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.05, 0.6))
+        ingest.send_signal(signal.SIGKILL)
+        time.sleep(rng.uniform(0.0, 0.3))
+        server.send_signal(signal.SIGKILL)
+        killed_mid_ingest += ingest.wait() == -signal.SIGKILL
+        server.wait()
+        subs.join()
+        acked.extend(subs.acked)
+        check_readable(lake)
+        assert "errors" not in graphql(lake, "{ scores { n } }")
+
+    assert killed_mid_ingest >= KILLS // 4, f"only {killed_mid_ingest} ingests were killed before they finished"
+    # Recovery: the server replays its log; ingesting every file again completes the lake.
+    port = free_port()
+    server = subprocess.Popen([str(BIN), "serve", "--lake", str(lake), "--submit", "--flush-ms", "50",
+                               "--listen", f"127.0.0.1:{port}"], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    try:
+        wait_up(port, server)
+        run_cxlake("ingest", "--lake", lake, *exports)
+        assert len(acked) > 500, f"only {len(acked)} submissions acknowledged"
+        deadline = time.time() + 30
+        while True:
+            stored = dict(con().execute(f"SELECT response_id, count(*) FROM {scan(lake)} WHERE collection_id = 'crash' GROUP BY 1").fetchall())
+            if all(a in stored for a in acked) or time.time() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait()
+    missing = [a for a in acked if a not in stored]
+    assert not missing, f"{len(missing)} acknowledged submissions lost, e.g. {missing[:3]}"
+    assert all(v == 1 for v in stored.values())
+    check_readable(lake)
+    # Every ingested row exactly once: the lake minus submissions equals the source.
+    cols = "* EXCLUDE (fiscal_year, fiscal_quarter)"
+    for x, y in [(scan(source), f"{scan(lake)} WHERE collection_id <> 'crash'"), (f"{scan(lake)} WHERE collection_id <> 'crash'", scan(source))]:
+        assert c.execute(f"SELECT count(*) FROM (SELECT {cols} FROM {x} EXCEPT ALL SELECT {cols} FROM {y})").fetchone()[0] == 0
+    assert time.time() - started < 600
