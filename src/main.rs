@@ -187,6 +187,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Merge small data files of each partition into few full ones (query results unchanged),
+    /// and remove temporary files left by killed writers.
+    Compact {
+        #[arg(long, env = "CXLAKE_LAKE", default_value = "lake")]
+        lake: PathBuf,
+    },
     /// Print the GraphQL schema (SDL).
     Schema,
 }
@@ -249,6 +255,16 @@ fn main() -> Result<()> {
         }
         Command::Kda { csv, outcome, drivers, json } => kda(&csv, &outcome, &drivers, json),
         Command::Ingest { lake, files, format, coding, json } => ingest(&lake, &files, format, coding, json),
+        Command::Compact { lake } => {
+            let lake = Lake::open(&lake)?;
+            let lock = cxlake::store::commit::WriteLock::acquire(&lake)?;
+            let c = cxlake::store::compact::compact(&lock, &cxlake::ingest::pipeline::run_id())?;
+            println!(
+                "compacted {} partitions: {} files into {} ({} rows); removed {} temporary files; lake version {}",
+                c.partitions, c.files_before, c.files_after, c.rows, c.temporary_files_removed, c.lake_version
+            );
+            Ok(())
+        }
         Command::Schema => {
             print!("{}", cxlake::api::sdl());
             Ok(())

@@ -9,7 +9,7 @@ pub mod universe;
 
 use crate::domain::FiscalQuarter;
 use crate::store::layout::{PartitionKey, OFFICES_FILE, SERVICES_FILE};
-use crate::store::writer::{parquet_properties, write_file_atomic, AtomicParquetWriter};
+use crate::store::writer::{parquet_properties, write_file_atomic, AtomicParquetWriter, UNIQUE_COLUMNS};
 use crate::store::{schema, Lake, StoreError};
 use arrow::array::{Array, ArrayRef, ListBuilder, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema};
@@ -89,7 +89,7 @@ pub fn generate(cfg: &GenerateConfig, progress: &(dyn Fn(u64) + Sync)) -> Result
             let mut writer = AtomicParquetWriter::create(
                 target,
                 schema::arrow_schema(),
-                parquet_properties(&["response_id", "free_text_1", "free_text_2"]),
+                parquet_properties(&UNIQUE_COLUMNS),
             )?;
             let mut drawer = RowDrawer::new(&universe, &effects, task, cfg.seed);
             while let Some(batch) = drawer.next_batch(BATCH_ROWS) {

@@ -8,7 +8,7 @@ use crate::domain::FiscalQuarter;
 use crate::store::batch::ResponseBatchBuilder;
 use crate::store::commit::{partition_ids, WriteLock};
 use crate::store::quarantine::QuarantineRow;
-use crate::store::writer::{parquet_properties, AtomicParquetWriter};
+use crate::store::writer::{parquet_properties, AtomicParquetWriter, FILE_ROWS, UNIQUE_COLUMNS};
 use crate::store::{schema, PartitionKey, StoreError};
 use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt64Array};
 use arrow::compute::filter_record_batch;
@@ -24,8 +24,6 @@ use std::sync::{Arc, LazyLock};
 const SPILL_ROWS: usize = 64 * 1024;
 /// Rows buffered over all partitions at most; beyond it the largest buffer is spilled.
 const BUDGET_ROWS: usize = 512 * 1024;
-/// Rows per published data file at most.
-pub const FILE_ROWS: usize = 1 << 20;
 
 /// Staged batches carry the source line of each row beside the lake columns.
 static STAGED_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -211,7 +209,7 @@ fn commit_partition(
             if writer.is_none() {
                 let name = format!("{}/part-{run_id}-{files:03}.parquet", key.dir());
                 files += 1;
-                let w = AtomicParquetWriter::create(lake.locate(&name), lake_schema.clone(), parquet_properties(&["response_id", "free_text_1", "free_text_2"]))?;
+                let w = AtomicParquetWriter::create(lake.locate(&name), lake_schema.clone(), parquet_properties(&UNIQUE_COLUMNS))?;
                 out.added.push(name);
                 writer = Some((w, 0));
             }

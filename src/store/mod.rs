@@ -14,6 +14,7 @@ pub mod schema;
 pub mod wal;
 pub mod batch;
 pub mod commit;
+pub mod compact;
 pub mod writer;
 
 pub use lake::{DataFile, Lake, StoreError};

@@ -17,6 +17,12 @@ use tempfile::NamedTempFile;
 /// writer's memory.
 pub const ROW_GROUP_ROWS: usize = 256 * 1024;
 
+/// Rows per data file that ingestion and compaction aim for (at most).
+pub const FILE_ROWS: usize = 1 << 20;
+
+/// Columns whose values are mostly unique (no dictionary encoding).
+pub const UNIQUE_COLUMNS: [&str; 3] = ["response_id", "free_text_1", "free_text_2"];
+
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io { path: path.display().to_string(), source }
 }
