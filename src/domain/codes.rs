@@ -99,7 +99,10 @@ pub fn is_valid_agency_code(code: &str) -> bool {
 
 /// Whether `code` is a valid `region` value.
 pub fn is_region(code: &str) -> bool {
-    US_REGIONS.contains(&code)
+    // Called for every ingested row: a set, not a scan of the list.
+    static SET: std::sync::LazyLock<std::collections::HashSet<&'static str>> =
+        std::sync::LazyLock::new(|| US_REGIONS.iter().copied().collect());
+    code.len() == 2 && SET.contains(code)
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use crate::domain::survey::TAP_TOPICS;
 use crate::domain::validate::{Problem, Response};
 use crate::domain::{Channel, Scale, ServiceType, Stage};
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::LazyLock;
@@ -52,25 +52,44 @@ fn bad(column: usize, reason: String) -> Problem {
     Problem { column: INPUT_COLUMNS[column].clone(), reason }
 }
 
+/// Timestamp layouts accepted besides RFC 3339, compiled once (chrono re-reads a format string
+/// on every call otherwise). Zoned ones first; the rest are read as UTC.
+static ZONED: LazyLock<Vec<Vec<chrono::format::Item<'static>>>> = LazyLock::new(|| {
+    ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"].iter().map(|f| chrono::format::StrftimeItems::new(f).parse().expect("valid format")).collect()
+});
+static NAIVE: LazyLock<Vec<Vec<chrono::format::Item<'static>>>> = LazyLock::new(|| {
+    ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d"].iter().map(|f| chrono::format::StrftimeItems::new(f).parse().expect("valid format")).collect()
+});
+
 /// Parses a timestamp: RFC 3339 (`2025-03-01T12:00:00Z`), the SQL form DuckDB and Spark write
 /// (`2025-03-01 12:00:00.123+00`), or a zone-less date-time or date, read as UTC.
 pub fn parse_timestamp(text: &str) -> Option<DateTime<Utc>> {
+    use chrono::format::{parse, Parsed};
     let t = text.trim();
     if let Ok(ts) = DateTime::parse_from_rfc3339(t) {
         return Some(ts.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f%#z"] {
-        if let Ok(ts) = DateTime::parse_from_str(t, fmt) {
-            return Some(ts.with_timezone(&Utc));
+    for items in ZONED.iter() {
+        let mut p = Parsed::new();
+        if parse(&mut p, t, items.iter()).is_ok() {
+            if let Ok(ts) = p.to_datetime() {
+                return Some(ts.with_timezone(&Utc));
+            }
         }
     }
     let naive = t.strip_suffix(" UTC").unwrap_or(t);
-    for fmt in ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S%.f"] {
-        if let Ok(ts) = NaiveDateTime::parse_from_str(naive, fmt) {
-            return Some(ts.and_utc());
+    for items in NAIVE.iter() {
+        let mut p = Parsed::new();
+        if parse(&mut p, naive, items.iter()).is_ok() {
+            if let Ok(ts) = p.to_naive_datetime_with_offset(0) {
+                return Some(ts.and_utc());
+            }
+            if let Ok(d) = p.to_naive_date() {
+                return Some(d.and_hms_opt(0, 0, 0).expect("midnight").and_utc());
+            }
         }
     }
-    NaiveDate::parse_from_str(naive, "%Y-%m-%d").ok().map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc())
+    None
 }
 
 /// Parses a tapped indicator: `true`/`false`, `1`/`0` (any case).

@@ -72,6 +72,7 @@ pub fn ingest_file(
         summary.lake_version = before.version;
         return Ok(summary);
     }
+    let started = std::time::Instant::now();
     let mut source = formats::open(path, format, opts)?;
     let run = run_id();
     let staging = lock.staging(&run)?;
@@ -101,7 +102,9 @@ pub fn ingest_file(
             }
         }
     }
+    let t_read = started.elapsed();
     let committed = stager.commit(lock, &run, &shown)?;
+    tracing::debug!(read_validate_stage = ?t_read, commit = ?(started.elapsed() - t_read), "ingest phases");
     for q in committed.quarantined {
         summary.rows_quarantined += 1;
         summary.count(&q);

@@ -85,7 +85,7 @@ impl Stager {
 
     pub fn push(&mut self, r: &Response, line: u64) -> Result<(), StoreError> {
         let key = partition_of(r);
-        let buf = self.parts.entry(key.clone()).or_default();
+        let buf = self.parts.entry(key).or_default();
         let builder = buf.rows.get_or_insert_with(|| ResponseBatchBuilder::new(1024));
         builder.push(r);
         buf.lines.push(line);
@@ -93,7 +93,7 @@ impl Stager {
         self.buffered += 1;
         self.rows += 1;
         if len >= SPILL_ROWS {
-            self.spill(&key)?;
+            self.spill(&partition_of(r))?;
         } else if self.buffered >= BUDGET_ROWS {
             let largest = self.parts.iter().max_by_key(|(_, b)| b.lines.len()).map(|(k, _)| k.clone()).expect("a buffer is non-empty");
             self.spill(&largest)?;

@@ -48,14 +48,18 @@ def con():
     return c
 
 
-def assert_same_rows(a, b, columns="*"):
-    c = con()
-    for x, y in [(a, b), (b, a)]:
-        diff = c.execute(f"SELECT count(*) FROM (SELECT {columns} FROM {scan(x)} EXCEPT ALL SELECT {columns} FROM {scan(y)})").fetchone()[0]
-        assert diff == 0, f"{diff} rows of {x} are not in {y}"
-    n = c.execute(f"SELECT count(*) FROM {scan(a)}").fetchone()[0]
-    assert n == c.execute(f"SELECT count(*) FROM {scan(b)}").fetchone()[0]
+def same_bag(c, want, got):
+    """The two queries return the same rows, with multiplicity; returns how many."""
+    for x, y in [(want, got), (got, want)]:
+        diff = c.execute(f"SELECT count(*) FROM ({x} EXCEPT ALL {y})").fetchone()[0]
+        assert diff == 0, f"{diff} rows of ({x}) are not in ({y})"
+    n = c.execute(f"SELECT count(*) FROM ({want})").fetchone()[0]
+    assert n == c.execute(f"SELECT count(*) FROM ({got})").fetchone()[0]
     return n
+
+
+def assert_same_rows(a, b):
+    return same_bag(con(), f"SELECT * FROM {scan(a)}", f"SELECT * FROM {scan(b)}")
 
 
 def ingest(lake, *files, extra=()):
@@ -144,11 +148,7 @@ def test_touchpoints_v2_round_trip(original, tmp_path):
             assert set(s["quarantined_by_column"]) <= {"trust"}, s
     cols = "response_id, submitted_at, agency, bureau, service_id, channel, collection_id, scale, trust, " + ", ".join(TP_TAPS) + ", free_text_1"
     answered = "(trust IS NOT NULL OR " + " OR ".join(TP_TAPS) + ")"
-    c.execute(f"CREATE VIEW want AS SELECT {cols} FROM {scan(original)} WHERE scale = 'thumbs' AND {answered}")
-    c.execute(f"CREATE VIEW got AS SELECT {cols} FROM {scan(lake)}")
-    for x, y in [("want", "got"), ("got", "want")]:
-        assert c.execute(f"SELECT count(*) FROM (SELECT * FROM {x} EXCEPT ALL SELECT * FROM {y})").fetchone()[0] == 0
-    assert c.execute("SELECT count(*) FROM got").fetchone()[0] > 1000
+    assert same_bag(c, f"SELECT {cols} FROM {scan(original)} WHERE scale = 'thumbs' AND {answered}", f"SELECT {cols} FROM {scan(lake)}") > 1000
 
 
 def test_touchpoints_v1_round_trip(original, tmp_path):
@@ -172,11 +172,7 @@ def test_touchpoints_v1_round_trip(original, tmp_path):
         assert all(s["rows_quarantined"] == 0 for s in summaries), summaries
     cols = "response_id, submitted_at, agency, bureau, service_id, service_type, channel, collection_id, scale, " + ", ".join(questions.values())
     chosen = ", ".join(f"'{x[0]}'" for x in colls)
-    c.execute(f"CREATE VIEW want AS SELECT {cols} FROM {scan(original)} WHERE collection_id IN ({chosen})")
-    c.execute(f"CREATE VIEW got AS SELECT {cols} FROM {scan(lake)}")
-    for x, y in [("want", "got"), ("got", "want")]:
-        assert c.execute(f"SELECT count(*) FROM (SELECT * FROM {x} EXCEPT ALL SELECT * FROM {y})").fetchone()[0] == 0
-    assert c.execute("SELECT count(*) FROM got").fetchone()[0] > 1000
+    assert same_bag(c, f"SELECT {cols} FROM {scan(original)} WHERE collection_id IN ({chosen})", f"SELECT {cols} FROM {scan(lake)}") > 1000
 
 
 def test_touchpoints_without_mapping_is_a_clear_error(original, tmp_path):

@@ -98,12 +98,13 @@ fn malformed(path: &str, e: csv::Error) -> IngestError {
     IngestError::Malformed { path: path.to_string(), line, message }
 }
 
-/// A CSV file read in chunks.
+/// A CSV file read in chunks: a reader thread parses records ahead while the previous chunk
+/// is converted in parallel.
 pub struct CsvSource {
     path: String,
-    reader: csv::Reader<File>,
+    chunks: std::sync::mpsc::Receiver<Result<Vec<StringRecord>, IngestError>>,
+    recycle: std::sync::mpsc::SyncSender<Vec<StringRecord>>,
     layout: CsvLayout,
-    records: Vec<StringRecord>,
     now: DateTime<Utc>,
     rows: u64,
 }
@@ -116,7 +117,7 @@ impl CsvSource {
     ) -> Result<CsvSource, IngestError> {
         let shown = path.display().to_string();
         let file = File::open(path).map_err(|source| IngestError::Io { path: shown.clone(), source })?;
-        let mut reader = csv::ReaderBuilder::new().has_headers(true).from_reader(file);
+        let mut reader = csv::ReaderBuilder::new().has_headers(true).buffer_capacity(1 << 20).from_reader(file);
         let mut header = reader.headers().map_err(|e| malformed(&shown, e))?.clone();
         if header.is_empty() || (header.len() == 1 && header[0].trim().is_empty()) {
             return Err(IngestError::Malformed { path: shown, line: 1, message: "is empty (no header line)".into() });
@@ -129,29 +130,50 @@ impl CsvSource {
         }
         let layout = layout(&header)
             .map_err(|message| IngestError::Malformed { path: shown.clone(), line: 1, message: format!("wrong header: {message}") })?;
-        Ok(CsvSource { path: shown, reader, layout, records: Vec::new(), now, rows: 0 })
+        let (tx, chunks) = std::sync::mpsc::sync_channel(2);
+        let (recycle, recycled) = std::sync::mpsc::sync_channel::<Vec<StringRecord>>(4);
+        let thread_path = shown.clone();
+        std::thread::Builder::new()
+            .name("cxlake-csv".into())
+            .spawn(move || loop {
+                let mut records = recycled.try_recv().unwrap_or_default();
+                records.resize_with(CHUNK_ROWS, StringRecord::new);
+                let mut n = 0;
+                while n < CHUNK_ROWS {
+                    match reader.read_record(&mut records[n]) {
+                        Ok(true) => n += 1,
+                        Ok(false) => break,
+                        Err(e) => {
+                            let _ = tx.send(Err(malformed(&thread_path, e)));
+                            return;
+                        }
+                    }
+                }
+                records.truncate(n);
+                if tx.send(Ok(records)).is_err() || n == 0 {
+                    return;
+                }
+            })
+            .map_err(|source| IngestError::Io { path: shown.clone(), source })?;
+        Ok(CsvSource { path: shown, chunks, recycle, layout, now, rows: 0 })
     }
 }
 
 impl Source for CsvSource {
     fn next_chunk(&mut self) -> Result<Option<Vec<ParsedRow>>, IngestError> {
-        self.records.resize_with(CHUNK_ROWS, StringRecord::new);
-        let mut n = 0;
-        while n < CHUNK_ROWS {
-            if !self.reader.read_record(&mut self.records[n]).map_err(|e| malformed(&self.path, e))? {
-                break;
-            }
-            n += 1;
-        }
-        self.rows += n as u64;
-        if n == 0 {
+        let records = match self.chunks.recv() {
+            Ok(r) => r?,
+            Err(_) => Vec::new(),
+        };
+        self.rows += records.len() as u64;
+        if records.is_empty() {
             if self.rows == 0 {
                 return Err(IngestError::Malformed { path: self.path.clone(), line: 2, message: "has a header but no rows".into() });
             }
             return Ok(None);
         }
         let (layout, now) = (&self.layout, self.now);
-        let rows = self.records[..n]
+        let rows = records
             .par_iter()
             .map(|rec| {
                 let line = rec.position().map_or(0, |p| p.line());
@@ -159,6 +181,7 @@ impl Source for CsvSource {
                 parse_row(&row, line, now, || rec.iter().map(|f| if f.contains(',') { format!("\"{f}\"") } else { f.to_string() }).collect::<Vec<_>>().join(","))
             })
             .collect();
+        let _ = self.recycle.try_send(records);
         Ok(Some(rows))
     }
 }
