@@ -10,6 +10,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Instant;
 
+// Ingestion and polars allocate many small, short-lived buffers from many threads.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "cxlake", version, about = "Analytical GraphQL over a lake of federal CX survey responses (OMB A-11 Section 280)")]
 struct Cli {

@@ -8,7 +8,9 @@ use super::formats::{self, Format, OpenOptions};
 use super::stage::Stager;
 use super::IngestError;
 use crate::store::commit::{file_digest, CommitRecord, IngestedFile, WriteLock};
+use crate::domain::validate::Response;
 use crate::store::quarantine::{QuarantineRow, QuarantineWriter};
+use crate::store::StoreError;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -76,32 +78,57 @@ pub fn ingest_file(
     let mut source = formats::open(path, format, opts)?;
     let run = run_id();
     let staging = lock.staging(&run)?;
-    let mut stager = Stager::new(staging.path());
     let mut quarantine = QuarantineWriter::new(lock.lake(), &run);
-    while let Some(chunk) = source.next_chunk()? {
-        summary.rows_read += chunk.len() as u64;
-        progress(chunk.len() as u64);
-        for mut row in chunk {
-            if let Ok(r) = &row.result {
-                let found = opts.inventory.problems(r);
-                if !found.is_empty() {
-                    row.raw = Some(serde_json::Value::Object(super::formats::json::to_object(r)).to_string());
-                    row.result = Err(found);
+    // Valid rows are staged on their own thread while the next chunk is parsed.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(Response, u64)>>(2);
+    let stage_dir = staging.path().to_path_buf();
+    let stager_thread = std::thread::Builder::new()
+        .name("cxlake-stage".into())
+        .spawn(move || -> Result<Stager, StoreError> {
+            let mut stager = Stager::new(&stage_dir);
+            for rows in rx {
+                for (r, line) in &rows {
+                    stager.push(r, *line)?;
                 }
             }
-            match row.result {
-                Ok(response) => stager.push(&response, row.line)?,
-                Err(problems) => {
-                    summary.rows_quarantined += 1;
-                    for p in problems {
-                        let q = QuarantineRow { source: shown.clone(), line: Some(row.line), column: Some(p.column), reason: p.reason, raw: row.raw.clone() };
-                        summary.count(&q);
-                        quarantine.push(q)?;
+            Ok(stager)
+        })
+        .map_err(|source| StoreError::Io { path: "cxlake-stage thread".into(), source })?;
+    let read = (|| -> Result<(), IngestError> {
+        while let Some(chunk) = source.next_chunk()? {
+            summary.rows_read += chunk.len() as u64;
+            progress(chunk.len() as u64);
+            let mut valid = Vec::with_capacity(chunk.len());
+            for mut row in chunk {
+                if let Ok(r) = &row.result {
+                    let found = opts.inventory.problems(r);
+                    if !found.is_empty() {
+                        row.raw = Some(serde_json::Value::Object(super::formats::json::to_object(r)).to_string());
+                        row.result = Err(found);
+                    }
+                }
+                match row.result {
+                    Ok(response) => valid.push((response, row.line)),
+                    Err(problems) => {
+                        summary.rows_quarantined += 1;
+                        for p in problems {
+                            let q = QuarantineRow { source: shown.clone(), line: Some(row.line), column: Some(p.column), reason: p.reason, raw: row.raw.clone() };
+                            summary.count(&q);
+                            quarantine.push(q)?;
+                        }
                     }
                 }
             }
+            if tx.send(valid).is_err() {
+                break; // the stager failed; its error is reported below
+            }
         }
-    }
+        Ok(())
+    })();
+    drop(tx);
+    let staged = stager_thread.join().map_err(|_| StoreError::Write { path: shown.clone(), reason: "staging thread panicked".into() })?;
+    read?;
+    let stager = staged?;
     let t_read = started.elapsed();
     let committed = stager.commit(lock, &run, &shown)?;
     tracing::debug!(read_validate_stage = ?t_read, commit = ?(started.elapsed() - t_read), "ingest phases");

@@ -167,7 +167,9 @@ fn commit_partition(
 ) -> Result<PartitionOutcome, StoreError> {
     let lake = lock.lake();
     let existing: HashSet<String> = partition_ids(lake, key)?.into_keys().collect();
-    let mut seen: HashMap<String, u64> = HashMap::new();
+    // One lookup per staged row: a fast hasher (ids are not attacker-chosen keys of a
+    // long-lived table; the map lives for one partition's commit).
+    let mut seen: HashMap<Box<str>, u64, foldhash::fast::RandomState> = HashMap::default();
     let mut out = Committed::default();
     let mut writer: Option<(AtomicParquetWriter, usize)> = None;
     let mut files = 0;
@@ -178,7 +180,7 @@ fn commit_partition(
         let mut keep = Vec::with_capacity(batch.num_rows());
         for i in 0..batch.num_rows() {
             let (id, line) = (ids.value(i), lines.value(i));
-            let fresh = if existing.contains(id) || (repeats_are_duplicates && seen.contains_key(id)) {
+            let fresh = if (!existing.is_empty() && existing.contains(id)) || (repeats_are_duplicates && seen.contains_key(id)) {
                 out.duplicates_skipped += 1;
                 false
             } else if let Some(first) = seen.get(id) {
@@ -191,15 +193,18 @@ fn commit_partition(
                 });
                 false
             } else {
-                seen.insert(id.to_string(), line);
+                seen.insert(id.into(), line);
                 true
             };
             keep.push(fresh);
         }
         let lake_batch = RecordBatch::try_new(lake_schema.clone(), batch.columns()[..batch.num_columns() - 1].to_vec())
             .expect("staged columns match the lake schema");
-        let kept = filter_record_batch(&lake_batch, &BooleanArray::from(keep))
-            .map_err(|e| StoreError::Write { path: key.dir(), reason: e.to_string() })?;
+        let kept = if keep.iter().all(|k| *k) {
+            lake_batch
+        } else {
+            filter_record_batch(&lake_batch, &BooleanArray::from(keep)).map_err(|e| StoreError::Write { path: key.dir(), reason: e.to_string() })?
+        };
         let mut offset = 0;
         while offset < kept.num_rows() {
             if writer.as_ref().is_some_and(|(_, n)| *n >= FILE_ROWS) {
