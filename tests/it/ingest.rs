@@ -150,7 +150,7 @@ fn quarantine_rows(path: &Path) -> Vec<(u64, String, String)> {
         let reason = b.column_by_name("reason").unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone();
         let source = b.column_by_name("source").unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone();
         for i in 0..b.num_rows() {
-            assert!(source.value(i).ends_with(".csv"), "source names the file");
+            assert!(source.value(i).ends_with(".csv") || source.value(i).ends_with(".jsonl"), "source names the file");
             out.push((line.value(i), col.value(i).to_string(), reason.value(i).to_string()));
         }
     }
@@ -305,4 +305,35 @@ fn assert_json_close(a: &serde_json::Value, b: &serde_json::Value) {
         }
         _ => assert_eq!(a, b),
     }
+}
+
+#[test]
+fn json_values_of_the_wrong_type_are_quarantined_naming_the_field() {
+    let lake = fresh_lake(2_000, 26, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let base: serde_json::Map<String, serde_json::Value> =
+        valid_row(&lake, "j").into_iter().filter(|(_, v)| !v.is_empty()).map(|(k, v)| (k.to_string(), serde_json::Value::String(v))).collect();
+    let with = |id: &str, k: &str, v: serde_json::Value| {
+        let mut m = base.clone();
+        m.insert("response_id".into(), id.into());
+        m.insert(k.into(), v);
+        serde_json::Value::Object(m).to_string()
+    };
+    let lines = [
+        with("ok", "trust", 4.into()),
+        with("j1", "trust", "five".into()),
+        with("j2", "trust", true.into()),
+        with("j3", "positive_ease", 3.into()),
+        with("j4", "weight", serde_json::json!([1])),
+        with("j5", "submitted_at", 20230101.into()),
+        with("j6", "trsut", 4.into()),
+    ];
+    let file = dir.path().join("typed.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let s = ingest(&lake, &file, Format::Jsonl).unwrap();
+    assert_eq!((s.rows_stored, s.rows_quarantined), (1, 6));
+    let q = quarantine_rows(&lake.join(s.quarantine_file.unwrap()));
+    let got: Vec<(u64, &str)> = q.iter().map(|(l, c, _)| (*l, c.as_str())).collect();
+    assert_eq!(got, [(2, "trust"), (3, "trust"), (4, "positive_ease"), (5, "weight"), (6, "submitted_at"), (7, "trsut")]);
+    assert!(q[0].2.contains("\"five\" is not a whole number") && q[3].2.contains("[1] is not a number"), "{q:?}");
 }
