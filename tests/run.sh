@@ -4,11 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c "import duckdb, pytest, scipy" 2>/dev/null; then
+if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
   .venv/bin/pip install --quiet --upgrade pip
-  .venv/bin/pip install --quiet -r tests/requirements.txt
 fi
+# Quick when everything is installed; picks up packages added to the file since.
+.venv/bin/pip install --quiet -r tests/requirements.txt
 
 # `cargo test` also builds target/debug/cxlake (integration tests need the binary), with the
 # same features, so the Python tests below use what was just tested.

@@ -1,13 +1,15 @@
-//! HTTP routes: GraphiQL at `/`, GraphQL at `/graphql` (POST, and GET for simple tools),
-//! `POST /v1/responses` (real-time submit), `/health`, `/schema.graphql`.
+//! HTTP routes: GraphiQL at `/`, GraphQL at `/graphql` (POST, and GET for simple tools; JSON,
+//! or a table in Arrow, CSV or Parquet by `Accept` or `format=`), `POST /v1/responses`
+//! (real-time submit), `/health`, `/schema.graphql`.
 
 use super::CxSchema;
 use async_graphql::http::GraphiQLSource;
-use async_graphql_poem::GraphQL;
+use super::download::{encode, table, TableFormat};
+use async_graphql_poem::{GraphQLRequest, GraphQLResponse};
 use crate::ingest::submit::{SubmitError, Submitter};
 use poem::http::StatusCode;
 use poem::web::{Data, Html, Json};
-use poem::{get, handler, post, Body, EndpointExt, IntoEndpoint, Route};
+use poem::{get, handler, post, Body, EndpointExt, IntoEndpoint, IntoResponse, Route};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -51,6 +53,52 @@ fn graphiql() -> Html<String> {
     Html(GraphiQLSource::build().endpoint("/graphql").title("cxlake").finish())
 }
 
+#[derive(serde::Deserialize)]
+struct FormatParam {
+    format: Option<String>,
+}
+
+/// `/graphql`: the JSON response, or, when the `Accept` header names a table type
+/// (`application/vnd.apache.arrow.stream`, `text/csv`, `application/vnd.apache.parquet`) or a
+/// `format=arrow|csv|parquet` parameter is given, the single top-level list of the result as
+/// one flat table. A query with errors, or whose result is not one list, gets 400 with JSON.
+#[handler]
+async fn graphql(req: &poem::Request, schema: Data<&CxSchema>, gql: GraphQLRequest) -> poem::Response {
+    let param = req.params::<FormatParam>().ok().and_then(|p| p.format);
+    let format = match &param {
+        Some(p) => match TableFormat::from_param(p) {
+            Some(f) => Some(f),
+            None => return reply(StatusCode::BAD_REQUEST, json!({"error": format!("format '{p}': expected arrow, csv or parquet")})),
+        },
+        None => req.header("accept").and_then(TableFormat::from_accept),
+    };
+    let response = schema.execute(gql.0).await;
+    let Some(format) = format else {
+        return GraphQLResponse(response).into_response();
+    };
+    if response.is_err() {
+        return reply(StatusCode::BAD_REQUEST, serde_json::to_value(&response).unwrap_or_default());
+    }
+    let name = match &response.data {
+        async_graphql::Value::Object(o) => o.keys().next().map_or("result".to_string(), |k| k.to_string()),
+        _ => "result".to_string(),
+    };
+    match table(&response.data).and_then(|t| encode(&t, format)) {
+        Ok(bytes) => {
+            let ext = match format {
+                TableFormat::Arrow => "arrows",
+                TableFormat::Csv => "csv",
+                TableFormat::Parquet => "parquet",
+            };
+            poem::Response::builder()
+                .content_type(format.content_type())
+                .header("content-disposition", format!("attachment; filename=\"{name}.{ext}\""))
+                .body(bytes)
+        }
+        Err(e) => reply(StatusCode::BAD_REQUEST, json!({"error": e})),
+    }
+}
+
 /// What `/health` reports.
 #[derive(Clone, serde::Serialize)]
 struct Health {
@@ -65,7 +113,7 @@ pub fn routes(schema: CxSchema, lake: String, submitter: Option<Arc<Submitter>>)
     let sdl = Arc::new(schema.sdl());
     Route::new()
         .at("/", get(graphiql))
-        .at("/graphql", get(GraphQL::new(schema.clone())).post(GraphQL::new(schema)))
+        .at("/graphql", get(graphql).post(graphql))
         .at("/v1/responses", post(submit))
         .at("/health", get(poem::endpoint::make_sync(move |_| Json((*health).clone()))))
         .at(
@@ -75,5 +123,6 @@ pub fn routes(schema: CxSchema, lake: String, submitter: Option<Arc<Submitter>>)
             })),
         )
         .data(submitter)
+        .data(schema)
         .with(poem::middleware::Tracing)
 }

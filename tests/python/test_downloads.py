@@ -1,0 +1,105 @@
+"""Table downloads: the same query as JSON, Arrow IPC stream, CSV and Parquet (by Accept header
+on POST and by format= on GET) gives the same table, read back with polars and pyarrow."""
+import io
+import json
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from polars.testing import assert_frame_equal
+
+from conftest import BIN
+
+SCORES = """{ scores(groupBy: [AGENCY, CHANNEL], period: FISCAL_YEAR, measures: [TRUST]) {
+  agency channel period measure n mean sd agreeShare agreeLow suppressed } }"""
+DRIVERS = """{ driverImportance(groupBy: [SERVICE_TYPE], outcome: TRUST) {
+  serviceType n r2 drivers { driver shapleyShare rank quadrant } } }"""
+TYPES = {"arrow": "application/vnd.apache.arrow.stream", "csv": "text/csv", "parquet": "application/vnd.apache.parquet"}
+
+
+@pytest.fixture(scope="module")
+def server(oracle_lake):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([str(BIN), "serve", "--lake", str(oracle_lake), "--listen", f"127.0.0.1:{port}", "--min-cell", "0", "--min-cell-drivers", "0"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=1).read()
+            break
+        except OSError:
+            time.sleep(0.05)
+    yield url
+    proc.send_signal(signal.SIGTERM)
+    proc.wait()
+
+
+def post(url, query, accept="application/json"):
+    req = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query}).encode(),
+                                 headers={"content-type": "application/json", "accept": accept})
+    with urllib.request.urlopen(req) as resp:
+        return resp.headers.get("content-type"), resp.read()
+
+
+def get(url, query, fmt):
+    with urllib.request.urlopen(f"{url}/graphql?" + urllib.parse.urlencode({"query": query, "format": fmt})) as resp:
+        return resp.read()
+
+
+def read(fmt, body):
+    if fmt == "arrow":
+        return pl.read_ipc_stream(io.BytesIO(body))
+    if fmt == "csv":
+        return pl.read_csv(io.BytesIO(body), infer_schema_length=None)
+    return pl.read_parquet(io.BytesIO(body))
+
+
+def flat(rows, nested=None):
+    """The JSON result flattened the way the server documents: one nested list unnested."""
+    out = []
+    for r in rows:
+        base = {k: v for k, v in r.items() if k != nested}
+        for child in (r.get(nested) or [None]) if nested else [None]:
+            row = dict(base)
+            if child:
+                row.update({f"{nested}_{k}": v for k, v in child.items()})
+            out.append(row)
+    return pl.DataFrame(out, infer_schema_length=None)
+
+
+@pytest.mark.parametrize("query,field,nested", [(SCORES, "scores", None), (DRIVERS, "driverImportance", "drivers")])
+def test_every_format_is_the_json_table(server, query, field, nested):
+    _, body = post(server, query)
+    want = flat(json.loads(body)["data"][field], nested)
+    assert want.height > 5
+    for fmt, media in TYPES.items():
+        ctype, body = post(server, query, media)
+        assert ctype.startswith(media.split(";")[0])
+        got = read(fmt, body)
+        assert got.columns == want.columns, fmt
+        assert_frame_equal(got, want, check_dtypes=False, rel_tol=1e-12, abs_tol=0)
+        assert_frame_equal(read(fmt, get(server, query, fmt)), got)
+    # Typed: counts are integers and shares floats in the binary formats; pyarrow reads them too.
+    arrow = pa.ipc.open_stream(post(server, query, TYPES["arrow"])[1]).read_all()
+    parquet = pq.read_table(io.BytesIO(post(server, query, TYPES["parquet"])[1]))
+    assert arrow.schema == parquet.schema
+    assert arrow.schema.field("n").type == pa.int64()
+    assert arrow.equals(parquet)
+
+
+def test_a_query_that_is_not_one_list_is_a_clear_error(server):
+    for query in ["{ scores { n } services { serviceId } }", "{ scores(groupBy: [NOPE]) { n } }"]:
+        with pytest.raises(urllib.error.HTTPError) as e:
+            post(server, query, "text/csv")
+        assert e.value.code == 400
+        body = json.loads(e.value.read())
+        assert "error" in body or "errors" in body
