@@ -284,11 +284,12 @@ fn open(lake: &PathBuf) -> Result<Analytics> {
 #[tokio::main]
 async fn serve(analytics: Analytics, listen: SocketAddr, submitter: Option<std::sync::Arc<cxlake::ingest::submit::Submitter>>) -> Result<()> {
     let shown = analytics.lake.root().display().to_string();
+    let lake = analytics.lake.clone();
     let schema = match &submitter {
         Some(s) => cxlake::api::schema_with_submit(analytics, s.clone()),
         None => cxlake::api::schema(analytics),
     };
-    let app = cxlake::api::server::routes(schema, shown.clone(), submitter);
+    let app = cxlake::api::server::routes(schema, lake, submitter);
     tracing::info!(lake = %shown, "serving GraphiQL on http://{listen}/");
     poem::Server::new(poem::listener::TcpListener::bind(listen))
         .run_with_graceful_shutdown(app, async { tokio::signal::ctrl_c().await.ok(); }, None)

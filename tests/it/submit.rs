@@ -25,6 +25,10 @@ fn response(lake: &Path, id: &str) -> Value {
     })
 }
 
+fn template_service(lake: &Path) -> String {
+    analytics(lake).catalog.services[0].id.clone()
+}
+
 /// How many times each response id is stored in the lake.
 fn stored_ids(lake: &Path) -> HashMap<String, usize> {
     let mut ids = HashMap::new();
@@ -156,7 +160,7 @@ async fn http_submit_statuses() {
     let a = analytics(&lake);
     let submitter = Submitter::start(&a.lake, &lake.join("_wal"), a.catalog.inventory(), Duration::from_millis(100)).unwrap();
     let schema = cxlake::api::schema_with_submit(a, submitter.clone());
-    let cli = TestClient::new(cxlake::api::server::routes(schema, "t".into(), Some(submitter)).into_endpoint());
+    let cli = TestClient::new(cxlake::api::server::routes(schema, cxlake::store::Lake::open(&lake).unwrap(), Some(submitter)).into_endpoint());
     let resp = cli.post("/v1/responses").body_json(&response(&lake, "h1")).send().await;
     resp.assert_status_is_ok();
     let body: Value = serde_json::from_str(&resp.0.into_body().into_string().await.unwrap()).unwrap();
@@ -175,8 +179,29 @@ async fn http_submit_statuses() {
     let body: Value = serde_json::from_str(&resp.0.into_body().into_string().await.unwrap()).unwrap();
     assert_eq!(body["errors"][0]["extensions"]["code"], json!("BAD_USER_INPUT"), "{body}");
     assert_eq!(body["errors"][0]["extensions"]["problems"][0]["column"], json!("service_id"));
+    // Results are cached per lake version: the same query is a hit until the submitted
+    // responses are committed, then answered afresh with them.
+    tokio::time::sleep(Duration::from_millis(500)).await; // earlier submits are flushed
+    let q = json!({ "query": "{ scores(filter: {service: [\"SVC\"]}, measures: [TRUST]) { n } }".replace("SVC", &template_service(&lake)) });
+    let first = cli.post("/graphql").body_json(&q).send().await;
+    assert_eq!(first.0.headers().get("x-cache").unwrap(), "miss");
+    let n_before: Value = serde_json::from_str(&first.0.into_body().into_string().await.unwrap()).unwrap();
+    let again = cli.post("/graphql").body_json(&q).send().await;
+    assert_eq!(again.0.headers().get("x-cache").unwrap(), "hit");
+    cli.post("/v1/responses").body_json(&response(&lake, "h9")).send().await.assert_status_is_ok();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let n_after = loop {
+        let resp = cli.post("/graphql").body_json(&q).send().await;
+        let v: Value = serde_json::from_str(&resp.0.into_body().into_string().await.unwrap()).unwrap();
+        if v != n_before || Instant::now() > deadline {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let n = |v: &Value| v["data"]["scores"][0]["n"].as_u64().unwrap_or(0);
+    assert_eq!(n(&n_after), n(&n_before) + 1, "h9 counted once the log is flushed: {n_before} -> {n_after}");
     // A read-only server refuses.
-    let ro = TestClient::new(cxlake::api::server::routes(cxlake::api::schema(analytics(&lake)), "t".into(), None).into_endpoint());
+    let ro = TestClient::new(cxlake::api::server::routes(cxlake::api::schema(analytics(&lake)), cxlake::store::Lake::open(&lake).unwrap(), None).into_endpoint());
     ro.post("/v1/responses").body_json(&response(&lake, "h4")).send().await.assert_status(poem::http::StatusCode::METHOD_NOT_ALLOWED);
     let _ = Arc::new(());
 }
