@@ -1,18 +1,20 @@
 //! HTTP routes: GraphiQL at `/`, GraphQL at `/graphql` (POST, and GET for simple tools; JSON,
 //! or a table in Arrow, CSV or Parquet by `Accept` or `format=`), `POST /v1/responses`
-//! (real-time submit), `/health`, `/schema.graphql`.
+//! (real-time submit), `/health`, `/metrics` (Prometheus), `/schema.graphql`. Every response
+//! carries an `x-request-id` (the caller's, or a new UUID) that the request's log lines share.
 
 use super::CxSchema;
 use async_graphql::http::GraphiQLSource;
 use super::cache::{self, is_read_only, Cached, QueryCache};
 use super::download::{encode, table, TableFormat};
+use super::metrics::{operation_of, Metrics, OperationLabels, RouteLabels};
 use crate::store::commit::lake_version;
 use crate::store::Lake;
 use async_graphql_poem::{GraphQLRequest, GraphQLResponse};
 use crate::ingest::submit::{SubmitError, Submitter};
 use poem::http::StatusCode;
 use poem::web::{Data, Html};
-use poem::{get, handler, post, Body, EndpointExt, IntoEndpoint, IntoResponse, Route};
+use poem::{get, handler, post, Body, Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Route};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
@@ -27,8 +29,8 @@ fn reply(status: StatusCode, body: Value) -> poem::Response {
 /// 200 with the ids once durable; 400 for a body that is not JSON; 422 naming each invalid
 /// response and field (nothing is stored); 503 when the log cannot be written.
 #[handler]
-async fn submit(body: Body, submitter: Data<&Option<Arc<Submitter>>>) -> poem::Response {
-    let Some(submitter) = submitter.0 else {
+async fn submit(body: Body, state: Data<&Arc<State>>) -> poem::Response {
+    let Some(submitter) = &state.submitter else {
         return reply(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "this server is read-only: it does not accept submissions"}));
     };
     let bytes = match body.into_bytes_limit(MAX_SUBMIT_BYTES).await {
@@ -41,12 +43,19 @@ async fn submit(body: Body, submitter: Data<&Option<Arc<Submitter>>>) -> poem::R
         Ok(_) => return reply(StatusCode::BAD_REQUEST, json!({"error": "body must be a JSON object or an array of objects"})),
         Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": format!("body is not JSON: {e}")})),
     };
+    let n = items.len() as u64;
     match submitter.submit(items).await {
-        Ok(ids) => reply(StatusCode::OK, json!({"accepted": ids.len(), "response_ids": ids})),
-        Err(SubmitError::Invalid(problems)) => reply(
+        Ok(ids) => {
+            state.metrics.submitted.inc_by(ids.len() as u64);
+            reply(StatusCode::OK, json!({"accepted": ids.len(), "response_ids": ids}))
+        }
+        Err(SubmitError::Invalid(problems)) => {
+            state.metrics.submit_refused.inc_by(n);
+            reply(
             StatusCode::UNPROCESSABLE_ENTITY,
             json!({"error": SubmitError::Invalid(problems.clone()).to_string(), "problems": problems}),
-        ),
+            )
+        }
         Err(e @ SubmitError::Unavailable(_)) => reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": e.to_string()})),
     }
 }
@@ -77,6 +86,11 @@ async fn graphql(req: &poem::Request, state: Data<&Arc<State>>, gql: GraphQLRequ
         None => req.header("accept").and_then(TableFormat::from_accept),
     };
     let request = gql.0;
+    let started = std::time::Instant::now();
+    let labels = OperationLabels {
+        operation: operation_of(&request.query),
+        format: format.map_or("json".to_string(), |f| format!("{f:?}").to_lowercase()),
+    };
     let key = if is_read_only(&request.query) {
         lake_version(&state.lake).ok().map(|version| {
             let vars = serde_json::to_value(&request.variables).unwrap_or_default();
@@ -86,7 +100,12 @@ async fn graphql(req: &poem::Request, state: Data<&Arc<State>>, gql: GraphQLRequ
         None
     };
     if let Some(hit) = key.as_ref().and_then(|k| state.cache.get(k)) {
+        state.metrics.cache_hits.inc();
+        state.metrics.latency.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
         return cached_response(hit, "hit");
+    }
+    if key.is_some() {
+        state.metrics.cache_misses.inc();
     }
     let response = state.schema.execute(request).await;
     let encoded = match format {
@@ -114,6 +133,7 @@ async fn graphql(req: &poem::Request, state: Data<&Arc<State>>, gql: GraphQLRequ
     if let Some(k) = key {
         state.cache.put(k, encoded.clone());
     }
+    state.metrics.latency.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
     cached_response(encoded, "miss")
 }
 
@@ -130,7 +150,23 @@ pub struct State {
     pub schema: CxSchema,
     pub lake: Lake,
     pub cache: QueryCache,
+    pub metrics: Metrics,
+    pub submitter: Option<Arc<Submitter>>,
 }
+
+#[handler]
+fn metrics(state: Data<&Arc<State>>) -> poem::Response {
+    if let Ok(v) = lake_version(&state.lake) {
+        state.metrics.lake_version.set(v as i64);
+    }
+    if let Some(s) = &state.submitter {
+        state.metrics.committed.set(s.committed() as i64);
+    }
+    poem::Response::builder().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.encode())
+}
+
+/// Routes counted by name; anything else is `other` (bounded label values).
+const ROUTES: [&str; 6] = ["/", "/graphql", "/v1/responses", "/health", "/metrics", "/schema.graphql"];
 
 /// What `/health` reports: whether the lake can be read, and its version.
 #[derive(serde::Serialize)]
@@ -162,19 +198,37 @@ pub const CACHE_BYTES: usize = 256 << 20;
 /// read-only).
 pub fn routes(schema: CxSchema, lake: Lake, submitter: Option<Arc<Submitter>>) -> impl IntoEndpoint {
     let sdl = Arc::new(schema.sdl());
-    let state = Arc::new(State { schema, lake, cache: QueryCache::new(CACHE_ENTRIES, CACHE_BYTES) });
+    let state = Arc::new(State {
+        schema,
+        lake,
+        cache: QueryCache::new(CACHE_ENTRIES, CACHE_BYTES),
+        metrics: Metrics::default(),
+        submitter,
+    });
+    let counted = state.clone();
     Route::new()
         .at("/", get(graphiql))
         .at("/graphql", get(graphql).post(graphql))
         .at("/v1/responses", post(submit))
         .at("/health", get(health))
+        .at("/metrics", get(metrics))
         .at(
             "/schema.graphql",
             get(poem::endpoint::make_sync(move |_| {
                 poem::Response::builder().content_type("text/plain; charset=utf-8").body((*sdl).clone())
             })),
         )
-        .data(submitter)
         .data(state)
+        .around(move |ep, req| {
+            let state = counted.clone();
+            async move {
+                let path = req.uri().path().to_string();
+                let route = ROUTES.iter().find(|r| **r == path).map_or("other", |r| r).to_string();
+                let resp = ep.call(req).await?.into_response();
+                state.metrics.requests.get_or_create(&RouteLabels { route, status: resp.status().as_u16() }).inc();
+                Ok(resp)
+            }
+        })
         .with(poem::middleware::Tracing)
+        .with(poem::middleware::RequestId::default().reuse_id(poem::middleware::ReuseId::Use))
 }

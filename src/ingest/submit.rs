@@ -94,6 +94,8 @@ pub struct Submitter {
     wal: Wal,
     inventory: Inventory,
     stop: Arc<AtomicBool>,
+    /// Responses this process moved from the log into the lake (replay included).
+    committed: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// What a flush of the log did.
@@ -115,7 +117,8 @@ impl Submitter {
         }
         let wal = Wal::start(wal_dir)?;
         let stop = Arc::new(AtomicBool::new(false));
-        let submitter = Arc::new(Submitter { wal: wal.clone(), inventory, stop: stop.clone() });
+        let committed = Arc::new(std::sync::atomic::AtomicU64::new(replayed.stored));
+        let submitter = Arc::new(Submitter { wal: wal.clone(), inventory, stop: stop.clone(), committed: committed.clone() });
         let (lake, dir) = (lake.clone(), wal_dir.to_path_buf());
         std::thread::Builder::new()
             .name("cxlake-flush".into())
@@ -124,8 +127,11 @@ impl Submitter {
                     std::thread::sleep(interval);
                     match wal.rotate() {
                         Ok(Some(sealed)) => {
-                            if let Err(e) = flush_segments(&lake, &dir, Some(&sealed)) {
-                                tracing::error!(error = %e, "moving submitted responses into the lake failed; will retry");
+                            match flush_segments(&lake, &dir, Some(&sealed)) {
+                                Ok(f) => {
+                                    committed.fetch_add(f.stored, Ordering::Relaxed);
+                                }
+                                Err(e) => tracing::error!(error = %e, "moving submitted responses into the lake failed; will retry"),
                             }
                         }
                         Ok(None) => {}
@@ -135,6 +141,11 @@ impl Submitter {
             })
             .map_err(|source| StoreError::Io { path: "cxlake-flush thread".into(), source })?;
         Ok(submitter)
+    }
+
+    /// Responses moved from the log into the lake so far.
+    pub fn committed(&self) -> u64 {
+        self.committed.load(Ordering::Relaxed)
     }
 
     pub fn inventory(&self) -> &Inventory {

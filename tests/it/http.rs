@@ -26,6 +26,24 @@ async fn health_graphiql_and_schema_routes() {
     let page = c.get("/").send().await;
     page.assert_status_is_ok();
     assert!(page.0.into_body().into_string().await.unwrap().to_lowercase().contains("graphiql"));
+    // Every response carries a request id: the caller's, or a new one.
+    let r = c.get("/health").header("x-request-id", "abc-123").send().await;
+    assert_eq!(r.0.headers().get("x-request-id").unwrap(), "abc-123");
+    assert_eq!(c.get("/health").send().await.0.headers().get("x-request-id").unwrap().len(), 36);
+    // Prometheus metrics count what was served.
+    c.post("/graphql").body_json(&serde_json::json!({"query": "{ services { id } }"})).send().await.assert_status_is_ok();
+    c.post("/graphql").body_json(&serde_json::json!({"query": "{ services { id } }"})).send().await.assert_status_is_ok();
+    let m = c.get("/metrics").send().await.0.into_body().into_string().await.unwrap();
+    for line in [
+        "cxlake_http_requests_total{route=\"/health\",status=\"200\"} 3",
+        "cxlake_http_requests_total{route=\"/graphql\",status=\"200\"} 2",
+        "cxlake_cache_hits_total 1",
+        "cxlake_cache_misses_total 1",
+        "cxlake_graphql_duration_seconds_count{operation=\"services\",format=\"json\"} 2",
+        "cxlake_lake_version 0",
+    ] {
+        assert!(m.contains(line), "{line} not in\n{m}");
+    }
     let s = c.get("/schema.graphql").send().await;
     s.assert_status_is_ok();
     s.assert_text(sdl()).await;

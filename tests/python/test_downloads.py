@@ -97,7 +97,7 @@ def test_every_format_is_the_json_table(server, query, field, nested):
 
 
 def test_a_query_that_is_not_one_list_is_a_clear_error(server):
-    for query in ["{ scores { n } services { serviceId } }", "{ scores(groupBy: [NOPE]) { n } }"]:
+    for query in ["{ scores { n } services { id } }", "{ scores(groupBy: [NOPE]) { n } }"]:
         with pytest.raises(urllib.error.HTTPError) as e:
             post(server, query, "text/csv")
         assert e.value.code == 400

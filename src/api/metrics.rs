@@ -1,0 +1,101 @@
+//! `/metrics` in the Prometheus text format: requests by route and status, GraphQL latency by
+//! operation, cache hits and misses, submissions accepted and refused, responses the submit log
+//! committed to the lake, and the lake version.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    /// The top-level fields of the query (`scores`, `driverImportance,services`, ...).
+    pub operation: String,
+    /// json, arrow, csv or parquet.
+    pub format: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RouteLabels, Counter>,
+    pub latency: Family<OperationLabels, Histogram>,
+    pub cache_hits: Counter,
+    pub cache_misses: Counter,
+    pub submitted: Counter,
+    pub submit_refused: Counter,
+    pub committed: Gauge,
+    pub lake_version: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("cxlake");
+        let requests = Family::<RouteLabels, Counter>::default();
+        // 0.5 ms to ~33 s.
+        let latency = Family::<OperationLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 17)));
+        let (cache_hits, cache_misses, submitted, submit_refused) = (Counter::default(), Counter::default(), Counter::default(), Counter::default());
+        let (committed, lake_version) = (Gauge::default(), Gauge::default());
+        registry.register("http_requests", "HTTP requests by route and status", requests.clone());
+        registry.register("graphql_duration_seconds", "Time to answer a GraphQL request, by operation and format", latency.clone());
+        registry.register("cache_hits", "GraphQL results served from the cache", cache_hits.clone());
+        registry.register("cache_misses", "Cacheable GraphQL results computed afresh", cache_misses.clone());
+        registry.register("submitted_responses", "Responses acknowledged by the submit API", submitted.clone());
+        registry.register("submit_refused_responses", "Responses in refused submit requests", submit_refused.clone());
+        registry.register("submit_committed_responses", "Submitted responses this process moved into the lake", committed.clone());
+        registry.register("lake_version", "The lake version (number of its last commit)", lake_version.clone());
+        Metrics { registry, requests, latency, cache_hits, cache_misses, submitted, submit_refused, committed, lake_version }
+    }
+}
+
+impl Metrics {
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// A label for the operation of a query: its top-level field names, sorted and joined.
+pub fn operation_of(query: &str) -> String {
+    use async_graphql::parser::types::Selection;
+    let Ok(doc) = async_graphql::parser::parse_query(query) else { return "invalid".into() };
+    let mut names: Vec<String> = doc
+        .operations
+        .iter()
+        .flat_map(|(_, op)| op.node.selection_set.node.items.iter())
+        .filter_map(|s| match &s.node {
+            Selection::Field(f) => Some(f.node.name.node.to_string()),
+            _ => None,
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    if names.is_empty() { "none".into() } else { names.join(",") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_are_labelled_by_their_fields() {
+        assert_eq!(operation_of("{ services { serviceId } scores { n } }"), "scores,services");
+        assert_eq!(operation_of("mutation { submitResponses(responses: []) { accepted } }"), "submitResponses");
+        assert_eq!(operation_of("{ nope"), "invalid");
+        let m = Metrics::default();
+        m.cache_hits.inc();
+        m.requests.get_or_create(&RouteLabels { route: "/graphql".into(), status: 200 }).inc();
+        let text = m.encode();
+        assert!(text.contains("cxlake_cache_hits_total 1"), "{text}");
+        assert!(text.contains("cxlake_http_requests_total{route=\"/graphql\",status=\"200\"} 1"), "{text}");
+    }
+}
