@@ -65,6 +65,46 @@ impl Buffer {
     }
 }
 
+/// Response ids of partitions, kept between commits by a long-lived writer (the submit
+/// flusher commits to the same few partitions every second): an entry is reused while the
+/// partition's files are the ones it was read from plus files this writer added, and only new
+/// files are read. At most `ID_CACHE_PARTITIONS` partitions are kept (least recently used out).
+#[derive(Default)]
+pub struct IdCache {
+    entries: HashMap<PartitionKey, (Vec<String>, HashSet<String>, u64)>,
+    tick: u64,
+}
+
+/// Partitions whose ids an `IdCache` keeps at most.
+pub const ID_CACHE_PARTITIONS: usize = 8;
+
+impl IdCache {
+    /// The ids stored in `key`'s partition, reading only files not read before.
+    fn ids(&mut self, lake: &crate::store::Lake, key: &PartitionKey) -> Result<HashSet<String>, StoreError> {
+        let files = crate::store::commit::partition_files(lake, key)?;
+        let (known, mut ids, _) = self.entries.remove(key).unwrap_or_default();
+        let (known, mut ids) = if known.iter().all(|f| files.contains(f)) { (known, std::mem::take(&mut ids)) } else { (Vec::new(), HashSet::new()) };
+        for f in files.iter().filter(|f| !known.contains(f)) {
+            crate::store::commit::for_each_id(&lake.locate(f), |id| {
+                ids.insert(id.to_string());
+            })?;
+        }
+        Ok(ids)
+    }
+
+    /// Remembers the ids of `key` after a commit that added `added` files holding `new_ids`.
+    fn keep(&mut self, lake: &crate::store::Lake, key: PartitionKey, mut ids: HashSet<String>, new_ids: impl IntoIterator<Item = String>) {
+        ids.extend(new_ids);
+        let Ok(files) = crate::store::commit::partition_files(lake, &key) else { return };
+        self.tick += 1;
+        self.entries.insert(key, (files, ids, self.tick));
+        while self.entries.len() > ID_CACHE_PARTITIONS {
+            let oldest = self.entries.iter().min_by_key(|(_, e)| e.2).map(|(k, _)| k.clone()).expect("non-empty");
+            self.entries.remove(&oldest);
+        }
+    }
+}
+
 /// Validated responses on their way into the lake.
 pub struct Stager {
     dir: PathBuf,
@@ -116,13 +156,28 @@ impl Stager {
     }
 
     /// Deduplicates and publishes everything staged; `run_id` names the new files.
-    pub fn commit(mut self, lock: &WriteLock, run_id: &str, source: &str) -> Result<Committed, StoreError> {
+    pub fn commit(self, lock: &WriteLock, run_id: &str, source: &str) -> Result<Committed, StoreError> {
+        self.commit_with(lock, run_id, source, None)
+    }
+
+    /// `commit`, reusing (and updating) the ids a long-lived writer keeps in `cache`.
+    pub fn commit_with(mut self, lock: &WriteLock, run_id: &str, source: &str, cache: Option<&std::sync::Mutex<IdCache>>) -> Result<Committed, StoreError> {
         let mut work: Vec<(PartitionKey, Vec<PathBuf>, Option<RecordBatch>)> =
             self.parts.iter_mut().map(|(k, b)| (k.clone(), std::mem::take(&mut b.staged), b.take_batch())).collect();
         work.sort_by(|a, b| a.0.cmp(&b.0));
         let outcomes: Vec<PartitionOutcome> = work
             .into_par_iter()
-            .map(|(key, staged, tail)| commit_partition(lock, &key, &staged, tail, run_id, source, self.repeats_are_duplicates))
+            .map(|(key, staged, tail)| {
+                let existing = match cache {
+                    Some(c) => c.lock().expect("id cache lock").ids(lock.lake(), &key)?,
+                    None => partition_ids(lock.lake(), &key)?.into_keys().collect(),
+                };
+                let (outcome, existing, new_ids) = commit_partition(lock, &key, existing, &staged, tail, run_id, source, self.repeats_are_duplicates)?;
+                if let Some(c) = cache {
+                    c.lock().expect("id cache lock").keep(lock.lake(), key, existing, new_ids);
+                }
+                Ok(outcome)
+            })
             .collect::<Result<_, _>>()?;
         let mut out = Committed::default();
         for o in outcomes {
@@ -156,17 +211,20 @@ fn read_staged(path: &Path) -> Result<Vec<RecordBatch>, StoreError> {
     reader.map(|b| b.map_err(arrow_err(path))).collect()
 }
 
+/// Publishes one partition's staged rows; returns what it did, the ids the partition held and
+/// the ids it added.
+#[allow(clippy::too_many_arguments)]
 fn commit_partition(
     lock: &WriteLock,
     key: &PartitionKey,
+    existing: HashSet<String>,
     staged: &[PathBuf],
     tail: Option<RecordBatch>,
     run_id: &str,
     source: &str,
     repeats_are_duplicates: bool,
-) -> Result<PartitionOutcome, StoreError> {
+) -> Result<(PartitionOutcome, HashSet<String>, Vec<String>), StoreError> {
     let lake = lock.lake();
-    let existing: HashSet<String> = partition_ids(lake, key)?.into_keys().collect();
     // One lookup per staged row: a fast hasher (ids are not attacker-chosen keys of a
     // long-lived table; the map lives for one partition's commit).
     let mut seen: HashMap<Box<str>, u64, foldhash::fast::RandomState> = HashMap::default();
@@ -239,5 +297,6 @@ fn commit_partition(
     if let Some((w, _)) = writer {
         w.finish()?;
     }
-    Ok(out)
+    let new_ids = seen.into_keys().map(String::from).collect();
+    Ok((out, existing, new_ids))
 }

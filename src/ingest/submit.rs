@@ -7,7 +7,7 @@
 
 use super::formats::json::{parse_object, to_object};
 use super::pipeline::run_id;
-use super::stage::Stager;
+use super::stage::{IdCache, Stager};
 use crate::domain::validate::{Inventory, Problem, Response};
 use crate::store::commit::{CommitRecord, WriteLock};
 use crate::store::quarantine::{QuarantineRow, QuarantineWriter};
@@ -123,11 +123,12 @@ impl Submitter {
         std::thread::Builder::new()
             .name("cxlake-flush".into())
             .spawn(move || {
+                let ids = std::sync::Mutex::new(IdCache::default());
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(interval);
                     match wal.rotate() {
                         Ok(Some(sealed)) => {
-                            match flush_segments(&lake, &dir, Some(&sealed)) {
+                            match flush_segments_cached(&lake, &dir, Some(&sealed), Some(&ids)) {
                                 Ok(f) => {
                                     committed.fetch_add(f.stored, Ordering::Relaxed);
                                 }
@@ -181,6 +182,11 @@ impl Drop for Submitter {
 /// is retried. Each segment is one commit; it is deleted only after its rows are published
 /// and the commit recorded.
 pub fn flush_segments(lake: &Lake, dir: &Path, upto: Option<&Path>) -> Result<Flushed, StoreError> {
+    flush_segments_cached(lake, dir, upto, None)
+}
+
+/// `flush_segments` reusing the partition ids the flusher keeps between flushes.
+pub fn flush_segments_cached(lake: &Lake, dir: &Path, upto: Option<&Path>, ids: Option<&std::sync::Mutex<IdCache>>) -> Result<Flushed, StoreError> {
     let todo: Vec<PathBuf> =
         segments(dir)?.into_iter().map(|(_, p)| p).filter(|p| upto.is_none_or(|u| p.as_path() <= u)).collect();
     let mut out = Flushed::default();
@@ -222,7 +228,7 @@ pub fn flush_segments(lake: &Lake, dir: &Path, upto: Option<&Path>) -> Result<Fl
                 }
             }
         }
-        let committed = stager.commit(&lock, &run, &source)?;
+        let committed = stager.commit_with(&lock, &run, &source, ids)?;
         for q in committed.quarantined {
             quarantine.push(q)?;
         }

@@ -205,3 +205,34 @@ async fn http_submit_statuses() {
     ro.post("/v1/responses").body_json(&response(&lake, "h4")).send().await.assert_status(poem::http::StatusCode::METHOD_NOT_ALLOWED);
     let _ = Arc::new(());
 }
+
+#[test]
+fn the_flusher_reuses_partition_ids_between_flushes_and_notices_compaction() {
+    use cxlake::ingest::stage::IdCache;
+    use cxlake::ingest::submit::flush_segments_cached;
+    let lake = fresh_lake(2_000, 35, 1);
+    let l = Lake::open(&lake).unwrap();
+    let wal_dir = lake.join("_wal");
+    let cache = std::sync::Mutex::new(IdCache::default());
+    let mut flush = |ids: &[&str]| {
+        let wal = Wal::start(&wal_dir).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let batch: Vec<Value> = ids.iter().map(|id| response(&lake, id)).collect();
+        wal.append(serde_json::to_vec(&batch).unwrap(), move |r| tx.send(r).unwrap());
+        rx.recv().unwrap().unwrap();
+        drop(wal);
+        let f = flush_segments_cached(&l, &wal_dir, None, Some(&cache)).unwrap();
+        (f.stored, f.duplicates_skipped)
+    };
+    assert_eq!(flush(&["c0", "c1"]), (2, 0));
+    assert_eq!(flush(&["c1", "c2"]), (1, 1), "c1 known from the cached ids");
+    assert_eq!(flush(&["c3"]), (1, 0));
+    // Compaction replaces the partition's files: the cache must not trust its file list.
+    let lock = cxlake::store::commit::WriteLock::acquire(&l).unwrap();
+    let c = cxlake::store::compact::compact(&lock, "t").unwrap();
+    drop(lock);
+    assert!(c.partitions >= 1);
+    assert_eq!(flush(&["c0", "c2", "c4"]), (1, 2));
+    let stored = stored_ids(&lake);
+    assert!((0..5).all(|i| stored[&format!("c{i}")] == 1));
+}
