@@ -214,7 +214,7 @@ fn the_flusher_reuses_partition_ids_between_flushes_and_notices_compaction() {
     let l = Lake::open(&lake).unwrap();
     let wal_dir = lake.join("_wal");
     let cache = std::sync::Mutex::new(IdCache::default());
-    let mut flush = |ids: &[&str]| {
+    let flush = |ids: &[&str]| {
         let wal = Wal::start(&wal_dir).unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let batch: Vec<Value> = ids.iter().map(|id| response(&lake, id)).collect();
