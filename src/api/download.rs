@@ -158,49 +158,77 @@ pub fn table(data: &GqlValue) -> Result<RecordBatch, String> {
         .map_err(|e| e.to_string())
 }
 
+/// A table being written in one of the formats, batch by batch (any `Write`: a buffer, or a
+/// channel streaming to the client).
+pub enum TableSink<W: std::io::Write + Send> {
+    Arrow(arrow::ipc::writer::StreamWriter<W>),
+    Parquet(parquet::arrow::ArrowWriter<W>),
+    Csv(csv::Writer<W>, bool),
+}
+
+impl<W: std::io::Write + Send> TableSink<W> {
+    pub fn new(out: W, schema: &arrow::datatypes::SchemaRef, format: TableFormat) -> Result<Self, String> {
+        Ok(match format {
+            TableFormat::Arrow => TableSink::Arrow(arrow::ipc::writer::StreamWriter::try_new(out, schema).map_err(|e| e.to_string())?),
+            TableFormat::Parquet => {
+                let props = crate::store::writer::parquet_properties(&[]);
+                TableSink::Parquet(parquet::arrow::ArrowWriter::try_new(out, schema.clone(), Some(props)).map_err(|e| e.to_string())?)
+            }
+            TableFormat::Csv => TableSink::Csv(csv::Writer::from_writer(out), false),
+        })
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), String> {
+        match self {
+            TableSink::Arrow(w) => w.write(batch).map_err(|e| e.to_string()),
+            TableSink::Parquet(w) => w.write(batch).map_err(|e| e.to_string()),
+            TableSink::Csv(w, header_written) => {
+                if !*header_written {
+                    w.write_record(batch.schema().fields().iter().map(|f| f.name().as_str())).map_err(|e| e.to_string())?;
+                    *header_written = true;
+                }
+                let options = arrow::util::display::FormatOptions::default();
+                // Named zones need chrono-tz in arrow; UTC is written as an offset instead.
+                let columns: Vec<ArrayRef> = batch
+                    .columns()
+                    .iter()
+                    .map(|a| match a.data_type() {
+                        DataType::Timestamp(unit, Some(tz)) if tz.as_ref() == "UTC" => {
+                            arrow::compute::cast(a, &DataType::Timestamp(*unit, Some("+00:00".into()))).map_err(|e| e.to_string())
+                        }
+                        _ => Ok(a.clone()),
+                    })
+                    .collect::<Result<_, _>>()?;
+                let formatters = columns
+                    .iter()
+                    .map(|a| arrow::util::display::ArrayFormatter::try_new(a.as_ref(), &options))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| e.to_string())?;
+                for i in 0..batch.num_rows() {
+                    w.write_record(formatters.iter().map(|f| f.value(i).to_string())).map_err(|e| e.to_string())?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Completes the table (footer, trailing bytes) and returns the writer.
+    pub fn finish(self) -> Result<(), String> {
+        match self {
+            TableSink::Arrow(mut w) => w.finish().map_err(|e| e.to_string()),
+            TableSink::Parquet(w) => w.close().map(|_| ()).map_err(|e| e.to_string()),
+            TableSink::Csv(mut w, _) => w.flush().map_err(|e| e.to_string()),
+        }
+    }
+}
+
 /// Encodes a table.
 pub fn encode(batch: &RecordBatch, format: TableFormat) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
-    match format {
-        TableFormat::Arrow => {
-            let mut w = arrow::ipc::writer::StreamWriter::try_new(&mut out, &batch.schema()).map_err(|e| e.to_string())?;
-            w.write(batch).map_err(|e| e.to_string())?;
-            w.finish().map_err(|e| e.to_string())?;
-        }
-        TableFormat::Parquet => {
-            let props = crate::store::writer::parquet_properties(&[]);
-            let mut w = parquet::arrow::ArrowWriter::try_new(&mut out, batch.schema(), Some(props)).map_err(|e| e.to_string())?;
-            w.write(batch).map_err(|e| e.to_string())?;
-            w.close().map_err(|e| e.to_string())?;
-        }
-        TableFormat::Csv => {
-            let mut w = csv::Writer::from_writer(&mut out);
-            let schema = batch.schema();
-            w.write_record(schema.fields().iter().map(|f| f.name().as_str())).map_err(|e| e.to_string())?;
-            for i in 0..batch.num_rows() {
-                let cells = batch.columns().iter().map(|a| cell(a, i));
-                w.write_record(cells.collect::<Vec<_>>()).map_err(|e| e.to_string())?;
-            }
-            w.flush().map_err(|e| e.to_string())?;
-            drop(w);
-        }
-    }
+    let mut sink = TableSink::new(&mut out, &batch.schema(), format)?;
+    sink.write(batch)?;
+    sink.finish()?;
     Ok(out)
-}
-
-/// One CSV cell: empty for null, shortest round-trip text for numbers.
-fn cell(a: &ArrayRef, i: usize) -> String {
-    use arrow::array::{Array, AsArray};
-    use arrow::datatypes::{Float64Type, Int64Type};
-    if a.is_null(i) {
-        return String::new();
-    }
-    match a.data_type() {
-        DataType::Boolean => a.as_boolean().value(i).to_string(),
-        DataType::Int64 => a.as_primitive::<Int64Type>().value(i).to_string(),
-        DataType::Float64 => a.as_primitive::<Float64Type>().value(i).to_string(),
-        _ => a.as_string::<i32>().value(i).to_string(),
-    }
 }
 
 #[cfg(test)]

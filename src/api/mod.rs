@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod download;
+pub mod export;
 pub mod metrics;
 pub mod mutation;
 pub mod query;

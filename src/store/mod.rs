@@ -15,6 +15,7 @@ pub mod wal;
 pub mod batch;
 pub mod commit;
 pub mod compact;
+pub mod export;
 pub mod writer;
 
 pub use lake::{DataFile, Lake, StoreError};

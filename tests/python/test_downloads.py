@@ -103,3 +103,39 @@ def test_a_query_that_is_not_one_list_is_a_clear_error(server):
         assert e.value.code == 400
         body = json.loads(e.value.read())
         assert "error" in body or "errors" in body
+
+
+def export(url, **params):
+    with urllib.request.urlopen(f"{url.removesuffix('/graphql')}/v1/export?" + urllib.parse.urlencode(params)) as resp:
+        return resp.read()
+
+
+def test_raw_export_streams_every_row_in_each_format(server, oracle_lake):
+    c = duckdb_con()
+    scan = f"read_parquet('{oracle_lake}/responses/**/*.parquet', hive_partitioning = true)"
+    want = c.execute(f"SELECT count(*), sum(weight), count(trust), min(submitted_at)::VARCHAR FROM {scan}").fetchone()
+    frames = {}
+    for fmt in ["parquet", "arrow", "csv"]:
+        got = read(fmt, export(server, format=fmt))
+        frames[fmt] = got
+        assert got.height == want[0]
+        assert got["weight"].sum() == pytest.approx(want[1], rel=1e-12)
+        assert got["trust"].count() == want[2]
+        assert {"agency", "fiscal_year", "fiscal_quarter", "response_id", "positive_other"} <= set(got.columns)
+    assert_frame_equal(frames["parquet"], frames["arrow"])
+    assert frames["parquet"]["response_id"].to_list() == frames["csv"]["response_id"].to_list()
+    # Filters select partitions: one agency, two fiscal quarters.
+    agency = c.execute(f"SELECT agency FROM {scan} GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchone()[0]
+    n = c.execute(f"SELECT count(*) FROM {scan} WHERE agency = '{agency}' AND fiscal_year = 2024 AND fiscal_quarter IN (2, 3)").fetchone()[0]
+    part = read("arrow", export(server, format="arrow", agency=agency, **{"from": "FY2024Q2", "to": "FY2024Q3"}))
+    assert part.height == n > 0 and set(part["agency"].to_list()) == {agency}
+    with pytest.raises(urllib.error.HTTPError) as e:
+        export(server, **{"from": "2024"})
+    assert e.value.code == 400
+
+
+def duckdb_con():
+    import duckdb
+    c = duckdb.connect()
+    c.execute("SET TimeZone = 'UTC'")
+    return c
