@@ -5,6 +5,7 @@
 //! ```text
 //! <lake>/_lake/writer.lock                  held (flock) by the one process writing
 //! <lake>/_lake/commits/<version>.json       one record per commit: files added and removed
+//! <lake>/_lake/HEAD                         the last version (so readers need not list commits)
 //! <lake>/_lake/ingested/<blake3>.json       digests of source files already ingested
 //! <lake>/_staging/<run>/                    private scratch of a write in progress
 //! ```
@@ -15,17 +16,17 @@
 
 use super::lake::{Lake, StoreError};
 use super::layout::PartitionKey;
-use super::writer::write_file_atomic;
+use super::writer::{replace_file_atomic, write_file_atomic};
 use arrow::array::{Array, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub const LOCK_FILE: &str = "_lake/writer.lock";
 pub const COMMITS_DIR: &str = "_lake/commits";
+pub const HEAD_FILE: &str = "_lake/HEAD";
 pub const INGESTED_DIR: &str = "_lake/ingested";
 pub const STAGING_DIR: &str = "_staging";
 
@@ -76,6 +77,7 @@ impl WriteLock {
         record.committed_at = chrono::Utc::now().to_rfc3339();
         let path = self.lake.locate(&format!("{COMMITS_DIR}/{:020}.json", record.version));
         write_file_atomic(&path, &serde_json::to_vec_pretty(&record).expect("commit record serializes"))?;
+        replace_file_atomic(&self.lake.locate(HEAD_FILE), record.version.to_string().as_bytes())?;
         Ok(record.version)
     }
 
@@ -96,22 +98,20 @@ impl WriteLock {
     }
 }
 
-/// The version of a lake: the number of its last commit record.
+/// The version of a lake: the number of its last commit record. Reads `_lake/HEAD` and checks
+/// that no later record exists (a writer that died between the record and the head), so it
+/// costs a read and a stat whatever the number of commits: it runs on every query.
 pub fn lake_version(lake: &Lake) -> Result<u64, StoreError> {
-    let dir = lake.locate(COMMITS_DIR);
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(e) => return Err(io_err(&dir)(e)),
+    let head = lake.locate(HEAD_FILE);
+    let mut version = match std::fs::read_to_string(&head) {
+        Ok(text) => text.trim().parse::<u64>().map_err(|e| StoreError::Write { path: head.display().to_string(), reason: format!("not a version: {e}") })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(io_err(&head)(e)),
     };
-    let mut last = 0;
-    for entry in entries {
-        let name = entry.map_err(io_err(&dir))?.file_name();
-        if let Some(v) = name.to_str().and_then(|n| n.strip_suffix(".json")).and_then(|n| n.parse::<u64>().ok()) {
-            last = last.max(v);
-        }
+    while lake.locate(&format!("{COMMITS_DIR}/{:020}.json", version + 1)).exists() {
+        version += 1;
     }
-    Ok(last)
+    Ok(version)
 }
 
 /// One change to the lake.
@@ -190,18 +190,6 @@ pub fn for_each_id(path: &Path, mut f: impl FnMut(&str)) -> Result<(), StoreErro
     Ok(())
 }
 
-/// The response ids stored in a partition, each with the file holding it.
-pub fn partition_ids(lake: &Lake, key: &PartitionKey) -> Result<HashMap<String, PathBuf>, StoreError> {
-    let mut ids = HashMap::new();
-    for file in partition_files(lake, key)? {
-        let path = lake.locate(&file);
-        for_each_id(&path, |id| {
-            ids.entry(id.to_string()).or_insert_with(|| path.clone());
-        })?;
-    }
-    Ok(ids)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +203,11 @@ mod tests {
         assert_eq!(lock.commit(CommitRecord { operation: "test".into(), ..Default::default() }).unwrap(), 1);
         assert_eq!(lock.commit(CommitRecord::default()).unwrap(), 2);
         assert_eq!(lake_version(&lake).unwrap(), 2);
+        // A writer that died after its record but before moving the head: the record counts.
+        std::fs::write(lake.locate(&format!("{COMMITS_DIR}/{:020}.json", 3)), b"{}").unwrap();
+        assert_eq!(lake_version(&lake).unwrap(), 3);
+        assert_eq!(lock.commit(CommitRecord::default()).unwrap(), 4);
+        assert_eq!(std::fs::read_to_string(lake.locate(HEAD_FILE)).unwrap(), "4");
         assert!(lock.ingested("abc").unwrap().is_none());
         let f = IngestedFile { digest: "abc".into(), source: "x.csv".into(), rows_read: 3, rows_stored: 2, version: 2 };
         lock.mark_ingested(&f).unwrap();

@@ -49,6 +49,12 @@ fn temp_in(dir: &Path) -> Result<NamedTempFile, StoreError> {
 
 /// Makes the temporary file durable and visible as `target`; fails if `target` exists.
 fn publish(tmp: NamedTempFile, target: &Path) -> Result<(), StoreError> {
+    publish_with(tmp, target, false)
+}
+
+/// `publish`, replacing `target` when `replace` (for small pointers such as the lake's head;
+/// data files are never replaced).
+fn publish_with(tmp: NamedTempFile, target: &Path, replace: bool) -> Result<(), StoreError> {
     // Temporary files are private (0600); published lake files are readable by other engines.
     #[cfg(unix)]
     {
@@ -56,7 +62,8 @@ fn publish(tmp: NamedTempFile, target: &Path) -> Result<(), StoreError> {
         tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(io_err(target))?;
     }
     tmp.as_file().sync_all().map_err(io_err(target))?;
-    tmp.persist_noclobber(target).map_err(|e| StoreError::Io { path: target.display().to_string(), source: e.error })?;
+    let persisted = if replace { tmp.persist(target) } else { tmp.persist_noclobber(target) };
+    persisted.map_err(|e| StoreError::Io { path: target.display().to_string(), source: e.error })?;
     if let Some(dir) = target.parent() {
         std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))?;
     }
@@ -69,6 +76,15 @@ pub fn write_file_atomic(target: &Path, bytes: &[u8]) -> Result<(), StoreError> 
     let mut tmp = temp_in(dir)?;
     tmp.write_all(bytes).map_err(io_err(target))?;
     publish(tmp, target)
+}
+
+/// Writes `bytes` to `target` atomically, replacing what was there: readers see the old or the
+/// new content, never a mix.
+pub fn replace_file_atomic(target: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let dir = target.parent().unwrap_or(Path::new("."));
+    let mut tmp = temp_in(dir)?;
+    tmp.write_all(bytes).map_err(io_err(target))?;
+    publish_with(tmp, target, true)
 }
 
 /// Streams record batches into a Parquet file that appears atomically at `finish`.
