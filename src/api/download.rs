@@ -41,6 +41,15 @@ impl TableFormat {
         })
     }
 
+    /// File name extension of a download.
+    pub fn extension(self) -> &'static str {
+        match self {
+            TableFormat::Arrow => "arrows",
+            TableFormat::Csv => "csv",
+            TableFormat::Parquet => "parquet",
+        }
+    }
+
     pub fn content_type(self) -> &'static str {
         match self {
             TableFormat::Arrow => Self::ARROW_STREAM,

@@ -113,11 +113,7 @@ pub async fn export_rows(params: Query<ExportParams>, state: Data<&Arc<State>>) 
         }
     });
     let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
-    let ext = match format {
-        TableFormat::Arrow => "arrows",
-        TableFormat::Csv => "csv",
-        TableFormat::Parquet => "parquet",
-    };
+    let ext = format.extension();
     poem::Response::builder()
         .content_type(format.content_type())
         .header("content-disposition", format!("attachment; filename=\"responses.{ext}\""))

@@ -119,11 +119,7 @@ async fn graphql(req: &poem::Request, state: Data<&Arc<State>>, gql: GraphQLRequ
             };
             match table(&response.data).and_then(|t| encode(&t, format)) {
                 Ok(bytes) => {
-                    let ext = match format {
-                        TableFormat::Arrow => "arrows",
-                        TableFormat::Csv => "csv",
-                        TableFormat::Parquet => "parquet",
-                    };
+                    let ext = format.extension();
                     Cached { content_type: format.content_type(), disposition: Some(format!("attachment; filename=\"{name}.{ext}\"")), body: bytes.into() }
                 }
                 Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": e})),

@@ -6,7 +6,7 @@
 use crate::domain::validate::Response;
 use crate::domain::FiscalQuarter;
 use crate::store::batch::ResponseBatchBuilder;
-use crate::store::commit::{partition_ids, WriteLock};
+use crate::store::commit::WriteLock;
 use crate::store::quarantine::QuarantineRow;
 use crate::store::writer::{parquet_properties, AtomicParquetWriter, FILE_ROWS, UNIQUE_COLUMNS};
 use crate::store::{schema, PartitionKey, StoreError};
@@ -170,7 +170,7 @@ impl Stager {
             .map(|(key, staged, tail)| {
                 let existing = match cache {
                     Some(c) => c.lock().expect("id cache lock").ids(lock.lake(), &key)?,
-                    None => partition_ids(lock.lake(), &key)?.into_keys().collect(),
+                    None => IdCache::default().ids(lock.lake(), &key)?,
                 };
                 let (outcome, existing, new_ids) = commit_partition(lock, &key, existing, &staged, tail, run_id, source, self.repeats_are_duplicates)?;
                 if let Some(c) = cache {
