@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
 use cxlake::analytics::Analytics;
-use cxlake::generate::{generate, lake_exists, GenerateConfig};
+use cxlake::generate::{generate, GenerateConfig};
 use cxlake::store::Lake;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::net::SocketAddr;
@@ -124,9 +124,9 @@ impl Coding {
 enum Command {
     /// Serve the GraphQL API (GraphiQL at /).
     Serve {
-        /// Lake root directory.
+        /// Lake root: a directory or s3://bucket/prefix (S3 settings from the AWS_* environment).
         #[arg(long, env = "CXLAKE_LAKE", default_value = "data/sample")]
-        lake: PathBuf,
+        lake: String,
         #[command(flatten)]
         cells: Cells,
         /// Address to listen on.
@@ -137,9 +137,9 @@ enum Command {
     },
     /// Write a synthetic lake (deterministic for a seed) with its planted truth in truth.json.
     Generate {
-        /// Directory to create the lake in (must not hold a lake).
+        /// Where to create the lake (must not hold one): a directory or s3://bucket/prefix.
         #[arg(long)]
-        out: PathBuf,
+        out: String,
         #[arg(long, default_value_t = 1_000_000)]
         rows: u64,
         #[arg(long, default_value_t = 2025)]
@@ -158,8 +158,9 @@ enum Command {
     },
     /// Run a GraphQL query file against a lake without a server and print the JSON response.
     Query {
+        /// Lake root: a directory or s3://bucket/prefix.
         #[arg(long, env = "CXLAKE_LAKE", default_value = "data/sample")]
-        lake: PathBuf,
+        lake: String,
         #[command(flatten)]
         cells: Cells,
         /// File holding the GraphQL query (`-` for standard input).
@@ -185,9 +186,9 @@ enum Command {
     /// Ingest files (CSV, JSON lines, Parquet in the lake's columns, or Touchpoints A-11
     /// exports) into a lake: invalid rows are quarantined, rows already stored are skipped.
     Ingest {
-        /// Lake root directory (created if it holds no lake).
+        /// Lake root: a directory or s3://bucket/prefix (created if it holds no lake).
         #[arg(long, env = "CXLAKE_LAKE", default_value = "lake")]
-        lake: PathBuf,
+        lake: String,
         /// Files to ingest; each is stored completely or not at all.
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -203,8 +204,9 @@ enum Command {
     /// Merge small data files of each partition into few full ones (query results unchanged),
     /// and remove temporary files left by killed writers.
     Compact {
+        /// Lake root directory (a lake on local disk).
         #[arg(long, env = "CXLAKE_LAKE", default_value = "lake")]
-        lake: PathBuf,
+        lake: String,
     },
     /// Print the GraphQL schema (SDL).
     Schema,
@@ -226,7 +228,11 @@ fn main() -> Result<()> {
             let submitter = if !submit.submit {
                 None
             } else {
-                let wal = submit.wal.unwrap_or_else(|| analytics.lake.locate("_wal"));
+                let wal = match (submit.wal, analytics.lake.local_root()) {
+                    (Some(wal), _) => wal,
+                    (None, Some(root)) => root.join("_wal"),
+                    (None, None) => bail!("a lake in object storage keeps the submit log on this replica's disk: give --wal DIR"),
+                };
                 let inventory = analytics.catalog.inventory();
                 let interval = std::time::Duration::from_millis(submit.flush_ms.max(10));
                 Some(cxlake::ingest::submit::Submitter::start(&analytics.lake, &wal, inventory, interval)?)
@@ -234,8 +240,8 @@ fn main() -> Result<()> {
             serve(analytics, listen, submitter)
         }
         Command::Generate { out, rows, seed, first_fiscal_year, fiscal_years, services, no_drops } => {
-            if lake_exists(&out) {
-                bail!("'{}' already holds a lake; choose another --out or remove it", out.display());
+            if Lake::exists_at(&out)? {
+                bail!("'{out}' already holds a lake; choose another --out or remove it");
             }
             let cfg = GenerateConfig {
                 out,
@@ -260,10 +266,10 @@ fn main() -> Result<()> {
                 report.rows,
                 report.files,
                 report.bytes as f64 / 1e6,
-                cfg.out.display(),
+                cfg.out,
                 secs,
                 report.rows as f64 / secs / 1e6,
-                report.truth.display()
+                report.truth
             );
             Ok(())
         }
@@ -273,7 +279,7 @@ fn main() -> Result<()> {
         Command::Kda { csv, outcome, drivers, json } => kda(&csv, &outcome, &drivers, json),
         Command::Ingest { lake, files, format, coding, json } => ingest(&lake, &files, format, coding, json),
         Command::Compact { lake } => {
-            let lake = Lake::open(&lake)?;
+            let lake = Lake::open_url(&lake)?;
             let lock = cxlake::store::commit::WriteLock::acquire(&lake)?;
             let c = cxlake::store::compact::compact(&lock, &cxlake::ingest::pipeline::run_id())?;
             println!(
@@ -289,14 +295,14 @@ fn main() -> Result<()> {
     }
 }
 
-fn open(lake: &PathBuf) -> Result<Analytics> {
-    let lake = Lake::open(lake)?;
+fn open(lake: &str) -> Result<Analytics> {
+    let lake = Lake::open_url(lake)?;
     Ok(Analytics::open(lake)?)
 }
 
 #[tokio::main]
 async fn serve(analytics: Analytics, listen: SocketAddr, submitter: Option<std::sync::Arc<cxlake::ingest::submit::Submitter>>) -> Result<()> {
-    let shown = analytics.lake.root().display().to_string();
+    let shown = analytics.lake.to_string();
     let lake = analytics.lake.clone();
     let schema = match &submitter {
         Some(s) => cxlake::api::schema_with_submit(analytics, s.clone()),
@@ -337,9 +343,9 @@ async fn query(analytics: Analytics, file: PathBuf, variables: Option<String>) -
     Ok(())
 }
 
-fn ingest(lake: &std::path::Path, files: &[PathBuf], format: Option<cxlake::ingest::formats::Format>, coding: Box<Coding>, json: bool) -> Result<()> {
+fn ingest(lake: &str, files: &[PathBuf], format: Option<cxlake::ingest::formats::Format>, coding: Box<Coding>, json: bool) -> Result<()> {
     use cxlake::ingest::formats::{Format, OpenOptions};
-    let lake = if lake_exists(lake) { Lake::open(lake)? } else { Lake::create(lake)? };
+    let lake = if Lake::exists_at(lake)? { Lake::open_url(lake)? } else { Lake::create_url(lake)? };
     let opts = OpenOptions {
         mapping: coding.mapping()?,
         inventory: cxlake::analytics::Catalog::load(&lake)?.inventory(),
@@ -376,7 +382,7 @@ fn ingest(lake: &std::path::Path, files: &[PathBuf], format: Option<cxlake::inge
                         println!("  {column}: {} rows (e.g. {})", r.rows, r.example);
                     }
                     if let Some(q) = &s.quarantine_file {
-                        println!("  quarantined rows are in {}", lake.locate(q).display());
+                        println!("  quarantined rows are in {}", lake.locate(q));
                     }
                 }
             }

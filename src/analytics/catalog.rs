@@ -50,7 +50,7 @@ impl Catalog {
         let mut known = BTreeMap::new();
         let mut services = Vec::new();
         let mut offices = Vec::new();
-        if lake.locate(SERVICES_FILE).exists() {
+        if lake.objects().exists(SERVICES_FILE)? {
             let df = lake.read_dimension(SERVICES_FILE)?;
             let col = |c: &str| strings(&df, c);
             let lists = df.column("channels")?.list()?;
@@ -80,7 +80,7 @@ impl Catalog {
             known.insert(Dimension::Bureau, bureau.into_iter().collect());
             known.insert(Dimension::Service, id.into_iter().collect());
         }
-        if lake.locate(OFFICES_FILE).exists() {
+        if lake.objects().exists(OFFICES_FILE)? {
             let df = lake.read_dimension(OFFICES_FILE)?;
             let col = |c: &str| strings(&df, c);
             let (id, name, city, state, agency) = (col("office_id")?, col("name")?, col("city")?, col("state")?, col("agency")?);

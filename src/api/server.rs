@@ -92,7 +92,10 @@ async fn graphql(req: &poem::Request, state: Data<&Arc<State>>, gql: GraphQLRequ
         format: format.map_or("json".to_string(), |f| format!("{f:?}").to_lowercase()),
     };
     let key = if is_read_only(&request.query) {
-        lake_version(&state.lake).ok().map(|version| {
+        // A read of the lake's head (two requests on S3): off the async workers.
+        let lake = state.lake.clone();
+        let version = tokio::task::spawn_blocking(move || lake_version(&lake)).await.ok().and_then(Result::ok);
+        version.map(|version| {
             let vars = serde_json::to_value(&request.variables).unwrap_or_default();
             cache::key(&request.query, &vars, request.operation_name.as_deref(), format, version)
         })
@@ -176,8 +179,12 @@ struct Health {
 
 #[handler]
 fn health(state: Data<&Arc<State>>) -> poem::Response {
-    let lake = state.lake.root().display().to_string();
-    let reachable = std::fs::metadata(state.lake.locate(crate::store::layout::LAKE_MANIFEST)).map_err(|e| e.to_string());
+    let lake = state.lake.to_string();
+    let reachable = match state.lake.objects().exists(crate::store::layout::LAKE_MANIFEST) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!("{} is missing", crate::store::layout::LAKE_MANIFEST)),
+        Err(e) => Err(e.to_string()),
+    };
     let (status, code, lake_version, error) = match reachable.and_then(|_| lake_version(&state.lake).map_err(|e| e.to_string())) {
         Ok(v) => ("ok", StatusCode::OK, Some(v), None),
         Err(e) => ("unavailable", StatusCode::SERVICE_UNAVAILABLE, None, Some(e)),

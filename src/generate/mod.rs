@@ -9,7 +9,7 @@ pub mod universe;
 
 use crate::domain::FiscalQuarter;
 use crate::store::layout::{PartitionKey, OFFICES_FILE, SERVICES_FILE};
-use crate::store::writer::{parquet_properties, write_file_atomic, AtomicParquetWriter, UNIQUE_COLUMNS};
+use crate::store::writer::{parquet_properties, AtomicParquetWriter, UNIQUE_COLUMNS};
 use crate::store::{schema, Lake, StoreError};
 use arrow::array::{Array, ArrayRef, ListBuilder, RecordBatch, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema};
@@ -18,14 +18,14 @@ use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
 use rayon::prelude::*;
 use rows::{RowDrawer, Task};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use universe::Universe;
 
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct GenerateConfig {
-    pub out: PathBuf,
+    /// Where to create the lake: a local directory or `s3://bucket/prefix`.
+    pub out: String,
     pub rows: u64,
     pub seed: u64,
     /// First of the fiscal years covered.
@@ -41,7 +41,7 @@ pub struct GenerateConfig {
 impl Default for GenerateConfig {
     fn default() -> Self {
         GenerateConfig {
-            out: PathBuf::from("lake"),
+            out: "lake".into(),
             rows: 1_000_000,
             seed: 2025,
             first_fiscal_year: 2022,
@@ -59,7 +59,8 @@ pub struct GenerateReport {
     pub rows: u64,
     pub files: usize,
     pub bytes: u64,
-    pub truth: PathBuf,
+    /// Where `truth.json` was written (path or URL).
+    pub truth: String,
 }
 
 /// Rows per record batch handed to the Parquet writer.
@@ -75,7 +76,7 @@ pub fn generate(cfg: &GenerateConfig, progress: &(dyn Fn(u64) + Sync)) -> Result
     if !cfg.drops {
         effects.drops.clear();
     }
-    let lake = Lake::create(&cfg.out)?;
+    let lake = Lake::create_url(&cfg.out)?;
     let tasks = plan(cfg, &universe, &quarters);
 
     let written: Vec<(u64, u64)> = tasks
@@ -85,9 +86,10 @@ pub fn generate(cfg: &GenerateConfig, progress: &(dyn Fn(u64) + Sync)) -> Result
                 agency: universe.agencies[universe.services[universe.collections[task.collections[0]].service].agency].code.clone(),
                 quarter: task.quarter,
             };
-            let target = lake.locate(&format!("{}/part-g{:x}-{:03}.parquet", key.dir(), cfg.seed, task.file));
-            let mut writer = AtomicParquetWriter::create(
-                target,
+            let target = format!("{}/part-g{:x}-{:03}.parquet", key.dir(), cfg.seed, task.file);
+            let mut writer = AtomicParquetWriter::in_lake(
+                &lake,
+                &target,
                 schema::arrow_schema(),
                 parquet_properties(&UNIQUE_COLUMNS),
             )?;
@@ -109,9 +111,8 @@ pub fn generate(cfg: &GenerateConfig, progress: &(dyn Fn(u64) + Sync)) -> Result
         .map(|(_, n)| n)
         .sum();
     let truth = Truth::new(cfg.seed, rows, &quarters, &universe, &effects, thumbs as f64 / rows.max(1) as f64);
-    let truth_path = lake.locate("truth.json");
-    write_file_atomic(&truth_path, &serde_json::to_vec_pretty(&truth).expect("truth serializes"))?;
-    Ok(GenerateReport { rows, files: written.len(), bytes: written.iter().map(|w| w.1).sum(), truth: truth_path })
+    lake.objects().create("truth.json", serde_json::to_vec_pretty(&truth).expect("truth serializes"))?;
+    Ok(GenerateReport { rows, files: written.len(), bytes: written.iter().map(|w| w.1).sum(), truth: lake.locate("truth.json") })
 }
 
 /// Splits `cfg.rows` over collections and quarters (largest-remainder rounding, so the total is
@@ -239,12 +240,8 @@ fn write_dimensions(lake: &Lake, u: &Universe) -> Result<(), StoreError> {
 }
 
 fn write_table(lake: &Lake, relative: &str, batch: RecordBatch) -> Result<(), StoreError> {
-    let mut w = AtomicParquetWriter::create(lake.locate(relative), batch.schema(), parquet_properties(&[]))?;
+    let mut w = AtomicParquetWriter::in_lake(lake, relative, batch.schema(), parquet_properties(&[]))?;
     w.write(&batch)?;
     w.finish().map(|_| ())
 }
 
-/// Whether `path` holds a lake already (used by the CLI to refuse overwriting one).
-pub fn lake_exists(path: &Path) -> bool {
-    path.join(crate::store::layout::LAKE_MANIFEST).exists()
-}

@@ -85,7 +85,7 @@ impl IdCache {
         let (known, mut ids, _) = self.entries.remove(key).unwrap_or_default();
         let (known, mut ids) = if known.iter().all(|f| files.contains(f)) { (known, std::mem::take(&mut ids)) } else { (Vec::new(), HashSet::new()) };
         for f in files.iter().filter(|f| !known.contains(f)) {
-            crate::store::commit::for_each_id(&lake.locate(f), |id| {
+            crate::store::commit::for_each_id(lake, f, |id| {
                 ids.insert(id.to_string());
             })?;
         }
@@ -272,7 +272,7 @@ fn commit_partition(
             if writer.is_none() {
                 let name = format!("{}/part-{run_id}-{files:03}.parquet", key.dir());
                 files += 1;
-                let w = AtomicParquetWriter::create(lake.locate(&name), lake_schema.clone(), parquet_properties(&UNIQUE_COLUMNS))?;
+                let w = AtomicParquetWriter::in_lake(lake, &name, lake_schema.clone(), parquet_properties(&UNIQUE_COLUMNS))?;
                 out.added.push(name);
                 writer = Some((w, 0));
             }

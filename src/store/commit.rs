@@ -13,10 +13,14 @@
 //! Data files are published (renamed into their partition) before the commit record that
 //! lists them is written, so a crash between the two leaves whole files whose rows a rerun
 //! recognises by response id; the record itself appears atomically.
+//!
+//! On a local disk the lock is an `flock` on `writer.lock` and staging is under the lake; in
+//! object storage it is a renewed lease object (`lease.rs`) and staging is a local temporary
+//! directory. Either way a commit record is created only if absent, so two writers can never
+//! both claim one version.
 
 use super::lake::{Lake, StoreError};
 use super::layout::PartitionKey;
-use super::writer::{replace_file_atomic, write_file_atomic};
 use arrow::array::{Array, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ProjectionMask;
@@ -34,36 +38,56 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io { path: path.display().to_string(), source }
 }
 
-/// The exclusive right to change a lake, held until dropped (or the process dies: the
-/// operating system releases the lock).
+/// How the right to write is held.
+enum Held {
+    /// An exclusive `flock` (local lake), released by the operating system if the process dies.
+    File { _locked: File },
+    /// A renewed lease object (lake in object storage), expiring if the process dies.
+    Lease(super::lease::Lease),
+}
+
+/// The exclusive right to change a lake, held until dropped (or the process dies).
 pub struct WriteLock {
     lake: Lake,
-    _file: File,
+    held: Held,
 }
 
 impl WriteLock {
     /// Waits for the lock, then clears staging left by writers that died.
     pub fn acquire(lake: &Lake) -> Result<WriteLock, StoreError> {
-        let path = lake.locate(LOCK_FILE);
+        let Some(root) = lake.local_root() else {
+            let lease = super::lease::Lease::acquire(lake.objects(), LOCK_FILE)?;
+            return Ok(WriteLock { lake: lake.clone(), held: Held::Lease(lease) });
+        };
+        let path = root.join(LOCK_FILE);
         std::fs::create_dir_all(path.parent().expect("lock file has a parent")).map_err(io_err(&path))?;
         let file = File::options().create(true).truncate(false).write(true).open(&path).map_err(io_err(&path))?;
         file.lock().map_err(io_err(&path))?;
-        let staging = lake.locate(STAGING_DIR);
+        let staging = root.join(STAGING_DIR);
         if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
         }
-        Ok(WriteLock { lake: lake.clone(), _file: file })
+        Ok(WriteLock { lake: lake.clone(), held: Held::File { _locked: file } })
     }
 
     pub fn lake(&self) -> &Lake {
         &self.lake
     }
 
-    /// A fresh private staging directory (removed when the returned guard drops).
+    /// A fresh private staging directory (removed when the returned guard drops): under the
+    /// lake on disk, in the system's temporary directory for a lake in object storage.
     pub fn staging(&self, name: &str) -> Result<tempfile::TempDir, StoreError> {
-        let dir = self.lake.locate(STAGING_DIR);
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        tempfile::Builder::new().prefix(&format!("{name}-")).tempdir_in(&dir).map_err(io_err(&dir))
+        let prefix = format!("{name}-");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix);
+        match self.lake.local_root() {
+            Some(root) => {
+                let dir = root.join(STAGING_DIR);
+                std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
+                builder.tempdir_in(&dir).map_err(io_err(&dir))
+            }
+            None => builder.tempdir().map_err(io_err(&std::env::temp_dir())),
+        }
     }
 
     /// The version of the last commit (0 for a lake never changed since it was created).
@@ -71,44 +95,50 @@ impl WriteLock {
         lake_version(&self.lake)
     }
 
-    /// Records a commit of files already published; returns its version.
+    /// Records a commit of files already published; returns its version. Fails, committing
+    /// nothing, if the lease was lost or another writer took the version.
     pub fn commit(&self, mut record: CommitRecord) -> Result<u64, StoreError> {
+        if let Held::Lease(lease) = &self.held {
+            lease.check()?;
+        }
         record.version = self.version()? + 1;
         record.committed_at = chrono::Utc::now().to_rfc3339();
-        let path = self.lake.locate(&format!("{COMMITS_DIR}/{:020}.json", record.version));
-        write_file_atomic(&path, &serde_json::to_vec_pretty(&record).expect("commit record serializes"))?;
-        replace_file_atomic(&self.lake.locate(HEAD_FILE), record.version.to_string().as_bytes())?;
+        let path = format!("{COMMITS_DIR}/{:020}.json", record.version);
+        let objects = self.lake.objects();
+        if !objects.create(&path, serde_json::to_vec_pretty(&record).expect("commit record serializes"))? {
+            return Err(StoreError::Write { path: objects.url(&path), reason: "another writer committed this version; nothing was committed".into() });
+        }
+        objects.replace(HEAD_FILE, record.version.to_string().into_bytes())?;
         Ok(record.version)
     }
 
     /// Whether a source file with this digest was ingested before, and its record if so.
     pub fn ingested(&self, digest: &str) -> Result<Option<IngestedFile>, StoreError> {
-        let path = self.lake.locate(&format!("{INGESTED_DIR}/{digest}.json"));
-        match std::fs::read(&path) {
-            Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_err(&path)(e)),
-        }
+        let bytes = self.lake.objects().read(&format!("{INGESTED_DIR}/{digest}.json"))?;
+        Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
     /// Remembers that a source file was ingested completely.
     pub fn mark_ingested(&self, file: &IngestedFile) -> Result<(), StoreError> {
-        let path = self.lake.locate(&format!("{INGESTED_DIR}/{}.json", file.digest));
-        write_file_atomic(&path, &serde_json::to_vec_pretty(file).expect("record serializes"))
+        let path = format!("{INGESTED_DIR}/{}.json", file.digest);
+        self.lake.objects().create(&path, serde_json::to_vec_pretty(file).expect("record serializes")).map(|_| ())
     }
 }
 
 /// The version of a lake: the number of its last commit record. Reads `_lake/HEAD` and checks
 /// that no later record exists (a writer that died between the record and the head), so it
-/// costs a read and a stat whatever the number of commits: it runs on every query.
+/// costs a read and a stat (two requests in object storage) whatever the number of commits:
+/// it runs on every query.
 pub fn lake_version(lake: &Lake) -> Result<u64, StoreError> {
-    let head = lake.locate(HEAD_FILE);
-    let mut version = match std::fs::read_to_string(&head) {
-        Ok(text) => text.trim().parse::<u64>().map_err(|e| StoreError::Write { path: head.display().to_string(), reason: format!("not a version: {e}") })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-        Err(e) => return Err(io_err(&head)(e)),
+    let objects = lake.objects();
+    let mut version = match objects.read(HEAD_FILE)? {
+        Some(bytes) => String::from_utf8_lossy(&bytes)
+            .trim()
+            .parse::<u64>()
+            .map_err(|e| StoreError::Write { path: objects.url(HEAD_FILE), reason: format!("not a version: {e}") })?,
+        None => 0,
     };
-    while lake.locate(&format!("{COMMITS_DIR}/{:020}.json", version + 1)).exists() {
+    while objects.exists(&format!("{COMMITS_DIR}/{:020}.json", version + 1))? {
         version += 1;
     }
     Ok(version)
@@ -147,29 +177,23 @@ pub fn file_digest(path: &Path) -> Result<String, StoreError> {
 
 /// Data files of one partition, relative to the lake root, sorted.
 pub fn partition_files(lake: &Lake, key: &PartitionKey) -> Result<Vec<String>, StoreError> {
-    let dir = lake.locate(&key.dir());
-    let entries = match std::fs::read_dir(&dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(io_err(&dir)(e)),
-    };
-    let mut files = Vec::new();
-    for entry in entries {
-        let name = entry.map_err(io_err(&dir))?.file_name().to_string_lossy().into_owned();
-        if super::layout::is_data_file_name(&name) {
-            files.push(format!("{}/{name}", key.dir()));
-        }
-    }
+    let dir = format!("{}/", key.dir());
+    let mut files: Vec<String> = lake
+        .objects()
+        .list(&dir)?
+        .into_iter()
+        .map(|(path, _)| path)
+        .filter(|path| path.rsplit_once('/').is_some_and(|(parent, name)| format!("{parent}/") == dir && super::layout::is_data_file_name(name)))
+        .collect();
     files.sort();
     Ok(files)
 }
 
-/// Calls `f` with every response id in a Parquet file of the responses table (reads only that
-/// column).
-pub fn for_each_id(path: &Path, mut f: impl FnMut(&str)) -> Result<(), StoreError> {
-    let fail = |reason: String| StoreError::Write { path: path.display().to_string(), reason };
-    let file = File::open(path).map_err(io_err(path))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| fail(e.to_string()))?;
+/// Calls `f` with every response id in a data file of the responses table, given relative to
+/// the lake root (reads only that column).
+pub fn for_each_id(lake: &Lake, file: &str, mut f: impl FnMut(&str)) -> Result<(), StoreError> {
+    let fail = |reason: String| StoreError::Write { path: lake.locate(file), reason };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(lake.objects().open(file)?).map_err(|e| fail(e.to_string()))?;
     let index = builder
         .parquet_schema()
         .columns()
@@ -205,6 +229,8 @@ mod tests {
         assert_eq!(lake_version(&lake).unwrap(), 2);
         // A writer that died after its record but before moving the head: the record counts.
         std::fs::write(lake.locate(&format!("{COMMITS_DIR}/{:020}.json", 3)), b"{}").unwrap();
+        // Two writers can never both claim one version.
+        assert!(lake.objects().create(&format!("{COMMITS_DIR}/{:020}.json", 3), b"{}".to_vec()).is_ok_and(|created| !created));
         assert_eq!(lake_version(&lake).unwrap(), 3);
         assert_eq!(lock.commit(CommitRecord::default()).unwrap(), 4);
         assert_eq!(std::fs::read_to_string(lake.locate(HEAD_FILE)).unwrap(), "4");
@@ -218,7 +244,7 @@ mod tests {
     fn acquiring_the_lock_clears_stale_staging() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::create(dir.path().join("lake")).unwrap();
-        let stale = lake.locate(&format!("{STAGING_DIR}/run-dead/x.arrow"));
+        let stale = std::path::PathBuf::from(lake.locate(&format!("{STAGING_DIR}/run-dead/x.arrow")));
         std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
         std::fs::write(&stale, b"partial").unwrap();
         let lock = WriteLock::acquire(&lake).unwrap();

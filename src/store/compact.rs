@@ -68,12 +68,18 @@ fn partitions(root: &Path, removed: &mut usize) -> Result<Vec<PartitionKey>, Sto
 /// Compacts every partition that needs it.
 pub fn compact(lock: &WriteLock, run_id: &str) -> Result<Compacted, StoreError> {
     let lake = lock.lake();
+    let Some(root) = lake.local_root() else {
+        return Err(StoreError::Write {
+            path: lake.to_string(),
+            reason: "compaction swaps partition directories, which object storage cannot do atomically; compact a local copy of the lake and upload it".into(),
+        });
+    };
     let mut out = Compacted::default();
     let staging = lock.staging(run_id)?;
     let mut record = CommitRecord { operation: "compact".into(), ..Default::default() };
-    for key in partitions(lake.root(), &mut out.temporary_files_removed)? {
+    for key in partitions(root, &mut out.temporary_files_removed)? {
         let files = partition_files(lake, &key)?;
-        let paths: Vec<PathBuf> = files.iter().map(|f| lake.locate(f)).collect();
+        let paths: Vec<PathBuf> = files.iter().map(|f| root.join(f)).collect();
         let rows: u64 = paths.iter().map(|p| rows_of(p)).sum::<Result<_, _>>()?;
         let needed = (rows as usize).div_ceil(FILE_ROWS).max(1);
         if files.len() <= needed {
@@ -111,7 +117,7 @@ pub fn compact(lock: &WriteLock, run_id: &str) -> Result<Compacted, StoreError> 
         if let Some((w, _)) = writer {
             w.finish()?;
         }
-        let dir = lake.locate(&key.dir());
+        let dir = root.join(key.dir());
         rustix::fs::renameat_with(rustix::fs::CWD, &fresh, rustix::fs::CWD, &dir, rustix::fs::RenameFlags::EXCHANGE)
             .map_err(|e| StoreError::Io { path: dir.display().to_string(), source: e.into() })?;
         for d in [dir.parent().expect("partition has a parent"), staging.path()] {

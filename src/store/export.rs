@@ -25,9 +25,8 @@ pub static EXPORT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 pub fn export(lake: &Lake, files: &[DataFile], mut sink: impl FnMut(RecordBatch) -> Result<(), StoreError>) -> Result<u64, StoreError> {
     let mut rows = 0;
     for f in files {
-        let path = lake.locate(&f.path);
-        let fail = |e: &dyn std::fmt::Display| StoreError::Write { path: path.display().to_string(), reason: e.to_string() };
-        let file = std::fs::File::open(&path).map_err(|source| StoreError::Io { path: path.display().to_string(), source })?;
+        let fail = |e: &dyn std::fmt::Display| StoreError::Write { path: lake.locate(&f.path), reason: e.to_string() };
+        let file = lake.objects().open(&f.path)?;
         let reader = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| fail(&e))?.with_batch_size(EXPORT_BATCH_ROWS).build().map_err(|e| fail(&e))?;
         for batch in reader {
             let batch = batch.map_err(|e| fail(&e))?;

@@ -1,16 +1,13 @@
-//! A lake on local disk, opened through object_store: validation that the root is a lake,
+//! A lake, on local disk or in S3 (`objects.rs`): validation that the root is a lake,
 //! listing of data files with partition pruning, and lazy polars scans over exactly the
 //! files a query needs.
 
 use super::layout::{self, PartitionFilter, PartitionKey, LAKE_MANIFEST, RESPONSES};
+use super::objects::{Objects, Root};
 use super::schema;
-use futures::TryStreamExt;
-use object_store::local::LocalFileSystem;
-use object_store::path::Path as StorePath;
-use object_store::ObjectStore;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// Errors of the store, each naming the lake path or file involved.
@@ -24,6 +21,8 @@ pub enum StoreError {
     Io { path: String, source: std::io::Error },
     #[error("cannot write '{path}': {reason}")]
     Write { path: String, reason: String },
+    #[error("object store error on '{path}': {reason}")]
+    Object { path: String, reason: String },
 }
 
 /// `lake.json` at the lake root: marks a directory as a cxlake lake and records its layout.
@@ -61,29 +60,49 @@ pub struct DataFile {
 /// An opened lake.
 #[derive(Clone)]
 pub struct Lake {
-    root: PathBuf,
-    store: Arc<dyn ObjectStore>,
+    objects: Objects,
 }
 
 impl std::fmt::Debug for Lake {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Lake").field("root", &self.root).finish()
+        f.debug_struct("Lake").field("root", &self.objects).finish()
+    }
+}
+
+impl std::fmt::Display for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.objects.root())
     }
 }
 
 impl Lake {
-    /// Opens the lake at `root`, checking that it exists and holds a readable `lake.json`.
+    /// Opens the lake at a local directory, checking that it holds a readable `lake.json`.
     pub fn open(root: impl AsRef<Path>) -> Result<Lake, StoreError> {
         let shown = root.as_ref().display().to_string();
-        let not_a_lake = |reason: String| StoreError::NotALake { path: shown.clone(), reason };
-        let root = root
-            .as_ref()
-            .canonicalize()
-            .map_err(|e| not_a_lake(format!("{e} (create one with `cxlake generate --out DIR`)")))?;
-        let manifest_path = root.join(LAKE_MANIFEST);
-        let text = std::fs::read_to_string(&manifest_path)
-            .map_err(|e| not_a_lake(format!("cannot read {LAKE_MANIFEST}: {e}")))?;
-        let manifest: LakeManifest = serde_json::from_str(&text)
+        let root = root.as_ref().canonicalize().map_err(|e| StoreError::NotALake {
+            path: shown,
+            reason: format!("{e} (create one with `cxlake generate --out DIR`)"),
+        })?;
+        Self::open_root(Root::Local(root))
+    }
+
+    /// Opens the lake at `location`: a local directory or `s3://bucket/prefix`.
+    pub fn open_url(location: &str) -> Result<Lake, StoreError> {
+        match Root::parse(location)? {
+            Root::Local(dir) => Self::open(dir),
+            root => Self::open_root(root),
+        }
+    }
+
+    fn open_root(root: Root) -> Result<Lake, StoreError> {
+        let lake = Self::at(root)?;
+        let not_a_lake = |reason: String| StoreError::NotALake { path: lake.to_string(), reason };
+        let text = lake
+            .objects
+            .read(LAKE_MANIFEST)
+            .map_err(|e| not_a_lake(format!("cannot read {LAKE_MANIFEST}: {e}")))?
+            .ok_or_else(|| not_a_lake(format!("there is no {LAKE_MANIFEST} (create a lake with `cxlake generate --out` or `cxlake ingest`)")))?;
+        let manifest: LakeManifest = serde_json::from_slice(&text)
             .map_err(|e| not_a_lake(format!("{LAKE_MANIFEST} is not valid: {e}")))?;
         if manifest.format != LakeManifest::FORMAT || manifest.format_version != LakeManifest::VERSION {
             return Err(not_a_lake(format!(
@@ -91,44 +110,68 @@ impl Lake {
                 manifest.format, manifest.format_version, LakeManifest::FORMAT, LakeManifest::VERSION
             )));
         }
-        Self::at(root)
+        Ok(lake)
     }
 
-    /// Creates a new, empty lake at `root` (the directory may exist but must not hold a lake).
+    /// Creates a new, empty lake at a local directory (which may exist but must not hold a lake).
     pub fn create(root: impl AsRef<Path>) -> Result<Lake, StoreError> {
         let root = root.as_ref();
         let io = |source| StoreError::Io { path: root.display().to_string(), source };
         std::fs::create_dir_all(root).map_err(io)?;
-        let root = root.canonicalize().map_err(io)?;
-        let manifest = root.join(LAKE_MANIFEST);
-        if manifest.exists() {
-            return Err(StoreError::Write { path: root.display().to_string(), reason: "a lake already exists here".into() });
+        Self::create_root(Root::Local(root.canonicalize().map_err(io)?))
+    }
+
+    /// Creates a new, empty lake at `location`: a local directory or `s3://bucket/prefix`.
+    pub fn create_url(location: &str) -> Result<Lake, StoreError> {
+        match Root::parse(location)? {
+            Root::Local(dir) => Self::create(dir),
+            root => Self::create_root(root),
         }
+    }
+
+    /// Whether `location` holds a lake (a `lake.json`), for "open or create".
+    pub fn exists_at(location: &str) -> Result<bool, StoreError> {
+        match Root::parse(location)? {
+            Root::Local(dir) => Ok(dir.join(LAKE_MANIFEST).exists()),
+            root => Self::at(root)?.objects.exists(LAKE_MANIFEST),
+        }
+    }
+
+    fn create_root(root: Root) -> Result<Lake, StoreError> {
+        let lake = Self::at(root)?;
         let json = serde_json::to_vec_pretty(&LakeManifest::current()).expect("manifest serializes");
-        super::writer::write_file_atomic(&manifest, &json)?;
-        Self::at(root)
-    }
-
-    fn at(root: PathBuf) -> Result<Lake, StoreError> {
-        if root.to_string_lossy().contains('=') {
-            return Err(StoreError::NotALake {
-                path: root.display().to_string(),
-                reason: "a lake path must not contain '=' (it would be read as a hive partition)".into(),
-            });
+        if !lake.objects.create(LAKE_MANIFEST, json)? {
+            return Err(StoreError::Write { path: lake.to_string(), reason: "a lake already exists here".into() });
         }
-        let store = LocalFileSystem::new_with_prefix(&root)
-            .map_err(|e| StoreError::NotALake { path: root.display().to_string(), reason: e.to_string() })?;
-        Ok(Lake { root, store: Arc::new(store) })
+        Ok(lake)
     }
 
-    /// Absolute root directory.
-    pub fn root(&self) -> &Path {
-        &self.root
+    fn at(root: Root) -> Result<Lake, StoreError> {
+        if let Root::Local(dir) = &root {
+            if dir.to_string_lossy().contains('=') {
+                return Err(StoreError::NotALake {
+                    path: dir.display().to_string(),
+                    reason: "a lake path must not contain '=' (it would be read as a hive partition)".into(),
+                });
+            }
+        }
+        Ok(Lake { objects: Objects::new(root)? })
     }
 
-    /// Absolute location of a path relative to the root.
-    pub fn locate(&self, relative: &str) -> PathBuf {
-        self.root.join(relative)
+    /// The lake's objects: read, create, replace, list, open, publish.
+    pub fn objects(&self) -> &Objects {
+        &self.objects
+    }
+
+    /// The local directory of a lake on disk; `None` for a lake in S3.
+    pub fn local_root(&self) -> Option<&Path> {
+        self.objects.local_root()
+    }
+
+    /// Where a path relative to the root is (a local path or an `s3://` URL), for messages
+    /// and scans.
+    pub fn locate(&self, relative: &str) -> String {
+        self.objects.url(relative)
     }
 
     /// The response files in the partitions `filter` admits. Only the admitted agencies'
@@ -144,20 +187,10 @@ impl Lake {
         };
         let mut files = Vec::new();
         for prefix in prefixes {
-            let listed: Vec<_> = self
-                .store
-                .list(Some(&StorePath::from(prefix.as_str())))
-                .try_collect()
-                .await
-                .or_else(|e| match e {
-                    object_store::Error::NotFound { .. } => Ok(Vec::new()),
-                    source => Err(StoreError::List { path: self.locate(&prefix).display().to_string(), source }),
-                })?;
-            for meta in listed {
-                let path = meta.location.to_string();
+            for (path, size) in self.objects.list_async(&prefix).await? {
                 if let Some(partition) = PartitionKey::from_file_path(&path) {
                     if filter.matches(&partition) {
-                        files.push(DataFile { path, partition, size: meta.size });
+                        files.push(DataFile { path, partition, size });
                     }
                 }
             }
@@ -172,7 +205,7 @@ impl Lake {
         polars_ensure!(!files.is_empty(), ComputeError: "scan of an empty file list");
         let paths: Vec<PlRefPath> = files
             .iter()
-            .map(|f| PlRefPath::new(self.locate(&f.path).to_string_lossy().as_ref()))
+            .map(|f| PlRefPath::new(self.locate(&f.path)))
             .collect();
         let args = ScanArgsParquet {
             hive_options: HiveOptions {
@@ -182,6 +215,7 @@ impl Lake {
                 try_parse_dates: false,
             },
             schema: Some(Arc::new(schema::polars_file_schema())),
+            cloud_options: self.objects.cloud_options(),
             ..Default::default()
         };
         LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
@@ -192,9 +226,8 @@ impl Lake {
     pub fn find_unreadable(&self, files: &[DataFile]) -> Option<(String, String)> {
         let expected = schema::arrow_schema();
         files.iter().find_map(|f| {
-            let path = self.locate(&f.path);
             let check = || -> Result<(), String> {
-                let file = std::fs::File::open(&path).map_err(|e| e.to_string())?;
+                let file = self.objects.open(&f.path).map_err(|e| e.to_string())?;
                 let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
                     .map_err(|e| e.to_string())?;
                 let schema = builder.schema();
@@ -216,8 +249,9 @@ impl Lake {
     /// Reads a whole dimension table (small by design).
     pub fn read_dimension(&self, relative: &str) -> PolarsResult<DataFrame> {
         let path = self.locate(relative);
-        polars_ensure!(path.exists(), ComputeError: "dimension table '{}' is missing", path.display());
-        let args = ScanArgsParquet { hive_options: HiveOptions::new_disabled(), ..Default::default() };
-        LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().as_ref()), args)?.collect()
+        let exists = self.objects.exists(relative).map_err(|e| polars_err!(ComputeError: "{e}"))?;
+        polars_ensure!(exists, ComputeError: "dimension table '{}' is missing", path);
+        let args = ScanArgsParquet { hive_options: HiveOptions::new_disabled(), cloud_options: self.objects.cloud_options(), ..Default::default() };
+        LazyFrame::scan_parquet(PlRefPath::new(path), args)?.collect()
     }
 }

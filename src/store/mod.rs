@@ -1,6 +1,6 @@
-//! The lake: where things live (partition layout), what the files hold (schema), finding the
-//! files a query needs (listing with partition pruning, through object_store), scanning them
-//! lazily with polars, and writing new files atomically.
+//! The lake: where things live (partition layout; a local directory or S3, `objects.rs`), what
+//! the files hold (schema), finding the files a query needs (listing with partition pruning,
+//! through object_store), scanning them lazily with polars, and writing new files atomically.
 //!
 //! Architecture invariant: data files are immutable once visible. A file appears under its
 //! final name only when complete (write to a hidden temporary name, fsync, rename); nothing
@@ -10,6 +10,8 @@
 pub mod layout;
 pub mod quarantine;
 pub mod lake;
+pub mod lease;
+pub mod objects;
 pub mod schema;
 pub mod wal;
 pub mod batch;

@@ -79,8 +79,8 @@ impl QuarantineWriter {
             return Ok(());
         }
         if self.writer.is_none() {
-            let target = self.lake.locate(&format!("{QUARANTINE_DIR}/part-{}.parquet", self.run_id));
-            self.writer = Some(AtomicParquetWriter::create(target, SCHEMA.clone(), parquet_properties(&["raw"]))?);
+            let target = format!("{QUARANTINE_DIR}/part-{}.parquet", self.run_id);
+            self.writer = Some(AtomicParquetWriter::in_lake(&self.lake, &target, SCHEMA.clone(), parquet_properties(&["raw"]))?);
         }
         let now = chrono::Utc::now().timestamp_micros();
         let n = self.pending.len();

@@ -1,9 +1,11 @@
 //! Atomic writers: a file becomes visible under its final name only when it is complete and
 //! durable (write to a hidden temporary file in the same directory, fsync, rename without
 //! replacing, fsync the directory). A crash at any instant leaves either no file or a whole one;
-//! a dropped writer removes its temporary file.
+//! a dropped writer removes its temporary file. For a lake in object storage the file is
+//! written to a local temporary file and uploaded whole when finished (`objects.rs`).
 
-use super::lake::StoreError;
+use super::lake::{Lake, StoreError};
+use super::objects::Objects;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use parquet::arrow::ArrowWriter;
@@ -87,36 +89,59 @@ pub fn replace_file_atomic(target: &Path, bytes: &[u8]) -> Result<(), StoreError
     publish_with(tmp, target, true)
 }
 
+/// Where a finished file goes.
+enum Target {
+    /// A local path (the temporary file is beside it).
+    Local(PathBuf),
+    /// An object of a lake in object storage, relative to its root.
+    Object(Objects, String),
+}
+
 /// Streams record batches into a Parquet file that appears atomically at `finish`.
 pub struct AtomicParquetWriter {
     writer: ArrowWriter<NamedTempFile>,
-    target: PathBuf,
+    target: Target,
+    shown: String,
 }
 
 impl AtomicParquetWriter {
+    /// A writer of the local file `target`.
     pub fn create(target: impl Into<PathBuf>, schema: SchemaRef, props: WriterProperties) -> Result<Self, StoreError> {
         let target = target.into();
         let tmp = temp_in(target.parent().unwrap_or(Path::new(".")))?;
-        let writer = ArrowWriter::try_new(tmp, schema, Some(props))
-            .map_err(|e| StoreError::Write { path: target.display().to_string(), reason: e.to_string() })?;
-        Ok(Self { writer, target })
+        Self::new(tmp, target.display().to_string(), Target::Local(target), schema, props)
+    }
+
+    /// A writer of `relative` in `lake`, wherever the lake lives.
+    pub fn in_lake(lake: &Lake, relative: &str, schema: SchemaRef, props: WriterProperties) -> Result<Self, StoreError> {
+        match lake.local_root() {
+            Some(root) => Self::create(root.join(relative), schema, props),
+            None => {
+                let tmp = tempfile::Builder::new().prefix(".tmp-").suffix(".partial").tempfile().map_err(io_err(&std::env::temp_dir()))?;
+                Self::new(tmp, lake.locate(relative), Target::Object(lake.objects().clone(), relative.to_string()), schema, props)
+            }
+        }
+    }
+
+    fn new(tmp: NamedTempFile, shown: String, target: Target, schema: SchemaRef, props: WriterProperties) -> Result<Self, StoreError> {
+        let writer = ArrowWriter::try_new(tmp, schema, Some(props)).map_err(|e| StoreError::Write { path: shown.clone(), reason: e.to_string() })?;
+        Ok(Self { writer, target, shown })
     }
 
     pub fn write(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
-        self.writer
-            .write(batch)
-            .map_err(|e| StoreError::Write { path: self.target.display().to_string(), reason: e.to_string() })
+        self.writer.write(batch).map_err(|e| StoreError::Write { path: self.shown.clone(), reason: e.to_string() })
     }
 
     /// Completes the file and makes it visible; returns its size in bytes.
     pub fn finish(self) -> Result<u64, StoreError> {
-        let target = self.target;
-        let tmp = self
-            .writer
-            .into_inner()
-            .map_err(|e| StoreError::Write { path: target.display().to_string(), reason: e.to_string() })?;
-        let size = tmp.as_file().metadata().map_err(io_err(&target))?.len();
-        publish(tmp, &target)?;
+        let shown = self.shown;
+        let tmp = self.writer.into_inner().map_err(|e| StoreError::Write { path: shown.clone(), reason: e.to_string() })?;
+        let size = tmp.as_file().metadata().map_err(|source| StoreError::Io { path: shown.clone(), source })?.len();
+        match self.target {
+            Target::Local(target) => publish(tmp, &target)?,
+            // The temporary file is removed when `tmp` drops, uploaded or not.
+            Target::Object(objects, relative) => objects.upload(tmp.path(), &relative)?,
+        }
         Ok(size)
     }
 }

@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 pub fn fresh_lake(rows: u64, seed: u64, fiscal_years: u32) -> PathBuf {
     let dir = tempfile::tempdir().expect("tempdir").keep();
     let out = dir.join("lake");
-    let cfg = GenerateConfig { out: out.clone(), rows, seed, fiscal_years, first_fiscal_year: 2022, ..Default::default() };
+    let cfg = GenerateConfig { out: out.to_string_lossy().into_owned(), rows, seed, fiscal_years, first_fiscal_year: 2022, ..Default::default() };
     generate(&cfg, &|_| {}).expect("generate");
     out
 }
@@ -26,6 +26,17 @@ pub fn analytics(path: &Path) -> Analytics {
 }
 
 /// Every data file of the responses table, relative to the lake root.
+/// How many times each response id is stored in the data files of the lake at `root`.
+pub fn stored_ids(root: &Path) -> std::collections::HashMap<String, usize> {
+    let lake = Lake::open(root).expect("open lake");
+    let mut ids = std::collections::HashMap::new();
+    for f in data_files(root) {
+        let relative = f.strip_prefix(root).expect("file under the lake").to_string_lossy().into_owned();
+        cxlake::store::commit::for_each_id(&lake, &relative, |id| *ids.entry(id.to_string()).or_default() += 1).unwrap();
+    }
+    ids
+}
+
 pub fn data_files(root: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for e in std::fs::read_dir(dir).unwrap() {

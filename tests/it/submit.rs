@@ -4,7 +4,6 @@
 
 use crate::common::{analytics, fresh_lake};
 use cxlake::ingest::submit::{flush_segments, SubmitError, Submitter};
-use cxlake::store::commit::for_each_id;
 use cxlake::store::wal::{segments, Wal};
 use cxlake::store::Lake;
 use poem::test::TestClient;
@@ -29,14 +28,7 @@ fn template_service(lake: &Path) -> String {
     analytics(lake).catalog.services[0].id.clone()
 }
 
-/// How many times each response id is stored in the lake.
-fn stored_ids(lake: &Path) -> HashMap<String, usize> {
-    let mut ids = HashMap::new();
-    for f in crate::common::data_files(lake) {
-        for_each_id(&f, |id| *ids.entry(id.to_string()).or_default() += 1).unwrap();
-    }
-    ids
-}
+use crate::common::stored_ids;
 
 fn wait_for(lake: &Path, ids: &[String]) -> HashMap<String, usize> {
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -37,3 +37,20 @@ def oracle_lake(tmp_path_factory):
     out = tmp_path_factory.mktemp("lakes") / "oracle"
     run_cxlake("generate", "--out", out, "--rows", 60000, "--seed", 7, "--fiscal-years", 3, "--first-fiscal-year", 2023)
     return out
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """A SeaweedFS S3 server on loopback for the session; its AWS_* settings are put in the
+    environment, so every cxlake process started afterwards reaches it."""
+    from s3server import S3Server
+    server = S3Server(tmp_path_factory.mktemp("seaweedfs")).start()
+    saved = {k: os.environ.get(k) for k in server.env()}
+    os.environ.update(server.env())
+    yield server
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+    server.stop()
