@@ -18,10 +18,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-/// How long a lease lasts without renewal.
+/// How long a lease lasts without renewal, unless `CXLAKE_LEASE_TTL_MS` says otherwise (a
+/// shorter lease lets a dead writer's successor start sooner; tests use one second).
 pub const LEASE_TTL: Duration = Duration::from_secs(30);
-/// How often the holder renews it.
-const RENEW_EVERY: Duration = Duration::from_secs(5);
+
+fn lease_ttl() -> Duration {
+    std::env::var("CXLAKE_LEASE_TTL_MS").ok().and_then(|v| v.parse().ok()).map(Duration::from_millis).unwrap_or(LEASE_TTL)
+}
 /// How often a waiting writer looks again.
 const RETRY_EVERY: Duration = Duration::from_millis(200);
 
@@ -40,7 +43,7 @@ impl LeaseBody {
             owner: owner.to_string(),
             host: std::env::var("HOSTNAME").unwrap_or_default(),
             pid: std::process::id(),
-            expires_at_ms: chrono::Utc::now().timestamp_millis() + LEASE_TTL.as_millis() as i64,
+            expires_at_ms: chrono::Utc::now().timestamp_millis() + lease_ttl().as_millis() as i64,
         };
         serde_json::to_vec(&body).expect("lease serializes")
     }
@@ -135,10 +138,11 @@ impl Lease {
 }
 
 fn renew(objects: Objects, path: String, owner: String, mut e_tag: Option<String>, lost: Arc<AtomicBool>, stop: Arc<(Mutex<bool>, Condvar)>) {
-    let mut valid_until = std::time::Instant::now() + LEASE_TTL;
+    let ttl = lease_ttl();
+    let mut valid_until = std::time::Instant::now() + ttl;
     loop {
         let (lock, cv) = &*stop;
-        let (stopped, _) = cv.wait_timeout_while(lock.lock().expect("lease stop flag"), RENEW_EVERY, |s| !*s).expect("lease stop flag");
+        let (stopped, _) = cv.wait_timeout_while(lock.lock().expect("lease stop flag"), ttl / 6, |s| !*s).expect("lease stop flag");
         if *stopped {
             return;
         }
@@ -151,7 +155,7 @@ fn renew(objects: Objects, path: String, owner: String, mut e_tag: Option<String
         match renewed {
             Ok(r) => {
                 e_tag = r.e_tag;
-                valid_until = attempt_at + LEASE_TTL;
+                valid_until = attempt_at + ttl;
             }
             Err(object_store::Error::Precondition { .. }) => {
                 tracing::error!(lease = %objects.url(&path), "lost the lake's writer lease to another writer");
@@ -178,7 +182,7 @@ impl Drop for Lease {
         }
         if !self.lost.load(Ordering::SeqCst) {
             if let Err(e) = self.objects.delete(&self.path) {
-                tracing::warn!(error = %e, "could not release the lake's writer lease; it expires in {}s", LEASE_TTL.as_secs());
+                tracing::warn!(error = %e, "could not release the lake's writer lease; it expires in {:?}", lease_ttl());
             }
         }
     }

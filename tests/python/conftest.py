@@ -39,6 +39,19 @@ def oracle_lake(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session", params=["local", "s3"])
+def lake_url(request, oracle_lake):
+    """Where cxlake reads the oracle lake: its local directory, or a copy of it in S3 (SeaweedFS)
+    made by pyarrow, another engine's writer. Tests taking it run on both and are checked
+    against the same independent oracle (DuckDB reads the local copy)."""
+    if request.param == "local":
+        return str(oracle_lake)
+    s3 = request.getfixturevalue("s3")
+    if not s3.keys("oracle"):
+        s3.upload(oracle_lake, "oracle")
+    return s3.url("oracle")
+
+
 @pytest.fixture(scope="session")
 def s3(tmp_path_factory):
     """A SeaweedFS S3 server on loopback for the session; its AWS_* settings are put in the

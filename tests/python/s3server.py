@@ -95,6 +95,11 @@ class S3Server:
         """Copies a local lake into the bucket with pyarrow (another engine's writer)."""
         pafs.copy_files(str(local), f"{BUCKET}/{prefix}", source_filesystem=pafs.LocalFileSystem(), destination_filesystem=self.filesystem())
 
+    def download(self, prefix, local: Path):
+        """Copies what is under the prefix to a local directory."""
+        local.mkdir(parents=True, exist_ok=True)
+        pafs.copy_files(f"{BUCKET}/{prefix}", str(local), source_filesystem=self.filesystem(), destination_filesystem=pafs.LocalFileSystem())
+
     def keys(self, prefix):
         """Every object under the prefix: relative key -> size."""
         infos = self.filesystem().get_file_info(pafs.FileSelector(f"{BUCKET}/{prefix}", recursive=True, allow_not_found=True))

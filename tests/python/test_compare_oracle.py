@@ -75,9 +75,9 @@ QUERY = """query($l: BenchmarkLevel!, $m: MeasureName, $p: PeerGroup, $o: PeerPo
 @pytest.mark.parametrize("level,peers", [("AGENCY", "GOVERNMENT_WIDE"), ("SERVICE", "SAME_SERVICE_TYPE"),
                                          ("OFFICE", "SAME_AGENCY"), ("BUREAU", "SAME_CHANNEL")])
 @pytest.mark.parametrize("pooling", ["POOLED", "EQUAL_WEIGHTED"])
-def test_benchmark_equals_independent_computation(con, oracle_lake, level, peers, pooling):
+def test_benchmark_equals_independent_computation(con, lake_url, level, peers, pooling):
     measure = random.Random(level + peers).choice(["trust", "satisfaction", "ease"])
-    resp = graphql(oracle_lake, QUERY, {"l": level, "m": measure.upper(), "p": peers, "o": pooling})
+    resp = graphql(lake_url, QUERY, {"l": level, "m": measure.upper(), "p": peers, "o": pooling})
     assert "errors" not in resp, resp
     got = {(r["entity"], r["peerKey"]): r for r in resp["data"]["benchmark"]}
     sums = cell_sums(con, level, PEERS[peers], measure)
@@ -144,9 +144,9 @@ TRENDS = """query($f: ResponseFilter) { trends(measure: TRUST, groupBy: [SERVICE
   yearAgo { period n agreeChange agreeChangeP } } }"""
 
 
-def test_trend_changes_equal_independent_computation(con, oracle_lake):
+def test_trend_changes_equal_independent_computation(con, lake_url):
     service = con.execute("SELECT service_id FROM r GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchone()[0]
-    rows = graphql(oracle_lake, TRENDS, {"f": {"service": [service]}})["data"]["trends"]
+    rows = graphql(lake_url, TRENDS, {"f": {"service": [service]}})["data"]["trends"]
     labels = [r["period"] for r in rows]
     assert labels == sorted(labels) and len(labels) == 12
     for prev, cur in zip(rows, rows[1:]):
@@ -228,11 +228,11 @@ def test_planted_office_effects_show_with_their_sign(tmp_path):
     assert checked >= 3, checked
 
 
-def test_weighted_benchmark_uses_kish_effective_sizes(con, oracle_lake):
+def test_weighted_benchmark_uses_kish_effective_sizes(con, lake_url):
     """Weighted pooled benchmark: weighted means and variances, Kish n in Welch and Newcombe."""
     q = """{ benchmark(level: AGENCY, measure: SATISFACTION, weighted: true) {
       entity mean agreeShare peerMean peerAgreeShare meanDifferenceP agreeDifferenceLow agreeDifferenceHigh agreeDifferenceP } }"""
-    got = {r["entity"]: r for r in graphql(oracle_lake, q)["data"]["benchmark"]}
+    got = {r["entity"]: r for r in graphql(lake_url, q)["data"]["benchmark"]}
     m = "satisfaction"
     agree = f"CASE WHEN (scale = 'likert5' AND {m} >= 4) OR (scale = 'thumbs' AND {m} = 1) THEN 1.0 ELSE 0.0 END"
     lik = f"scale = 'likert5' AND {m} IS NOT NULL"

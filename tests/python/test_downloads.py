@@ -25,11 +25,11 @@ TYPES = {"arrow": "application/vnd.apache.arrow.stream", "csv": "text/csv", "par
 
 
 @pytest.fixture(scope="module")
-def server(oracle_lake):
+def server(lake_url):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([str(BIN), "serve", "--lake", str(oracle_lake), "--listen", f"127.0.0.1:{port}", "--min-cell", "0", "--min-cell-drivers", "0"],
+    proc = subprocess.Popen([str(BIN), "serve", "--lake", lake_url, "--listen", f"127.0.0.1:{port}", "--min-cell", "0", "--min-cell-drivers", "0"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):

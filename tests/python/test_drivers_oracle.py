@@ -98,7 +98,7 @@ def close(a, b, tol=1e-9):
 
 
 @pytest.mark.parametrize("case_seed", range(8))
-def test_driver_importance_equals_numpy(con, oracle_lake, case_seed):
+def test_driver_importance_equals_numpy(con, lake_url, case_seed):
     rng = random.Random(500 + case_seed)
     group = rng.sample(sorted(DIMS), rng.choice([1, 1, 2]))
     outcome = rng.choice(["TRUST", "SATISFACTION"])
@@ -108,7 +108,7 @@ def test_driver_importance_equals_numpy(con, oracle_lake, case_seed):
     if rng.random() < 0.5:
         f["channel"] = ["DIGITAL", "PHONE", "IN_PERSON"]
         where.append("channel IN ('digital', 'phone', 'in_person')")
-    resp = graphql(oracle_lake, QUERY, {"o": outcome, "d": [d.upper() for d in drivers], "f": f, "g": group, "w": weighted})
+    resp = graphql(lake_url, QUERY, {"o": outcome, "d": [d.upper() for d in drivers], "f": f, "g": group, "w": weighted})
     assert "errors" not in resp, resp
     groups = [g for g in resp["data"]["driverImportance"] if g["error"] is None and g["n"] >= 200]
     assert groups, "some groups have estimates"
@@ -134,8 +134,8 @@ def test_driver_importance_equals_numpy(con, oracle_lake, case_seed):
         assert [d["shapley"] for d in ranks] == sorted((d["shapley"] for d in g["drivers"]), reverse=True)
 
 
-def test_pairwise_correlations_use_each_pairs_rows(con, oracle_lake):
-    resp = graphql(oracle_lake, QUERY, {"g": ["SERVICE_TYPE"], "m": "PAIRWISE", "d": ["EASE", "EMPLOYEE"]})
+def test_pairwise_correlations_use_each_pairs_rows(con, lake_url):
+    resp = graphql(lake_url, QUERY, {"g": ["SERVICE_TYPE"], "m": "PAIRWISE", "d": ["EASE", "EMPLOYEE"]})
     for g in resp["data"]["driverImportance"]:
         for d in g["drivers"]:
             rows = np.array(con.execute(
@@ -144,11 +144,11 @@ def test_pairwise_correlations_use_each_pairs_rows(con, oracle_lake):
             assert close(d["r"], np.corrcoef(rows[:, 0], rows[:, 1])[0, 1])
 
 
-def test_bootstrap_agrees_with_a_per_row_poisson_bootstrap(con, oracle_lake):
+def test_bootstrap_agrees_with_a_per_row_poisson_bootstrap(con, lake_url):
     variables = {"g": ["SERVICE_TYPE"], "f": {"serviceType": ["BENEFITS"]}, "b": 300, "s": 11}
-    first = graphql(oracle_lake, QUERY, variables)["data"]["driverImportance"][0]
-    again = graphql(oracle_lake, QUERY, variables)["data"]["driverImportance"][0]
-    other = graphql(oracle_lake, QUERY, {**variables, "s": 12})["data"]["driverImportance"][0]
+    first = graphql(lake_url, QUERY, variables)["data"]["driverImportance"][0]
+    again = graphql(lake_url, QUERY, variables)["data"]["driverImportance"][0]
+    other = graphql(lake_url, QUERY, {**variables, "s": 12})["data"]["driverImportance"][0]
     assert first == again, "a fixed seed gives the same intervals"
     assert first["drivers"] != other["drivers"]
     assert first["bootstrapReplicates"] == 300

@@ -1,6 +1,7 @@
-"""Two `cxlake serve --submit` replicas over one lake (each with its own submit log): a response
-submitted to either, and a file ingested by the CLI meanwhile, become visible in both within
-the documented bound (the flush interval plus one query), and each is stored once."""
+"""Two `cxlake serve --submit` replicas over one lake (each with its own submit log), on local
+disk and in S3 (SeaweedFS): a response submitted to either, and a file ingested by the CLI
+meanwhile, become visible in both within the documented bound (the flush interval plus one
+query), and each is stored once."""
 import json
 import signal
 import socket
@@ -9,6 +10,7 @@ import time
 import urllib.request
 
 import duckdb
+import pytest
 
 from conftest import BIN, run_cxlake
 
@@ -48,10 +50,16 @@ def count(url, service):
     return rows[0]["n"] if rows else 0
 
 
-def test_two_replicas_see_each_others_writes(tmp_path, oracle_lake):
-    lake = tmp_path / "lake"
-    subprocess.run(["cp", "-r", str(oracle_lake), str(lake)], check=True)
-    svc = duckdb.connect().execute(f"SELECT service_id, agency, bureau, service_type FROM '{lake}/dimensions/services.parquet' LIMIT 1").fetchone()
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_two_replicas_see_each_others_writes(tmp_path, oracle_lake, backend, request):
+    if backend == "local":
+        lake = tmp_path / "lake"
+        subprocess.run(["cp", "-r", str(oracle_lake), str(lake)], check=True)
+    else:
+        s3 = request.getfixturevalue("s3")
+        s3.upload(oracle_lake, "replicas")
+        lake = s3.url("replicas")
+    svc = duckdb.connect().execute(f"SELECT service_id, agency, bureau, service_type FROM '{oracle_lake}/dimensions/services.parquet' LIMIT 1").fetchone()
     template = {"agency": svc[1], "bureau": svc[2], "service_id": svc[0], "service_type": svc[3], "channel": "digital",
                 "collection_id": "replicas", "scale": "likert5", "trust": 5}
     (a, url_a), (b, url_b) = start(lake, tmp_path / "wal-a"), start(lake, tmp_path / "wal-b")
@@ -77,5 +85,9 @@ def test_two_replicas_see_each_others_writes(tmp_path, oracle_lake):
         for p in (a, b):
             p.send_signal(signal.SIGTERM)
             p.wait()
+    if backend == "s3":  # read back what is in the bucket, with another engine
+        local = tmp_path / "downloaded"
+        s3.download("replicas", local)
+        lake = local
     n, distinct = duckdb.connect().execute(f"SELECT count(*), count(DISTINCT response_id) FROM read_parquet('{lake}/responses/**/*.parquet') WHERE collection_id = 'replicas'").fetchone()
     assert n == distinct == 9

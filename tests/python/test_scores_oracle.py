@@ -152,10 +152,10 @@ def wilson(p, n, conf=0.95):
 
 
 @pytest.mark.parametrize("case_seed", range(24))
-def test_scores_equal_duckdb(con, oracle_lake, case_seed):
+def test_scores_equal_duckdb(con, lake_url, case_seed):
     rng = random.Random(1000 + case_seed)
     group, period, measures, weighted, f, where = random_case(rng, con)
-    resp = graphql(oracle_lake, QUERY, {"f": f, "g": group, "p": period, "m": measures, "w": weighted})
+    resp = graphql(lake_url, QUERY, {"f": f, "g": group, "p": period, "m": measures, "w": weighted})
     assert "errors" not in resp, resp
     rows = resp["data"]["scores"]
     fields = [DIMS[g][1] for g in group] + (["period"] if period else [])
