@@ -345,7 +345,7 @@ async fn query(analytics: Analytics, file: PathBuf, variables: Option<String>) -
 
 fn ingest(lake: &str, files: &[PathBuf], format: Option<cxlake::ingest::formats::Format>, coding: Box<Coding>, json: bool) -> Result<()> {
     use cxlake::ingest::formats::{Format, OpenOptions};
-    let lake = if Lake::exists_at(lake)? { Lake::open_url(lake)? } else { Lake::create_url(lake)? };
+    let lake = Lake::open_or_create_url(lake)?;
     let opts = OpenOptions {
         mapping: coding.mapping()?,
         inventory: cxlake::analytics::Catalog::load(&lake)?.inventory(),

@@ -129,7 +129,23 @@ impl Lake {
         }
     }
 
-    /// Whether `location` holds a lake (a `lake.json`), for "open or create".
+    /// Opens the lake at `location`, creating it first if it holds none. Safe against a
+    /// concurrent creator: the manifest is created only if absent, then validated.
+    pub fn open_or_create_url(location: &str) -> Result<Lake, StoreError> {
+        let root = match Root::parse(location)? {
+            Root::Local(dir) => {
+                let io = |source| StoreError::Io { path: dir.display().to_string(), source };
+                std::fs::create_dir_all(&dir).map_err(io)?;
+                Root::Local(dir.canonicalize().map_err(io)?)
+            }
+            root => root,
+        };
+        let json = serde_json::to_vec_pretty(&LakeManifest::current()).expect("manifest serializes");
+        Self::at(root.clone())?.objects.create(LAKE_MANIFEST, json)?;
+        Self::open_root(root)
+    }
+
+    /// Whether `location` holds a lake (a `lake.json`).
     pub fn exists_at(location: &str) -> Result<bool, StoreError> {
         match Root::parse(location)? {
             Root::Local(dir) => Ok(dir.join(LAKE_MANIFEST).exists()),
