@@ -1,6 +1,7 @@
 //! `/metrics` in the Prometheus text format: requests by route and status, GraphQL latency by
 //! operation, cache hits and misses, submissions accepted and refused, responses the submit log
-//! committed to the lake, and the lake version.
+//! committed to the lake, the lake version, and the data files, rows and bytes queries scanned
+//! (counted in `store::scanned`, copied here when scraped).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -33,6 +34,8 @@ pub struct Metrics {
     pub submit_refused: Counter,
     pub committed: Gauge,
     pub lake_version: Gauge,
+    /// Files, rows and bytes scanned; the lock keeps concurrent scrapes from adding twice.
+    scanned: std::sync::Mutex<[Counter; 3]>,
 }
 
 impl Default for Metrics {
@@ -51,13 +54,25 @@ impl Default for Metrics {
         registry.register("submit_refused_responses", "Responses in refused submit requests", submit_refused.clone());
         registry.register("submit_committed_responses", "Submitted responses this process moved into the lake", committed.clone());
         registry.register("lake_version", "The lake version (number of its last commit)", lake_version.clone());
-        Metrics { registry, requests, latency, cache_hits, cache_misses, submitted, submit_refused, committed, lake_version }
+        let scanned: [Counter; 3] = Default::default();
+        registry.register("scanned_files", "Data files handed to query scans (after partition pruning)", scanned[0].clone());
+        registry.register("scanned_rows", "Rows in the data files handed to query scans", scanned[1].clone());
+        registry.register("scanned_bytes", "Bytes of the data files handed to query scans", scanned[2].clone());
+        let scanned = std::sync::Mutex::new(scanned);
+        Metrics { registry, requests, latency, cache_hits, cache_misses, submitted, submit_refused, committed, lake_version, scanned }
     }
 }
 
 impl Metrics {
     /// The text exposition.
     pub fn encode(&self) -> String {
+        {
+            let counters = self.scanned.lock().expect("scan counters");
+            let t = crate::store::scanned::totals();
+            for (c, total) in counters.iter().zip([t.files, t.rows, t.bytes]) {
+                c.inc_by(total.saturating_sub(c.get()));
+            }
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out

@@ -219,6 +219,7 @@ impl Lake {
     /// The schema is given up front, so planning reads no file. `files` must not be empty.
     pub fn scan_responses(&self, files: &[DataFile]) -> PolarsResult<LazyFrame> {
         polars_ensure!(!files.is_empty(), ComputeError: "scan of an empty file list");
+        super::scanned::record(self, files);
         let paths: Vec<PlRefPath> = files
             .iter()
             .map(|f| PlRefPath::new(self.locate(&f.path)))

@@ -12,6 +12,7 @@ pub mod quarantine;
 pub mod lake;
 pub mod lease;
 pub mod objects;
+pub mod scanned;
 pub mod schema;
 pub mod wal;
 pub mod batch;

@@ -293,6 +293,27 @@ impl Objects {
         futures::executor::block_on(self.list_async(prefix))
     }
 
+    /// The last `n` bytes of `rel`, whose size is `size` (a Parquet footer).
+    pub async fn read_tail(&self, rel: &str, size: u64, n: u64) -> Result<Bytes, StoreError> {
+        let range = size.saturating_sub(n)..size;
+        match self.local_root() {
+            Some(root) => {
+                let path = root.join(rel);
+                let read = || -> std::io::Result<Vec<u8>> {
+                    use std::os::unix::fs::FileExt;
+                    let mut buf = vec![0; (range.end - range.start) as usize];
+                    std::fs::File::open(&path)?.read_exact_at(&mut buf, range.start)?;
+                    Ok(buf)
+                };
+                read().map(Bytes::from).map_err(|source| StoreError::Io { path: path.display().to_string(), source })
+            }
+            None => {
+                let (store, path) = (self.store.clone(), StorePath::from(rel));
+                run(async move { store.get_range(&path, range).await }).await.map_err(store_err(self.url(rel)))
+            }
+        }
+    }
+
     /// Opens a data file for reading with the parquet crate. A remote object is fetched whole
     /// (data files are at most `FILE_ROWS` rows, tens of megabytes).
     pub fn open(&self, rel: &str) -> Result<LakeFile, StoreError> {

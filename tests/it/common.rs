@@ -15,10 +15,13 @@ pub fn fresh_lake(rows: u64, seed: u64, fiscal_years: u32) -> PathBuf {
     out
 }
 
+/// Rows of the shared lake.
+pub const SHARED_ROWS: u64 = 40_000;
+
 /// A 40k-row, five-year lake shared by read-only tests.
 pub fn shared_lake() -> &'static Path {
     static LAKE: OnceLock<PathBuf> = OnceLock::new();
-    LAKE.get_or_init(|| fresh_lake(40_000, 11, 5))
+    LAKE.get_or_init(|| fresh_lake(SHARED_ROWS, 11, 5))
 }
 
 pub fn analytics(path: &Path) -> Analytics {
