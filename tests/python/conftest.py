@@ -1,7 +1,10 @@
 """Shared fixtures: the cxlake binary built by `cargo build`, and generated lakes (fixed seeds)."""
 import json
 import os
+import socket
 import subprocess
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,36 @@ def run_cxlake(*args, check=True, **kw):
     if check and proc.returncode != 0:
         raise AssertionError(f"cxlake {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stderr}\n{proc.stdout}")
     return proc
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(url, proc, timeout=30):
+    """Waits until the server at url answers /health; fails if its process exits first."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"server at {url} did not start in {timeout}s")
+
+
+def start_server(*args):
+    """Starts `cxlake serve ARGS` on a free loopback port; returns the process and its URL."""
+    port = free_port()
+    proc = subprocess.Popen([str(BIN), "serve", *map(str, args), "--listen", f"127.0.0.1:{port}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    wait_healthy(url, proc)
+    return proc, url
 
 
 def graphql(lake, query, variables=None, suppress=False):

@@ -6,7 +6,6 @@ time."""
 import json
 import random
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -14,16 +13,10 @@ import urllib.request
 
 import duckdb
 
-from conftest import BIN, graphql, run_cxlake
+from conftest import BIN, free_port, graphql, run_cxlake, wait_healthy
 
 KILLS = 50
 FILES = 10
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def con():
@@ -77,16 +70,8 @@ class Submitters:
             t.join()
 
 
-def wait_up(port, proc, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        assert proc.poll() is None, proc.stderr.read()
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("server did not start")
+def wait_up(port, proc):
+    wait_healthy(f"http://127.0.0.1:{port}", proc)
 
 
 def test_kill_9_while_writing(tmp_path):

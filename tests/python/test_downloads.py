@@ -3,9 +3,6 @@ on POST and by format= on GET) gives the same table, read back with polars and p
 import io
 import json
 import signal
-import socket
-import subprocess
-import time
 import urllib.parse
 import urllib.request
 
@@ -15,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
-from conftest import BIN
+from conftest import start_server
 
 SCORES = """{ scores(groupBy: [AGENCY, CHANNEL], period: FISCAL_YEAR, measures: [TRUST]) {
   agency channel period measure n mean sd agreeShare agreeLow suppressed } }"""
@@ -26,18 +23,7 @@ TYPES = {"arrow": "application/vnd.apache.arrow.stream", "csv": "text/csv", "par
 
 @pytest.fixture(scope="module")
 def server(lake_url):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([str(BIN), "serve", "--lake", lake_url, "--listen", f"127.0.0.1:{port}", "--min-cell", "0", "--min-cell-drivers", "0"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=1).read()
-            break
-        except OSError:
-            time.sleep(0.05)
+    proc, url = start_server("--lake", lake_url, "--min-cell", 0, "--min-cell-drivers", 0)
     yield url
     proc.send_signal(signal.SIGTERM)
     proc.wait()

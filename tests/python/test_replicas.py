@@ -4,7 +4,6 @@ meanwhile, become visible in both within the documented bound (the flush interva
 query), and each is stored once."""
 import json
 import signal
-import socket
 import subprocess
 import time
 import urllib.request
@@ -12,30 +11,14 @@ import urllib.request
 import duckdb
 import pytest
 
-from conftest import BIN, run_cxlake
+from conftest import run_cxlake, start_server
 
 FLUSH_MS = 200
 BOUND_S = 5  # documented: visible within flush interval + one listing; generous for CI
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start(lake, wal):
-    port = free_port()
-    proc = subprocess.Popen([str(BIN), "serve", "--lake", str(lake), "--submit", "--wal", str(wal), "--flush-ms", str(FLUSH_MS),
-                             "--listen", f"127.0.0.1:{port}", "--min-cell", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(400):
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=1).read()
-            return proc, url
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("replica did not start")
+    return start_server("--lake", lake, "--submit", "--wal", wal, "--flush-ms", FLUSH_MS, "--min-cell", 0)
 
 
 def post(url, path, body):
