@@ -62,6 +62,68 @@ struct SubmitArgs {
     flush_ms: u64,
 }
 
+/// Access control and limits of the server.
+#[derive(clap::Args)]
+struct AccessArgs {
+    /// Keys file (`cxlake keys add`). Without it every caller is an admin, which is allowed on a
+    /// loopback address only.
+    #[arg(long, env = "CXLAKE_KEYS")]
+    keys: Option<PathBuf>,
+    /// Refuse requests without a key (by default they are served as the public role).
+    #[arg(long, env = "CXLAKE_NO_ANONYMOUS")]
+    no_anonymous: bool,
+    /// Requests per second per key (per client address without a key); 0 for no limit.
+    #[arg(long, env = "CXLAKE_RATE_LIMIT", default_value_t = 50)]
+    rate_limit: u32,
+    /// Seconds a GraphQL request may take before it is stopped with a TIMEOUT error.
+    #[arg(long, env = "CXLAKE_QUERY_TIMEOUT", default_value_t = 30)]
+    query_timeout: u64,
+    /// Largest GraphQL request body in bytes.
+    #[arg(long, env = "CXLAKE_MAX_BODY", default_value_t = 1 << 20)]
+    max_body: usize,
+}
+
+impl AccessArgs {
+    fn limits(&self, listen: &SocketAddr) -> Result<cxlake::api::server::Limits> {
+        let keys = match &self.keys {
+            Some(path) => Some(std::sync::Arc::new(cxlake::api::keys::KeyStore::open(path)?)),
+            None if listen.ip().is_loopback() => {
+                tracing::warn!("no --keys: every caller is an admin (allowed on loopback only)");
+                None
+            }
+            None => bail!("listening on {listen} needs --keys FILE (create keys with `cxlake keys add`); only a loopback address may run without"),
+        };
+        Ok(cxlake::api::server::Limits {
+            keys,
+            anonymous: !self.no_anonymous,
+            rate_per_second: self.rate_limit,
+            max_body: self.max_body,
+            timeout: std::time::Duration::from_secs(self.query_timeout.max(1)),
+        })
+    }
+}
+
+/// Managing API keys.
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Creates a key and prints it (once: only its hash is stored).
+    Add {
+        /// What the key is for (shown by `list`).
+        #[arg(long)]
+        name: String,
+        /// public, analyst, agency, collector or admin.
+        #[arg(long)]
+        role: String,
+        /// The agency of an agency or collector key.
+        #[arg(long)]
+        agency: Option<String>,
+    },
+    /// Lists the keys (never their secrets).
+    List,
+    /// Revokes a key by id; servers reading the file stop accepting it within a second.
+    Revoke { id: String },
+}
+
 /// The coding of Touchpoints exports: a sidecar TOML file, overridden by flags.
 #[derive(clap::Args)]
 struct Coding {
@@ -134,6 +196,16 @@ enum Command {
         listen: SocketAddr,
         #[command(flatten)]
         submit: SubmitArgs,
+        #[command(flatten)]
+        access: AccessArgs,
+    },
+    /// Manage API keys and their roles in a keys file.
+    Keys {
+        /// The keys file.
+        #[arg(long, env = "CXLAKE_KEYS", default_value = "keys.json")]
+        keys: PathBuf,
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Write a synthetic lake (deterministic for a seed) with its planted truth in truth.json.
     Generate {
@@ -223,7 +295,8 @@ fn main() -> Result<()> {
     }
     match cli.command {
         // Opening reads the dimension tables with polars, which must not run on an async worker.
-        Command::Serve { lake, cells, listen, submit } => {
+        Command::Serve { lake, cells, listen, submit, access } => {
+            let limits = access.limits(&listen)?;
             let analytics = open(&lake)?.with_suppression(cells.suppression());
             let submitter = if !submit.submit {
                 None
@@ -237,8 +310,9 @@ fn main() -> Result<()> {
                 let interval = std::time::Duration::from_millis(submit.flush_ms.max(10));
                 Some(cxlake::ingest::submit::Submitter::start(&analytics.lake, &wal, inventory, interval)?)
             };
-            serve(analytics, listen, submitter)
+            serve(analytics, listen, submitter, limits)
         }
+        Command::Keys { keys, command } => manage_keys(&keys, command),
         Command::Generate { out, rows, seed, first_fiscal_year, fiscal_years, services, no_drops } => {
             if Lake::exists_at(&out)? {
                 bail!("'{out}' already holds a lake; choose another --out or remove it");
@@ -295,20 +369,46 @@ fn main() -> Result<()> {
     }
 }
 
+fn manage_keys(path: &std::path::Path, command: KeysCommand) -> Result<()> {
+    use cxlake::api::keys::KeyFile;
+    let mut file = KeyFile::load(path)?;
+    match command {
+        KeysCommand::Add { name, role, agency } => {
+            let role = cxlake::api::auth::Role::parse(&role, agency.as_deref()).map_err(anyhow::Error::msg)?;
+            let (entry, key) = file.add(&name, role);
+            file.save(path)?;
+            eprintln!("added key {} ({}) to {}; it is shown only now:", entry.id, entry.role.label(), path.display());
+            println!("{key}");
+        }
+        KeysCommand::List => {
+            for k in &file.keys {
+                let state = k.revoked_at.as_deref().map_or("live".to_string(), |at| format!("revoked {at}"));
+                println!("{}  {:<16} {:<28} created {}  {state}", k.id, k.role.label(), k.name, k.created_at);
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            let label = file.revoke(&id)?.role.label();
+            file.save(path)?;
+            println!("revoked key {id} ({label})");
+        }
+    }
+    Ok(())
+}
+
 fn open(lake: &str) -> Result<Analytics> {
     let lake = Lake::open_url(lake)?;
     Ok(Analytics::open(lake)?)
 }
 
 #[tokio::main]
-async fn serve(analytics: Analytics, listen: SocketAddr, submitter: Option<std::sync::Arc<cxlake::ingest::submit::Submitter>>) -> Result<()> {
+async fn serve(analytics: Analytics, listen: SocketAddr, submitter: Option<std::sync::Arc<cxlake::ingest::submit::Submitter>>, limits: cxlake::api::server::Limits) -> Result<()> {
     let shown = analytics.lake.to_string();
     let lake = analytics.lake.clone();
     let schema = match &submitter {
         Some(s) => cxlake::api::schema_with_submit(analytics, s.clone()),
         None => cxlake::api::schema(analytics),
     };
-    let app = cxlake::api::server::routes(schema, lake, submitter);
+    let app = cxlake::api::server::routes_with(schema, lake, submitter, limits);
     tracing::info!(lake = %shown, "serving GraphiQL on http://{listen}/");
     poem::Server::new(poem::listener::TcpListener::bind(listen))
         .run_with_graceful_shutdown(app, async { tokio::signal::ctrl_c().await.ok(); }, None)
@@ -323,7 +423,8 @@ async fn query(analytics: Analytics, file: PathBuf, variables: Option<String>) -
     } else {
         std::fs::read_to_string(&file).with_context(|| format!("cannot read query file '{}'", file.display()))?
     };
-    let mut request = async_graphql::Request::new(text);
+    // The command line reads the lake's files directly: its queries run as a local admin.
+    let mut request = async_graphql::Request::new(text).data(cxlake::api::auth::Principal::local_admin());
     if let Some(v) = variables {
         let json: serde_json::Value = serde_json::from_str(&v).context("--variables is not valid JSON")?;
         request = request.variables(async_graphql::Variables::from_json(json));

@@ -10,6 +10,7 @@ pub mod catalog;
 pub mod drivers;
 pub mod filter;
 pub mod grouping;
+pub mod responses;
 pub mod scores;
 pub mod suppression;
 pub mod trends;

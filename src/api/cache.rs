@@ -35,7 +35,7 @@ pub fn is_read_only(query: &str) -> bool {
 }
 
 /// The cache key: whitespace-normalized query, variables (JSON), operation, format, version.
-pub fn key(query: &str, variables: &serde_json::Value, operation: Option<&str>, format: Option<TableFormat>, version: u64) -> [u8; 32] {
+pub fn key(query: &str, variables: &serde_json::Value, operation: Option<&str>, format: Option<TableFormat>, role: &str, version: u64) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
     for word in query.split_whitespace() {
         h.update(word.as_bytes());
@@ -45,7 +45,7 @@ pub fn key(query: &str, variables: &serde_json::Value, operation: Option<&str>, 
     h.update(variables.to_string().as_bytes());
     h.update(b"\0");
     h.update(operation.unwrap_or("").as_bytes());
-    h.update(format!("\0{format:?}\0{version}").as_bytes());
+    h.update(format!("\0{format:?}\0{role}\0{version}").as_bytes());
     *h.finalize().as_bytes()
 }
 
@@ -89,11 +89,12 @@ mod tests {
     #[test]
     fn keys_normalize_whitespace_and_change_with_version() {
         let v = serde_json::json!({"a": 1});
-        let k = key("{ scores { n } }", &v, None, None, 3);
-        assert_eq!(k, key("{\n  scores {\n n }\n}", &v, None, None, 3));
-        assert_ne!(k, key("{ scores { n } }", &v, None, None, 4));
-        assert_ne!(k, key("{ scores { n } }", &v, None, Some(TableFormat::Csv), 3));
-        assert_ne!(k, key("{ scores { n } }", &serde_json::json!({"a": 2}), None, None, 3));
+        let k = key("{ scores { n } }", &v, None, None, "admin", 3);
+        assert_eq!(k, key("{\n  scores {\n n }\n}", &v, None, None, "admin", 3));
+        assert_ne!(k, key("{ scores { n } }", &v, None, None, "admin", 4));
+        assert_ne!(k, key("{ scores { n } }", &v, None, Some(TableFormat::Csv), "admin", 3));
+        assert_ne!(k, key("{ scores { n } }", &serde_json::json!({"a": 2}), None, None, "admin", 3));
+        assert_ne!(k, key("{ scores { n } }", &v, None, None, "public", 3));
         assert!(is_read_only("{ scores { n } }") && is_read_only("query Q { a }"));
         assert!(!is_read_only("mutation { submitResponses(responses: []) { accepted } }") && !is_read_only("{ broken"));
     }

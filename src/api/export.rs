@@ -66,7 +66,7 @@ impl Drop for ChannelWriter {
 }
 
 #[handler]
-pub async fn export_rows(params: Query<ExportParams>, state: Data<&Arc<State>>) -> poem::Response {
+pub async fn export_rows(params: Query<ExportParams>, state: Data<&Arc<State>>, principal: Data<&crate::api::auth::Principal>) -> poem::Response {
     let format = match params.format.as_deref() {
         None => TableFormat::Parquet,
         Some(f) => match TableFormat::from_param(f) {
@@ -75,8 +75,10 @@ pub async fn export_rows(params: Query<ExportParams>, state: Data<&Arc<State>>) 
         },
     };
     let mut filter = PartitionFilter::default();
-    if let Some(a) = &params.agency {
-        filter.agencies = Some(a.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
+    let asked: Option<Vec<String>> = params.agency.as_ref().map(|a| a.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
+    match principal.role.raw_agencies(asked.as_deref()) {
+        Ok(agencies) => filter.agencies = agencies.map(|a| a.into_iter().collect()),
+        Err(reason) => return super::server::deny(&principal, reason),
     }
     let range = (params.from.as_deref().map(|l| quarter("from", l)), params.to.as_deref().map(|l| quarter("to", l)));
     match range {

@@ -1,12 +1,16 @@
 //! The API: the GraphQL schema (async-graphql) and the HTTP routes (poem). Holds no analytics
 //! logic: handlers decode, call `crate::analytics`, encode.
 
+pub mod auth;
 pub mod cache;
 pub mod download;
 pub mod export;
+pub mod keys;
+pub mod limits;
 pub mod metrics;
 pub mod mutation;
 pub mod query;
+pub mod raw;
 pub mod server;
 pub mod types;
 
@@ -17,9 +21,14 @@ use std::sync::Arc;
 
 pub type CxSchema = Schema<query::QueryRoot, mutation::MutationRoot, EmptySubscription>;
 
-/// The schema without data, for printing the SDL.
+/// The schema without data, for printing the SDL, with the limits of `limits.rs`.
 fn builder() -> async_graphql::SchemaBuilder<query::QueryRoot, mutation::MutationRoot, EmptySubscription> {
     Schema::build(query::QueryRoot, mutation::MutationRoot, EmptySubscription)
+        .limit_depth(limits::MAX_DEPTH)
+        .limit_complexity(limits::MAX_COMPLEXITY)
+        .limit_recursive_depth(limits::MAX_RECURSION)
+        .limit_directives(limits::MAX_DIRECTIVES)
+        .extension(limits::AliasLimit)
 }
 
 /// A read-only schema serving `analytics` (submissions are refused).

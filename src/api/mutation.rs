@@ -147,8 +147,16 @@ pub fn submit_error(e: SubmitError) -> async_graphql::Error {
 impl MutationRoot {
     /// Submits survey responses in real time. All or nothing: any invalid response refuses
     /// the batch with errors naming the response index and field. Returns once the responses
-    /// are durable on disk.
+    /// are durable on disk. Collectors submit for their own agency only.
+    #[graphql(visible = "crate::api::auth::sees_submit")]
     async fn submit_responses(&self, ctx: &Context<'_>, responses: Vec<ResponseInput>) -> Result<SubmitResult> {
+        let role = &crate::api::auth::principal(ctx).role;
+        if !role.submits() {
+            return Err(crate::api::auth::forbidden(ctx, format!("role '{}' may not submit responses", role.label())));
+        }
+        if let Some((i, r)) = responses.iter().enumerate().find(|(_, r)| !role.may_submit(&r.agency)) {
+            return Err(crate::api::auth::forbidden(ctx, format!("responses[{i}]: role '{}' may not submit for agency '{}'", role.label(), r.agency)));
+        }
         let submitter = ctx.data::<Arc<Submitter>>().map_err(|_| {
             async_graphql::Error::new("this server is read-only: it does not accept submissions")
                 .extend_with(|_, ext| ext.set("code", "READ_ONLY"))

@@ -213,6 +213,39 @@ impl QueryRoot {
         Ok(result.alerts.into_iter().map(Into::into).collect())
     }
 
+    /// Raw responses with free text, a page at a time in `submittedAt` order: for an agency's
+    /// key its own agency only (the default when the filter names none), for admins any. At
+    /// most 1000 per page (`first`, default 100); `truncated`, `totalCount` and
+    /// `pageInfo.endCursor` (pass it as `after`) say what the page leaves out.
+    #[graphql(visible = "crate::api::auth::sees_raw")]
+    async fn responses(
+        &self,
+        ctx: &Context<'_>,
+        filter: Option<ResponseFilter>,
+        #[graphql(desc = "Rows per page, 1 to 1000 (default 100).")] first: Option<i32>,
+        #[graphql(desc = "The endCursor of the previous page.")] after: Option<String>,
+    ) -> Result<crate::api::raw::ResponsePage> {
+        use crate::analytics::responses::{Cursor, ResponsesQuery};
+        let role = &crate::api::auth::principal(ctx).role;
+        let mut filter: crate::analytics::filter::Filter = filter.unwrap_or_default().into();
+        let asked = filter.values.get(&crate::domain::Dimension::Agency).cloned();
+        match role.raw_agencies(asked.as_deref()) {
+            Ok(Some(agencies)) => {
+                filter.values.insert(crate::domain::Dimension::Agency, agencies);
+            }
+            Ok(None) => {}
+            Err(reason) => return Err(crate::api::auth::forbidden(ctx, reason)),
+        }
+        let analytics = ctx.data::<Analytics>()?;
+        let first = first.unwrap_or(100);
+        let q = ResponsesQuery {
+            filter,
+            first: usize::try_from(first).unwrap_or(0),
+            after: after.as_deref().map(Cursor::decode).transpose().map_err(gql_error)?,
+        };
+        Ok(analytics.responses(&q).await.map_err(gql_error)?.into())
+    }
+
     /// The services of the lake (its services dimension), optionally of some agencies.
     async fn services(&self, ctx: &Context<'_>, agency: Option<Vec<String>>) -> Result<Vec<ServiceOut>> {
         let analytics = ctx.data::<Analytics>()?;

@@ -2,7 +2,14 @@
 //! or a table in Arrow, CSV or Parquet by `Accept` or `format=`), `POST /v1/responses`
 //! (real-time submit), `/health`, `/metrics` (Prometheus), `/schema.graphql`. Every response
 //! carries an `x-request-id` (the caller's, or a new UUID) that the request's log lines share.
+//!
+//! Access (`auth.rs`): every request gets a principal from its `Authorization: Bearer` key
+//! (401 for a bad key, or for none when anonymous access is off), is rate-limited per key (per
+//! client address for anonymous callers; 429 with `retry-after`), and a GraphQL request is
+//! bounded in body size and time (`Limits`).
 
+use super::auth::Principal;
+use super::keys::KeyStore;
 use super::CxSchema;
 use async_graphql::http::GraphiQLSource;
 use super::cache::{self, is_read_only, Cached, QueryCache};
@@ -10,7 +17,7 @@ use super::download::{encode, table, TableFormat};
 use super::metrics::{operation_of, Metrics, OperationLabels, RouteLabels};
 use crate::store::commit::lake_version;
 use crate::store::Lake;
-use async_graphql_poem::{GraphQLRequest, GraphQLResponse};
+use async_graphql_poem::GraphQLResponse;
 use crate::ingest::submit::{SubmitError, Submitter};
 use poem::http::StatusCode;
 use poem::web::{Data, Html};
@@ -21,6 +28,54 @@ use std::sync::Arc;
 /// Largest accepted submit body, in bytes.
 pub const MAX_SUBMIT_BYTES: usize = 16 << 20;
 
+/// Who may call, and how much.
+#[derive(Clone)]
+pub struct Limits {
+    /// The keys file (none: every caller is a local admin; the CLI allows that on loopback only).
+    pub keys: Option<Arc<KeyStore>>,
+    /// Whether a request without a key is served as public.
+    pub anonymous: bool,
+    /// Requests per second per key (or per client address without a key); 0: unlimited.
+    pub rate_per_second: u32,
+    /// Largest GraphQL request body, in bytes.
+    pub max_body: usize,
+    /// Time a GraphQL request may take.
+    pub timeout: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { keys: None, anonymous: true, rate_per_second: 0, max_body: 1 << 20, timeout: std::time::Duration::from_secs(30) }
+    }
+}
+
+type Limiter = governor::DefaultKeyedRateLimiter<String>;
+
+/// The principal of a request from its `Authorization` header, or the reply refusing it.
+fn authenticate(req: &poem::Request, limits: &Limits) -> Result<Principal, poem::Response> {
+    let Some(keys) = &limits.keys else { return Ok(Principal::local_admin()) };
+    let refuse = |reason: String| {
+        tracing::warn!(target: "cxlake::access", %reason, "unauthenticated");
+        let mut r = reply(StatusCode::UNAUTHORIZED, json!({"error": reason}));
+        r.headers_mut().insert("www-authenticate", poem::http::HeaderValue::from_static("Bearer"));
+        r
+    };
+    match req.header("authorization") {
+        None if limits.anonymous => Ok(Principal::anonymous()),
+        None => Err(refuse("this server requires an API key: send 'Authorization: Bearer <key>'".into())),
+        Some(h) => {
+            let token = h.strip_prefix("Bearer ").ok_or_else(|| refuse("the Authorization header must read 'Bearer <key>'".into()))?;
+            keys.verify(token.trim()).map(|(role, id)| Principal { role, key_id: Some(id) }).map_err(|e| refuse(e.to_string()))
+        }
+    }
+}
+
+/// Refuses a REST request its principal may not make (403, logged).
+pub(super) fn deny(principal: &Principal, reason: String) -> poem::Response {
+    tracing::warn!(target: "cxlake::access", role = %principal.role.label(), key = principal.key_id.as_deref().unwrap_or("-"), %reason, "denied");
+    reply(StatusCode::FORBIDDEN, json!({"error": reason}))
+}
+
 fn reply(status: StatusCode, body: Value) -> poem::Response {
     poem::Response::builder().status(status).content_type("application/json").body(body.to_string())
 }
@@ -29,7 +84,7 @@ fn reply(status: StatusCode, body: Value) -> poem::Response {
 /// 200 with the ids once durable; 400 for a body that is not JSON; 422 naming each invalid
 /// response and field (nothing is stored); 503 when the log cannot be written.
 #[handler]
-async fn submit(body: Body, state: Data<&Arc<State>>) -> poem::Response {
+async fn submit(body: Body, state: Data<&Arc<State>>, principal: Data<&Principal>) -> poem::Response {
     let Some(submitter) = &state.submitter else {
         return reply(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "this server is read-only: it does not accept submissions"}));
     };
@@ -43,6 +98,15 @@ async fn submit(body: Body, state: Data<&Arc<State>>) -> poem::Response {
         Ok(_) => return reply(StatusCode::BAD_REQUEST, json!({"error": "body must be a JSON object or an array of objects"})),
         Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": format!("body is not JSON: {e}")})),
     };
+    if !principal.role.submits() {
+        return deny(&principal, format!("role '{}' may not submit responses", principal.role.label()));
+    }
+    for (i, item) in items.iter().enumerate() {
+        let agency = item.get("agency").and_then(Value::as_str).unwrap_or("");
+        if !principal.role.may_submit(agency) {
+            return deny(&principal, format!("response {i}: role '{}' may not submit for agency '{agency}'", principal.role.label()));
+        }
+    }
     let n = items.len() as u64;
     match submitter.submit(items).await {
         Ok(ids) => {
@@ -76,7 +140,11 @@ struct FormatParam {
 /// one flat table. A query with errors, or whose result is not one list, gets 400 with JSON.
 /// Successful read-only queries are answered from the cache while the lake version is the same.
 #[handler]
-async fn graphql(req: &poem::Request, state: Data<&Arc<State>>, gql: GraphQLRequest) -> poem::Response {
+async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, principal: Data<&Principal>) -> poem::Response {
+    let gql = match read_request(req, body, state.limits.max_body).await {
+        Ok(r) => r,
+        Err(refused) => return refused,
+    };
     let param = req.params::<FormatParam>().ok().and_then(|p| p.format);
     let format = match &param {
         Some(p) => match TableFormat::from_param(p) {
@@ -85,7 +153,7 @@ async fn graphql(req: &poem::Request, state: Data<&Arc<State>>, gql: GraphQLRequ
         },
         None => req.header("accept").and_then(TableFormat::from_accept),
     };
-    let request = gql.0;
+    let request = gql.data(principal.0.clone());
     let started = std::time::Instant::now();
     let labels = OperationLabels {
         operation: operation_of(&request.query),
@@ -97,7 +165,7 @@ async fn graphql(req: &poem::Request, state: Data<&Arc<State>>, gql: GraphQLRequ
         let version = tokio::task::spawn_blocking(move || lake_version(&lake)).await.ok().and_then(Result::ok);
         version.map(|version| {
             let vars = serde_json::to_value(&request.variables).unwrap_or_default();
-            cache::key(&request.query, &vars, request.operation_name.as_deref(), format, version)
+            cache::key(&request.query, &vars, request.operation_name.as_deref(), format, &principal.role.label(), version)
         })
     } else {
         None
@@ -110,7 +178,19 @@ async fn graphql(req: &poem::Request, state: Data<&Arc<State>>, gql: GraphQLRequ
     if key.is_some() {
         state.metrics.cache_misses.inc();
     }
-    let response = state.schema.execute(request).await;
+    let response = match tokio::time::timeout(state.limits.timeout, state.schema.execute(request)).await {
+        Ok(r) => r,
+        Err(_) => {
+            let e = async_graphql::ServerError::new(format!("the query took longer than the limit of {:?} and was stopped", state.limits.timeout), None);
+            let mut e = e;
+            e.extensions = Some({
+                let mut x = async_graphql::ErrorExtensionValues::default();
+                x.set("code", "TIMEOUT");
+                x
+            });
+            return reply(StatusCode::OK, json!({"data": null, "errors": [e]}));
+        }
+    };
     let encoded = match format {
         None if response.is_err() => return GraphQLResponse(response).into_response(),
         None => Cached { content_type: "application/json", disposition: None, body: serde_json::to_vec(&response).unwrap_or_default().into() },
@@ -136,6 +216,23 @@ async fn graphql(req: &poem::Request, state: Data<&Arc<State>>, gql: GraphQLRequ
     cached_response(encoded, "miss")
 }
 
+/// The GraphQL request of a GET (query string) or POST (JSON body of at most `max` bytes).
+async fn read_request(req: &poem::Request, body: Body, max: usize) -> Result<async_graphql::Request, poem::Response> {
+    if req.method() == poem::http::Method::GET {
+        return async_graphql::http::parse_query_string(req.uri().query().unwrap_or(""))
+            .map_err(|e| reply(StatusCode::BAD_REQUEST, json!({"error": format!("query string: {e}")})));
+    }
+    let bytes = body
+        .into_bytes_limit(max)
+        .await
+        .map_err(|e| reply(StatusCode::PAYLOAD_TOO_LARGE, json!({"error": format!("request body: {e} (at most {max} bytes)")})))?;
+    match serde_json::from_slice::<Value>(&bytes) {
+        Ok(Value::Array(_)) => Err(reply(StatusCode::BAD_REQUEST, json!({"error": "batched requests are not supported: send one request per call"}))),
+        Ok(v) => serde_json::from_value(v).map_err(|e| reply(StatusCode::BAD_REQUEST, json!({"error": format!("not a GraphQL request: {e}")}))),
+        Err(e) => Err(reply(StatusCode::BAD_REQUEST, json!({"error": format!("request body is not JSON: {e}")}))),
+    }
+}
+
 fn cached_response(c: Cached, cache: &'static str) -> poem::Response {
     let mut b = poem::Response::builder().content_type(c.content_type).header("x-cache", cache);
     if let Some(d) = c.disposition {
@@ -151,6 +248,8 @@ pub struct State {
     pub cache: QueryCache,
     pub metrics: Metrics,
     pub submitter: Option<Arc<Submitter>>,
+    pub limits: Limits,
+    limiter: Option<Limiter>,
 }
 
 #[handler]
@@ -198,17 +297,27 @@ pub const CACHE_ENTRIES: usize = 1024;
 pub const CACHE_BYTES: usize = 256 << 20;
 
 /// The application's routes over `schema` and `lake`; submissions go to `submitter` (none:
-/// read-only).
+/// read-only). No keys: every caller is a local admin.
 pub fn routes(schema: CxSchema, lake: Lake, submitter: Option<Arc<Submitter>>) -> impl IntoEndpoint {
+    routes_with(schema, lake, submitter, Limits::default())
+}
+
+/// `routes` with access control and limits.
+pub fn routes_with(schema: CxSchema, lake: Lake, submitter: Option<Arc<Submitter>>, limits: Limits) -> impl IntoEndpoint {
     let sdl = Arc::new(schema.sdl());
+    let limiter = std::num::NonZeroU32::new(limits.rate_per_second)
+        .map(|rate| governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(rate.saturating_mul(std::num::NonZeroU32::new(2).expect("2 > 0")))));
     let state = Arc::new(State {
         schema,
         lake,
         cache: QueryCache::new(CACHE_ENTRIES, CACHE_BYTES),
         metrics: Metrics::default(),
         submitter,
+        limits,
+        limiter,
     });
     let counted = state.clone();
+    let guarded = state.clone();
     Route::new()
         .at("/", get(graphiql))
         .at("/graphql", get(graphql).post(graphql))
@@ -223,6 +332,33 @@ pub fn routes(schema: CxSchema, lake: Lake, submitter: Option<Arc<Submitter>>) -
             })),
         )
         .data(state)
+        .around(move |ep, mut req| {
+            let state = guarded.clone();
+            async move {
+                let open = matches!(req.uri().path(), "/" | "/health" | "/metrics" | "/schema.graphql");
+                let principal = match authenticate(&req, &state.limits) {
+                    Ok(p) => p,
+                    Err(refused) if !open => return Ok(refused),
+                    Err(_) => Principal::anonymous(),
+                };
+                if let (Some(limiter), false) = (&state.limiter, open) {
+                    let who = match (&principal.key_id, req.remote_addr().as_socket_addr()) {
+                        (Some(id), _) => format!("key:{id}"),
+                        (None, Some(addr)) => format!("addr:{}", addr.ip()),
+                        (None, None) => "anonymous".to_string(),
+                    };
+                    if let Err(not_until) = limiter.check_key(&who) {
+                        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+                        tracing::warn!(target: "cxlake::access", %who, "rate limited");
+                        let mut r = reply(StatusCode::TOO_MANY_REQUESTS, json!({"error": format!("rate limit of {} requests per second exceeded; retry in {} ms", state.limits.rate_per_second, wait.as_millis())}));
+                        r.headers_mut().insert("retry-after", poem::http::HeaderValue::from(wait.as_secs().max(1)));
+                        return Ok(r);
+                    }
+                }
+                req.extensions_mut().insert(principal);
+                ep.call(req).await.map(IntoResponse::into_response)
+            }
+        })
         .around(move |ep, req| {
             let state = counted.clone();
             async move {
@@ -233,6 +369,7 @@ pub fn routes(schema: CxSchema, lake: Lake, submitter: Option<Arc<Submitter>>) -
                 Ok(resp)
             }
         })
+        .with(poem::middleware::CatchPanic::new())
         .with(poem::middleware::Tracing)
         .with(poem::middleware::RequestId::default().reuse_id(poem::middleware::ReuseId::Use))
 }
