@@ -15,6 +15,8 @@ use std::sync::Mutex;
 pub struct Cached {
     pub content_type: &'static str,
     pub disposition: Option<String>,
+    /// Extra headers (a page's total count and truncation flag on table downloads).
+    pub headers: Vec<(String, String)>,
     pub body: Bytes,
 }
 
@@ -102,7 +104,7 @@ mod tests {
     #[test]
     fn bounded_by_bytes_least_recently_used_out() {
         let c = QueryCache::new(100, 40);
-        let put = |i: u8, n: usize| c.put([i; 32], Cached { content_type: "x", disposition: None, body: Bytes::from(vec![0; n]) });
+        let put = |i: u8, n: usize| c.put([i; 32], Cached { content_type: "x", disposition: None, headers: Vec::new(), body: Bytes::from(vec![0; n]) });
         put(1, 10);
         put(2, 10);
         assert!(c.get(&[1; 32]).is_some());

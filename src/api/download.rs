@@ -114,13 +114,34 @@ fn flatten(obj: &async_graphql::indexmap::IndexMap<async_graphql::Name, GqlValue
     Ok(rows)
 }
 
-/// The table of a GraphQL `data` object whose single field is a list.
+/// Prefix of the schema metadata keys (and, in the server, of `x-cxlake-` headers) that carry
+/// a page's fields beside its rows: `cxlake.totalCount`, `cxlake.truncated`,
+/// `cxlake.pageInfo_endCursor`.
+pub const PAGE_METADATA: &str = "cxlake.";
+
+/// The table of a GraphQL `data` object whose single field is a list, or a page: an object
+/// holding one list (its rows) beside scalar fields (total count, truncation flag, cursor),
+/// which go into the table's schema metadata, so no download hides that it was cut.
 pub fn table(data: &GqlValue) -> Result<RecordBatch, String> {
     let GqlValue::Object(fields) = data else { return Err("the response has no data".into()) };
-    let (name, list) = match fields.iter().collect::<Vec<_>>()[..] {
+    let (mut name, mut list) = match fields.iter().collect::<Vec<_>>()[..] {
         [(name, list)] => (name, list),
         _ => return Err(format!("a table download needs exactly one top-level field; the query selects {}", fields.len())),
     };
+    let mut metadata = std::collections::HashMap::new();
+    if let GqlValue::Object(page) = list {
+        let lists: Vec<_> = page.iter().filter(|(_, v)| matches!(v, GqlValue::List(_))).collect();
+        let [(rows_name, rows)] = lists[..] else {
+            return Err(format!("'{name}' is an object; a table download needs it to hold exactly one list"));
+        };
+        let others: async_graphql::indexmap::IndexMap<_, _> = page.iter().filter(|(k, _)| *k != rows_name).map(|(k, v)| (k.clone(), v.clone())).collect();
+        for row in flatten(&others, "")? {
+            for (k, v) in row {
+                metadata.insert(format!("{PAGE_METADATA}{k}"), v.as_str().map_or_else(|| v.to_string(), str::to_string));
+            }
+        }
+        (name, list) = (rows_name, rows);
+    }
     let GqlValue::List(items) = list else { return Err(format!("'{name}' is not a list")) };
     let mut rows = Vec::new();
     for item in items {
@@ -162,7 +183,7 @@ pub fn table(data: &GqlValue) -> Result<RecordBatch, String> {
         schema_fields.push(Field::new(c, ty, true));
         arrays.push(array);
     }
-    let schema = Arc::new(Schema::new(schema_fields));
+    let schema = Arc::new(Schema::new(schema_fields).with_metadata(metadata));
     RecordBatch::try_new_with_options(schema, arrays, &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.len())))
         .map_err(|e| e.to_string())
 }

@@ -193,17 +193,23 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
     };
     let encoded = match format {
         None if response.is_err() => return GraphQLResponse(response).into_response(),
-        None => Cached { content_type: "application/json", disposition: None, body: serde_json::to_vec(&response).unwrap_or_default().into() },
+        None => Cached { content_type: "application/json", disposition: None, headers: Vec::new(), body: serde_json::to_vec(&response).unwrap_or_default().into() },
         Some(_) if response.is_err() => return reply(StatusCode::BAD_REQUEST, serde_json::to_value(&response).unwrap_or_default()),
         Some(format) => {
             let name = match &response.data {
                 async_graphql::Value::Object(o) => o.keys().next().map_or("result".to_string(), |k| k.to_string()),
                 _ => "result".to_string(),
             };
-            match table(&response.data).and_then(|t| encode(&t, format)) {
-                Ok(bytes) => {
+            match table(&response.data).and_then(|t| Ok((encode(&t, format)?, t.schema()))) {
+                Ok((bytes, schema)) => {
                     let ext = format.extension();
-                    Cached { content_type: format.content_type(), disposition: Some(format!("attachment; filename=\"{name}.{ext}\"")), body: bytes.into() }
+                    let mut headers: Vec<(String, String)> = schema
+                        .metadata()
+                        .iter()
+                        .filter_map(|(k, v)| k.strip_prefix(super::download::PAGE_METADATA).map(|k| (format!("x-cxlake-{}", k.to_ascii_lowercase().replace('_', "-")), v.clone())))
+                        .collect();
+                    headers.sort();
+                    Cached { content_type: format.content_type(), disposition: Some(format!("attachment; filename=\"{name}.{ext}\"")), headers, body: bytes.into() }
                 }
                 Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": e})),
             }
@@ -237,6 +243,9 @@ fn cached_response(c: Cached, cache: &'static str) -> poem::Response {
     let mut b = poem::Response::builder().content_type(c.content_type).header("x-cache", cache);
     if let Some(d) = c.disposition {
         b = b.header("content-disposition", d);
+    }
+    for (k, v) in c.headers {
+        b = b.header(k, v);
     }
     b.body(c.body)
 }
