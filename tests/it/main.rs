@@ -1,5 +1,6 @@
 //! Integration tests: one test crate (one link of the large binary), one module per capability.
 
+mod access;
 mod common;
 mod drivers;
 mod generator;
