@@ -3,6 +3,7 @@
 mod access;
 mod common;
 mod drivers;
+mod fuzz;
 mod generator;
 mod http;
 mod ingest;
