@@ -53,3 +53,39 @@ fn a_foreign_parquet_file_is_named_with_what_is_wrong() {
     let rel = target.strip_prefix(&lake).unwrap().display().to_string();
     assert!(err.contains(&rel) && err.contains("column 'response_id' is missing"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_truncated_file_fails_only_the_queries_that_touch_it_and_the_server_stays_up() {
+    use poem::IntoEndpoint;
+    let lake = fresh_lake(5_000, 23, 1);
+    let files = data_files(&lake);
+    let target = files.iter().find(|f| f.to_string_lossy().contains("agency=VA/")).expect("a VA file").clone();
+    let bytes = std::fs::read(&target).unwrap();
+    std::fs::write(&target, &bytes[..bytes.len() / 2]).unwrap();
+    let other = files.iter().find_map(|f| {
+        let s = f.to_string_lossy();
+        let a = s.split("agency=").nth(1)?.split('/').next()?.to_string();
+        (a != "VA").then_some(a)
+    });
+    let other = other.expect("another agency");
+    let schema = cxlake::api::schema(analytics(&lake));
+    let cli = poem::test::TestClient::new(cxlake::api::server::routes(schema, cxlake::store::Lake::open(&lake).unwrap(), None).into_endpoint());
+    let ask = |agency: &str| serde_json::json!({"query": format!(r#"{{ scores(filter: {{agency: ["{agency}"]}}, measures: [TRUST]) {{ n }} }}"#)});
+    let rel = target.strip_prefix(&lake).unwrap().display().to_string();
+    for _ in 0..2 {
+        let resp = cli.post("/graphql").body_json(&ask("VA")).send().await;
+        resp.assert_status_is_ok();
+        let v: serde_json::Value = serde_json::from_str(&resp.0.into_body().into_string().await.unwrap()).unwrap();
+        assert_eq!(v["errors"][0]["extensions"]["code"], "CORRUPT_DATA_FILE", "{v}");
+        assert!(v["errors"][0]["message"].as_str().unwrap().contains(&rel), "{v}");
+        let resp = cli.post("/graphql").body_json(&ask(&other)).send().await;
+        let v: serde_json::Value = serde_json::from_str(&resp.0.into_body().into_string().await.unwrap()).unwrap();
+        assert!(v["errors"].is_null() && v["data"]["scores"][0]["n"].as_u64().unwrap() > 0, "{v}");
+        cli.get("/health").send().await.assert_status_is_ok();
+    }
+    // A raw export that reaches the file fails with the file named in the log, not a crash;
+    // one of another agency streams whole.
+    let resp = cli.get(format!("/v1/export?agency={other}&format=csv")).send().await;
+    resp.assert_status_is_ok();
+    assert!(resp.0.into_body().into_string().await.unwrap().lines().count() > 1);
+}
