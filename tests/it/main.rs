@@ -7,6 +7,7 @@ mod fuzz;
 mod generator;
 mod http;
 mod ingest;
+mod limits;
 mod pruning;
 mod schema_drift;
 mod scores;

@@ -1,0 +1,176 @@
+//! Limits and keys end to end: query depth, complexity and aliases, request body size, the
+//! time limit, per-key rate limits, anonymous access off, key revocation through the keys
+//! file, the `cxlake keys` command, and raw pages that say when they were cut (JSON, CSV
+//! headers, Parquet metadata) and page through every row exactly once.
+
+use crate::common::{analytics, fresh_lake};
+use cxlake::api::auth::Role;
+use cxlake::api::keys::{KeyFile, KeyStore};
+use cxlake::api::server::{routes_with, Limits};
+use poem::test::TestClient;
+use poem::IntoEndpoint;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+async fn body(resp: poem::test::TestResponse) -> (u16, Value) {
+    let status = resp.0.status().as_u16();
+    let text = resp.0.into_body().into_string().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn client(lake: &std::path::Path, limits: Limits) -> TestClient<impl poem::Endpoint> {
+    let schema = cxlake::api::schema(analytics(lake));
+    TestClient::new(routes_with(schema, cxlake::store::Lake::open(lake).unwrap(), None, limits).into_endpoint())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn documents_beyond_the_limits_get_clear_errors() {
+    let lake = crate::common::shared_lake();
+    let cli = client(lake, Limits { max_body: 4096, ..Limits::default() });
+    let aliases: String = (0..20).map(|i| format!("a{i}: services {{ id }} ")).collect();
+    let deep = format!("{{ __schema {{ types {}{} }} }}", "{ fields { type { ofType ".repeat(4), "} } } ".repeat(4));
+    let wide: String = (0..1100).map(|_| "id ").collect();
+    for (query, expect) in [
+        (format!("{{ {aliases} }}"), "aliased fields"),
+        (deep, "nested too deep"),
+        (format!("{{ services {{ {wide} }} }}"), "too complex"),
+    ] {
+        let (status, v) = body(cli.post("/graphql").body_json(&json!({ "query": query })).send().await).await;
+        assert!(status < 500, "{v}");
+        let message = v["errors"][0]["message"].as_str().unwrap_or_else(|| panic!("no error for {expect}: {v}")).to_lowercase();
+        assert!(message.contains(expect), "{expect}: {message}");
+    }
+    let big = json!({ "query": format!("{{ services {{ id }} }} # {}", "x".repeat(5000)) });
+    let (status, v) = body(cli.post("/graphql").body_json(&big).send().await).await;
+    assert_eq!(status, 413, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("4096"), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_query_over_the_time_limit_is_stopped_with_a_timeout_error() {
+    let lake = crate::common::shared_lake();
+    let cli = client(lake, Limits { timeout: std::time::Duration::from_millis(1), ..Limits::default() });
+    let q = json!({"query": "{ driverImportance(groupBy: [SERVICE], bootstrap: 200) { n drivers { shapleyLow } } }"});
+    let (status, v) = body(cli.post("/graphql").body_json(&q).send().await).await;
+    assert_eq!(status, 200);
+    assert_eq!(v["errors"][0]["extensions"]["code"], "TIMEOUT", "{v}");
+    // The server goes on answering.
+    let (status, _) = body(cli.get("/health").send().await).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn keys_rate_limits_anonymous_access_and_revocation() {
+    let lake = crate::common::shared_lake();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.json");
+    let mut file = KeyFile::default();
+    let (entry, key) = file.add("dashboard", Role::Analyst);
+    file.save(&path).unwrap();
+    let store = Arc::new(KeyStore::open(&path).unwrap());
+    let cli = client(lake, Limits { keys: Some(store.clone()), anonymous: false, rate_per_second: 2, ..Limits::default() });
+    let q = json!({"query": "{ services { id } }"});
+    let (status, v) = body(cli.post("/graphql").body_json(&q).send().await).await;
+    assert_eq!(status, 401, "anonymous access is off: {v}");
+    let (status, v) = body(cli.post("/graphql").header("authorization", "Bearer cxk_nope_0000").body_json(&q).send().await).await;
+    assert_eq!(status, 401, "{v}");
+    // Two per second, bursts of four: a quick run of ten is cut off with 429 and retry-after.
+    let mut codes = Vec::new();
+    for _ in 0..10 {
+        let resp = cli.post("/graphql").header("authorization", format!("Bearer {key}")).body_json(&q).send().await;
+        if resp.0.status().as_u16() == 429 {
+            assert!(resp.0.headers().get("retry-after").is_some());
+        }
+        codes.push(resp.0.status().as_u16());
+    }
+    assert!(codes[0] == 200 && codes.contains(&429), "{codes:?}");
+    // Revoked in the file: refused once the server rereads it (within a second).
+    let mut file = KeyFile::load(&path).unwrap();
+    file.revoke(&entry.id).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    file.save(&path).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let (status, v) = body(cli.post("/graphql").header("authorization", format!("Bearer {key}")).body_json(&q).send().await).await;
+    assert_eq!(status, 401, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("revoked"), "{v}");
+}
+
+#[test]
+fn the_keys_command_adds_lists_and_revokes() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_cxlake")).arg("keys").arg("--keys").arg(&keys).args(args).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, key, _) = run(&["add", "--name", "va team", "--role", "agency", "--agency", "VA"]);
+    assert!(ok && key.trim().starts_with("cxk_"), "{key}");
+    let (ok, _, err) = run(&["add", "--name", "x", "--role", "agency"]);
+    assert!(!ok && err.contains("needs an agency"), "{err}");
+    let (ok, _, err) = run(&["add", "--name", "x", "--role", "root"]);
+    assert!(!ok && err.contains("unknown role"), "{err}");
+    let id = key.trim().split('_').nth(1).unwrap().to_string();
+    let (_, list, _) = run(&["list"]);
+    assert!(list.contains(&id) && list.contains("agency:VA") && list.contains("live") && !list.contains(key.trim()), "{list}");
+    let (ok, _, _) = run(&["revoke", &id]);
+    assert!(ok);
+    let (_, list, _) = run(&["list"]);
+    assert!(list.contains("revoked"), "{list}");
+    assert_eq!(KeyFile::load(&keys).unwrap().verify(key.trim()).unwrap_err().to_string(), format!("the API key '{id}' was revoked"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn raw_pages_say_when_they_are_cut_and_page_through_every_row_once() {
+    let lake = fresh_lake(2_500, 81, 1);
+    let cli = client(&lake, Limits::default());
+    let agency = analytics(&lake).catalog.services.iter().map(|s| s.agency.clone()).collect::<std::collections::BTreeSet<_>>();
+    let page = |after: Option<String>| {
+        json!({"query": "query($a: [String!], $after: String) { responses(filter: {agency: $a}, first: 100, after: $after) { totalCount truncated pageInfo { hasNextPage endCursor } rows { responseId } } }",
+               "variables": {"a": agency, "after": after}})
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut after = None;
+    let mut total = None;
+    loop {
+        let (status, v) = body(cli.post("/graphql").body_json(&page(after.clone())).send().await).await;
+        assert_eq!(status, 200, "{v}");
+        let p = &v["data"]["responses"];
+        let t = p["totalCount"].as_u64().unwrap_or_else(|| panic!("{v}"));
+        assert_eq!(*total.get_or_insert(t), t);
+        for r in p["rows"].as_array().unwrap() {
+            assert!(seen.insert(r["responseId"].as_str().unwrap().to_string()), "a row came twice");
+        }
+        assert_eq!(p["truncated"], p["pageInfo"]["hasNextPage"]);
+        match p["pageInfo"]["endCursor"].as_str() {
+            Some(c) => after = Some(c.to_string()),
+            None => break,
+        }
+    }
+    let total = total.unwrap();
+    assert!(total > 100, "the agency has more than one page ({total})");
+    assert_eq!(seen.len() as u64, total);
+    // The same first page as a table: the cut is in the headers (every format) and in the
+    // Parquet file's metadata.
+    for (accept, format) in [("text/csv", "csv"), ("application/vnd.apache.parquet", "parquet")] {
+        let resp = cli.post("/graphql").header("accept", accept).body_json(&page(None)).send().await;
+        resp.assert_status_is_ok();
+        let h = |k: &str| resp.0.headers().get(k).and_then(|v| v.to_str().ok()).map(str::to_string);
+        assert_eq!(h("x-cxlake-truncated").as_deref(), Some("true"), "{format}");
+        assert_eq!(h("x-cxlake-totalcount"), Some(total.to_string()), "{format}");
+        assert!(h("x-cxlake-pageinfo-endcursor").is_some(), "{format}");
+        let bytes = resp.0.into_body().into_bytes().await.unwrap();
+        if format == "parquet" {
+            let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(bytes).unwrap();
+            let meta = reader.schema().metadata().clone();
+            assert_eq!(meta.get("cxlake.truncated").map(String::as_str), Some("true"), "{meta:?}");
+            assert_eq!(meta.get("cxlake.totalCount"), Some(&total.to_string()));
+            let rows: usize = reader.build().unwrap().map(|b| b.unwrap().num_rows()).sum();
+            assert_eq!(rows, 100);
+        } else {
+            assert_eq!(String::from_utf8_lossy(&bytes).lines().count(), 101);
+        }
+    }
+    // A page size beyond the maximum is refused, not cut silently.
+    let (_, v) = body(cli.post("/graphql").body_json(&json!({"query": "{ responses(first: 5000) { totalCount } }"})).send().await).await;
+    assert!(v["errors"][0]["message"].as_str().unwrap().contains("1 to 1000"), "{v}");
+}
