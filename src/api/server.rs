@@ -336,15 +336,21 @@ pub fn routes_with(schema: CxSchema, lake: Lake, submitter: Option<Arc<Submitter
         .at("/metrics", get(metrics))
         .at(
             "/schema.graphql",
-            get(poem::endpoint::make_sync(move |_| {
-                poem::Response::builder().content_type("text/plain; charset=utf-8").body((*sdl).clone())
+            // The whole schema names fields other roles cannot see: admins only (others use
+            // introspection, which shows each role its own part).
+            get(poem::endpoint::make_sync(move |req: poem::Request| match req.extensions().get::<Principal>() {
+                Some(p) if p.role == super::auth::Role::Admin => {
+                    poem::Response::builder().content_type("text/plain; charset=utf-8").body((*sdl).clone())
+                }
+                Some(p) => deny(p, format!("role '{}' sees the schema through introspection; the whole SDL is for admins", p.role.label())),
+                None => deny(&Principal::anonymous(), "no principal".into()),
             })),
         )
         .data(state)
         .around(move |ep, mut req| {
             let state = guarded.clone();
             async move {
-                let open = matches!(req.uri().path(), "/" | "/health" | "/metrics" | "/schema.graphql");
+                let open = matches!(req.uri().path(), "/" | "/health" | "/metrics");
                 let principal = match authenticate(&req, &state.limits) {
                     Ok(p) => p,
                     Err(refused) if !open => return Ok(refused),
