@@ -451,6 +451,8 @@ fn ingest(lake: &str, files: &[PathBuf], format: Option<cxlake::ingest::formats:
         mapping: coding.mapping()?,
         inventory: cxlake::analytics::Catalog::load(&lake)?.inventory(),
         now: chrono::Utc::now(),
+        agency: None,
+        source_name: None,
     };
     let lock = cxlake::store::commit::WriteLock::acquire(&lake)?;
     let (mut stored, mut failed) = (0u64, false);

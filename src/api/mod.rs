@@ -13,6 +13,7 @@ pub mod query;
 pub mod raw;
 pub mod server;
 pub mod types;
+pub mod upload;
 
 use crate::analytics::Analytics;
 use crate::ingest::submit::Submitter;

@@ -273,7 +273,7 @@ fn metrics(state: Data<&Arc<State>>) -> poem::Response {
 }
 
 /// Routes counted by name; anything else is `other` (bounded label values).
-const ROUTES: [&str; 7] = ["/", "/graphql", "/v1/responses", "/v1/export", "/health", "/metrics", "/schema.graphql"];
+const ROUTES: [&str; 8] = ["/", "/graphql", "/v1/responses", "/v1/export", "/v1/ingest", "/health", "/metrics", "/schema.graphql"];
 
 /// What `/health` reports: whether the lake can be read, and its version.
 #[derive(serde::Serialize)]
@@ -332,6 +332,7 @@ pub fn routes_with(schema: CxSchema, lake: Lake, submitter: Option<Arc<Submitter
         .at("/graphql", get(graphql).post(graphql))
         .at("/v1/responses", post(submit))
         .at("/v1/export", get(super::export::export_rows))
+        .at("/v1/ingest", post(super::upload::ingest_upload))
         .at("/health", get(health))
         .at("/metrics", get(metrics))
         .at(

@@ -66,9 +66,14 @@ pub fn ingest_file(
     opts: &OpenOptions,
     progress: &dyn Fn(u64),
 ) -> Result<Summary, IngestError> {
-    let shown = path.display().to_string();
+    let shown = opts.source_name.clone().unwrap_or_else(|| path.display().to_string());
     let mut summary = Summary { source: shown.clone(), format: format!("{format:?}"), ..Default::default() };
-    let digest = file_digest(path)?;
+    // A file ingested under an agency restriction (a collector's upload) is a different unit
+    // from the same bytes ingested without one: its rows of other agencies were quarantined.
+    let digest = match &opts.agency {
+        None => file_digest(path)?,
+        Some(a) => format!("{}-{a}", file_digest(path)?),
+    };
     if let Some(before) = lock.ingested(&digest)? {
         summary.already_ingested = true;
         summary.lake_version = before.version;
@@ -101,7 +106,13 @@ pub fn ingest_file(
             let mut valid = Vec::with_capacity(chunk.len());
             for mut row in chunk {
                 if let Ok(r) = &row.result {
-                    let found = opts.inventory.problems(r);
+                    let mut found = opts.inventory.problems(r);
+                    if let Some(only) = opts.agency.as_deref().filter(|a| *a != r.agency) {
+                        found.push(crate::domain::validate::Problem {
+                            column: "agency".into(),
+                            reason: format!("'{}' but this upload may only hold rows of agency {only}", r.agency),
+                        });
+                    }
                     if !found.is_empty() {
                         row.raw = Some(serde_json::Value::Object(super::formats::json::to_object(r)).to_string());
                         row.result = Err(found);

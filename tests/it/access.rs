@@ -18,11 +18,15 @@ struct Setup {
     /// The agency whose rows the attackers want, and one of its services and offices.
     victim: String,
     victim_service: String,
+    /// A CSV of one row of the attacker's own agency.
+    own_csv: String,
     /// The attacking agency (for agency and collector keys).
     own: String,
     keys: Vec<(&'static str, Option<String>)>,
     revoked: String,
     admin: String,
+    /// A CSV of rows for the victim, dated June 2025 (no other rows are).
+    evil_csv: String,
 }
 
 fn canary_csv(dir: &Path, rows: &[(String, String, String, String, String, String)]) -> std::path::PathBuf {
@@ -67,7 +71,23 @@ fn setup(lake: &Path) -> Setup {
     file.revoke(&revoked_entry.id).unwrap();
     let admin = file.add("admin", Role::Admin).1;
     file.save(&path).unwrap();
-    Setup { victim: victim.agency.clone(), victim_service: victim.id.clone(), own: own.agency.clone(), keys, revoked, admin }
+    let one_row = |s: &cxlake::analytics::catalog::ServiceInfo, id: &str| {
+        format!(
+            "agency,response_id,submitted_at,collection_id,bureau,service_id,service_type,channel,scale,trust\n{},{id},2025-06-15T00:00:00Z,x,{},{},{},{},likert5,1\n",
+            s.agency, s.bureau, s.id, s.service_type, s.channels[0]
+        )
+    };
+    let (evil_csv, own_csv) = (one_row(victim, "evil-csv-1"), one_row(own, "own-csv-1"));
+    Setup {
+        victim: victim.agency.clone(),
+        victim_service: victim.id.clone(),
+        own_csv,
+        own: own.agency.clone(),
+        keys,
+        revoked,
+        admin,
+        evil_csv,
+    }
 }
 
 /// One attempt: a request, and what it returned.
@@ -142,7 +162,7 @@ fn raw_attempts(s: &Setup) -> Vec<(&'static str, Req)> {
     let v = &s.victim;
     let raw = "{ responses { rows { responseId freeText1 freeText2 } } }".to_string();
     let victim_filter = format!(r#"{{ responses(filter: {{agency: ["{v}"]}}) {{ rows {{ responseId freeText1 }} }} }}"#);
-    let submit_victim = json!({"agency": v, "response_id": "evil-1", "submitted_at": "2025-01-01T00:00:00Z", "collection_id": "x", "bureau": "x",
+    let submit_victim = json!({"agency": v, "response_id": "evil-1", "submitted_at": "2025-06-15T00:00:00Z", "collection_id": "x", "bureau": "x",
         "service_id": s.victim_service, "service_type": "benefits", "channel": "digital", "scale": "likert5", "trust": 1});
     let mutation = format!(
         r#"mutation {{ submitResponses(responses: [{{agency: "{v}", bureau: "x", serviceId: "{}", serviceType: BENEFITS, channel: DIGITAL, collectionId: "c", scale: LIKERT_5, trust: 1}}]) {{ accepted }} }}"#,
@@ -183,6 +203,8 @@ fn raw_attempts(s: &Setup) -> Vec<(&'static str, Req)> {
         ("submit for the victim (REST)", Req::Raw("POST", "/v1/responses".into(), "application/json", submit_victim.to_string())),
         ("submit own and victim (REST)", Req::Raw("POST", "/v1/responses".into(), "application/json", json!([dict_own(&submit_victim, &s.own), submit_victim]).to_string())),
         ("submit for the victim (mutation)", Req::Gql(q(&mutation))),
+        ("upload a file of the victim's rows", Req::Raw("POST", "/v1/ingest?format=csv&name=evil.csv".into(), "text/csv", s.evil_csv.clone())),
+        ("upload as JSON lines", Req::Raw("POST", "/v1/ingest?format=jsonl".into(), "application/x-ndjson", format!("{submit_victim}\n"))),
     ]
 }
 
@@ -280,12 +302,26 @@ async fn no_role_reads_what_it_may_not() {
                 || (out.status < 300 && (out.body.contains("\"name\":\"submitResponses\"") || out.body.contains("submitResponses(")) && *role != "collector")
                 || (out.body.contains("\"responses\"") && what.starts_with("introspect") && *role != "agency")
                 || (out.status < 300 && what.starts_with("submit") && !out.body.contains("errors"))
+                || (out.status < 300 && what.starts_with("upload") && serde_json::from_str::<Value>(&out.body).ok().and_then(|v| v["rows_stored"].as_u64()) != Some(0))
                 || small_cell_shown(&serde_json::from_str(&out.body).unwrap_or(Value::Null), 10).is_some();
             if leaked {
                 failures.push(format!("{role}: {what}: {} {}: {}", out.status, out.content_type, &out.body[..out.body.len().min(300)]));
             }
         }
     }
+    // Nothing was written for the victim by anyone (every attempt dated its rows June 2025).
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let written = send(&cli, Some(&s.admin), &Req::Gql(q(&format!(r#"{{ responses(filter: {{agency: ["{}"], from: "2025-06-01", to: "2025-06-30"}}) {{ totalCount }} }}"#, s.victim)))).await;
+    assert!(written.body.contains("\"totalCount\":0"), "{}", short(&written.body));
+    // The admin's own upload of the same file is stored: the attempts failed for the role, not the file.
+    let admin_upload = send(&cli, Some(&s.admin), &Req::Raw("POST", "/v1/ingest?format=csv&name=ok.csv".into(), "text/csv", s.evil_csv.clone())).await;
+    assert!(admin_upload.body.contains("\"rows_stored\":1"), "{}", short(&admin_upload.body));
+    // A collector's upload of its own agency's rows is stored; the same rows named for the
+    // victim were quarantined above with the reason.
+    let collector = send(&cli, s.keys[3].1.as_deref(), &Req::Raw("POST", "/v1/ingest?format=csv&name=own.csv".into(), "text/csv", s.own_csv.clone())).await;
+    assert!(collector.body.contains("\"rows_stored\":1"), "{}", short(&collector.body));
+    let refused = send(&cli, s.keys[3].1.as_deref(), &Req::Raw("POST", "/v1/ingest?format=csv&name=evil2.csv".into(), "text/csv", s.evil_csv.replace("evil-csv-1", "evil-csv-2"))).await;
+    assert!(refused.body.contains("may only hold rows of agency"), "{}", short(&refused.body));
     assert!(failures.is_empty(), "{} of {tried} attempts succeeded:\n{}", failures.len(), failures.join("\n"));
     assert!(tried >= 4 * 30);
 }

@@ -75,6 +75,11 @@ pub struct OpenOptions {
     pub inventory: Inventory,
     /// Timestamps after this are rejected.
     pub now: DateTime<Utc>,
+    /// Only rows of this agency are stored (a collector's upload); others are quarantined.
+    pub agency: Option<String>,
+    /// The name the source goes by in summaries, quarantine and commit records (default:
+    /// its path).
+    pub source_name: Option<String>,
 }
 
 /// Opens `path` in `format`.
