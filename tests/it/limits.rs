@@ -174,3 +174,46 @@ async fn raw_pages_say_when_they_are_cut_and_page_through_every_row_once() {
     let (_, v) = body(cli.post("/graphql").body_json(&json!({"query": "{ responses(first: 5000) { totalCount } }"})).send().await).await;
     assert!(v["errors"][0]["message"].as_str().unwrap().contains("1 to 1000"), "{v}");
 }
+
+#[test]
+fn serve_refuses_a_public_address_without_keys_and_serves_with_them() {
+    let lake = crate::common::shared_lake();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cxlake"))
+        .args(["serve", "--listen", "0.0.0.0:0", "--lake"])
+        .arg(lake)
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("needs --keys"), "{}", String::from_utf8_lossy(&out.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    let mut file = KeyFile::default();
+    let key = file.add("analyst", Role::Analyst).1;
+    file.save(&keys).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cxlake"))
+        .args(["serve", "--no-anonymous", "--listen", &format!("127.0.0.1:{port}"), "--keys"])
+        .arg(&keys)
+        .arg("--lake")
+        .arg(lake)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ask = |auth: Option<&str>| -> Option<u16> {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        let body = r#"{"query":"{ services { id } }"}"#;
+        let auth = auth.map(|k| format!("authorization: Bearer {k}\r\n")).unwrap_or_default();
+        write!(s, "POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{auth}connection: close\r\n\r\n{body}", body.len()).ok()?;
+        let mut text = String::new();
+        s.read_to_string(&mut text).ok()?;
+        text.split_whitespace().nth(1)?.parse().ok()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while ask(None).is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (anonymous, keyed) = (ask(None), ask(Some(&key)));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!((anonymous, keyed), (Some(401), Some(200)));
+}
