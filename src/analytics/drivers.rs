@@ -372,11 +372,11 @@ impl Analytics {
         let lf = self.lake.scan_responses(&files)?;
         let q = q.clone();
         let suppression = self.suppression;
-        Analytics::blocking(move || run(lf, &q, suppression)).await.map_err(|e| self.explain_failure(&files, e))
+        Analytics::blocking(move |cancel| run(lf, &q, suppression, cancel)).await.map_err(|e| self.explain_failure(&files, e))
     }
 }
 
-fn run(lf: LazyFrame, q: &DriverQuery, suppression: Suppression) -> Result<Vec<DriverGroup>, AnalyticsError> {
+fn run(lf: LazyFrame, q: &DriverQuery, suppression: Suppression, cancel: &super::Cancel) -> Result<Vec<DriverGroup>, AnalyticsError> {
     let vars: Vec<&str> = std::iter::once(q.outcome.column()).chain(q.drivers.iter().map(|d| d.as_str())).collect();
     let layout = Layout { p: vars.len(), missing: q.missing };
     let filtered = match q.filter.predicate() {
@@ -406,6 +406,7 @@ fn run(lf: LazyFrame, q: &DriverQuery, suppression: Suppression) -> Result<Vec<D
         df
     };
     let main = read_sums(&collect(main)?, q, layout.len(), q.bootstrap.is_some())?;
+    cancel.check()?;
     let candidates = if q.count_dropped && q.missing == Missing::Listwise {
         Some(read_sums(&collect(candidates_plan(filtered.clone(), vars[0], keys.clone()))?, q, 1, false)?)
     } else {
@@ -417,13 +418,14 @@ fn run(lf: LazyFrame, q: &DriverQuery, suppression: Suppression) -> Result<Vec<D
         BTreeMap::new()
     };
 
+    cancel.check()?;
     // A group appears when it has a response used for importance or, with taps, a thumbs
     // response shown the tap list.
     let mut all: BTreeMap<GroupKey, Vec<Vec<f64>>> = main;
     for key in taps.keys() {
         all.entry(key.clone()).or_default();
     }
-    Ok(all
+    let groups: Vec<DriverGroup> = all
         .into_par_iter()
         .map(|(key, buckets)| {
             let total = sum_rows(buckets.iter().map(|b| (b.as_slice(), 1.0)), layout.len());
@@ -443,11 +445,14 @@ fn run(lf: LazyFrame, q: &DriverQuery, suppression: Suppression) -> Result<Vec<D
                 return group;
             }
             if let (Some(b), None) = (q.bootstrap, &group.error) {
-                bootstrap(&mut group, &layout, &buckets, &q.drivers, b, q.seed ^ key_hash(&key), q.confidence);
+                bootstrap(&mut group, &layout, &buckets, &q.drivers, b, q.seed ^ key_hash(&key), q.confidence, cancel);
             }
             group
         })
-        .collect())
+        .collect();
+    // A bootstrap cut short by a cancellation is not a result.
+    cancel.check()?;
+    Ok(groups)
 }
 
 fn sum_rows<'a>(rows: impl Iterator<Item = (&'a [f64], f64)>, len: usize) -> Vec<f64> {
@@ -670,13 +675,17 @@ fn tap_stats(s: &[f64], confidence: f64) -> Vec<TapStat> {
 
 /// Percentile bootstrap intervals of Johnson and Shapley (raw and share) from `b` replicates,
 /// each the Poisson(1)-weighted sum of the group's buckets.
-fn bootstrap(group: &mut DriverGroup, layout: &Layout, buckets: &[Vec<f64>], drivers: &[Driver], b: u32, seed: u64, confidence: f64) {
+#[allow(clippy::too_many_arguments)]
+fn bootstrap(group: &mut DriverGroup, layout: &Layout, buckets: &[Vec<f64>], drivers: &[Driver], b: u32, seed: u64, confidence: f64, cancel: &super::Cancel) {
     let mut rng = Pcg64Mcg::seed_from_u64(seed);
     let poisson = Poisson::new(1.0).expect("valid rate");
     let k = drivers.len();
     let mut draws: [Vec<Vec<f64>>; 4] = std::array::from_fn(|_| vec![Vec::with_capacity(b as usize); k]);
     let mut ok = 0;
     for _ in 0..b {
+        if cancel.is_cancelled() {
+            return;
+        }
         let factors: Vec<f64> = buckets.iter().map(|_| poisson.sample(&mut rng)).collect();
         let sums = sum_rows(buckets.iter().map(|r| r.as_slice()).zip(factors), layout.len());
         let (corr, n, n_eff) = correlations(layout, &sums);

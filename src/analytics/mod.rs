@@ -40,6 +40,42 @@ pub enum AnalyticsError {
     Ingest(#[from] crate::ingest::IngestError),
     #[error("query task failed: {0}")]
     Task(String),
+    /// The caller stopped waiting (the request ended or timed out): the work was abandoned.
+    #[error("the query was cancelled")]
+    Cancelled,
+}
+
+/// Set when the caller of a blocking job stops waiting for it (its future was dropped: the
+/// request was cancelled or hit the time limit). Long work checks it between steps and stops;
+/// a polars scan already running completes first (polars offers no way to interrupt it).
+#[derive(Clone, Default, Debug)]
+pub struct Cancel(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Cancel {
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// `Err(Cancelled)` once the caller is gone.
+    pub fn check(&self) -> Result<(), AnalyticsError> {
+        if self.is_cancelled() {
+            return Err(AnalyticsError::Cancelled);
+        }
+        Ok(())
+    }
+
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Cancels when dropped (with the future awaiting the job).
+struct CancelOnDrop(Cancel);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
 }
 
 impl AnalyticsError {
@@ -84,10 +120,51 @@ impl Analytics {
         }
     }
 
-    /// Runs blocking polars work off the async runtime.
+    /// Runs blocking polars work off the async runtime. The job gets a `Cancel` that is set
+    /// if this future is dropped before the job ends.
     pub(crate) async fn blocking<T: Send + 'static>(
-        f: impl FnOnce() -> Result<T, AnalyticsError> + Send + 'static,
+        f: impl FnOnce(&Cancel) -> Result<T, AnalyticsError> + Send + 'static,
     ) -> Result<T, AnalyticsError> {
-        tokio::task::spawn_blocking(f).await.map_err(|e| AnalyticsError::Task(e.to_string()))?
+        let cancel = Cancel::default();
+        let _guard = CancelOnDrop(cancel.clone());
+        tokio::task::spawn_blocking(move || {
+            let result = f(&cancel);
+            if matches!(result, Err(AnalyticsError::Cancelled)) {
+                tracing::info!("abandoned query stopped");
+            }
+            result
+        })
+        .await
+        .map_err(|e| AnalyticsError::Task(e.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_job_whose_caller_stops_waiting_is_cancelled() {
+        let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = stopped.clone();
+        let job = Analytics::blocking(move |cancel| {
+            let start = std::time::Instant::now();
+            while start.elapsed() < std::time::Duration::from_secs(30) {
+                if let Err(e) = cancel.check() {
+                    seen.store(true, std::sync::atomic::Ordering::SeqCst);
+                    return Err::<(), _>(e);
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Ok(())
+        });
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(50), job).await.is_err());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while !stopped.load(std::sync::atomic::Ordering::SeqCst) && std::time::Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(stopped.load(std::sync::atomic::Ordering::SeqCst), "the abandoned job did not stop");
+        // A job that completes is not cancelled.
+        assert_eq!(Analytics::blocking(|cancel| cancel.check().map(|_| 7)).await.unwrap(), 7);
     }
 }

@@ -96,8 +96,9 @@ impl Analytics {
             None => lf,
         };
         let (first, after) = (q.first, q.after.clone());
-        let (total, page) = Analytics::blocking(move || {
+        let (total, page) = Analytics::blocking(move |cancel| {
             let total = lf.clone().select([len().alias("n")]).collect()?.column("n")?.u32()?.get(0).unwrap_or(0) as u64;
+            cancel.check()?;
             let lf = match &after {
                 None => lf,
                 Some(c) => {

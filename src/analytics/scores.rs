@@ -137,7 +137,7 @@ impl Analytics {
         }
         let lf = self.lake.scan_responses(&files)?;
         let q2 = q.clone();
-        let df = Analytics::blocking(move || Ok(plan(lf, &q2).collect_with_engine(Engine::Streaming)?.unwrap_single()))
+        let df = Analytics::blocking(move |_| Ok(plan(lf, &q2).collect_with_engine(Engine::Streaming)?.unwrap_single()))
             .await
             .map_err(|e| self.explain_failure(&files, e))?;
         let mut rows = assemble(&df, q)?;

@@ -1,6 +1,6 @@
 //! `/metrics` in the Prometheus text format: requests by route and status, GraphQL latency by
 //! operation, cache hits and misses, submissions accepted and refused, responses the submit log
-//! committed to the lake, the lake version, and the data files, rows and bytes queries scanned
+//! committed to the lake, rows stored and quarantined by uploads, the lake version, and the data files, rows and bytes queries scanned
 //! (counted in `store::scanned`, copied here when scraped).
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -34,6 +34,9 @@ pub struct Metrics {
     pub submit_refused: Counter,
     pub committed: Gauge,
     pub lake_version: Gauge,
+    /// Rows stored and quarantined by uploads (`POST /v1/ingest`).
+    pub ingested: Counter,
+    pub quarantined: Counter,
     /// Files, rows and bytes scanned; the lock keeps concurrent scrapes from adding twice.
     scanned: std::sync::Mutex<[Counter; 3]>,
 }
@@ -54,12 +57,15 @@ impl Default for Metrics {
         registry.register("submit_refused_responses", "Responses in refused submit requests", submit_refused.clone());
         registry.register("submit_committed_responses", "Submitted responses this process moved into the lake", committed.clone());
         registry.register("lake_version", "The lake version (number of its last commit)", lake_version.clone());
+        let (ingested, quarantined) = (Counter::default(), Counter::default());
+        registry.register("ingested_rows", "Rows stored by uploads (POST /v1/ingest)", ingested.clone());
+        registry.register("quarantined_rows", "Rows of uploads quarantined (POST /v1/ingest)", quarantined.clone());
         let scanned: [Counter; 3] = Default::default();
         registry.register("scanned_files", "Data files handed to query scans (after partition pruning)", scanned[0].clone());
         registry.register("scanned_rows", "Rows in the data files handed to query scans", scanned[1].clone());
         registry.register("scanned_bytes", "Bytes of the data files handed to query scans", scanned[2].clone());
         let scanned = std::sync::Mutex::new(scanned);
-        Metrics { registry, requests, latency, cache_hits, cache_misses, submitted, submit_refused, committed, lake_version, scanned }
+        Metrics { registry, requests, latency, cache_hits, cache_misses, submitted, submit_refused, committed, lake_version, ingested, quarantined, scanned }
     }
 }
 

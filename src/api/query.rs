@@ -12,6 +12,7 @@ pub fn gql_error(e: AnalyticsError) -> async_graphql::Error {
     let code = match &e {
         AnalyticsError::Invalid { .. } => "BAD_USER_INPUT",
         AnalyticsError::CorruptFile { .. } => "CORRUPT_DATA_FILE",
+        AnalyticsError::Cancelled => "CANCELLED",
         _ => "INTERNAL",
     };
     if code == "INTERNAL" {

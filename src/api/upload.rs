@@ -80,6 +80,8 @@ pub async fn ingest_upload(params: Query<UploadParams>, body: Body, state: Data<
     match result {
         Ok(Ok(summary)) => {
             tracing::info!(role = %who, source = %summary.source, stored = summary.rows_stored, quarantined = summary.rows_quarantined, "upload ingested");
+            state.metrics.ingested.inc_by(summary.rows_stored);
+            state.metrics.quarantined.inc_by(summary.rows_quarantined);
             reply(StatusCode::OK, serde_json::to_value(summary).unwrap_or_default())
         }
         Ok(Err(e)) => reply(StatusCode::UNPROCESSABLE_ENTITY, json!({"error": e.to_string()})),

@@ -322,6 +322,12 @@ async fn no_role_reads_what_it_may_not() {
     assert!(collector.body.contains("\"rows_stored\":1"), "{}", short(&collector.body));
     let refused = send(&cli, s.keys[3].1.as_deref(), &Req::Raw("POST", "/v1/ingest?format=csv&name=evil2.csv".into(), "text/csv", s.evil_csv.replace("evil-csv-1", "evil-csv-2"))).await;
     assert!(refused.body.contains("may only hold rows of agency"), "{}", short(&refused.body));
+    // Uploads are counted in /metrics: the admin's and the collector's rows stored, at least
+    // the collectors' refused rows quarantined.
+    let metrics = send(&cli, None, &Req::Get("/metrics".into())).await.body;
+    let value = |name: &str| metrics.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse::<u64>().ok());
+    assert_eq!(value("cxlake_ingested_rows_total "), Some(2), "{metrics}");
+    assert!(value("cxlake_quarantined_rows_total ").unwrap_or(0) >= 2, "{metrics}");
     assert!(failures.is_empty(), "{} of {tried} attempts succeeded:\n{}", failures.len(), failures.join("\n"));
     assert!(tried >= 4 * 30);
 }
