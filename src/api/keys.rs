@@ -132,6 +132,24 @@ impl KeyStore {
         Ok(KeyStore { path: path.to_path_buf(), state: RwLock::new((keys, mtime, Instant::now())) })
     }
 
+    /// Changes the keys file (read afresh, changed by `f`, written atomically) and takes the
+    /// result into use at once. One change at a time within this process.
+    pub fn update<T>(&self, f: impl FnOnce(&mut KeyFile) -> Result<T, KeyError>) -> Result<T, KeyError> {
+        let mut state = self.state.write().expect("keys lock");
+        let mut keys = KeyFile::load(&self.path)?;
+        let out = f(&mut keys)?;
+        keys.save(&self.path)?;
+        let mtime = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
+        *state = (keys, mtime, Instant::now());
+        Ok(out)
+    }
+
+    /// The keys as stored (hashes, never secrets).
+    pub fn list(&self) -> Vec<KeyEntry> {
+        self.refresh();
+        self.state.read().expect("keys lock").0.keys.clone()
+    }
+
     /// The role and key id of a presented key.
     pub fn verify(&self, presented: &str) -> Result<(Role, String), KeyError> {
         self.refresh();

@@ -1,6 +1,7 @@
 //! The API: the GraphQL schema (async-graphql) and the HTTP routes (poem). Holds no analytics
 //! logic: handlers decode, call `crate::analytics`, encode.
 
+pub mod admin;
 pub mod auth;
 pub mod cache;
 pub mod download;

@@ -273,7 +273,7 @@ fn metrics(state: Data<&Arc<State>>) -> poem::Response {
 }
 
 /// Routes counted by name; anything else is `other` (bounded label values).
-const ROUTES: [&str; 8] = ["/", "/graphql", "/v1/responses", "/v1/export", "/v1/ingest", "/health", "/metrics", "/schema.graphql"];
+const ROUTES: [&str; 9] = ["/", "/graphql", "/v1/responses", "/v1/export", "/v1/ingest", "/v1/keys", "/health", "/metrics", "/schema.graphql"];
 
 /// What `/health` reports: whether the lake can be read, and its version.
 #[derive(serde::Serialize)]
@@ -333,6 +333,8 @@ pub fn routes_with(schema: CxSchema, lake: Lake, submitter: Option<Arc<Submitter
         .at("/v1/responses", post(submit))
         .at("/v1/export", get(super::export::export_rows))
         .at("/v1/ingest", post(super::upload::ingest_upload))
+        .at("/v1/keys", get(super::admin::list_keys).post(super::admin::add_key))
+        .at("/v1/keys/:id", poem::delete(super::admin::revoke_key))
         .at("/health", get(health))
         .at("/metrics", get(metrics))
         .at(

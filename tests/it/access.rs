@@ -138,7 +138,11 @@ async fn send<E: poem::Endpoint>(cli: &TestClient<E>, key: Option<&str>, req: &R
         Req::GqlAccept(body, accept) => auth(cli.post("/graphql")).header("accept", *accept).body_json(body).send().await,
         Req::Get(uri) => auth(cli.get(uri)).send().await,
         Req::Raw(method, uri, ctype, body) => {
-            let r = if *method == "GET" { cli.get(uri) } else { cli.post(uri) };
+            let r = match *method {
+                "GET" => cli.get(uri),
+                "DELETE" => cli.delete(uri),
+                _ => cli.post(uri),
+            };
             auth(r).header("content-type", *ctype).body(body.clone()).send().await
         }
     };
@@ -204,6 +208,9 @@ fn raw_attempts(s: &Setup) -> Vec<(&'static str, Req)> {
         ("submit own and victim (REST)", Req::Raw("POST", "/v1/responses".into(), "application/json", json!([dict_own(&submit_victim, &s.own), submit_victim]).to_string())),
         ("submit for the victim (mutation)", Req::Gql(q(&mutation))),
         ("upload a file of the victim's rows", Req::Raw("POST", "/v1/ingest?format=csv&name=evil.csv".into(), "text/csv", s.evil_csv.clone())),
+        ("keys: create an admin key", Req::Raw("POST", "/v1/keys".into(), "application/json", json!({"name": "mine", "role": "admin"}).to_string())),
+        ("keys: list the keys", Req::Get("/v1/keys".into())),
+        ("keys: revoke the admin's key", Req::Raw("DELETE", format!("/v1/keys/{}", &s.admin[4..12]), "application/json", String::new())),
         ("upload as JSON lines", Req::Raw("POST", "/v1/ingest?format=jsonl".into(), "application/x-ndjson", format!("{submit_victim}\n"))),
     ]
 }
@@ -302,6 +309,7 @@ async fn no_role_reads_what_it_may_not() {
                 || (out.status < 300 && (out.body.contains("\"name\":\"submitResponses\"") || out.body.contains("submitResponses(")) && *role != "collector")
                 || (out.body.contains("\"responses\"") && what.starts_with("introspect") && *role != "agency")
                 || (out.status < 300 && what.starts_with("submit") && !out.body.contains("errors"))
+                || (out.status < 300 && what.starts_with("keys:"))
                 || (out.status < 300 && what.starts_with("upload") && serde_json::from_str::<Value>(&out.body).ok().and_then(|v| v["rows_stored"].as_u64()) != Some(0))
                 || small_cell_shown(&serde_json::from_str(&out.body).unwrap_or(Value::Null), 10).is_some();
             if leaked {

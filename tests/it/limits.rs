@@ -84,6 +84,32 @@ async fn keys_rate_limits_anonymous_access_and_revocation() {
         codes.push(resp.0.status().as_u16());
     }
     assert!(codes[0] == 200 && codes.contains(&429), "{codes:?}");
+    // An admin manages keys over HTTP: the new key works at once, lists show no secret, a
+    // revoked one stops at once; an analyst may not manage keys.
+    let admin = {
+        let mut f = KeyFile::load(&path).unwrap();
+        let k = f.add("ops", Role::Admin).1;
+        f.save(&path).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        k
+    };
+    let (status, created) = body(cli.post("/v1/keys").header("authorization", format!("Bearer {admin}")).body_json(&json!({"name": "va", "role": "agency", "agency": "VA"})).send().await).await;
+    assert_eq!(status, 201, "{created}");
+    let new_key = created["key"].as_str().unwrap().to_string();
+    let (status, _) = body(cli.post("/graphql").header("authorization", format!("Bearer {new_key}")).body_json(&q).send().await).await;
+    assert!(status == 200 || status == 429, "{status}");
+    let (status, listed) = body(cli.get("/v1/keys").header("authorization", format!("Bearer {admin}")).send().await).await;
+    assert_eq!(status, 200);
+    assert!(listed.to_string().contains("\"va\"") && !listed.to_string().contains("hash") && !listed.to_string().contains(&new_key[13..]), "{listed}");
+    let (status, _) = body(cli.get("/v1/keys").header("authorization", format!("Bearer {key}")).send().await).await;
+    assert!(status == 403 || status == 429, "an analyst lists keys: {status}");
+    let id = created["id"].as_str().unwrap();
+    let (status, revoked) = body(cli.delete(format!("/v1/keys/{id}")).header("authorization", format!("Bearer {admin}")).send().await).await;
+    assert_eq!(status, 200, "{revoked}");
+    let (status, v) = body(cli.post("/graphql").header("authorization", format!("Bearer {new_key}")).body_json(&q).send().await).await;
+    assert_eq!(status, 401, "{v}");
+    let (status, _) = body(cli.delete("/v1/keys/nope").header("authorization", format!("Bearer {admin}")).send().await).await;
+    assert_eq!(status, 404);
     // Revoked in the file: refused once the server rereads it (within a second).
     let mut file = KeyFile::load(&path).unwrap();
     file.revoke(&entry.id).unwrap();

@@ -1,0 +1,83 @@
+//! Key management over HTTP, for admins: `GET /v1/keys` lists the keys (ids, names, roles,
+//! dates; never secrets or hashes), `POST /v1/keys` with `{"name", "role", "agency"?}` creates
+//! one and returns it once, `DELETE /v1/keys/:id` revokes one. The same keys file as
+//! `cxlake keys`; a change is in force at once in this process and within a second in others
+//! reading the file. Without a keys file there is nothing to manage (404).
+
+use super::auth::{Principal, Role};
+use super::server::{deny, State};
+use poem::http::StatusCode;
+use poem::web::{Data, Path};
+use poem::{handler, Body};
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+fn reply(status: StatusCode, body: Value) -> poem::Response {
+    poem::Response::builder().status(status).content_type("application/json").body(body.to_string())
+}
+
+/// The keys file, if the principal is an admin and the server has one.
+fn store<'a>(state: &'a State, principal: &Principal) -> Result<&'a super::keys::KeyStore, poem::Response> {
+    if principal.role != Role::Admin {
+        return Err(deny(principal, format!("role '{}' may not manage keys", principal.role.label())));
+    }
+    state.limits.keys.as_deref().ok_or_else(|| reply(StatusCode::NOT_FOUND, json!({"error": "this server runs without a keys file (--keys)"})))
+}
+
+fn public(k: &super::keys::KeyEntry) -> Value {
+    json!({"id": k.id, "name": k.name, "role": k.role.name(), "agency": k.role.agency(), "created_at": k.created_at, "revoked_at": k.revoked_at})
+}
+
+#[handler]
+pub async fn list_keys(state: Data<&Arc<State>>, principal: Data<&Principal>) -> poem::Response {
+    match store(&state, &principal) {
+        Ok(keys) => reply(StatusCode::OK, json!({"keys": keys.list().iter().map(public).collect::<Vec<_>>()})),
+        Err(r) => r,
+    }
+}
+
+#[handler]
+pub async fn add_key(body: Body, state: Data<&Arc<State>>, principal: Data<&Principal>) -> poem::Response {
+    let keys = match store(&state, &principal) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    let Ok(bytes) = body.into_bytes_limit(64 * 1024).await else {
+        return reply(StatusCode::PAYLOAD_TOO_LARGE, json!({"error": "body too large"}));
+    };
+    let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
+        return reply(StatusCode::BAD_REQUEST, json!({"error": "body must be JSON: {\"name\": ..., \"role\": ..., \"agency\": ...}"}));
+    };
+    let (Some(name), Some(role)) = (v["name"].as_str(), v["role"].as_str()) else {
+        return reply(StatusCode::BAD_REQUEST, json!({"error": "name and role are required"}));
+    };
+    let role = match Role::parse(role, v["agency"].as_str()) {
+        Ok(r) => r,
+        Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": e})),
+    };
+    match keys.update(|file| Ok(file.add(name, role))) {
+        Ok((entry, key)) => {
+            tracing::info!(target: "cxlake::access", admin = principal.key_id.as_deref().unwrap_or("-"), id = %entry.id, role = %entry.role.label(), "key added");
+            let mut out = public(&entry);
+            out["key"] = json!(key);
+            reply(StatusCode::CREATED, out)
+        }
+        Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": e.to_string()})),
+    }
+}
+
+#[handler]
+pub async fn revoke_key(id: Path<String>, state: Data<&Arc<State>>, principal: Data<&Principal>) -> poem::Response {
+    let keys = match store(&state, &principal) {
+        Ok(k) => k,
+        Err(r) => return r,
+    };
+    match keys.update(|file| file.revoke(&id).map(public)) {
+        Ok(entry) => {
+            tracing::info!(target: "cxlake::access", admin = principal.key_id.as_deref().unwrap_or("-"), id = %id.0, "key revoked");
+            reply(StatusCode::OK, entry)
+        }
+        Err(super::keys::KeyError::Invalid(e)) => reply(StatusCode::NOT_FOUND, json!({"error": e})),
+        Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": e.to_string()})),
+    }
+}
