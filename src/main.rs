@@ -103,6 +103,18 @@ impl AccessArgs {
     }
 }
 
+#[derive(Subcommand)]
+enum SurveyCommand {
+    /// Checks a survey definition (JSON or YAML) against A-11 280.10; prints every finding with
+    /// the rule it breaks and exits 1 if any rule is broken (findings for review only: 0).
+    Check {
+        file: PathBuf,
+        /// One JSON object per finding.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 /// Managing API keys.
 #[derive(Subcommand)]
 enum KeysCommand {
@@ -280,6 +292,11 @@ enum Command {
         #[arg(long, env = "CXLAKE_LAKE", default_value = "lake")]
         lake: String,
     },
+    /// Survey designs (A-11 280.10).
+    Survey {
+        #[command(subcommand)]
+        command: SurveyCommand,
+    },
     /// Print the GraphQL schema (SDL).
     Schema,
 }
@@ -313,6 +330,7 @@ fn main() -> Result<()> {
             serve(analytics, listen, submitter, limits)
         }
         Command::Keys { keys, command } => manage_keys(&keys, command),
+        Command::Survey { command: SurveyCommand::Check { file, json } } => survey_check(&file, json),
         Command::Generate { out, rows, seed, first_fiscal_year, fiscal_years, services, no_drops } => {
             if Lake::exists_at(&out)? {
                 bail!("'{out}' already holds a lake; choose another --out or remove it");
@@ -367,6 +385,30 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn survey_check(file: &std::path::Path, json: bool) -> Result<()> {
+    use cxlake::domain::survey_design::{Severity, SurveyDefinition};
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read '{}'", file.display()))?;
+    let survey = SurveyDefinition::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let findings = survey.check();
+    for f in &findings {
+        if json {
+            println!("{}", serde_json::to_string(f)?);
+        } else {
+            let severity = if f.severity == Severity::Violation { "violation" } else { "review" };
+            let at = f.question.as_deref().map(|q| format!(" [{q}]")).unwrap_or_default();
+            println!("{severity}{at}: {} ({})", f.message, f.rule);
+        }
+    }
+    let violations = findings.iter().filter(|f| f.severity == Severity::Violation).count();
+    if !json {
+        println!("{}: {} questions, {violations} violations, {} for review", file.display(), survey.questions.len(), findings.len() - violations);
+    }
+    if violations > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn manage_keys(path: &std::path::Path, command: KeysCommand) -> Result<()> {

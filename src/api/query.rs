@@ -247,6 +247,20 @@ impl QueryRoot {
         Ok(analytics.responses(&q).await.map_err(gql_error)?.into())
     }
 
+    /// Checks a survey definition (JSON or YAML) against A-11 280.10: at most 15 questions, a
+    /// required 5-point trust and satisfaction question, every other question mapped to a
+    /// driver category, at most two free-text questions, none required. An empty list: the
+    /// design follows the rules.
+    async fn survey_check(&self, definition: String) -> Result<Vec<crate::api::types::SurveyFindingOut>> {
+        use async_graphql::ErrorExtensions;
+        let survey = crate::domain::survey_design::SurveyDefinition::parse(&definition)
+            .map_err(|e| async_graphql::Error::new(e).extend_with(|_, x| {
+                x.set("code", "BAD_USER_INPUT");
+                x.set("field", "definition");
+            }))?;
+        Ok(survey.check().into_iter().map(Into::into).collect())
+    }
+
     /// The services of the lake (its services dimension), optionally of some agencies.
     async fn services(&self, ctx: &Context<'_>, agency: Option<Vec<String>>) -> Result<Vec<ServiceOut>> {
         let analytics = ctx.data::<Analytics>()?;

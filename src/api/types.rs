@@ -702,3 +702,25 @@ impl From<crate::analytics::trends::Alert> for AlertOut {
         }
     }
 }
+
+/// A finding of the survey design check (A-11 280.10).
+#[derive(SimpleObject, Debug, Clone)]
+pub struct SurveyFindingOut {
+    /// VIOLATION (breaks a rule) or REVIEW (allowed only with OMB's agreement, or discouraged).
+    pub severity: String,
+    /// The rule, citing 280.10.
+    pub rule: String,
+    /// The question's id, when the finding is about one.
+    pub question: Option<String>,
+    pub message: String,
+}
+
+impl From<crate::domain::survey_design::Finding> for SurveyFindingOut {
+    fn from(f: crate::domain::survey_design::Finding) -> Self {
+        let severity = match f.severity {
+            crate::domain::survey_design::Severity::Violation => "VIOLATION",
+            crate::domain::survey_design::Severity::Review => "REVIEW",
+        };
+        SurveyFindingOut { severity: severity.into(), rule: f.rule.into(), question: f.question, message: f.message }
+    }
+}

@@ -7,6 +7,7 @@
 pub mod calendar;
 pub mod codes;
 pub mod survey;
+pub mod survey_design;
 pub mod validate;
 
 pub use calendar::{FiscalQuarter, Period, PeriodUnit};

@@ -13,3 +13,4 @@ mod schema_drift;
 mod scores;
 mod submit;
 mod suppression;
+mod survey_design;
