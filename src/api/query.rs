@@ -261,6 +261,16 @@ impl QueryRoot {
         Ok(survey.check().into_iter().map(Into::into).collect())
     }
 
+    /// When each quarter's HISP feedback data of a fiscal year is due (A-11 280.16): OMB's
+    /// published dates where they exist (FY 2022), else the last business day of the month
+    /// after the quarter; each says which.
+    async fn hisp_due_dates(&self, fiscal_year: i32) -> Result<Vec<crate::api::types::DueDateOut>> {
+        if !(2000..=2100).contains(&fiscal_year) {
+            return Err(gql_error(AnalyticsError::invalid("fiscalYear", format!("{fiscal_year} is not a fiscal year from 2000 to 2100"))));
+        }
+        Ok((1..=4).map(|q| crate::domain::due_dates::hisp_due_date(crate::domain::FiscalQuarter::new(fiscal_year, q)).into()).collect())
+    }
+
     /// The services of the lake (its services dimension), optionally of some agencies.
     async fn services(&self, ctx: &Context<'_>, agency: Option<Vec<String>>) -> Result<Vec<ServiceOut>> {
         let analytics = ctx.data::<Analytics>()?;

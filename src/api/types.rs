@@ -724,3 +724,24 @@ impl From<crate::domain::survey_design::Finding> for SurveyFindingOut {
         SurveyFindingOut { severity: severity.into(), rule: f.rule.into(), question: f.question, message: f.message }
     }
 }
+
+/// When a quarter's HISP feedback data is due (A-11 280.16).
+#[derive(SimpleObject, Debug, Clone)]
+pub struct DueDateOut {
+    /// FY2026Q1, ...
+    pub fiscal_quarter: String,
+    pub due_date: chrono::NaiveDate,
+    /// PUBLISHED (a date OMB published) or RULE (last business day of the month after the
+    /// quarter, weekends and federal holidays excluded).
+    pub source: String,
+}
+
+impl From<crate::domain::due_dates::DueDate> for DueDateOut {
+    fn from(d: crate::domain::due_dates::DueDate) -> Self {
+        let source = match d.source {
+            crate::domain::due_dates::DueDateSource::Published => "PUBLISHED",
+            crate::domain::due_dates::DueDateSource::Rule => "RULE",
+        };
+        DueDateOut { fiscal_quarter: d.quarter.to_string(), due_date: d.date, source: source.into() }
+    }
+}

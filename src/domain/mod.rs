@@ -6,6 +6,7 @@
 
 pub mod calendar;
 pub mod codes;
+pub mod due_dates;
 pub mod survey;
 pub mod survey_design;
 pub mod validate;

@@ -1,6 +1,6 @@
-//! The survey design check end to end: `cxlake survey check` on the example definition in
-//! `data/surveys/` (no findings) and on a broken one (each violation named with its rule,
-//! exit 1), and the same check through GraphQL.
+//! A-11 checks end to end: the survey design check of 280.10 (`cxlake survey check` on the
+//! example in `data/surveys/`, with no findings, and on a broken one, each violation named
+//! with its rule, exit 1; the same through GraphQL), and the HISP due dates of 280.16.
 
 use std::process::Command;
 
@@ -48,4 +48,25 @@ async fn graphql_checks_a_definition() {
     let bad = async_graphql::Request::new(r#"{ surveyCheck(definition: "{ not json") { rule } }"#);
     let e = schema.execute(bad).await;
     assert_eq!(e.errors[0].extensions.as_ref().unwrap().get("code").unwrap().to_string(), "\"BAD_USER_INPUT\"");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn graphql_gives_hisp_due_dates_and_says_where_they_come_from() {
+    let schema = cxlake::api::schema(crate::common::analytics(crate::common::shared_lake()));
+    let v = schema
+        .execute("{ a: hispDueDates(fiscalYear: 2022) { fiscalQuarter dueDate source } b: hispDueDates(fiscalYear: 2023) { dueDate source } }")
+        .await
+        .into_result()
+        .unwrap()
+        .data
+        .into_json()
+        .unwrap();
+    let dates = |k: &str| v[k].as_array().unwrap().iter().map(|d| (d["dueDate"].as_str().unwrap().to_string(), d["source"].as_str().unwrap().to_string())).collect::<Vec<_>>();
+    let published = ["2022-01-28", "2022-04-29", "2022-07-29", "2022-10-28"];
+    assert_eq!(dates("a"), published.iter().map(|d| (d.to_string(), "PUBLISHED".to_string())).collect::<Vec<_>>());
+    let rule = ["2023-01-31", "2023-04-28", "2023-07-31", "2023-10-31"];
+    assert_eq!(dates("b"), rule.iter().map(|d| (d.to_string(), "RULE".to_string())).collect::<Vec<_>>());
+    assert_eq!(v["a"][0]["fiscalQuarter"], "FY2022Q1");
+    let bad = schema.execute("{ hispDueDates(fiscalYear: 99999) { dueDate } }").await;
+    assert!(bad.errors[0].message.contains("fiscalYear"), "{:?}", bad.errors);
 }
