@@ -5,16 +5,13 @@
 //! reading the file. Without a keys file there is nothing to manage (404).
 
 use super::auth::{Principal, Role};
-use super::server::{deny, State};
+use super::server::{deny, reply, State};
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{handler, Body};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-fn reply(status: StatusCode, body: Value) -> poem::Response {
-    poem::Response::builder().status(status).content_type("application/json").body(body.to_string())
-}
 
 /// The keys file, if the principal is an admin and the server has one.
 fn store<'a>(state: &'a State, principal: &Principal) -> Result<&'a super::keys::KeyStore, poem::Response> {

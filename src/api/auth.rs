@@ -122,6 +122,19 @@ impl Role {
         }
     }
 
+    /// Why the role may not submit responses of these agencies (in order), if it may not: the
+    /// one check of the submit API, the mutation and nothing else.
+    pub fn submit_refusal<'a>(&self, agencies: impl IntoIterator<Item = &'a str>) -> Option<String> {
+        if !self.submits() {
+            return Some(format!("role '{}' may not submit responses", self.label()));
+        }
+        agencies
+            .into_iter()
+            .enumerate()
+            .find(|(_, a)| !self.may_submit(a))
+            .map(|(i, a)| format!("response {i}: role '{}' may not submit for agency '{a}'", self.label()))
+    }
+
     /// Whether the role may submit at all (to show the mutation in introspection).
     pub fn submits(&self) -> bool {
         matches!(self, Role::Collector(_) | Role::Admin)
@@ -202,6 +215,9 @@ mod tests {
         assert_eq!(Role::Admin.raw_agencies(None), Ok(None));
         assert!(Role::Collector("VA".into()).may_submit("VA") && !Role::Collector("VA".into()).may_submit("SSA"));
         assert!(!Role::Agency("VA".into()).may_submit("VA"));
+        assert_eq!(Role::Collector("VA".into()).submit_refusal(["VA", "VA"]), None);
+        assert_eq!(Role::Collector("VA".into()).submit_refusal(["VA", "SSA"]).unwrap(), "response 1: role 'collector:VA' may not submit for agency 'SSA'");
+        assert_eq!(Role::Analyst.submit_refusal([]).unwrap(), "role 'analyst' may not submit responses");
         let json = serde_json::to_string(&va).unwrap();
         assert_eq!(json, r#"{"role":"agency","agency":"VA"}"#);
         assert_eq!(serde_json::from_str::<Role>(&json).unwrap(), va);

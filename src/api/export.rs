@@ -24,7 +24,7 @@ pub struct ExportParams {
 }
 
 fn bad(message: String) -> poem::Response {
-    poem::Response::builder().status(StatusCode::BAD_REQUEST).content_type("application/json").body(serde_json::json!({ "error": message }).to_string())
+    super::server::reply(StatusCode::BAD_REQUEST, serde_json::json!({ "error": message }))
 }
 
 fn quarter(param: &str, label: &str) -> Result<FiscalQuarter, String> {

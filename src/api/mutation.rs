@@ -151,11 +151,8 @@ impl MutationRoot {
     #[graphql(visible = "crate::api::auth::sees_submit")]
     async fn submit_responses(&self, ctx: &Context<'_>, responses: Vec<ResponseInput>) -> Result<SubmitResult> {
         let role = &crate::api::auth::principal(ctx).role;
-        if !role.submits() {
-            return Err(crate::api::auth::forbidden(ctx, format!("role '{}' may not submit responses", role.label())));
-        }
-        if let Some((i, r)) = responses.iter().enumerate().find(|(_, r)| !role.may_submit(&r.agency)) {
-            return Err(crate::api::auth::forbidden(ctx, format!("responses[{i}]: role '{}' may not submit for agency '{}'", role.label(), r.agency)));
+        if let Some(reason) = role.submit_refusal(responses.iter().map(|r| r.agency.as_str())) {
+            return Err(crate::api::auth::forbidden(ctx, reason));
         }
         let submitter = ctx.data::<Arc<Submitter>>().map_err(|_| {
             async_graphql::Error::new("this server is read-only: it does not accept submissions")

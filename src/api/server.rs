@@ -76,7 +76,8 @@ pub(super) fn deny(principal: &Principal, reason: String) -> poem::Response {
     reply(StatusCode::FORBIDDEN, json!({"error": reason}))
 }
 
-fn reply(status: StatusCode, body: Value) -> poem::Response {
+/// A JSON reply: the one shape of every REST answer and error.
+pub(super) fn reply(status: StatusCode, body: Value) -> poem::Response {
     poem::Response::builder().status(status).content_type("application/json").body(body.to_string())
 }
 
@@ -98,14 +99,8 @@ async fn submit(body: Body, state: Data<&Arc<State>>, principal: Data<&Principal
         Ok(_) => return reply(StatusCode::BAD_REQUEST, json!({"error": "body must be a JSON object or an array of objects"})),
         Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": format!("body is not JSON: {e}")})),
     };
-    if !principal.role.submits() {
-        return deny(&principal, format!("role '{}' may not submit responses", principal.role.label()));
-    }
-    for (i, item) in items.iter().enumerate() {
-        let agency = item.get("agency").and_then(Value::as_str).unwrap_or("");
-        if !principal.role.may_submit(agency) {
-            return deny(&principal, format!("response {i}: role '{}' may not submit for agency '{agency}'", principal.role.label()));
-        }
+    if let Some(reason) = principal.role.submit_refusal(items.iter().map(|item| item.get("agency").and_then(Value::as_str).unwrap_or(""))) {
+        return deny(&principal, reason);
     }
     let n = items.len() as u64;
     match submitter.submit(items).await {
@@ -160,10 +155,7 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
         format: format.map_or("json".to_string(), |f| format!("{f:?}").to_lowercase()),
     };
     let key = if is_read_only(&request.query) {
-        // A read of the lake's head (two requests on S3): off the async workers.
-        let lake = state.lake.clone();
-        let version = tokio::task::spawn_blocking(move || lake_version(&lake)).await.ok().and_then(Result::ok);
-        version.map(|version| {
+        current_version(&state.lake).await.ok().map(|version| {
             let vars = serde_json::to_value(&request.variables).unwrap_or_default();
             cache::key(&request.query, &vars, request.operation_name.as_deref(), format, &principal.role.label(), version)
         })
@@ -181,14 +173,8 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
     let response = match tokio::time::timeout(state.limits.timeout, state.schema.execute(request)).await {
         Ok(r) => r,
         Err(_) => {
-            let e = async_graphql::ServerError::new(format!("the query took longer than the limit of {:?} and was stopped", state.limits.timeout), None);
-            let mut e = e;
-            e.extensions = Some({
-                let mut x = async_graphql::ErrorExtensionValues::default();
-                x.set("code", "TIMEOUT");
-                x
-            });
-            return reply(StatusCode::OK, json!({"data": null, "errors": [e]}));
+            let message = format!("the query took longer than the limit of {:?} and was stopped", state.limits.timeout);
+            return reply(StatusCode::OK, json!({"data": null, "errors": [{"message": message, "extensions": {"code": "TIMEOUT"}}]}));
         }
     };
     let encoded = match format {
@@ -250,6 +236,12 @@ fn cached_response(c: Cached, cache: &'static str) -> poem::Response {
     b.body(c.body)
 }
 
+/// The lake version (a read and a stat; two requests on S3), off the async workers.
+async fn current_version(lake: &Lake) -> Result<u64, String> {
+    let lake = lake.clone();
+    tokio::task::spawn_blocking(move || lake_version(&lake).map_err(|e| e.to_string())).await.map_err(|e| e.to_string())?
+}
+
 /// What the routes share.
 pub struct State {
     pub schema: CxSchema,
@@ -262,8 +254,8 @@ pub struct State {
 }
 
 #[handler]
-fn metrics(state: Data<&Arc<State>>) -> poem::Response {
-    if let Ok(v) = lake_version(&state.lake) {
+async fn metrics(state: Data<&Arc<State>>) -> poem::Response {
+    if let Ok(v) = current_version(&state.lake).await {
         state.metrics.lake_version.set(v as i64);
     }
     if let Some(s) = &state.submitter {
@@ -286,14 +278,22 @@ struct Health {
 }
 
 #[handler]
-fn health(state: Data<&Arc<State>>) -> poem::Response {
-    let lake = state.lake.to_string();
-    let reachable = match state.lake.objects().exists(crate::store::layout::LAKE_MANIFEST) {
+async fn health(state: Data<&Arc<State>>) -> poem::Response {
+    let lake = state.lake.clone();
+    let reachable = tokio::task::spawn_blocking(move || match lake.objects().exists(crate::store::layout::LAKE_MANIFEST) {
         Ok(true) => Ok(()),
         Ok(false) => Err(format!("{} is missing", crate::store::layout::LAKE_MANIFEST)),
         Err(e) => Err(e.to_string()),
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r);
+    let version = match reachable {
+        Ok(()) => current_version(&state.lake).await,
+        Err(e) => Err(e),
     };
-    let (status, code, lake_version, error) = match reachable.and_then(|_| lake_version(&state.lake).map_err(|e| e.to_string())) {
+    let lake = state.lake.to_string();
+    let (status, code, lake_version, error) = match version {
         Ok(v) => ("ok", StatusCode::OK, Some(v), None),
         Err(e) => ("unavailable", StatusCode::SERVICE_UNAVAILABLE, None, Some(e)),
     };

@@ -5,7 +5,7 @@
 //! temporary file (at most `MAX_UPLOAD_BYTES`); the answer is the ingest summary as JSON.
 
 use super::auth::Principal;
-use super::server::{deny, State};
+use super::server::{deny, reply, State};
 use crate::ingest::formats::{Format, OpenOptions};
 use poem::http::StatusCode;
 use poem::web::{Data, Query};
@@ -22,20 +22,17 @@ pub struct UploadParams {
     name: Option<String>,
 }
 
-fn reply(status: StatusCode, body: serde_json::Value) -> poem::Response {
-    poem::Response::builder().status(status).content_type("application/json").body(body.to_string())
-}
 
 #[handler]
 pub async fn ingest_upload(params: Query<UploadParams>, body: Body, state: Data<&Arc<State>>, principal: Data<&Principal>) -> poem::Response {
     let Some(submitter) = &state.submitter else {
         return reply(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "this server is read-only: start it with --submit to accept uploads"}));
     };
-    let agency = match &principal.role {
-        super::auth::Role::Admin => None,
-        super::auth::Role::Collector(a) => Some(a.clone()),
-        other => return deny(&principal, format!("role '{}' may not ingest", other.label())),
-    };
+    // Collectors may upload only their own agency's rows (others are quarantined); admins any.
+    if !principal.role.submits() {
+        return deny(&principal, format!("role '{}' may not ingest", principal.role.label()));
+    }
+    let agency = principal.role.agency().map(str::to_string);
     let format = match params.format.as_deref().map(|f| <Format as clap::ValueEnum>::from_str(f, true)) {
         Some(Ok(f @ (Format::Csv | Format::Jsonl | Format::Parquet))) => f,
         Some(Ok(_)) => return reply(StatusCode::BAD_REQUEST, json!({"error": "Touchpoints exports need a mapping: ingest them with `cxlake ingest --mapping`"})),

@@ -183,7 +183,7 @@ pub fn partition_files(lake: &Lake, key: &PartitionKey) -> Result<Vec<String>, S
         .list(&dir)?
         .into_iter()
         .map(|(path, _)| path)
-        .filter(|path| path.rsplit_once('/').is_some_and(|(parent, name)| format!("{parent}/") == dir && super::layout::is_data_file_name(name)))
+        .filter(|path| path.strip_prefix(&dir).is_some_and(|name| !name.contains('/') && super::layout::is_data_file_name(name)))
         .collect();
     files.sort();
     Ok(files)

@@ -15,8 +15,6 @@ use std::sync::Arc;
 pub enum StoreError {
     #[error("no lake at '{path}': {reason}")]
     NotALake { path: String, reason: String },
-    #[error("listing '{path}' failed: {source}")]
-    List { path: String, source: object_store::Error },
     #[error("I/O error on '{path}': {source}")]
     Io { path: String, source: std::io::Error },
     #[error("cannot write '{path}': {reason}")]
@@ -55,6 +53,13 @@ pub struct DataFile {
     pub path: String,
     pub partition: PartitionKey,
     pub size: u64,
+}
+
+/// A local directory made to exist, as an absolute root.
+fn made_local(dir: &Path) -> Result<Root, StoreError> {
+    let io = |source| StoreError::Io { path: dir.display().to_string(), source };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    Ok(Root::Local(dir.canonicalize().map_err(io)?))
 }
 
 /// An opened lake.
@@ -115,10 +120,7 @@ impl Lake {
 
     /// Creates a new, empty lake at a local directory (which may exist but must not hold a lake).
     pub fn create(root: impl AsRef<Path>) -> Result<Lake, StoreError> {
-        let root = root.as_ref();
-        let io = |source| StoreError::Io { path: root.display().to_string(), source };
-        std::fs::create_dir_all(root).map_err(io)?;
-        Self::create_root(Root::Local(root.canonicalize().map_err(io)?))
+        Self::create_root(made_local(root.as_ref())?)
     }
 
     /// Creates a new, empty lake at `location`: a local directory or `s3://bucket/prefix`.
@@ -133,11 +135,7 @@ impl Lake {
     /// concurrent creator: the manifest is created only if absent, then validated.
     pub fn open_or_create_url(location: &str) -> Result<Lake, StoreError> {
         let root = match Root::parse(location)? {
-            Root::Local(dir) => {
-                let io = |source| StoreError::Io { path: dir.display().to_string(), source };
-                std::fs::create_dir_all(&dir).map_err(io)?;
-                Root::Local(dir.canonicalize().map_err(io)?)
-            }
+            Root::Local(dir) => made_local(&dir)?,
             root => root,
         };
         let json = serde_json::to_vec_pretty(&LakeManifest::current()).expect("manifest serializes");

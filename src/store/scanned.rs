@@ -54,13 +54,16 @@ pub(super) fn record(lake: &Lake, files: &[DataFile]) {
     BYTES.fetch_add(files.iter().map(|f| f.size).sum(), Ordering::Relaxed);
 }
 
+/// The length of the Parquet footer ending `tail` (from the last 8 bytes: length, `PAR1`).
+fn footer_len(tail: &[u8]) -> Option<usize> {
+    let n = tail.len();
+    (n >= 8 && &tail[n - 4..] == b"PAR1").then(|| u32::from_le_bytes(tail[n - 8..n - 4].try_into().expect("4 bytes")) as usize)
+}
+
 fn rows_in_footer(tail: &[u8], path: &str) -> Result<u64, StoreError> {
     let bad = |reason: String| StoreError::Write { path: path.to_string(), reason };
     let n = tail.len();
-    if n < 8 || &tail[n - 4..] != b"PAR1" {
-        return Err(bad("not a Parquet file (no footer magic)".into()));
-    }
-    let len = u32::from_le_bytes(tail[n - 8..n - 4].try_into().expect("4 bytes")) as usize;
+    let len = footer_len(tail).ok_or_else(|| bad("not a Parquet file (no footer magic)".into()))?;
     if len + 8 > n {
         return Err(bad(format!("footer of {len} bytes is longer than the {n} bytes read")));
     }
@@ -77,15 +80,12 @@ fn row_counts(lake: &Lake, files: &[&DataFile]) -> Vec<Result<u64, StoreError>> 
         .map(|f| {
             let (objects, path, size) = (lake.objects().clone(), f.path.clone(), f.size);
             async move {
-                let tail = objects.read_tail(&path, size, TAIL).await?;
-                match rows_in_footer(&tail, &objects.url(&path)) {
-                    // A footer longer than the first read: read exactly what it needs.
-                    Err(_) if tail.len() as u64 == TAIL.min(size) && size > TAIL => {
-                        let len = u32::from_le_bytes(tail[tail.len() - 8..tail.len() - 4].try_into().expect("4 bytes")) as u64;
-                        rows_in_footer(&objects.read_tail(&path, size, len + 8).await?, &objects.url(&path))
-                    }
-                    other => other,
+                let mut tail = objects.read_tail(&path, size, TAIL).await?;
+                // A footer longer than the first read (and shorter than the file): read what it needs.
+                if let Some(len) = footer_len(&tail).filter(|len| len + 8 > tail.len() && (len + 8) as u64 <= size) {
+                    tail = objects.read_tail(&path, size, len as u64 + 8).await?;
                 }
+                rows_in_footer(&tail, &objects.url(&path))
             }
         })
         .collect();

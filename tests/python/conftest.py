@@ -41,13 +41,14 @@ def wait_healthy(url, proc, timeout=30):
     raise AssertionError(f"server at {url} did not start in {timeout}s")
 
 
-def start_server(*args):
-    """Starts `cxlake serve ARGS` on a free loopback port; returns the process and its URL."""
+def start_server(*args, env=None, timeout=30):
+    """Starts `cxlake serve ARGS` on a free loopback port (with `env`, default the test's);
+    returns the process and its URL once it answers /health."""
     port = free_port()
     proc = subprocess.Popen([str(BIN), "serve", *map(str, args), "--listen", f"127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    wait_healthy(url, proc)
+    wait_healthy(url, proc, timeout=timeout)
     return proc, url
 
 

@@ -117,7 +117,7 @@ def test_a_replica_killed_while_flushing_leaves_whole_objects_and_loses_no_ackno
 
     import duckdb
 
-    from conftest import free_port, wait_healthy
+    from conftest import start_server
 
     local = tmp_path / "lake"
     generate(local, seed=14)
@@ -128,12 +128,7 @@ def test_a_replica_killed_while_flushing_leaves_whole_objects_and_loses_no_ackno
     acknowledged, rng = [], random.Random(3)
 
     def start():
-        port = free_port()
-        proc = subprocess.Popen([str(BIN), "serve", "--lake", lake, "--submit", "--wal", str(wal), "--flush-ms", "100",
-                                 "--listen", f"127.0.0.1:{port}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, proc, timeout=60)
-        return proc, url
+        return start_server("--lake", lake, "--submit", "--wal", wal, "--flush-ms", 100, env=env, timeout=60)
 
     def post_until_dead(url, stop):
         batch = 0
