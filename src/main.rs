@@ -279,6 +279,9 @@ enum Command {
         /// Input format (default: from the file extension).
         #[arg(long, value_enum)]
         format: Option<cxlake::ingest::formats::Format>,
+        /// The table the files hold.
+        #[arg(long, value_enum, default_value = "responses")]
+        table: IngestTable,
         #[command(flatten)]
         coding: Box<Coding>,
         /// Print the summary as JSON lines (one object per file).
@@ -323,7 +326,7 @@ fn main() -> Result<()> {
                     (None, Some(root)) => root.join("_wal"),
                     (None, None) => bail!("a lake in object storage keeps the submit log on this replica's disk: give --wal DIR"),
                 };
-                let inventory = analytics.catalog.inventory();
+                let inventory = analytics.catalog().inventory();
                 let interval = std::time::Duration::from_millis(submit.flush_ms.max(10));
                 Some(cxlake::ingest::submit::Submitter::start(&analytics.lake, &wal, inventory, interval)?)
             };
@@ -369,7 +372,7 @@ fn main() -> Result<()> {
             query(open(&lake)?.with_suppression(cells.suppression()), file, variables)
         }
         Command::Kda { csv, outcome, drivers, json } => kda(&csv, &outcome, &drivers, json),
-        Command::Ingest { lake, files, format, coding, json } => ingest(&lake, &files, format, coding, json),
+        Command::Ingest { lake, files, format, table, coding, json } => ingest(&lake, &files, format, table, coding, json),
         Command::Compact { lake } => {
             let lake = Lake::open_url(&lake)?;
             let lock = cxlake::store::commit::WriteLock::acquire(&lake)?;
@@ -486,7 +489,22 @@ async fn query(analytics: Analytics, file: PathBuf, variables: Option<String>) -
     Ok(())
 }
 
-fn ingest(lake: &str, files: &[PathBuf], format: Option<cxlake::ingest::formats::Format>, coding: Box<Coding>, json: bool) -> Result<()> {
+/// What an ingested file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum IngestTable {
+    /// Survey responses (the default).
+    Responses,
+    /// Telemetry (A-11 280.7): service_id, observed_at, metric, value[, channel, page, agency].
+    Telemetry,
+    /// Service-level indicators (280.12): service_id, observed_at, metric, value[, office_id, channel, agency].
+    Indicators,
+    /// The service inventory (280.5): records merged by service_id, all or nothing.
+    Services,
+}
+
+use cxlake::domain::observations::ObservationTable;
+
+fn ingest(lake: &str, files: &[PathBuf], format: Option<cxlake::ingest::formats::Format>, table: IngestTable, coding: Box<Coding>, json: bool) -> Result<()> {
     use cxlake::ingest::formats::{Format, OpenOptions};
     let lake = Lake::open_or_create_url(lake)?;
     let opts = OpenOptions {
@@ -508,7 +526,37 @@ fn ingest(lake: &str, files: &[PathBuf], format: Option<cxlake::ingest::formats:
             ProgressStyle::with_template("{spinner} {msg} {human_pos} rows {per_sec}").expect("valid template"),
         );
         bar.set_message(file.display().to_string());
-        let result = cxlake::ingest::pipeline::ingest_file(&lock, file, format, &opts, &|n| bar.inc(n));
+        let result = match table {
+            IngestTable::Responses => cxlake::ingest::pipeline::ingest_file(&lock, file, format, &opts, &|n| bar.inc(n)),
+            IngestTable::Telemetry | IngestTable::Indicators => {
+                let t = if table == IngestTable::Telemetry { ObservationTable::Telemetry } else { ObservationTable::Indicators };
+                cxlake::ingest::observations::ingest_file(&lock, file, format, t, &opts)
+            }
+            IngestTable::Services => {
+                bar.finish_and_clear();
+                let source = file.display().to_string();
+                let changes = cxlake::ingest::services::read_file(file, format);
+                match changes.map_err(cxlake::ingest::services::ServicesError::from).and_then(|c| cxlake::ingest::services::upsert(&lock, c, None, &source)) {
+                    Ok(s) if json => println!("{}", serde_json::to_string(&s)?),
+                    Ok(s) => println!(
+                        "{source}: {} services added, {} updated, {} unchanged; the inventory holds {} (lake version {})",
+                        s.added.len(), s.updated.len(), s.unchanged.len(), s.services, s.lake_version
+                    ),
+                    Err(cxlake::ingest::services::ServicesError::Invalid(problems)) => {
+                        eprintln!("error: {source}: the inventory was not changed; {} problem(s):", problems.len());
+                        for p in problems {
+                            eprintln!("  {p}");
+                        }
+                        failed = true;
+                    }
+                    Err(e) => {
+                        eprintln!("error: {source}: {e}");
+                        failed = true;
+                    }
+                }
+                continue;
+            }
+        };
         bar.finish_and_clear();
         match result {
             Ok(s) => {
@@ -537,7 +585,7 @@ fn ingest(lake: &str, files: &[PathBuf], format: Option<cxlake::ingest::formats:
             }
         }
     }
-    if failed && stored == 0 {
+    if failed && (stored == 0 || table == IngestTable::Services) {
         bail!("nothing could be stored");
     }
     Ok(())

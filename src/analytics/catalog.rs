@@ -3,7 +3,7 @@
 
 use super::{AnalyticsError, Filter};
 use crate::domain::{codes::is_region, Dimension};
-use crate::store::layout::{OFFICES_FILE, SERVICES_FILE};
+use crate::store::layout::OFFICES_FILE;
 use crate::store::Lake;
 use polars::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,18 +17,8 @@ pub struct Catalog {
     pub offices: Vec<OfficeInfo>,
 }
 
-/// A row of the services dimension.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ServiceInfo {
-    pub id: String,
-    pub name: String,
-    pub agency: String,
-    pub agency_name: String,
-    pub bureau: String,
-    pub bureau_name: String,
-    pub service_type: String,
-    pub channels: Vec<String>,
-}
+/// A row of the services dimension: the inventory record of one service.
+pub type ServiceInfo = crate::domain::inventory::ServiceRecord;
 
 /// A row of the offices dimension.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,37 +38,12 @@ impl Catalog {
     /// Reads the dimension tables; a lake without them gets an unchecked catalog.
     pub fn load(lake: &Lake) -> Result<Catalog, AnalyticsError> {
         let mut known = BTreeMap::new();
-        let mut services = Vec::new();
         let mut offices = Vec::new();
-        if lake.objects().exists(SERVICES_FILE)? {
-            let df = lake.read_dimension(SERVICES_FILE)?;
-            let col = |c: &str| strings(&df, c);
-            let lists = df.column("channels")?.list()?;
-            let mut channels: Vec<Vec<String>> = Vec::with_capacity(df.height());
-            for i in 0..df.height() {
-                channels.push(match lists.get_as_series(i) {
-                    Some(s) => s.str()?.iter().flatten().map(str::to_string).collect(),
-                    None => Vec::new(),
-                });
-            }
-            let (id, name, agency, agency_name, bureau, bureau_name, service_type) = (
-                col("service_id")?, col("name")?, col("agency")?, col("agency_name")?, col("bureau")?, col("bureau_name")?, col("service_type")?,
-            );
-            for i in 0..df.height() {
-                services.push(ServiceInfo {
-                    id: id[i].clone(),
-                    name: name[i].clone(),
-                    agency: agency[i].clone(),
-                    agency_name: agency_name[i].clone(),
-                    bureau: bureau[i].clone(),
-                    bureau_name: bureau_name[i].clone(),
-                    service_type: service_type[i].clone(),
-                    channels: channels[i].clone(),
-                });
-            }
-            known.insert(Dimension::Agency, agency.into_iter().collect());
-            known.insert(Dimension::Bureau, bureau.into_iter().collect());
-            known.insert(Dimension::Service, id.into_iter().collect());
+        let services = crate::store::services::read(lake)?;
+        if !services.is_empty() {
+            known.insert(Dimension::Agency, services.iter().map(|s| s.agency.clone()).collect());
+            known.insert(Dimension::Bureau, services.iter().map(|s| s.bureau.clone()).collect());
+            known.insert(Dimension::Service, services.iter().map(|s| s.id.clone()).collect());
         }
         if lake.objects().exists(OFFICES_FILE)? {
             let df = lake.read_dimension(OFFICES_FILE)?;
@@ -103,9 +68,7 @@ impl Catalog {
         use crate::domain::validate::{Inventory, ServiceCoding};
         let mut inv = Inventory::default();
         for s in &self.services {
-            if let Ok(service_type) = s.service_type.parse() {
-                inv.services.insert(s.id.clone(), ServiceCoding { agency: s.agency.clone(), bureau: s.bureau.clone(), service_type });
-            }
+            inv.services.insert(s.id.clone(), ServiceCoding { agency: s.agency.clone(), bureau: s.bureau.clone(), service_type: s.service_type });
         }
         for o in &self.offices {
             inv.offices.insert(o.id.clone(), o.agency.clone());

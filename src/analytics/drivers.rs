@@ -353,7 +353,7 @@ fn read_sums(df: &DataFrame, q: &DriverQuery, n: usize, bucketed: bool) -> Polar
 impl Analytics {
     /// Runs a driver-importance query.
     pub async fn driver_importance(&self, q: &DriverQuery) -> Result<Vec<DriverGroup>, AnalyticsError> {
-        self.catalog.check(&q.filter)?;
+        self.catalog().check(&q.filter)?;
         if !matches!(q.outcome, Measure::Trust | Measure::Satisfaction) {
             return Err(AnalyticsError::invalid("outcome", format!("{} is a driver; the outcome is trust or satisfaction", q.outcome)));
         }

@@ -62,6 +62,11 @@ impl Filter {
 
     /// The row predicate, or `None` when every row passes.
     pub fn predicate(&self) -> Option<Expr> {
+        self.predicate_on("submitted_at")
+    }
+
+    /// The row predicate with the date range on `time_column` (`observed_at` for telemetry).
+    pub fn predicate_on(&self, time_column: &str) -> Option<Expr> {
         let mut preds: Vec<Expr> = Vec::new();
         for (dim, values) in &self.values {
             let series = Series::new("values".into(), values.clone());
@@ -70,10 +75,10 @@ impl Filter {
         let micros = |d: NaiveDate| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_micros();
         let ts = |d: NaiveDate| lit(micros(d)).cast(DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)));
         if let Some(from) = self.from {
-            preds.push(col("submitted_at").gt_eq(ts(from)));
+            preds.push(col(time_column).gt_eq(ts(from)));
         }
         if let Some(to) = self.to {
-            preds.push(col("submitted_at").lt(ts(to + Duration::days(1))));
+            preds.push(col(time_column).lt(ts(to + Duration::days(1))));
         }
         if let Some(scales) = &self.scales {
             let series = Series::new("scales".into(), scales.iter().map(|s| s.as_str()).collect::<Vec<_>>());

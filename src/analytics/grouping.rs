@@ -25,7 +25,14 @@ impl GroupKey {
 /// timestamp (labels come from the domain calendar when read back).
 pub fn key_exprs(group_by: &[Dimension], period: Option<PeriodUnit>) -> Vec<Expr> {
     let mut keys: Vec<Expr> = group_by.iter().map(|d| col(d.column())).collect();
-    let truncated = |every: &str| col("submitted_at").dt().truncate(lit(every)).cast(DataType::Date).alias("period_start");
+    keys.extend(period_exprs("submitted_at", period));
+    keys
+}
+
+/// The key expressions of a period over the timestamp `time_column`.
+pub fn period_exprs(time_column: &str, period: Option<PeriodUnit>) -> Vec<Expr> {
+    let mut keys = Vec::new();
+    let truncated = |every: &str| col(time_column).dt().truncate(lit(every)).cast(DataType::Date).alias("period_start");
     match period {
         None => {}
         Some(PeriodUnit::FiscalQuarter) => keys.extend([col("fiscal_year"), col("fiscal_quarter")]),

@@ -9,7 +9,9 @@ pub mod benchmark;
 pub mod catalog;
 pub mod drivers;
 pub mod filter;
+pub mod hisp;
 pub mod grouping;
+pub mod observations;
 pub mod responses;
 pub mod scores;
 pub mod suppression;
@@ -88,7 +90,9 @@ impl AnalyticsError {
 #[derive(Debug, Clone)]
 pub struct Analytics {
     pub lake: Lake,
-    pub catalog: Catalog,
+    /// The catalog and the lake version it was read at; shared by clones, reread by
+    /// `refresh` when the lake moves on (the inventory is editable).
+    catalog: std::sync::Arc<std::sync::RwLock<(u64, std::sync::Arc<Catalog>)>>,
     /// Minimum cell sizes applied to every result.
     pub suppression: suppression::Suppression,
 }
@@ -97,8 +101,33 @@ impl Analytics {
     /// Opens the analytics over `lake`, reading its catalog. Blocking: call it outside async
     /// worker threads (or in `spawn_blocking`).
     pub fn open(lake: Lake) -> Result<Analytics, AnalyticsError> {
-        let catalog = Catalog::load(&lake)?;
-        Ok(Analytics { lake, catalog, suppression: suppression::Suppression::default() })
+        let version = crate::store::commit::lake_version(&lake)?;
+        let catalog = std::sync::Arc::new(Catalog::load(&lake)?);
+        Ok(Analytics {
+            lake,
+            catalog: std::sync::Arc::new(std::sync::RwLock::new((version, catalog))),
+            suppression: suppression::Suppression::default(),
+        })
+    }
+
+    /// The lake's catalog (codes, services, offices) as last read.
+    pub fn catalog(&self) -> std::sync::Arc<Catalog> {
+        self.catalog.read().unwrap_or_else(|e| e.into_inner()).1.clone()
+    }
+
+    /// The lake version the catalog was read at.
+    pub fn catalog_version(&self) -> u64 {
+        self.catalog.read().unwrap_or_else(|e| e.into_inner()).0
+    }
+
+    /// Rereads the catalog if it was read at another version than `version`. Blocking.
+    pub fn refresh(&self, version: u64) -> Result<(), AnalyticsError> {
+        if self.catalog_version() == version {
+            return Ok(());
+        }
+        let fresh = std::sync::Arc::new(Catalog::load(&self.lake)?);
+        *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = (version, fresh);
+        Ok(())
     }
 
     /// The same analytics with other minimum cell sizes.

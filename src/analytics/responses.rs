@@ -82,7 +82,7 @@ pub struct ResponsesPage {
 impl Analytics {
     /// One page of the raw responses `q.filter` selects.
     pub async fn responses(&self, q: &ResponsesQuery) -> Result<ResponsesPage, AnalyticsError> {
-        self.catalog.check(&q.filter)?;
+        self.catalog().check(&q.filter)?;
         if q.first == 0 || q.first > MAX_PAGE {
             return Err(AnalyticsError::invalid("first", format!("{} is not a page size from 1 to {MAX_PAGE}; page through more with `after`", q.first)));
         }

@@ -123,7 +123,7 @@ fn values(measure: Measure, scale: Scale) -> &'static [i64] {
 impl Analytics {
     /// Runs a scores query.
     pub async fn scores(&self, q: &ScoresQuery) -> Result<ScoresResult, AnalyticsError> {
-        self.catalog.check(&q.filter)?;
+        self.catalog().check(&q.filter)?;
         if q.measures.is_empty() {
             return Err(AnalyticsError::invalid("measures", "name at least one measure".into()));
         }
@@ -152,13 +152,18 @@ impl Analytics {
 
 /// The one-pass plan: filter, then per (group, period, scale) the bins of every measure.
 pub fn plan(lf: LazyFrame, q: &ScoresQuery) -> LazyFrame {
+    plan_with(lf, q, Vec::new())
+}
+
+/// `plan` with further aggregates per group (such as a row count).
+pub fn plan_with(lf: LazyFrame, q: &ScoresQuery, extra: Vec<Expr>) -> LazyFrame {
     let lf = match q.filter.predicate() {
         Some(p) => lf.filter(p),
         None => lf,
     };
     let mut keys = key_exprs(&q.group_by, q.period);
     keys.push(col("scale"));
-    let mut aggs = Vec::new();
+    let mut aggs = extra;
     for &m in &q.measures {
         // Thumbs answers are 0/1 and Likert 1-5: one set of conditional sums serves both scales
         // because rows are grouped by scale; the assembly reads each scale's own values.

@@ -275,7 +275,7 @@ impl QueryRoot {
     async fn services(&self, ctx: &Context<'_>, agency: Option<Vec<String>>) -> Result<Vec<ServiceOut>> {
         let analytics = ctx.data::<Analytics>()?;
         Ok(analytics
-            .catalog
+            .catalog()
             .services
             .iter()
             .filter(|s| agency.as_ref().is_none_or(|a| a.contains(&s.agency)))
@@ -287,7 +287,7 @@ impl QueryRoot {
     async fn offices(&self, ctx: &Context<'_>, agency: Option<Vec<String>>) -> Result<Vec<OfficeOut>> {
         let analytics = ctx.data::<Analytics>()?;
         Ok(analytics
-            .catalog
+            .catalog()
             .offices
             .iter()
             .filter(|o| agency.as_ref().is_none_or(|a| a.contains(&o.agency)))

@@ -327,6 +327,18 @@ pub struct ServiceOut {
     pub bureau_name: String,
     pub service_type: String,
     pub channels: Vec<String>,
+    /// Short description of what the service provides.
+    pub description: String,
+    /// The organizational unit responsible for it.
+    pub org_unit: String,
+    /// A designated service of a High Impact Service Provider (reported quarterly).
+    pub designated: bool,
+    /// Whether customers can receive it through a digital channel (digital, chat, email).
+    pub has_digital_channel: bool,
+    /// Why it has no digital channel.
+    pub non_digital_reason: Option<String>,
+    /// Ways it could be made digital.
+    pub digitization_options: Vec<String>,
 }
 
 /// An office of the lake's offices dimension.
@@ -348,8 +360,14 @@ impl From<&ServiceInfo> for ServiceOut {
             agency_name: s.agency_name.clone(),
             bureau: s.bureau.clone(),
             bureau_name: s.bureau_name.clone(),
-            service_type: s.service_type.clone(),
-            channels: s.channels.clone(),
+            service_type: s.service_type.as_str().to_string(),
+            channels: s.channels.iter().map(|c| c.as_str().to_string()).collect(),
+            description: s.description.clone(),
+            org_unit: s.org_unit.clone(),
+            designated: s.designated,
+            has_digital_channel: s.has_digital_channel(),
+            non_digital_reason: s.non_digital_reason.clone(),
+            digitization_options: s.digitization_options.clone(),
         }
     }
 }

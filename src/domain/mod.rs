@@ -7,6 +7,9 @@
 pub mod calendar;
 pub mod codes;
 pub mod due_dates;
+pub mod hisp;
+pub mod inventory;
+pub mod observations;
 pub mod survey;
 pub mod survey_design;
 pub mod validate;

@@ -5,13 +5,14 @@
 
 pub mod model;
 pub mod rows;
+pub mod telemetry;
 pub mod universe;
 
 use crate::domain::FiscalQuarter;
-use crate::store::layout::{PartitionKey, OFFICES_FILE, SERVICES_FILE};
+use crate::store::layout::{PartitionKey, OFFICES_FILE};
 use crate::store::writer::{parquet_properties, AtomicParquetWriter, UNIQUE_COLUMNS};
 use crate::store::{schema, Lake, StoreError};
-use arrow::array::{Array, ArrayRef, ListBuilder, RecordBatch, StringBuilder};
+use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use model::{Effects, Truth};
 use rand::SeedableRng;
@@ -103,6 +104,17 @@ pub fn generate(cfg: &GenerateConfig, progress: &(dyn Fn(u64) + Sync)) -> Result
         .collect::<Result<_, StoreError>>()?;
 
     write_dimensions(&lake, &universe)?;
+    let mut respondents = vec![vec![0u64; quarters.len()]; universe.collections.len()];
+    for t in &tasks {
+        for (c, n) in t.collections.iter().zip(&t.counts) {
+            respondents[*c][t.quarter_index] += n;
+        }
+    }
+    let (telemetry, telemetry_drops) =
+        telemetry::telemetry(cfg.seed, &universe, &quarters, &respondents, cfg.rows as f64 / quarters.len() as f64, cfg.drops);
+    let mut observation_files = write_observations(&lake, crate::store::Table::TELEMETRY, cfg.seed, telemetry)?;
+    observation_files += write_observations(&lake, crate::store::Table::INDICATORS, cfg.seed, telemetry::indicators(cfg.seed, &universe, &effects, &quarters))?;
+    tracing::debug!(observation_files, "telemetry and indicators written");
     let rows: u64 = written.iter().map(|w| w.0).sum();
     let thumbs: u64 = tasks
         .iter()
@@ -110,7 +122,12 @@ pub fn generate(cfg: &GenerateConfig, progress: &(dyn Fn(u64) + Sync)) -> Result
         .filter(|(c, _)| universe.collections[**c].scale == crate::domain::Scale::Thumbs)
         .map(|(_, n)| n)
         .sum();
-    let truth = Truth::new(cfg.seed, rows, &quarters, &universe, &effects, thumbs as f64 / rows.max(1) as f64);
+    let mut truth = Truth::new(cfg.seed, rows, &quarters, &universe, &effects, thumbs as f64 / rows.max(1) as f64);
+    truth.telemetry = Some(telemetry::TelemetryTruth {
+        drops: telemetry_drops,
+        wait_quality_slope: telemetry::WAIT_QUALITY_SLOPE,
+        description: "telemetry per collection and day (surveys_offered >= respondents, transactions >= surveys_offered, page_views of start/status pages on the digital channel); indicators per service and month (processing_time_days) and per office and month (wait_time_minutes, first_contact_resolution) driven by the same latent quality as the answers: better experience, shorter waits",
+    });
     lake.objects().create("truth.json", serde_json::to_vec_pretty(&truth).expect("truth serializes"))?;
     Ok(GenerateReport { rows, files: written.len(), bytes: written.iter().map(|w| w.1).sum(), truth: lake.locate("truth.json") })
 }
@@ -186,41 +203,8 @@ fn plan(cfg: &GenerateConfig, u: &Universe, quarters: &[FiscalQuarter]) -> Vec<T
 fn write_dimensions(lake: &Lake, u: &Universe) -> Result<(), StoreError> {
     let text = |name: &str| Field::new(name, DataType::Utf8, false);
     let strings = |values: Vec<&str>| Arc::new(arrow::array::StringArray::from(values)) as ArrayRef;
-
-    let mut channels = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new("item", DataType::Utf8, false)));
-    for s in &u.services {
-        for c in &s.channels {
-            channels.values().append_value(c.as_str());
-        }
-        channels.append(true);
-    }
-    let channels = channels.finish();
-    let services_schema = Arc::new(Schema::new(vec![
-        text("service_id"),
-        text("name"),
-        text("agency"),
-        text("agency_name"),
-        text("bureau"),
-        text("bureau_name"),
-        text("service_type"),
-        Field::new("channels", channels.data_type().clone(), false),
-    ]));
-    let sv = &u.services;
-    let services = RecordBatch::try_new(
-        services_schema.clone(),
-        vec![
-            strings(sv.iter().map(|s| s.id.as_str()).collect()),
-            strings(sv.iter().map(|s| s.name.as_str()).collect()),
-            strings(sv.iter().map(|s| u.agencies[s.agency].code.as_str()).collect()),
-            strings(sv.iter().map(|s| u.agencies[s.agency].name.as_str()).collect()),
-            strings(sv.iter().map(|s| u.agencies[s.agency].bureaus[s.bureau].0.as_str()).collect()),
-            strings(sv.iter().map(|s| u.agencies[s.agency].bureaus[s.bureau].1.as_str()).collect()),
-            strings(sv.iter().map(|s| s.service_type.as_str()).collect()),
-            Arc::new(channels),
-        ],
-    )
-    .expect("services batch matches its schema");
-    write_table(lake, SERVICES_FILE, services)?;
+    let services: Vec<_> = u.services.iter().map(|s| s.inventory(&u.agencies)).collect();
+    crate::store::services::create(lake, &services)?;
 
     let of = &u.offices;
     let offices_schema =
@@ -237,6 +221,30 @@ fn write_dimensions(lake: &Lake, u: &Universe) -> Result<(), StoreError> {
     )
     .expect("offices batch matches its schema");
     write_table(lake, OFFICES_FILE, offices)
+}
+
+/// Writes one table of observations, one file per (agency, quarter) partition, rows sorted by
+/// series and time; returns the number of files.
+fn write_observations(lake: &Lake, table: crate::store::Table, seed: u64, per_agency: Vec<Vec<crate::domain::observations::Observation>>) -> Result<usize, StoreError> {
+    let mut files = 0;
+    for mut rows in per_agency.into_iter().filter(|r| !r.is_empty()) {
+        rows.sort_by(|a, b| {
+            (&a.service_id, &a.metric, a.channel, &a.page, &a.office_id, a.observed_at).cmp(&(&b.service_id, &b.metric, b.channel, &b.page, &b.office_id, b.observed_at))
+        });
+        let mut by_quarter: std::collections::BTreeMap<FiscalQuarter, Vec<crate::domain::observations::Observation>> = Default::default();
+        for o in rows {
+            by_quarter.entry(FiscalQuarter::of(o.observed_at.date_naive())).or_default().push(o);
+        }
+        for (quarter, rows) in by_quarter {
+            let key = PartitionKey { agency: rows[0].agency.clone(), quarter };
+            let target = format!("{}/part-g{seed:x}-000.parquet", key.dir_in(table));
+            let mut w = AtomicParquetWriter::in_lake(lake, &target, crate::store::observations::arrow_schema(), parquet_properties(&[]))?;
+            w.write(&crate::store::observations::batch(&rows))?;
+            w.finish()?;
+            files += 1;
+        }
+    }
+    Ok(files)
 }
 
 fn write_table(lake: &Lake, relative: &str, batch: RecordBatch) -> Result<(), StoreError> {

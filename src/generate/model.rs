@@ -159,6 +159,9 @@ pub struct Truth {
     pub drops: Vec<Drop>,
     /// Realised share of responses on the thumbs scale.
     pub thumbs_share: f64,
+    /// The telemetry and indicators planted beside the responses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub telemetry: Option<super::telemetry::TelemetryTruth>,
     pub model: ModelConstants,
 }
 
@@ -194,6 +197,7 @@ impl Truth {
             office_effects: u.offices.iter().zip(&e.office).map(|(o, x)| (o.id.clone(), *x)).collect(),
             drops: e.drops.clone(),
             thumbs_share,
+            telemetry: None,
             model: ModelConstants {
                 halo_sd: HALO_SD,
                 driver_sd: DRIVER_SD,

@@ -96,6 +96,11 @@ pub struct Service {
     pub volume: f64,
     /// Offices that serve this service in person or by phone (indices into `offices`).
     pub offices: Vec<usize>,
+    /// The inventory fields of A-11 280.5 (`inventory()`).
+    pub description: String,
+    pub org_unit: String,
+    /// Designated HISP service: the three largest of each agency.
+    pub designated: bool,
 }
 
 /// A survey instrument: one per service and channel.
@@ -130,6 +135,53 @@ fn typical_channels(t: ServiceType) -> &'static [Channel] {
         ServiceType::Informational => &[Digital, Phone, Chat, Email],
         ServiceType::DataResearch => &[Digital, Email],
         ServiceType::Regulatory => &[Digital, Email, Mail],
+    }
+}
+
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
+}
+
+fn service_type_phrase(t: ServiceType) -> &'static str {
+    match t {
+        ServiceType::Administrative => "an administrative service customers use to manage their records and accounts",
+        ServiceType::Benefits => "a benefits service that decides on and pays what customers are eligible for",
+        ServiceType::Compliance => "a compliance service through which customers meet their obligations",
+        ServiceType::Recreation => "a recreation service for visitors to public lands and sites",
+        ServiceType::Informational => "an informational service answering customers' questions",
+        ServiceType::DataResearch => "a data and research service giving access to public information",
+        ServiceType::Regulatory => "a regulatory service for rules, guidance and complaints",
+    }
+}
+
+impl Service {
+    /// The service as an inventory record of the lake.
+    pub fn inventory(&self, agencies: &[Agency]) -> crate::domain::inventory::ServiceRecord {
+        let agency = &agencies[self.agency];
+        let digital = self.channels.iter().any(|c| crate::domain::inventory::is_digital(*c));
+        crate::domain::inventory::ServiceRecord {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            description: self.description.clone(),
+            agency: agency.code.clone(),
+            agency_name: agency.name.clone(),
+            bureau: agency.bureaus[self.bureau].0.clone(),
+            bureau_name: agency.bureaus[self.bureau].1.clone(),
+            org_unit: self.org_unit.clone(),
+            service_type: self.service_type,
+            channels: self.channels.clone(),
+            designated: self.designated,
+            non_digital_reason: (!digital).then(|| match self.service_type {
+                ServiceType::Recreation => "The service is the on-site visit itself".to_string(),
+                _ => "Identity and signatures are verified in person".to_string(),
+            }),
+            digitization_options: if digital {
+                Vec::new()
+            } else {
+                vec!["online reservations and payment".into(), "remote identity proofing with Login.gov".into()]
+            },
+        }
     }
 }
 
@@ -210,12 +262,22 @@ impl Universe {
                     channels,
                     volume: volume.sample(&mut rng) * agency_size[a],
                     offices: service_offices,
+                    description: format!("{} of the {}: {}", capitalized(stem), agency.bureaus[bureau].1, service_type_phrase(service_type)),
+                    org_unit: format!("{}, {} operations", agency.bureaus[bureau].1, stem),
+                    designated: false,
                 });
             }
         }
         let total: f64 = services.iter().map(|s| s.volume).sum();
         for s in &mut services {
             s.volume /= total;
+        }
+        for a in 0..agencies.len() {
+            let mut own: Vec<usize> = (0..services.len()).filter(|&i| services[i].agency == a).collect();
+            own.sort_by(|&x, &y| services[y].volume.total_cmp(&services[x].volume).then(x.cmp(&y)));
+            for &i in own.iter().take(3) {
+                services[i].designated = true;
+            }
         }
 
         // Collections: one per service and channel. The channel mix decays with the channel's rank.

@@ -6,7 +6,10 @@
 pub mod fields;
 pub mod formats;
 pub mod numeric_csv;
+pub mod observations;
 pub mod pipeline;
+pub mod records;
+pub mod services;
 pub mod stage;
 pub mod submit;
 

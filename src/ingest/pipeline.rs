@@ -27,6 +27,8 @@ pub struct ReasonCount {
 pub struct Summary {
     pub source: String,
     pub format: String,
+    /// The table written: responses, telemetry or indicators.
+    pub table: String,
     /// Set when the file's digest shows it was ingested before (nothing is read again).
     pub already_ingested: bool,
     pub rows_read: u64,
@@ -43,7 +45,7 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn count(&mut self, q: &QuarantineRow) {
+    pub(crate) fn count(&mut self, q: &QuarantineRow) {
         let key = q.column.clone().unwrap_or_else(|| "(row)".into());
         let e = self.quarantined_by_column.entry(key).or_default();
         e.rows += 1;
@@ -67,7 +69,7 @@ pub fn ingest_file(
     progress: &dyn Fn(u64),
 ) -> Result<Summary, IngestError> {
     let shown = opts.source_name.clone().unwrap_or_else(|| path.display().to_string());
-    let mut summary = Summary { source: shown.clone(), format: format!("{format:?}"), ..Default::default() };
+    let mut summary = Summary { source: shown.clone(), format: format!("{format:?}"), table: "responses".into(), ..Default::default() };
     // A file ingested under an agency restriction (a collector's upload) is a different unit
     // from the same bytes ingested without one: its rows of other agencies were quarantined.
     let digest = match &opts.agency {

@@ -172,3 +172,26 @@ mod tests {
         assert!(close(normal_p_lower(-1.959963984540054), 0.025, 1e-9));
     }
 }
+
+/// P(X ≤ `observed`) for X ~ Poisson(`expected`): the one-sided p-value of a count that fell
+/// below what was expected. `None` when `expected` is not positive and finite.
+pub fn poisson_lower_p(observed: u64, expected: f64) -> Option<f64> {
+    use statrs::distribution::{DiscreteCDF, Poisson};
+    if !(expected > 0.0 && expected.is_finite()) {
+        return None;
+    }
+    Poisson::new(expected).ok().map(|d| d.cdf(observed))
+}
+
+#[cfg(test)]
+mod poisson_tests {
+    use super::*;
+
+    /// R: ppois(2, 5) = 0.124652, ppois(80, 100) = 0.02264918.
+    #[test]
+    fn poisson_lower_tail_matches_r() {
+        assert!((poisson_lower_p(2, 5.0).unwrap() - 0.124652).abs() < 1e-6);
+        assert!((poisson_lower_p(80, 100.0).unwrap() - 0.02264918).abs() < 1e-7);
+        assert_eq!(poisson_lower_p(3, 0.0), None);
+    }
+}

@@ -18,7 +18,7 @@ pub mod importance;
 pub mod interval;
 pub mod regression;
 
-pub use correlation::{CrossProducts, PairSums};
+pub use correlation::{pearson, CrossProducts, PairSums, Pearson};
 pub use descriptive::{Bin, Distribution};
 pub use hypothesis::{newcombe_difference, two_proportions, welch, Comparison};
 pub use importance::{importance, Importance};

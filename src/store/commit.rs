@@ -177,7 +177,12 @@ pub fn file_digest(path: &Path) -> Result<String, StoreError> {
 
 /// Data files of one partition, relative to the lake root, sorted.
 pub fn partition_files(lake: &Lake, key: &PartitionKey) -> Result<Vec<String>, StoreError> {
-    let dir = format!("{}/", key.dir());
+    partition_files_in(lake, super::layout::Table::Responses, key)
+}
+
+/// Data files of one partition of `table`, relative to the lake root, sorted.
+pub fn partition_files_in(lake: &Lake, table: super::layout::Table, key: &PartitionKey) -> Result<Vec<String>, StoreError> {
+    let dir = format!("{}/", key.dir_in(table));
     let mut files: Vec<String> = lake
         .objects()
         .list(&dir)?

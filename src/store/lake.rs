@@ -2,7 +2,7 @@
 //! listing of data files with partition pruning, and lazy polars scans over exactly the
 //! files a query needs.
 
-use super::layout::{self, PartitionFilter, PartitionKey, LAKE_MANIFEST, RESPONSES};
+use super::layout::{self, PartitionFilter, PartitionKey, Table, LAKE_MANIFEST};
 use super::objects::{Objects, Root};
 use super::schema;
 use polars::prelude::*;
@@ -191,18 +191,24 @@ impl Lake {
     /// The response files in the partitions `filter` admits. Only the admitted agencies'
     /// directories are listed; other partitions are never opened.
     pub async fn response_files(&self, filter: &PartitionFilter) -> Result<Vec<DataFile>, StoreError> {
+        self.table_files(Table::Responses, filter).await
+    }
+
+    /// The data files of `table` in the partitions `filter` admits (see `response_files`).
+    pub async fn table_files(&self, table: Table, filter: &PartitionFilter) -> Result<Vec<DataFile>, StoreError> {
+        let root = table.root();
         let prefixes: Vec<String> = match &filter.agencies {
             Some(agencies) => agencies
                 .iter()
                 .filter(|a| layout::is_valid_agency_code(a))
-                .map(|a| format!("{RESPONSES}/agency={a}/"))
+                .map(|a| format!("{root}/agency={a}/"))
                 .collect(),
-            None => vec![format!("{RESPONSES}/")],
+            None => vec![format!("{root}/")],
         };
         let mut files = Vec::new();
         for prefix in prefixes {
             for (path, size) in self.objects.list_async(&prefix).await? {
-                if let Some(partition) = PartitionKey::from_file_path(&path) {
+                if let Some(partition) = PartitionKey::from_path_in(table, &path) {
                     if filter.matches(&partition) {
                         files.push(DataFile { path, partition, size });
                     }
@@ -216,6 +222,15 @@ impl Lake {
     /// A lazy scan over exactly `files`, with the partition columns taken from their paths.
     /// The schema is given up front, so planning reads no file. `files` must not be empty.
     pub fn scan_responses(&self, files: &[DataFile]) -> PolarsResult<LazyFrame> {
+        self.scan_files(files, schema::polars_file_schema())
+    }
+
+    /// A lazy scan over files of an observations table (telemetry, indicators).
+    pub fn scan_observations(&self, files: &[DataFile]) -> PolarsResult<LazyFrame> {
+        self.scan_files(files, super::observations::polars_schema())
+    }
+
+    fn scan_files(&self, files: &[DataFile], file_schema: Schema) -> PolarsResult<LazyFrame> {
         polars_ensure!(!files.is_empty(), ComputeError: "scan of an empty file list");
         super::scanned::record(self, files);
         let paths: Vec<PlRefPath> = files
@@ -229,7 +244,7 @@ impl Lake {
                 schema: Some(Arc::new(schema::polars_hive_schema())),
                 try_parse_dates: false,
             },
-            schema: Some(Arc::new(schema::polars_file_schema())),
+            schema: Some(Arc::new(file_schema)),
             cloud_options: self.objects.cloud_options(),
             ..Default::default()
         };

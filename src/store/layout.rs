@@ -4,6 +4,8 @@
 //! ```text
 //! <lake>/lake.json
 //! <lake>/responses/agency=VA/fiscal_year=2025/fiscal_quarter=1/part-….parquet
+//! <lake>/telemetry/agency=VA/fiscal_year=2025/fiscal_quarter=1/part-….parquet
+//! <lake>/indicators/agency=VA/fiscal_year=2025/fiscal_quarter=1/part-….parquet
 //! <lake>/dimensions/services.parquet, offices.parquet
 //! ```
 //!
@@ -20,6 +22,27 @@ pub const SERVICES_FILE: &str = "dimensions/services.parquet";
 pub const OFFICES_FILE: &str = "dimensions/offices.parquet";
 
 pub use crate::domain::codes::is_valid_agency_code;
+use crate::domain::observations::ObservationTable;
+
+/// The partitioned tables of the lake, all laid out alike (agency, fiscal year, quarter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    Responses,
+    Observations(ObservationTable),
+}
+
+impl Table {
+    pub const TELEMETRY: Table = Table::Observations(ObservationTable::Telemetry);
+    pub const INDICATORS: Table = Table::Observations(ObservationTable::Indicators);
+
+    /// The table's directory under the lake root.
+    pub fn root(self) -> &'static str {
+        match self {
+            Table::Responses => RESPONSES,
+            Table::Observations(t) => t.as_str(),
+        }
+    }
+}
 
 /// The partition a response belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -31,17 +54,24 @@ pub struct PartitionKey {
 impl PartitionKey {
     /// Directory of the partition relative to the lake root.
     pub fn dir(&self) -> String {
-        format!(
-            "{RESPONSES}/agency={}/fiscal_year={}/fiscal_quarter={}",
-            self.agency, self.quarter.year, self.quarter.quarter
-        )
+        self.dir_in(Table::Responses)
+    }
+
+    /// Directory of the partition of `table` relative to the lake root.
+    pub fn dir_in(&self, table: Table) -> String {
+        format!("{}/agency={}/fiscal_year={}/fiscal_quarter={}", table.root(), self.agency, self.quarter.year, self.quarter.quarter)
     }
 
     /// Parses the partition from a data file path relative to the lake root
     /// (`responses/agency=VA/fiscal_year=2025/fiscal_quarter=1/part-x.parquet`).
     pub fn from_file_path(path: &str) -> Option<PartitionKey> {
+        Self::from_path_in(Table::Responses, path)
+    }
+
+    /// Parses the partition from the path of a data file of `table`.
+    pub fn from_path_in(table: Table, path: &str) -> Option<PartitionKey> {
         let mut parts = path.split('/');
-        if parts.next()? != RESPONSES {
+        if parts.next()? != table.root() {
             return None;
         }
         let agency = parts.next()?.strip_prefix("agency=")?;
@@ -85,7 +115,11 @@ mod tests {
         let key = PartitionKey { agency: "VA".into(), quarter: FiscalQuarter::new(2025, 1) };
         assert_eq!(key.dir(), "responses/agency=VA/fiscal_year=2025/fiscal_quarter=1");
         let file = format!("{}/part-0.parquet", key.dir());
-        assert_eq!(PartitionKey::from_file_path(&file), Some(key));
+        assert_eq!(PartitionKey::from_file_path(&file), Some(key.clone()));
+        let telemetry = format!("{}/part-0.parquet", key.dir_in(Table::TELEMETRY));
+        assert_eq!(telemetry, "telemetry/agency=VA/fiscal_year=2025/fiscal_quarter=1/part-0.parquet");
+        assert_eq!(PartitionKey::from_path_in(Table::TELEMETRY, &telemetry), Some(key));
+        assert_eq!(PartitionKey::from_file_path(&telemetry), None, "telemetry is not a response file");
     }
 
     #[test]

@@ -12,6 +12,8 @@ pub mod quarantine;
 pub mod lake;
 pub mod lease;
 pub mod objects;
+pub mod observations;
+pub mod services;
 pub mod scanned;
 pub mod schema;
 pub mod wal;
@@ -22,4 +24,4 @@ pub mod export;
 pub mod writer;
 
 pub use lake::{DataFile, Lake, StoreError};
-pub use layout::{PartitionFilter, PartitionKey};
+pub use layout::{PartitionFilter, PartitionKey, Table};

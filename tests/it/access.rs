@@ -44,7 +44,7 @@ fn canary_csv(dir: &Path, rows: &[(String, String, String, String, String, Strin
 fn setup(lake: &Path) -> Setup {
     let a = analytics(lake);
     let mut agencies: Vec<&cxlake::analytics::catalog::ServiceInfo> = Vec::new();
-    for s in &a.catalog.services {
+    for s in &a.catalog().services {
         if !agencies.iter().any(|x| x.agency == s.agency) {
             agencies.push(s);
         }
@@ -265,7 +265,7 @@ async fn no_role_reads_what_it_may_not() {
     let s = setup(&lake);
     let limits = Limits { keys: Some(Arc::new(KeyStore::open(&lake.parent().unwrap().join("keys.json")).unwrap())), ..Limits::default() };
     let a = analytics(&lake);
-    let submitter = cxlake::ingest::submit::Submitter::start(&a.lake, &lake.join("_wal"), a.catalog.inventory(), std::time::Duration::from_millis(50)).unwrap();
+    let submitter = cxlake::ingest::submit::Submitter::start(&a.lake, &lake.join("_wal"), a.catalog().inventory(), std::time::Duration::from_millis(50)).unwrap();
     let schema = cxlake::api::schema_with_submit(a, submitter.clone());
     let cli = TestClient::new(routes_with(schema, cxlake::store::Lake::open(&lake).unwrap(), Some(submitter), limits).into_endpoint());
 

@@ -19,7 +19,7 @@ const COLUMNS: &[&str] = &[
 /// A valid row for the first service of the lake's inventory.
 fn valid_row(lake: &Path, id: &str) -> BTreeMap<&'static str, String> {
     let a = analytics(lake);
-    let s = &a.catalog.services[0];
+    let s = &a.catalog().services[0];
     let mut row = BTreeMap::new();
     for (k, v) in [
         ("agency", s.agency.as_str()),
@@ -57,7 +57,7 @@ fn csv_text(rows: &[BTreeMap<&'static str, String>]) -> String {
 fn ingest(lake: &Path, file: &Path, format: Format) -> Result<Summary, IngestError> {
     let lake = Lake::open(lake).unwrap();
     let lock = WriteLock::acquire(&lake).unwrap();
-    let opts = OpenOptions { inventory: analytics(lake.local_root().unwrap()).catalog.inventory(), now: chrono::Utc::now(), ..Default::default() };
+    let opts = OpenOptions { inventory: analytics(lake.local_root().unwrap()).catalog().inventory(), now: chrono::Utc::now(), ..Default::default() };
     ingest_file(&lock, file, format, &opts, &|_| {})
 }
 

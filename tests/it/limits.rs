@@ -149,7 +149,7 @@ fn the_keys_command_adds_lists_and_revokes() {
 async fn raw_pages_say_when_they_are_cut_and_page_through_every_row_once() {
     let lake = fresh_lake(2_500, 81, 1);
     let cli = client(&lake, Limits::default());
-    let agency = analytics(&lake).catalog.services.iter().map(|s| s.agency.clone()).collect::<std::collections::BTreeSet<_>>();
+    let agency = analytics(&lake).catalog().services.iter().map(|s| s.agency.clone()).collect::<std::collections::BTreeSet<_>>();
     let page = |after: Option<String>| {
         json!({"query": "query($a: [String!], $after: String) { responses(filter: {agency: $a}, first: 100, after: $after) { totalCount truncated pageInfo { hasNextPage endCursor } rows { responseId } } }",
                "variables": {"a": agency, "after": after}})

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 fn response(lake: &Path, id: &str) -> Value {
     let a = analytics(lake);
-    let s = &a.catalog.services[0];
+    let s = &a.catalog().services[0];
     json!({
         "response_id": id, "agency": s.agency, "bureau": s.bureau, "service_id": s.id,
         "service_type": s.service_type, "channel": "digital", "collection_id": "c-rt",
@@ -25,7 +25,7 @@ fn response(lake: &Path, id: &str) -> Value {
 }
 
 fn template_service(lake: &Path) -> String {
-    analytics(lake).catalog.services[0].id.clone()
+    analytics(lake).catalog().services[0].id.clone()
 }
 
 use crate::common::stored_ids;
@@ -45,7 +45,7 @@ fn wait_for(lake: &Path, ids: &[String]) -> HashMap<String, usize> {
 async fn concurrent_submitters_every_acknowledged_id_stored_once() {
     let lake = fresh_lake(2_000, 31, 1);
     let l = Lake::open(&lake).unwrap();
-    let inventory = analytics(&lake).catalog.inventory();
+    let inventory = analytics(&lake).catalog().inventory();
     let submitter = Submitter::start(&l, &lake.join("_wal"), inventory, Duration::from_millis(200)).unwrap();
     let template = response(&lake, "");
     let until = Instant::now() + Duration::from_secs(3);
@@ -93,7 +93,7 @@ async fn concurrent_submitters_every_acknowledged_id_stored_once() {
 async fn invalid_submits_name_response_and_field_and_store_nothing() {
     let lake = fresh_lake(2_000, 32, 1);
     let l = Lake::open(&lake).unwrap();
-    let submitter = Submitter::start(&l, &lake.join("_wal"), analytics(&lake).catalog.inventory(), Duration::from_millis(100)).unwrap();
+    let submitter = Submitter::start(&l, &lake.join("_wal"), analytics(&lake).catalog().inventory(), Duration::from_millis(100)).unwrap();
     let mut bad = response(&lake, "b1");
     bad["trust"] = json!(9);
     let mut unknown = response(&lake, "b2");
@@ -150,7 +150,7 @@ fn the_log_is_replayed_after_a_crash_and_a_torn_tail_dropped() {
 async fn http_submit_statuses() {
     let lake = fresh_lake(2_000, 34, 1);
     let a = analytics(&lake);
-    let submitter = Submitter::start(&a.lake, &lake.join("_wal"), a.catalog.inventory(), Duration::from_millis(100)).unwrap();
+    let submitter = Submitter::start(&a.lake, &lake.join("_wal"), a.catalog().inventory(), Duration::from_millis(100)).unwrap();
     let schema = cxlake::api::schema_with_submit(a, submitter.clone());
     let cli = TestClient::new(cxlake::api::server::routes(schema, cxlake::store::Lake::open(&lake).unwrap(), Some(submitter)).into_endpoint());
     let resp = cli.post("/v1/responses").body_json(&response(&lake, "h1")).send().await;
