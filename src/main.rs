@@ -115,6 +115,38 @@ enum SurveyCommand {
     },
 }
 
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// The quarterly HISP data of the designated services in performance.gov's layout, as CSV
+    /// (to stdout or --out) or XLSX (--out); the due date and the designated services without
+    /// data are printed to stderr.
+    Hisp {
+        #[arg(long, env = "CXLAKE_LAKE", default_value = "lake")]
+        lake: String,
+        #[arg(long)]
+        fiscal_year: i32,
+        /// Fiscal quarter, 1-4 (Q1 is October-December).
+        #[arg(long)]
+        quarter: u32,
+        /// Only this agency's services.
+        #[arg(long)]
+        agency: Option<String>,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: ReportFormat,
+        /// Output file (required for xlsx).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        cells: Cells,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReportFormat {
+    Csv,
+    Xlsx,
+}
+
 /// Managing API keys.
 #[derive(Subcommand)]
 enum KeysCommand {
@@ -300,6 +332,11 @@ enum Command {
         #[command(subcommand)]
         command: SurveyCommand,
     },
+    /// Reports for OMB (A-11 280.14-16).
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Print the GraphQL schema (SDL).
     Schema,
 }
@@ -334,6 +371,9 @@ fn main() -> Result<()> {
         }
         Command::Keys { keys, command } => manage_keys(&keys, command),
         Command::Survey { command: SurveyCommand::Check { file, json } } => survey_check(&file, json),
+        Command::Report { command: ReportCommand::Hisp { lake, fiscal_year, quarter, agency, format, out, cells } } => {
+            report_hisp(&lake, fiscal_year, quarter, agency, format, out, cells)
+        }
         Command::Generate { out, rows, seed, first_fiscal_year, fiscal_years, services, no_drops } => {
             if Lake::exists_at(&out)? {
                 bail!("'{out}' already holds a lake; choose another --out or remove it");
@@ -388,6 +428,34 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+#[tokio::main]
+async fn report_hisp(lake: &str, fiscal_year: i32, quarter: u32, agency: Option<String>, format: ReportFormat, out: Option<PathBuf>, cells: Cells) -> Result<()> {
+    let lake = lake.to_string();
+    let analytics = tokio::task::spawn_blocking(move || open(&lake)).await??.with_suppression(cells.suppression());
+    let q = cxlake::analytics::hisp::HispQuery { quarter: cxlake::api::telemetry::fiscal_quarter(fiscal_year, quarter)?, agencies: agency.map(|a| vec![a]) };
+    let report = analytics.hisp_report(&q).await?;
+    let bytes = match format {
+        ReportFormat::Csv => cxlake::api::report::csv_bytes(&report),
+        ReportFormat::Xlsx => cxlake::api::report::xlsx_bytes(&report)?,
+    };
+    match &out {
+        Some(path) => std::fs::write(path, &bytes).with_context(|| format!("cannot write '{}'", path.display()))?,
+        None if format == ReportFormat::Xlsx => bail!("XLSX output needs --out FILE"),
+        None => std::io::Write::write_all(&mut std::io::stdout(), &bytes)?,
+    }
+    eprintln!("{}", report.due_statement());
+    eprintln!("{} rows for {} designated services and channels", report.rows.len(), report.rows.iter().map(|r| (&r.service.id, &r.channel)).collect::<std::collections::BTreeSet<_>>().len());
+    if report.services_without_data.is_empty() {
+        eprintln!("every designated service has data this quarter");
+    } else {
+        eprintln!("designated services without data this quarter:");
+        for s in &report.services_without_data {
+            eprintln!("  {} {} ({})", s.id, s.name, s.agency);
+        }
+    }
+    Ok(())
 }
 
 fn survey_check(file: &std::path::Path, json: bool) -> Result<()> {
@@ -448,12 +516,11 @@ fn open(lake: &str) -> Result<Analytics> {
 #[tokio::main]
 async fn serve(analytics: Analytics, listen: SocketAddr, submitter: Option<std::sync::Arc<cxlake::ingest::submit::Submitter>>, limits: cxlake::api::server::Limits) -> Result<()> {
     let shown = analytics.lake.to_string();
-    let lake = analytics.lake.clone();
     let schema = match &submitter {
-        Some(s) => cxlake::api::schema_with_submit(analytics, s.clone()),
-        None => cxlake::api::schema(analytics),
+        Some(s) => cxlake::api::schema_with_submit(analytics.clone(), s.clone()),
+        None => cxlake::api::schema(analytics.clone()),
     };
-    let app = cxlake::api::server::routes_with(schema, lake, submitter, limits);
+    let app = cxlake::api::server::routes_with(schema, analytics, submitter, limits);
     tracing::info!(lake = %shown, "serving GraphiQL on http://{listen}/");
     poem::Server::new(poem::listener::TcpListener::bind(listen))
         .run_with_graceful_shutdown(app, async { tokio::signal::ctrl_c().await.ok(); }, None)

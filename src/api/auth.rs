@@ -136,6 +136,16 @@ impl Role {
     }
 
     /// Whether the role may submit at all (to show the mutation in introspection).
+    /// Which agency's services this role may change in the inventory: `Ok(None)` any
+    /// (admin), `Ok(Some(a))` only agency `a` (a collector), else the refusal.
+    pub fn inventory_scope(&self) -> Result<Option<&str>, String> {
+        match self {
+            Role::Admin => Ok(None),
+            Role::Collector(a) => Ok(Some(a)),
+            _ => Err(format!("role '{}' may not change the service inventory", self.label())),
+        }
+    }
+
     pub fn submits(&self) -> bool {
         matches!(self, Role::Collector(_) | Role::Admin)
     }

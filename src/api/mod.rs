@@ -11,8 +11,11 @@ pub mod limits;
 pub mod metrics;
 pub mod mutation;
 pub mod query;
+pub mod report;
 pub mod raw;
 pub mod server;
+pub mod services;
+pub mod telemetry;
 pub mod types;
 pub mod upload;
 
@@ -21,16 +24,26 @@ use crate::ingest::submit::Submitter;
 use async_graphql::{EmptySubscription, Schema};
 use std::sync::Arc;
 
-pub type CxSchema = Schema<query::QueryRoot, mutation::MutationRoot, EmptySubscription>;
+/// Every query field: responses and scores (`query.rs`), the inventory (`services.rs`),
+/// telemetry, indicators and the HISP report (`telemetry.rs`).
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Query(query::QueryRoot, services::ServicesQuery, telemetry::TelemetryQuery);
+
+/// Every mutation: submissions and inventory edits.
+#[derive(async_graphql::MergedObject, Default)]
+pub struct Mutation(mutation::MutationRoot, services::ServicesMutation);
+
+pub type CxSchema = Schema<Query, Mutation, EmptySubscription>;
 
 /// The schema without data, for printing the SDL, with the limits of `limits.rs`.
-fn builder() -> async_graphql::SchemaBuilder<query::QueryRoot, mutation::MutationRoot, EmptySubscription> {
-    Schema::build(query::QueryRoot, mutation::MutationRoot, EmptySubscription)
+fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
+    Schema::build(Query::default(), Mutation::default(), EmptySubscription)
         .limit_depth(limits::MAX_DEPTH)
         .limit_complexity(limits::MAX_COMPLEXITY)
         .limit_recursive_depth(limits::MAX_RECURSION)
         .limit_directives(limits::MAX_DIRECTIVES)
         .extension(limits::AliasLimit)
+        .extension(services::CatalogRefresh)
 }
 
 /// A read-only schema serving `analytics` (submissions are refused).

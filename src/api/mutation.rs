@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 
+#[derive(Default)]
 pub struct MutationRoot;
 
 /// A tapped-indicator topic (Touchpoints A-11 v2): one of the drivers, or other.

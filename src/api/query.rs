@@ -5,6 +5,7 @@ use crate::analytics::drivers::{DriverQuery, Missing};
 use crate::analytics::{Analytics, AnalyticsError, ScoresQuery};
 use async_graphql::{Context, ErrorExtensions, Object, Result};
 
+#[derive(Default)]
 pub struct QueryRoot;
 
 /// An analytics error as a GraphQL error with a machine-readable code.
@@ -269,18 +270,6 @@ impl QueryRoot {
             return Err(gql_error(AnalyticsError::invalid("fiscalYear", format!("{fiscal_year} is not a fiscal year from 2000 to 2100"))));
         }
         Ok((1..=4).map(|q| crate::domain::due_dates::hisp_due_date(crate::domain::FiscalQuarter::new(fiscal_year, q)).into()).collect())
-    }
-
-    /// The services of the lake (its services dimension), optionally of some agencies.
-    async fn services(&self, ctx: &Context<'_>, agency: Option<Vec<String>>) -> Result<Vec<ServiceOut>> {
-        let analytics = ctx.data::<Analytics>()?;
-        Ok(analytics
-            .catalog()
-            .services
-            .iter()
-            .filter(|s| agency.as_ref().is_none_or(|a| a.contains(&s.agency)))
-            .map(ServiceOut::from)
-            .collect())
     }
 
     /// The offices of the lake (its offices dimension), optionally of some agencies.

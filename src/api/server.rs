@@ -8,6 +8,7 @@
 //! client address for anonymous callers; 429 with `retry-after`), and a GraphQL request is
 //! bounded in body size and time (`Limits`).
 
+use crate::analytics::Analytics;
 use super::auth::Principal;
 use super::keys::KeyStore;
 use super::CxSchema;
@@ -148,14 +149,18 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
         },
         None => req.header("accept").and_then(TableFormat::from_accept),
     };
-    let request = gql.data(principal.0.clone());
+    let version = current_version(&state.lake).await.ok();
+    let mut request = gql.data(principal.0.clone());
+    if let Some(v) = version {
+        request = request.data(super::services::LakeVersion(v));
+    }
     let started = std::time::Instant::now();
     let labels = OperationLabels {
         operation: operation_of(&request.query),
         format: format.map_or("json".to_string(), |f| format!("{f:?}").to_lowercase()),
     };
     let key = if is_read_only(&request.query) {
-        current_version(&state.lake).await.ok().map(|version| {
+        version.map(|version| {
             let vars = serde_json::to_value(&request.variables).unwrap_or_default();
             cache::key(&request.query, &vars, request.operation_name.as_deref(), format, &principal.role.label(), version)
         })
@@ -246,6 +251,8 @@ async fn current_version(lake: &Lake) -> Result<u64, String> {
 pub struct State {
     pub schema: CxSchema,
     pub lake: Lake,
+    /// The analytics the schema serves (the same catalog and suppression), for REST routes.
+    pub analytics: Analytics,
     pub cache: QueryCache,
     pub metrics: Metrics,
     pub submitter: Option<Arc<Submitter>>,
@@ -307,18 +314,20 @@ pub const CACHE_BYTES: usize = 256 << 20;
 
 /// The application's routes over `schema` and `lake`; submissions go to `submitter` (none:
 /// read-only). No keys: every caller is a local admin.
-pub fn routes(schema: CxSchema, lake: Lake, submitter: Option<Arc<Submitter>>) -> impl IntoEndpoint {
-    routes_with(schema, lake, submitter, Limits::default())
+pub fn routes(schema: CxSchema, analytics: Analytics, submitter: Option<Arc<Submitter>>) -> impl IntoEndpoint {
+    routes_with(schema, analytics, submitter, Limits::default())
 }
 
 /// `routes` with access control and limits.
-pub fn routes_with(schema: CxSchema, lake: Lake, submitter: Option<Arc<Submitter>>, limits: Limits) -> impl IntoEndpoint {
+pub fn routes_with(schema: CxSchema, analytics: Analytics, submitter: Option<Arc<Submitter>>, limits: Limits) -> impl IntoEndpoint {
+    let lake = analytics.lake.clone();
     let sdl = Arc::new(schema.sdl());
     let limiter = std::num::NonZeroU32::new(limits.rate_per_second)
         .map(|rate| governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(rate.saturating_mul(std::num::NonZeroU32::new(2).expect("2 > 0")))));
     let state = Arc::new(State {
         schema,
         lake,
+        analytics,
         cache: QueryCache::new(CACHE_ENTRIES, CACHE_BYTES),
         metrics: Metrics::default(),
         submitter,
@@ -333,6 +342,7 @@ pub fn routes_with(schema: CxSchema, lake: Lake, submitter: Option<Arc<Submitter
         .at("/v1/responses", post(submit))
         .at("/v1/export", get(super::export::export_rows))
         .at("/v1/ingest", post(super::upload::ingest_upload))
+        .at("/v1/reports/hisp", get(super::report::hisp_download))
         .at("/v1/keys", get(super::admin::list_keys).post(super::admin::add_key))
         .at("/v1/keys/:id", poem::delete(super::admin::revoke_key))
         .at("/health", get(health))

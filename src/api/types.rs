@@ -316,8 +316,9 @@ impl From<ScoreRow> for ScoreRowOut {
     }
 }
 
-/// A service of the lake's services dimension.
+/// A service of the lake's service inventory (A-11 280.5).
 #[derive(SimpleObject, Debug, Clone)]
+#[graphql(complex)]
 pub struct ServiceOut {
     pub id: String,
     pub name: String,

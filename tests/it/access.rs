@@ -43,8 +43,9 @@ fn canary_csv(dir: &Path, rows: &[(String, String, String, String, String, Strin
 
 fn setup(lake: &Path) -> Setup {
     let a = analytics(lake);
+    let catalog = a.catalog();
     let mut agencies: Vec<&cxlake::analytics::catalog::ServiceInfo> = Vec::new();
-    for s in &a.catalog().services {
+    for s in &catalog.services {
         if !agencies.iter().any(|x| x.agency == s.agency) {
             agencies.push(s);
         }
@@ -52,7 +53,7 @@ fn setup(lake: &Path) -> Setup {
     let (victim, own) = (agencies[0], agencies[1]);
     let rows: Vec<_> = [victim, own]
         .iter()
-        .map(|s| (s.agency.clone(), s.bureau.clone(), s.id.clone(), s.service_type.clone(), s.channels[0].clone(), String::new()))
+        .map(|s| (s.agency.clone(), s.bureau.clone(), s.id.clone(), s.service_type.to_string(), s.channels[0].to_string(), String::new()))
         .collect();
     let csv = canary_csv(lake.parent().unwrap(), &rows);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cxlake")).args(["ingest", "--lake"]).arg(lake).arg(&csv).output().unwrap();
@@ -267,7 +268,7 @@ async fn no_role_reads_what_it_may_not() {
     let a = analytics(&lake);
     let submitter = cxlake::ingest::submit::Submitter::start(&a.lake, &lake.join("_wal"), a.catalog().inventory(), std::time::Duration::from_millis(50)).unwrap();
     let schema = cxlake::api::schema_with_submit(a, submitter.clone());
-    let cli = TestClient::new(routes_with(schema, cxlake::store::Lake::open(&lake).unwrap(), Some(submitter), limits).into_endpoint());
+    let cli = TestClient::new(routes_with(schema, cxlake::analytics::Analytics::open(cxlake::store::Lake::open(&lake).unwrap()).unwrap(), Some(submitter), limits).into_endpoint());
 
     // The admin reads everything, and so fills the result cache for the others to try.
     let everything = q(r#"{ responses(filter: {from: "2025-01-01", to: "2025-01-31"}, first: 1000) { totalCount rows { responseId freeText1 } } }"#);

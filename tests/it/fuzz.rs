@@ -123,7 +123,7 @@ fn document(c: &Case) -> Vec<u8> {
 fn ten_thousand_hostile_requests_get_answers_not_crashes() {
     let lake = fresh_lake(500, 91, 1);
     let schema = cxlake::api::schema(crate::common::analytics(&lake));
-    let routes = cxlake::api::server::routes(schema, cxlake::store::Lake::open(&lake).unwrap(), None).into_endpoint();
+    let routes = cxlake::api::server::routes(schema, cxlake::analytics::Analytics::open(cxlake::store::Lake::open(&lake).unwrap()).unwrap(), None).into_endpoint();
     let cli = TestClient::new(routes);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let config = Config { cases: CASES, failure_persistence: None, max_shrink_iters: 200, ..Config::default() };

@@ -20,7 +20,7 @@ async fn body(resp: poem::test::TestResponse) -> (u16, Value) {
 
 fn client(lake: &std::path::Path, limits: Limits) -> TestClient<impl poem::Endpoint> {
     let schema = cxlake::api::schema(analytics(lake));
-    TestClient::new(routes_with(schema, cxlake::store::Lake::open(lake).unwrap(), None, limits).into_endpoint())
+    TestClient::new(routes_with(schema, cxlake::analytics::Analytics::open(cxlake::store::Lake::open(lake).unwrap()).unwrap(), None, limits).into_endpoint())
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -19,7 +19,7 @@ fn response(lake: &Path, id: &str) -> Value {
     let s = &a.catalog().services[0];
     json!({
         "response_id": id, "agency": s.agency, "bureau": s.bureau, "service_id": s.id,
-        "service_type": s.service_type, "channel": "digital", "collection_id": "c-rt",
+        "service_type": s.service_type.as_str(), "channel": "digital", "collection_id": "c-rt",
         "scale": "likert5", "trust": 4, "satisfaction": 5, "ease": 3, "submitted_at": "2023-03-01T00:00:00Z",
     })
 }
@@ -152,7 +152,7 @@ async fn http_submit_statuses() {
     let a = analytics(&lake);
     let submitter = Submitter::start(&a.lake, &lake.join("_wal"), a.catalog().inventory(), Duration::from_millis(100)).unwrap();
     let schema = cxlake::api::schema_with_submit(a, submitter.clone());
-    let cli = TestClient::new(cxlake::api::server::routes(schema, cxlake::store::Lake::open(&lake).unwrap(), Some(submitter)).into_endpoint());
+    let cli = TestClient::new(cxlake::api::server::routes(schema, cxlake::analytics::Analytics::open(cxlake::store::Lake::open(&lake).unwrap()).unwrap(), Some(submitter)).into_endpoint());
     let resp = cli.post("/v1/responses").body_json(&response(&lake, "h1")).send().await;
     resp.assert_status_is_ok();
     let body: Value = serde_json::from_str(&resp.0.into_body().into_string().await.unwrap()).unwrap();
@@ -193,7 +193,7 @@ async fn http_submit_statuses() {
     let n = |v: &Value| v["data"]["scores"][0]["n"].as_u64().unwrap_or(0);
     assert_eq!(n(&n_after), n(&n_before) + 1, "h9 counted once the log is flushed: {n_before} -> {n_after}");
     // A read-only server refuses.
-    let ro = TestClient::new(cxlake::api::server::routes(cxlake::api::schema(analytics(&lake)), cxlake::store::Lake::open(&lake).unwrap(), None).into_endpoint());
+    let ro = TestClient::new(cxlake::api::server::routes(cxlake::api::schema(analytics(&lake)), cxlake::analytics::Analytics::open(cxlake::store::Lake::open(&lake).unwrap()).unwrap(), None).into_endpoint());
     ro.post("/v1/responses").body_json(&response(&lake, "h4")).send().await.assert_status(poem::http::StatusCode::METHOD_NOT_ALLOWED);
     let _ = Arc::new(());
 }

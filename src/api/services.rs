@@ -1,0 +1,221 @@
+//! The service inventory over GraphQL: `services` lists and filters it, each service joins to
+//! its scores, and `upsertServices` changes it (admins any service, collectors their agency's),
+//! all or nothing through `ingest::services`, which holds the rules.
+
+use super::query::gql_error;
+use super::types::{Channel, Date, MeasureName, PeriodUnit, ScoreRowOut, ServiceOut, ServiceType};
+use crate::analytics::{Analytics, AnalyticsError, Filter, ScoresQuery};
+use crate::domain::inventory::ServiceRecord;
+use crate::domain::{self, Dimension};
+use crate::ingest::services::{upsert, ServicesError};
+use async_graphql::{ComplexObject, Context, ErrorExtensions, InputObject, Object, Result, SimpleObject};
+
+#[derive(Default)]
+pub struct ServicesQuery;
+
+#[Object]
+impl ServicesQuery {
+    /// The service inventory (A-11 280.5), filtered: every given argument restricts; `search`
+    /// matches name, description or organizational unit (case-insensitive).
+    #[allow(clippy::too_many_arguments)]
+    async fn services(
+        &self,
+        ctx: &Context<'_>,
+        agency: Option<Vec<String>>,
+        bureau: Option<Vec<String>>,
+        service_type: Option<Vec<ServiceType>>,
+        channel: Option<Vec<Channel>>,
+        designated: Option<bool>,
+        has_digital_channel: Option<bool>,
+        search: Option<String>,
+    ) -> Result<Vec<ServiceOut>> {
+        let catalog = ctx.data::<Analytics>()?.catalog();
+        let types: Option<Vec<domain::ServiceType>> = service_type.map(|v| v.into_iter().map(Into::into).collect());
+        let channels: Option<Vec<domain::Channel>> = channel.map(|v| v.into_iter().map(Into::into).collect());
+        let needle = search.map(|s| s.to_lowercase());
+        Ok(catalog
+            .services
+            .iter()
+            .filter(|s| agency.as_ref().is_none_or(|a| a.contains(&s.agency)))
+            .filter(|s| bureau.as_ref().is_none_or(|b| b.contains(&s.bureau)))
+            .filter(|s| types.as_ref().is_none_or(|t| t.contains(&s.service_type)))
+            .filter(|s| channels.as_ref().is_none_or(|c| s.channels.iter().any(|x| c.contains(x))))
+            .filter(|s| designated.is_none_or(|d| s.designated == d))
+            .filter(|s| has_digital_channel.is_none_or(|d| s.has_digital_channel() == d))
+            .filter(|s| {
+                needle.as_ref().is_none_or(|n| [&s.name, &s.description, &s.org_unit].iter().any(|t| t.to_lowercase().contains(n)))
+            })
+            .map(ServiceOut::from)
+            .collect())
+    }
+}
+
+#[ComplexObject]
+impl ServiceOut {
+    /// This service's scores (one row per measure, and per period when one is given), with
+    /// the same suppression as `scores`.
+    async fn scores(
+        &self,
+        ctx: &Context<'_>,
+        period: Option<PeriodUnit>,
+        from: Option<Date>,
+        to: Option<Date>,
+        #[graphql(desc = "Default: trust and satisfaction.")] measures: Option<Vec<MeasureName>>,
+    ) -> Result<Vec<ScoreRowOut>> {
+        let analytics = ctx.data::<Analytics>()?;
+        let mut filter = Filter::default().with(Dimension::Agency, [self.agency.clone()]).with(Dimension::Service, [self.id.clone()]);
+        filter.from = from.map(|d| d.0);
+        filter.to = to.map(|d| d.0);
+        let q = ScoresQuery {
+            filter,
+            period: period.map(Into::into),
+            measures: match measures {
+                Some(m) => m.into_iter().map(Into::into).collect(),
+                None => vec![domain::Measure::Trust, domain::Measure::Satisfaction],
+            },
+            ..Default::default()
+        };
+        Ok(analytics.scores(&q).await.map_err(gql_error)?.rows.into_iter().map(Into::into).collect())
+    }
+}
+
+/// One service as given to `upsertServices`.
+#[derive(InputObject, Debug, Clone)]
+pub struct ServiceInput {
+    pub id: String,
+    pub name: String,
+    /// Short description (at most 500 characters).
+    pub description: String,
+    pub agency: String,
+    pub agency_name: String,
+    pub bureau: String,
+    pub bureau_name: String,
+    /// The organizational unit responsible for the service.
+    pub org_unit: String,
+    pub service_type: ServiceType,
+    pub channels: Vec<Channel>,
+    /// A designated HISP service (default false).
+    pub designated: Option<bool>,
+    /// Required when no channel is digital (digital, chat, email).
+    pub non_digital_reason: Option<String>,
+    /// Required (at least one) when no channel is digital.
+    pub digitization_options: Option<Vec<String>>,
+}
+
+impl From<ServiceInput> for ServiceRecord {
+    fn from(s: ServiceInput) -> ServiceRecord {
+        ServiceRecord {
+            id: s.id,
+            name: s.name,
+            description: s.description,
+            agency: s.agency,
+            agency_name: s.agency_name,
+            bureau: s.bureau,
+            bureau_name: s.bureau_name,
+            org_unit: s.org_unit,
+            service_type: s.service_type.into(),
+            channels: s.channels.into_iter().map(Into::into).collect(),
+            designated: s.designated.unwrap_or(false),
+            non_digital_reason: s.non_digital_reason,
+            digitization_options: s.digitization_options.unwrap_or_default(),
+        }
+    }
+}
+
+/// What `upsertServices` changed.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct ServicesChange {
+    pub added: Vec<String>,
+    pub updated: Vec<String>,
+    pub unchanged: Vec<String>,
+    /// Services in the inventory after the change.
+    pub services: u64,
+    pub lake_version: u64,
+}
+
+#[derive(Default)]
+pub struct ServicesMutation;
+
+#[Object]
+impl ServicesMutation {
+    /// Adds or replaces services of the inventory by id. All or nothing: any invalid service
+    /// refuses the change with an error listing every problem (`services[i]`, field, rule).
+    /// Admins may change any service, collectors their own agency's.
+    #[graphql(visible = "crate::api::auth::sees_submit")]
+    async fn upsert_services(&self, ctx: &Context<'_>, services: Vec<ServiceInput>) -> Result<ServicesChange> {
+        let principal = crate::api::auth::principal(ctx);
+        let only = principal.role.inventory_scope().map_err(|reason| crate::api::auth::forbidden(ctx, reason))?.map(str::to_string);
+        let analytics = ctx.data::<Analytics>()?.clone();
+        let who = principal.role.label();
+        let changes: Vec<_> = services.into_iter().enumerate().map(|(i, s)| (format!("services[{i}]"), Ok(ServiceRecord::from(s)))).collect();
+        let result = tokio::task::spawn_blocking(move || -> Result<_, ServicesError> {
+            let lock = crate::store::commit::WriteLock::acquire(&analytics.lake)?;
+            let summary = upsert(&lock, changes, only.as_deref(), &format!("upsertServices by {who}"))?;
+            analytics.refresh(summary.lake_version).map_err(|e| ServicesError::Store(crate::store::StoreError::Write { path: "catalog".into(), reason: e.to_string() }))?;
+            Ok(summary)
+        })
+        .await
+        .map_err(|e| gql_error(AnalyticsError::Task(e.to_string())))?;
+        match result {
+            Ok(s) => Ok(ServicesChange { added: s.added, updated: s.updated, unchanged: s.unchanged, services: s.services as u64, lake_version: s.lake_version }),
+            Err(ServicesError::Invalid(problems)) => {
+                let message = ServicesError::Invalid(problems.clone()).to_string();
+                Err(async_graphql::Error::new(message).extend_with(|_, ext| {
+                    ext.set("code", "BAD_USER_INPUT");
+                    let list: Vec<async_graphql::Value> = problems
+                        .iter()
+                        .map(|p| {
+                            let mut m = async_graphql::indexmap::IndexMap::new();
+                            m.insert(async_graphql::Name::new("at"), async_graphql::Value::from(p.at.clone()));
+                            m.insert(async_graphql::Name::new("serviceId"), async_graphql::Value::from(p.service_id.clone()));
+                            m.insert(async_graphql::Name::new("field"), async_graphql::Value::from(p.field.clone()));
+                            m.insert(async_graphql::Name::new("reason"), async_graphql::Value::from(p.reason.clone()));
+                            async_graphql::Value::Object(m)
+                        })
+                        .collect();
+                    ext.set("problems", async_graphql::Value::List(list));
+                }))
+            }
+            Err(e) => Err(gql_error(AnalyticsError::Task(e.to_string()))),
+        }
+    }
+}
+
+/// The lake version a request was admitted at (set by the HTTP handler, which reads it anyway
+/// for the result cache).
+#[derive(Debug, Clone, Copy)]
+pub struct LakeVersion(pub u64);
+
+/// Rereads the catalog (inventory, offices) before a request when the lake moved on since it
+/// was read: an inventory edit by another process (`cxlake ingest --table services`, another
+/// replica's `upsertServices`) is seen by the next request.
+pub struct CatalogRefresh;
+
+impl async_graphql::extensions::ExtensionFactory for CatalogRefresh {
+    fn create(&self) -> std::sync::Arc<dyn async_graphql::extensions::Extension> {
+        std::sync::Arc::new(CatalogRefresh)
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl async_graphql::extensions::Extension for CatalogRefresh {
+    async fn prepare_request(
+        &self,
+        ctx: &async_graphql::extensions::ExtensionContext<'_>,
+        request: async_graphql::Request,
+        next: async_graphql::extensions::NextPrepareRequest<'_>,
+    ) -> async_graphql::ServerResult<async_graphql::Request> {
+        let version = request.data.get(&std::any::TypeId::of::<LakeVersion>()).and_then(|d| d.downcast_ref::<LakeVersion>()).copied();
+        if let (Some(LakeVersion(v)), Some(analytics)) = (version, ctx.data_opt::<Analytics>()) {
+            if analytics.catalog_version() != v {
+                let a = analytics.clone();
+                match tokio::task::spawn_blocking(move || a.refresh(v)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "catalog not reread"),
+                    Err(e) => tracing::warn!(error = %e, "catalog not reread"),
+                }
+            }
+        }
+        next.run(ctx, request).await
+    }
+}
