@@ -27,10 +27,12 @@ use std::sync::Arc;
 /// Every query field: responses and scores (`query.rs`), the inventory (`services.rs`),
 /// telemetry, indicators and the HISP report (`telemetry.rs`).
 #[derive(async_graphql::MergedObject, Default)]
+#[graphql(name = "QueryRoot")]
 pub struct Query(query::QueryRoot, services::ServicesQuery, telemetry::TelemetryQuery);
 
 /// Every mutation: submissions and inventory edits.
 #[derive(async_graphql::MergedObject, Default)]
+#[graphql(name = "MutationRoot")]
 pub struct Mutation(mutation::MutationRoot, services::ServicesMutation);
 
 pub type CxSchema = Schema<Query, Mutation, EmptySubscription>;

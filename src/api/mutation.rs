@@ -144,7 +144,7 @@ pub fn submit_error(e: SubmitError) -> async_graphql::Error {
     }
 }
 
-#[Object]
+#[Object(name = "SubmitMutation")]
 impl MutationRoot {
     /// Submits survey responses in real time. All or nothing: any invalid response refuses
     /// the batch with errors naming the response index and field. Returns once the responses

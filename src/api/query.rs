@@ -42,7 +42,7 @@ fn dedup<T: PartialEq>(values: impl IntoIterator<Item = T>) -> Vec<T> {
     out
 }
 
-#[Object]
+#[Object(name = "CoreQuery")]
 impl QueryRoot {
     /// Scores per group and measure: n, mean, sd and 95% interval of the mean (Likert answers),
     /// agree share (top-2-box on Likert, thumbs-up on thumbs) with its Wilson 95% interval,

@@ -124,8 +124,10 @@ pub struct AlarmOut {
     pub expected: f64,
     /// Window total / expected.
     pub ratio: f64,
-    /// P(X <= window total), X ~ Poisson(expected).
+    /// P(X <= window total / dispersion), X ~ Poisson(expected / dispersion).
     pub p_value: f64,
+    /// The baseline's daily variance over its mean (at least 1).
+    pub dispersion: f64,
     pub alarm: bool,
 }
 
@@ -384,6 +386,7 @@ impl TelemetryQuery {
                     expected: a.expected,
                     ratio: a.ratio,
                     p_value: a.p_value,
+                    dispersion: a.dispersion,
                     alarm: a.alarm,
                 })
                 .collect(),

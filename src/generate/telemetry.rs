@@ -6,7 +6,7 @@
 //! `transactions` = offered + Poisson(offered rate × (1/offer rate − 1)), offer rate 30-90%;
 //! digital collections also log `page_views` of the pages `start` and `status`. Weekends are
 //! quieter; volume grows smoothly per service. One planted drop (unless drops are off): the
-//! `start` page views of the largest digital service fall to 40% for the last 28 days.
+//! `start` page views of the largest digital service fall to 40% for the last 10 days.
 //!
 //! Indicators, per service and month (the first of the month): `processing_time_days` for
 //! benefits, compliance, regulatory and administrative services; per office, for services
@@ -99,7 +99,7 @@ pub fn telemetry(
                 metric: "page_views".into(),
                 channel: "digital".into(),
                 page: "start".into(),
-                from: last - chrono::Duration::days(27),
+                from: last - chrono::Duration::days(9),
                 factor: 0.4,
             });
         }

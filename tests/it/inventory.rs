@@ -1,0 +1,154 @@
+//! The service inventory (A-11 280.5): edits through GraphQL (roles, all or nothing, every
+//! problem named), through `cxlake ingest --table services` (line and field), the join of
+//! services to their scores, and responses of a new service accepted once it is listed.
+
+use crate::common::{analytics, fresh_lake};
+use cxlake::api::auth::{Principal, Role};
+use serde_json::{json, Value};
+use std::path::Path;
+
+async fn run(lake: &Path, role: Role, query: &str) -> Value {
+    let schema = cxlake::api::schema(analytics(lake));
+    let req = async_graphql::Request::new(query).data(Principal { role, key_id: None });
+    serde_json::to_value(schema.execute(req).await).unwrap()
+}
+
+fn service_input(id: &str, agency: &str, channels: &str, extra: &str) -> String {
+    format!(
+        r#"{{id: "{id}", name: "Passport renewal", description: "Renew a passport", agency: "{agency}", agencyName: "Department of State",
+            bureau: "{agency}-CA", bureauName: "Bureau of Consular Affairs", orgUnit: "Passport Services", serviceType: ADMINISTRATIVE,
+            channels: [{channels}], designated: true {extra}}}"#
+    )
+}
+
+fn stored(lake: &Path) -> Vec<cxlake::domain::inventory::ServiceRecord> {
+    cxlake::store::services::read(&cxlake::store::Lake::open(lake).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn graphql_edits_are_checked_all_or_nothing_and_seen_at_once() {
+    let lake = fresh_lake(3_000, 41, 1);
+    let before = stored(&lake);
+    let agency = before[0].agency.clone();
+
+    // One valid and one invalid service: nothing changes, every problem is named.
+    let bad = format!(
+        "mutation {{ upsertServices(services: [{}, {}]) {{ added }} }}",
+        service_input("NEW-1", &agency, "DIGITAL", ""),
+        service_input("NEW-2", &agency, "IN_PERSON, MAIL", r#", description: """#)
+    );
+    let out = run(&lake, Role::Admin, &bad).await;
+    let err = &out["errors"][0];
+    assert_eq!(err["extensions"]["code"], "BAD_USER_INPUT", "{out}");
+    let problems: Vec<(String, String)> = err["extensions"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["at"].as_str().unwrap().to_string(), p["field"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        problems,
+        [("services[1]", "description"), ("services[1]", "non_digital_reason"), ("services[1]", "digitization_options")]
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    assert_eq!(stored(&lake), before, "a refused change stores nothing");
+
+    // Roles: analysts, agency readers and the public may not edit; a collector only its own agency.
+    for role in [Role::Public, Role::Analyst, Role::Agency(agency.clone())] {
+        let m = format!("mutation {{ upsertServices(services: [{}]) {{ added }} }}", service_input("NEW-1", &agency, "DIGITAL", ""));
+        let out = run(&lake, role.clone(), &m).await;
+        assert!(out["errors"][0]["message"].as_str().unwrap_or("").contains("may not change the service inventory"), "{role:?}: {out}");
+    }
+    let m = format!("mutation {{ upsertServices(services: [{}]) {{ added }} }}", service_input("NEW-1", "ZZ", "DIGITAL", ""));
+    let out = run(&lake, Role::Collector(agency.clone()), &m).await;
+    assert!(out["errors"][0]["message"].as_str().unwrap().contains(&format!("only change services of agency {agency}")), "{out}");
+    assert_eq!(stored(&lake), before);
+
+    // A valid change by the agency's collector: added, listed, filterable, versioned.
+    let good = format!(
+        "mutation {{ upsertServices(services: [{}, {}]) {{ added updated unchanged services lakeVersion }} }}",
+        service_input("NEW-1", &agency, "DIGITAL", ""),
+        service_input("NEW-2", &agency, "IN_PERSON, MAIL", r#", nonDigitalReason: "wet signatures", digitizationOptions: ["e-signature"]"#)
+    );
+    let out = run(&lake, Role::Collector(agency.clone()), &good).await;
+    let change = &out["data"]["upsertServices"];
+    assert_eq!(change["added"], json!(["NEW-1", "NEW-2"]), "{out}");
+    assert_eq!(change["services"].as_u64().unwrap() as usize, before.len() + 2);
+    assert!(change["lakeVersion"].as_u64().unwrap() >= 1);
+    let listed = run(&lake, Role::Public, r#"{ services(hasDigitalChannel: false, search: "passport") { id nonDigitalReason digitizationOptions hasDigitalChannel designated } }"#).await;
+    assert_eq!(listed["data"]["services"], json!([{"id": "NEW-2", "nonDigitalReason": "wet signatures", "digitizationOptions": ["e-signature"], "hasDigitalChannel": false, "designated": true}]));
+
+    // The same change again is unchanged; moving a service to another agency is refused.
+    let out = run(&lake, Role::Admin, &good.replace("added updated unchanged services lakeVersion", "unchanged")).await;
+    assert_eq!(out["data"]["upsertServices"]["unchanged"], json!(["NEW-1", "NEW-2"]));
+    let moved = format!("mutation {{ upsertServices(services: [{}]) {{ added }} }}", service_input("NEW-1", "ZZ", "DIGITAL", ""));
+    let out = run(&lake, Role::Admin, &moved).await;
+    assert!(out["errors"][0]["message"].as_str().unwrap().contains("cannot move to another agency"), "{out}");
+
+    // Responses of the new service are accepted by ingestion now (the inventory is checked).
+    let csv = lake.parent().unwrap().join("new.csv");
+    std::fs::write(
+        &csv,
+        format!("agency,response_id,submitted_at,collection_id,bureau,service_id,service_type,channel,scale,trust,satisfaction\n{agency},n1,2022-03-01T00:00:00Z,c,{agency}-CA,NEW-1,administrative,digital,likert5,4,5\n{agency},n2,2022-03-01T00:00:00Z,c,{agency}-CA,GONE-1,administrative,digital,likert5,4,5\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cxlake")).args(["ingest", "--json", "--lake"]).arg(&lake).arg(&csv).output().unwrap();
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((summary["rows_stored"].as_u64(), summary["rows_quarantined"].as_u64()), (Some(1), Some(1)), "{summary}");
+    assert!(summary["quarantined_by_column"]["service_id"]["example"].as_str().unwrap().contains("GONE-1"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn services_join_their_scores() {
+    let lake = fresh_lake(4_000, 43, 1);
+    let a = analytics(&lake);
+    // The busiest service, scored directly.
+    let by_service = cxlake::analytics::ScoresQuery {
+        group_by: vec![cxlake::domain::Dimension::Service],
+        measures: vec![cxlake::domain::Measure::Trust],
+        ..Default::default()
+    };
+    let direct = a.scores(&by_service).await.unwrap().rows.into_iter().max_by_key(|r| r.n).unwrap();
+    let id = direct.key.get(cxlake::domain::Dimension::Service).unwrap().to_string();
+    let first = a.catalog().services.iter().find(|s| s.id == id).unwrap().clone();
+    let out = run(&lake, Role::Public, &format!(r#"{{ services(agency: ["{}"]) {{ id scores(measures: [TRUST]) {{ n agreeShare suppressed }} }} }}"#, first.agency)).await;
+    let joined = out["data"]["services"].as_array().unwrap().iter().find(|s| s["id"] == json!(first.id)).unwrap();
+    let score = &joined["scores"][0];
+    assert!(direct.n >= 10);
+    assert_eq!(score["n"].as_u64(), Some(direct.n));
+    assert_eq!(score["agreeShare"].as_f64(), direct.agree_share);
+}
+
+#[test]
+fn cli_import_names_line_and_field_and_changes_nothing_on_error() {
+    let lake = fresh_lake(2_000, 47, 1);
+    let before = stored(&lake);
+    let dir = lake.parent().unwrap();
+    let header = "service_id,name,description,agency,agency_name,bureau,bureau_name,org_unit,service_type,channels,designated,non_digital_reason,digitization_options\n";
+    let bad = dir.join("bad.csv");
+    std::fs::write(
+        &bad,
+        format!("{header}X-1,Permits,Apply for a permit,DOI,Interior,DOI-NPS,Park Service,Permits office,regulatory,digital;phone,yes,,\nX-2,Visits,Visit a park,DOI,Interior,DOI-NPS,Park Service,Visitor office,recreation,in_person;fax,no,,\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cxlake")).args(["ingest", "--table", "services", "--lake"]).arg(&lake).arg(&bad).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("line 3 (service 'X-2'), channels:") && stderr.contains("'fax'"), "{stderr}");
+    assert_eq!(stored(&lake), before);
+
+    let good = dir.join("good.csv");
+    std::fs::write(
+        &good,
+        format!("{header}X-1,Permits,Apply for a permit,DOI,Interior,DOI-NPS,Park Service,Permits office,regulatory,digital;phone,yes,,\nX-2,Visits,Visit a park,DOI,Interior,DOI-NPS,Park Service,Visitor office,recreation,in_person,no,The visit is the service,online booking|virtual tours\n"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cxlake")).args(["ingest", "--json", "--table", "services", "--lake"]).arg(&lake).arg(&good).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(s["added"], json!(["X-1", "X-2"]));
+    let after = stored(&lake);
+    let x2 = after.iter().find(|s| s.id == "X-2").unwrap();
+    assert_eq!(x2.digitization_options, ["online booking", "virtual tours"]);
+    assert!(!x2.designated && after.iter().find(|s| s.id == "X-1").unwrap().designated);
+}
