@@ -9,7 +9,7 @@
 //! mean × `window_days`. A series alarms when its window total is at most (1 − `min_drop`) of
 //! what was expected *and* its lower-tail p-value is below `alpha` under a quasi-Poisson model:
 //! with φ the baseline's daily variance over its daily mean (at least 1), P(X ≤ total/φ) for
-//! X ~ Poisson(expected/φ). The test keeps small series quiet (a few missing clicks are not a
+//! X ~ Poisson(expected/φ) (continuous in total/φ: Q(total/φ + 1, expected/φ)). The test keeps small series quiet (a few missing clicks are not a
 //! drop) and scales with how much the series varies by itself (real and generated telemetry
 //! vary more than Poisson: φ near 1 for steady counts, several for bursty ones, weekday swings
 //! included, which makes the test conservative); the ratio keeps huge series from alarming on
@@ -319,7 +319,7 @@ impl Analytics {
             // scales the counts, so a series that varies more than Poisson needs a deeper fall.
             let variance = if days > 1.0 { ((b2 - days * daily * daily) / (days - 1.0)).max(0.0) } else { daily };
             let dispersion = (variance / daily).max(1.0);
-            let p = crate::stats::hypothesis::poisson_lower_p((w.max(0.0) / dispersion).floor() as u64, expected / dispersion).unwrap_or(1.0);
+            let p = crate::stats::hypothesis::poisson_lower_p(w.max(0.0) / dispersion, expected / dispersion).unwrap_or(1.0);
             let alarm = ratio <= 1.0 - q.min_drop && p < q.alpha;
             if alarm || q.all {
                 report.rows.push(AlarmRow {
