@@ -120,14 +120,15 @@ impl Analytics {
         self.catalog.read().unwrap_or_else(|e| e.into_inner()).0
     }
 
-    /// Rereads the catalog if it was read at another version than `version`. Blocking.
-    pub fn refresh(&self, version: u64) -> Result<(), AnalyticsError> {
+    /// Rereads the catalog if it was read at another version than `version`; whether it did.
+    /// Blocking.
+    pub fn refresh(&self, version: u64) -> Result<bool, AnalyticsError> {
         if self.catalog_version() == version {
-            return Ok(());
+            return Ok(false);
         }
         let fresh = std::sync::Arc::new(Catalog::load(&self.lake)?);
         *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = (version, fresh);
-        Ok(())
+        Ok(true)
     }
 
     /// The same analytics with other minimum cell sizes.

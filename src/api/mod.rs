@@ -45,7 +45,6 @@ fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription>
         .limit_recursive_depth(limits::MAX_RECURSION)
         .limit_directives(limits::MAX_DIRECTIVES)
         .extension(limits::AliasLimit)
-        .extension(services::CatalogRefresh)
 }
 
 /// A read-only schema serving `analytics` (submissions are refused).

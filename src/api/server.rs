@@ -103,6 +103,7 @@ async fn submit(body: Body, state: Data<&Arc<State>>, principal: Data<&Principal
     if let Some(reason) = principal.role.submit_refusal(items.iter().map(|item| item.get("agency").and_then(Value::as_str).unwrap_or(""))) {
         return deny(&principal, reason);
     }
+    current_version_refreshed(&state).await;
     let n = items.len() as u64;
     match submitter.submit(items).await {
         Ok(ids) => {
@@ -150,10 +151,10 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
         None => req.header("accept").and_then(TableFormat::from_accept),
     };
     let version = current_version(&state.lake).await.ok();
-    let mut request = gql.data(principal.0.clone());
     if let Some(v) = version {
-        request = request.data(super::services::LakeVersion(v));
+        refresh_catalog(&state, v).await;
     }
+    let request = gql.data(principal.0.clone());
     let started = std::time::Instant::now();
     let labels = OperationLabels {
         operation: operation_of(&request.query),
@@ -239,6 +240,33 @@ fn cached_response(c: Cached, cache: &'static str) -> poem::Response {
         b = b.header(k, v);
     }
     b.body(c.body)
+}
+
+/// Rereads the catalog (inventory, offices) when the lake moved past the version it was read
+/// at, and gives the submitter the new inventory: an edit by any process (`upsertServices`
+/// here or on another replica, `cxlake ingest --table services`) holds for the next request.
+pub(crate) async fn refresh_catalog(state: &State, version: u64) {
+    if state.analytics.catalog_version() == version {
+        return;
+    }
+    let analytics = state.analytics.clone();
+    match tokio::task::spawn_blocking(move || analytics.refresh(version)).await {
+        Ok(Ok(true)) => {
+            if let Some(s) = &state.submitter {
+                s.set_inventory(state.analytics.catalog().inventory());
+            }
+        }
+        Ok(Ok(false)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "the catalog was not reread"),
+        Err(e) => tracing::warn!(error = %e, "the catalog was not reread"),
+    }
+}
+
+/// The lake version, refreshing the catalog when it moved (see `refresh_catalog`).
+pub(crate) async fn current_version_refreshed(state: &State) -> Option<u64> {
+    let v = current_version(&state.lake).await.ok()?;
+    refresh_catalog(state, v).await;
+    Some(v)
 }
 
 /// The lake version (a read and a stat; two requests on S3), off the async workers.

@@ -156,6 +156,9 @@ impl ServicesMutation {
         })
         .await
         .map_err(|e| gql_error(AnalyticsError::Task(e.to_string())))?;
+        if let (Ok(_), Ok(submitter)) = (&result, ctx.data::<std::sync::Arc<crate::ingest::submit::Submitter>>()) {
+            submitter.set_inventory(ctx.data::<Analytics>()?.catalog().inventory());
+        }
         match result {
             Ok(s) => Ok(ServicesChange { added: s.added, updated: s.updated, unchanged: s.unchanged, services: s.services as u64, lake_version: s.lake_version }),
             Err(ServicesError::Invalid(problems)) => {
@@ -181,41 +184,3 @@ impl ServicesMutation {
     }
 }
 
-/// The lake version a request was admitted at (set by the HTTP handler, which reads it anyway
-/// for the result cache).
-#[derive(Debug, Clone, Copy)]
-pub struct LakeVersion(pub u64);
-
-/// Rereads the catalog (inventory, offices) before a request when the lake moved on since it
-/// was read: an inventory edit by another process (`cxlake ingest --table services`, another
-/// replica's `upsertServices`) is seen by the next request.
-pub struct CatalogRefresh;
-
-impl async_graphql::extensions::ExtensionFactory for CatalogRefresh {
-    fn create(&self) -> std::sync::Arc<dyn async_graphql::extensions::Extension> {
-        std::sync::Arc::new(CatalogRefresh)
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl async_graphql::extensions::Extension for CatalogRefresh {
-    async fn prepare_request(
-        &self,
-        ctx: &async_graphql::extensions::ExtensionContext<'_>,
-        request: async_graphql::Request,
-        next: async_graphql::extensions::NextPrepareRequest<'_>,
-    ) -> async_graphql::ServerResult<async_graphql::Request> {
-        let version = request.data.get(&std::any::TypeId::of::<LakeVersion>()).and_then(|d| d.downcast_ref::<LakeVersion>()).copied();
-        if let (Some(LakeVersion(v)), Some(analytics)) = (version, ctx.data_opt::<Analytics>()) {
-            if analytics.catalog_version() != v {
-                let a = analytics.clone();
-                match tokio::task::spawn_blocking(move || a.refresh(v)).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => tracing::warn!(error = %e, "catalog not reread"),
-                    Err(e) => tracing::warn!(error = %e, "catalog not reread"),
-                }
-            }
-        }
-        next.run(ctx, request).await
-    }
-}

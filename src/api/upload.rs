@@ -1,5 +1,6 @@
-//! `POST /v1/ingest?format=csv|jsonl|parquet[&name=FILE]`: a file uploaded over HTTP and
-//! ingested as `cxlake ingest` would (validation, quarantine, deduplication, one commit), on a
+//! `POST /v1/ingest?format=csv|jsonl|parquet[&table=responses|telemetry|indicators][&name=FILE]`:
+//! a file uploaded over HTTP and ingested as `cxlake ingest` would (validation, quarantine,
+//! deduplication, one commit), on a
 //! server that writes (`--submit`). Collectors may upload rows of their own agency only: rows of
 //! any other are quarantined with the reason; admins any. The body is spooled to a private
 //! temporary file (at most `MAX_UPLOAD_BYTES`); the answer is the ingest summary as JSON.
@@ -20,6 +21,8 @@ pub const MAX_UPLOAD_BYTES: u64 = 1 << 30;
 pub struct UploadParams {
     format: Option<String>,
     name: Option<String>,
+    /// responses (default), telemetry or indicators.
+    table: Option<String>,
 }
 
 
@@ -37,6 +40,13 @@ pub async fn ingest_upload(params: Query<UploadParams>, body: Body, state: Data<
         Some(Ok(f @ (Format::Csv | Format::Jsonl | Format::Parquet))) => f,
         Some(Ok(_)) => return reply(StatusCode::BAD_REQUEST, json!({"error": "Touchpoints exports need a mapping: ingest them with `cxlake ingest --mapping`"})),
         _ => return reply(StatusCode::BAD_REQUEST, json!({"error": "format must be csv, jsonl or parquet"})),
+    };
+    let table = match params.table.as_deref() {
+        None | Some("responses") => None,
+        Some(t) => match t.parse::<crate::domain::observations::ObservationTable>() {
+            Ok(t) => Some(t),
+            Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": format!("{e}, or responses")})),
+        },
     };
     let name = params.name.clone().unwrap_or_else(|| format!("upload.{format:?}").to_lowercase());
     // Spool the body, refusing it past the limit.
@@ -58,8 +68,9 @@ pub async fn ingest_upload(params: Query<UploadParams>, body: Body, state: Data<
         Ok(_) => {}
         Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": format!("reading the upload: {e}")})),
     }
+    super::server::current_version_refreshed(&state).await;
     let opts = OpenOptions {
-        inventory: submitter.inventory().clone(),
+        inventory: submitter.inventory().as_ref().clone(),
         now: chrono::Utc::now(),
         agency,
         source_name: Some(format!("upload:{name}")),
@@ -69,7 +80,10 @@ pub async fn ingest_upload(params: Query<UploadParams>, body: Body, state: Data<
     let who = principal.role.label();
     let result = tokio::task::spawn_blocking(move || {
         let lock = crate::store::commit::WriteLock::acquire(&lake)?;
-        let summary = crate::ingest::pipeline::ingest_file(&lock, &path, format, &opts, &|_| {});
+        let summary = match table {
+            None => crate::ingest::pipeline::ingest_file(&lock, &path, format, &opts, &|_| {}),
+            Some(t) => crate::ingest::observations::ingest_file(&lock, &path, format, t, &opts),
+        };
         drop(dir);
         summary
     })

@@ -92,7 +92,8 @@ pub fn validate_batch(items: Vec<Value>, inventory: &Inventory) -> Result<Vec<Re
 /// The submit service of one lake.
 pub struct Submitter {
     wal: Wal,
-    inventory: Inventory,
+    /// The codes submissions are checked against; replaced when the lake's inventory changes.
+    inventory: std::sync::RwLock<Arc<Inventory>>,
     stop: Arc<AtomicBool>,
     /// Responses this process moved from the log into the lake (replay included).
     committed: Arc<std::sync::atomic::AtomicU64>,
@@ -118,7 +119,7 @@ impl Submitter {
         let wal = Wal::start(wal_dir)?;
         let stop = Arc::new(AtomicBool::new(false));
         let committed = Arc::new(std::sync::atomic::AtomicU64::new(replayed.stored));
-        let submitter = Arc::new(Submitter { wal: wal.clone(), inventory, stop: stop.clone(), committed: committed.clone() });
+        let submitter = Arc::new(Submitter { wal: wal.clone(), inventory: std::sync::RwLock::new(Arc::new(inventory)), stop: stop.clone(), committed: committed.clone() });
         let (lake, dir) = (lake.clone(), wal_dir.to_path_buf());
         std::thread::Builder::new()
             .name("cxlake-flush".into())
@@ -149,13 +150,18 @@ impl Submitter {
         self.committed.load(Ordering::Relaxed)
     }
 
-    pub fn inventory(&self) -> &Inventory {
-        &self.inventory
+    pub fn inventory(&self) -> Arc<Inventory> {
+        self.inventory.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Checks later submissions against `inventory` (the lake's, after an edit).
+    pub fn set_inventory(&self, inventory: Inventory) {
+        *self.inventory.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(inventory);
     }
 
     /// Validates and durably logs a batch; returns the response ids once it is on disk.
     pub async fn submit(&self, items: Vec<Value>) -> Result<Vec<String>, SubmitError> {
-        let responses = validate_batch(items, &self.inventory)?;
+        let responses = validate_batch(items, &self.inventory())?;
         let ids: Vec<String> = responses.iter().map(|r| r.response_id.clone()).collect();
         let payload = serde_json::to_vec(&responses.iter().map(|r| Value::Object(to_object(r))).collect::<Vec<_>>())
             .expect("responses serialize");

@@ -213,7 +213,17 @@ fn raw_attempts(s: &Setup) -> Vec<(&'static str, Req)> {
         ("keys: list the keys", Req::Get("/v1/keys".into())),
         ("keys: revoke the admin's key", Req::Raw("DELETE", format!("/v1/keys/{}", &s.admin[4..12]), "application/json", String::new())),
         ("upload as JSON lines", Req::Raw("POST", "/v1/ingest?format=jsonl".into(), "application/x-ndjson", format!("{submit_victim}\n"))),
+        ("upload telemetry of the victim", Req::Raw("POST", "/v1/ingest?format=csv&table=telemetry".into(), "text/csv", format!("service_id,observed_at,metric,value\n{},2025-06-15,page_views,7\n", s.victim_service))),
+        ("upload indicators of the victim", Req::Raw("POST", "/v1/ingest?format=jsonl&table=indicators".into(), "application/x-ndjson", format!("{{\"agency\":\"{v}\",\"service_id\":\"{}\",\"observed_at\":\"2025-06-01\",\"metric\":\"backlog\",\"value\":7}}\n", s.victim_service))),
+        ("inventory: change the victim's service", Req::Gql(q(&inventory_change(v, &s.victim_service)))),
+        ("inventory: add a service to the victim", Req::Gql(q(&inventory_change(v, "EVIL-1")))),
     ]
+}
+
+fn inventory_change(agency: &str, id: &str) -> String {
+    format!(
+        r#"mutation {{ upsertServices(services: [{{id: "{id}", name: "hijacked", description: "x", agency: "{agency}", agencyName: "x", bureau: "x", bureauName: "x", orgUnit: "x", serviceType: BENEFITS, channels: [DIGITAL]}}]) {{ added updated }} }}"#
+    )
 }
 
 fn dict_own(v: &Value, own: &str) -> Value {
@@ -311,12 +321,22 @@ async fn no_role_reads_what_it_may_not() {
                 || (out.body.contains("\"responses\"") && what.starts_with("introspect") && *role != "agency")
                 || (out.status < 300 && what.starts_with("submit") && !out.body.contains("errors"))
                 || (out.status < 300 && what.starts_with("keys:"))
+                || (out.status < 300 && what.starts_with("inventory:") && !out.body.contains("errors"))
                 || (out.status < 300 && what.starts_with("upload") && serde_json::from_str::<Value>(&out.body).ok().and_then(|v| v["rows_stored"].as_u64()) != Some(0))
                 || small_cell_shown(&serde_json::from_str(&out.body).unwrap_or(Value::Null), 10).is_some();
             if leaked {
                 failures.push(format!("{role}: {what}: {} {}: {}", out.status, out.content_type, &out.body[..out.body.len().min(300)]));
             }
         }
+    }
+    // The victim's inventory is as it was.
+    let services = cxlake::store::services::read(&cxlake::store::Lake::open(&lake).unwrap()).unwrap();
+    assert!(services.iter().all(|x| x.name != "hijacked" && x.id != "EVIL-1"));
+    // No telemetry or indicators were stored for the victim.
+    for table in ["telemetry", "indicators"] {
+        let query = format!(r#"{{ {table}(filter: {{agency: ["{}"], from: "2025-06-01", to: "2025-06-30", metric: ["page_views", "backlog"]}}) {{ count }} }}"#, s.victim);
+        let out = send(&cli, Some(&s.admin), &Req::Gql(q(&query))).await;
+        assert!(out.body.contains(&format!("\"{table}\":[]")), "{table}: {}", short(&out.body));
     }
     // Nothing was written for the victim by anyone (every attempt dated its rows June 2025).
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
