@@ -131,3 +131,26 @@ def test_alarm_arithmetic_equals_a_recomputation(oracle_lake, con):
         assert a["alarm"] == (window <= 0.7 * base.mean() * 7 and p < 0.001)
         checked += 1
     assert checked == len(got) and checked > 20
+
+
+def test_generated_telemetry_fits_its_services_and_responses(oracle_lake, con):
+    """The generator's telemetry and indicators name services of the inventory, on their
+    channels and offices; every quarter offered the survey to at least as many customers as
+    responded, and served at least as many as were offered it; pages are logged on the digital
+    channel only."""
+    con.execute(f"CREATE OR REPLACE VIEW s AS SELECT * FROM read_parquet('{oracle_lake}/dimensions/services.parquet')")
+    con.execute(f"CREATE OR REPLACE VIEW o AS SELECT * FROM read_parquet('{oracle_lake}/dimensions/offices.parquet')")
+    assert con.execute("SELECT count(*) FROM telemetry t LEFT JOIN s USING (service_id) WHERE s.service_id IS NULL OR s.agency <> t.agency").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM telemetry t JOIN s USING (service_id) WHERE NOT list_contains(s.channels, t.channel)").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM telemetry WHERE page IS NOT NULL AND channel <> 'digital'").fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM indicators i LEFT JOIN o USING (office_id) WHERE i.office_id IS NOT NULL AND (o.office_id IS NULL OR o.agency <> i.agency)").fetchone()[0] == 0
+    bad = con.execute(
+        """WITH resp AS (SELECT service_id, channel, fiscal_year, fiscal_quarter, count(*) AS n FROM r GROUP BY ALL),
+                tel AS (SELECT service_id, channel, fiscal_year, fiscal_quarter,
+                               sum(value) FILTER (WHERE metric = 'surveys_offered') AS offered,
+                               sum(value) FILTER (WHERE metric = 'transactions') AS served
+                        FROM telemetry GROUP BY ALL)
+           SELECT count(*), count(*) FILTER (WHERE tel.offered IS NULL OR tel.offered < resp.n OR tel.served < tel.offered)
+           FROM resp LEFT JOIN tel USING (service_id, channel, fiscal_year, fiscal_quarter)"""
+    ).fetchone()
+    assert bad[0] > 100 and bad[1] == 0, bad
