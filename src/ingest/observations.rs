@@ -16,7 +16,7 @@ use super::IngestError;
 use crate::domain::observations::{Observation, ObservationTable};
 use crate::domain::validate::Problem;
 use crate::domain::FiscalQuarter;
-use crate::store::commit::{file_digest, partition_files_in, CommitRecord, IngestedFile, WriteLock};
+use crate::store::commit::{file_digest, partition_files_in, WriteLock};
 use crate::store::quarantine::{QuarantineRow, QuarantineWriter};
 use crate::store::writer::{parquet_properties, AtomicParquetWriter};
 use crate::store::{observations as stored, PartitionKey, Table};
@@ -200,20 +200,5 @@ pub fn ingest_file(lock: &WriteLock, path: &Path, format: Format, table: Observa
         summary.rows_stored += fresh.len() as u64;
         added.push(target);
     }
-    summary.files_written = added.len();
-    summary.quarantine_file = quarantine.finish()?;
-    summary.lake_version = lock.commit(CommitRecord {
-        operation: format!("ingest {} {shown}", table.as_str()),
-        added,
-        rows_added: summary.rows_stored,
-        ..Default::default()
-    })?;
-    lock.mark_ingested(&IngestedFile {
-        digest,
-        source: shown,
-        rows_read: summary.rows_read,
-        rows_stored: summary.rows_stored,
-        version: summary.lake_version,
-    })?;
-    Ok(summary)
+    super::pipeline::finish(lock, summary, quarantine, added, format!("ingest {} {shown}", table.as_str()), digest)
 }

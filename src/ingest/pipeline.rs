@@ -152,21 +152,30 @@ pub fn ingest_file(
     }
     summary.rows_stored = committed.stored;
     summary.duplicates_skipped = committed.duplicates_skipped;
-    summary.files_written = committed.added.len();
+    let summary = finish(lock, summary, quarantine, committed.added, format!("ingest {shown}"), digest)?;
+    drop(staging);
+    Ok(summary)
+}
+
+/// The end of ingesting one file, whatever its table: the quarantine file, the commit record
+/// of the files added (already published), and the file's digest, in that order.
+pub(crate) fn finish(
+    lock: &WriteLock,
+    mut summary: Summary,
+    quarantine: QuarantineWriter,
+    added: Vec<String>,
+    operation: String,
+    digest: String,
+) -> Result<Summary, IngestError> {
+    summary.files_written = added.len();
     summary.quarantine_file = quarantine.finish()?;
-    summary.lake_version = lock.commit(CommitRecord {
-        operation: format!("ingest {shown}"),
-        added: committed.added,
-        rows_added: committed.stored,
-        ..Default::default()
-    })?;
+    summary.lake_version = lock.commit(CommitRecord { operation, added, rows_added: summary.rows_stored, ..Default::default() })?;
     lock.mark_ingested(&IngestedFile {
         digest,
-        source: shown,
+        source: summary.source.clone(),
         rows_read: summary.rows_read,
         rows_stored: summary.rows_stored,
         version: summary.lake_version,
     })?;
-    drop(staging);
     Ok(summary)
 }
