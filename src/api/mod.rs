@@ -49,12 +49,17 @@ fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription>
 
 /// A read-only schema serving `analytics` (submissions are refused).
 pub fn schema(analytics: Analytics) -> CxSchema {
-    builder().data(analytics).finish()
+    builder().data(loader(&analytics)).data(analytics).finish()
+}
+
+/// Batches the scores of listed services (`services { scores }`).
+fn loader(analytics: &Analytics) -> async_graphql::dataloader::DataLoader<services::ServiceScoresLoader> {
+    async_graphql::dataloader::DataLoader::new(services::ServiceScoresLoader(analytics.clone()), tokio::spawn)
 }
 
 /// The schema serving `analytics` and accepting submissions through `submitter`.
 pub fn schema_with_submit(analytics: Analytics, submitter: Arc<Submitter>) -> CxSchema {
-    builder().data(analytics).data(submitter).finish()
+    builder().data(loader(&analytics)).data(analytics).data(submitter).finish()
 }
 
 /// The schema in GraphQL SDL: what `schema.graphql` at the repository root must hold.

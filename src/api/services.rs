@@ -8,7 +8,9 @@ use crate::analytics::{Analytics, AnalyticsError, Filter, ScoresQuery};
 use crate::domain::inventory::ServiceRecord;
 use crate::domain::{self, Dimension};
 use crate::ingest::services::{upsert, ServicesError};
+use async_graphql::dataloader::{DataLoader, Loader};
 use async_graphql::{ComplexObject, Context, ErrorExtensions, InputObject, Object, Result, SimpleObject};
+use std::collections::HashMap;
 
 #[derive(Default)]
 pub struct ServicesQuery;
@@ -53,7 +55,8 @@ impl ServicesQuery {
 #[ComplexObject]
 impl ServiceOut {
     /// This service's scores (one row per measure, and per period when one is given), with
-    /// the same suppression as `scores`.
+    /// the same suppression as `scores`. Listing many services with their scores costs one
+    /// pass over the lake per distinct set of arguments, not one per service.
     async fn scores(
         &self,
         ctx: &Context<'_>,
@@ -62,20 +65,70 @@ impl ServiceOut {
         to: Option<Date>,
         #[graphql(desc = "Default: trust and satisfaction.")] measures: Option<Vec<MeasureName>>,
     ) -> Result<Vec<ScoreRowOut>> {
-        let analytics = ctx.data::<Analytics>()?;
-        let mut filter = Filter::default().with(Dimension::Agency, [self.agency.clone()]).with(Dimension::Service, [self.id.clone()]);
-        filter.from = from.map(|d| d.0);
-        filter.to = to.map(|d| d.0);
-        let q = ScoresQuery {
-            filter,
+        let key = ServiceScoresKey {
+            service: self.id.clone(),
+            agency: self.agency.clone(),
             period: period.map(Into::into),
+            from: from.map(|d| d.0),
+            to: to.map(|d| d.0),
             measures: match measures {
                 Some(m) => m.into_iter().map(Into::into).collect(),
                 None => vec![domain::Measure::Trust, domain::Measure::Satisfaction],
             },
-            ..Default::default()
         };
-        Ok(analytics.scores(&q).await.map_err(gql_error)?.rows.into_iter().map(Into::into).collect())
+        let rows = match ctx.data_opt::<DataLoader<ServiceScoresLoader>>() {
+            Some(loader) => loader.load_one(key).await.map_err(|e| gql_error(AnalyticsError::Task(e.to_string())))?.unwrap_or_default(),
+            None => ServiceScoresLoader(ctx.data::<Analytics>()?.clone()).load(std::slice::from_ref(&key)).await.map_err(|e| async_graphql::Error::new(e.to_string()))?.remove(&key).unwrap_or_default(),
+        };
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+}
+
+/// The scores of one service as `ServiceOut.scores` asks for them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ServiceScoresKey {
+    service: String,
+    agency: String,
+    period: Option<domain::PeriodUnit>,
+    from: Option<chrono::NaiveDate>,
+    to: Option<chrono::NaiveDate>,
+    measures: Vec<domain::Measure>,
+}
+
+/// Batches the `scores` of listed services: keys with the same arguments become one scores
+/// query grouped by service (over only those services' agencies), whose rows are handed back
+/// per service. The cells are the ones a query per service would give, suppression included.
+pub struct ServiceScoresLoader(pub Analytics);
+
+impl Loader<ServiceScoresKey> for ServiceScoresLoader {
+    type Value = Vec<crate::analytics::ScoreRow>;
+    type Error = std::sync::Arc<AnalyticsError>;
+
+    async fn load(&self, keys: &[ServiceScoresKey]) -> Result<HashMap<ServiceScoresKey, Self::Value>, Self::Error> {
+        let mut batches: HashMap<(Option<domain::PeriodUnit>, Option<chrono::NaiveDate>, Option<chrono::NaiveDate>, Vec<domain::Measure>), Vec<&ServiceScoresKey>> = HashMap::new();
+        for k in keys {
+            batches.entry((k.period, k.from, k.to, k.measures.clone())).or_default().push(k);
+        }
+        let mut out = HashMap::new();
+        for ((period, from, to, measures), batch) in batches {
+            let agencies: std::collections::BTreeSet<String> = batch.iter().map(|k| k.agency.clone()).collect();
+            let services: std::collections::BTreeSet<String> = batch.iter().map(|k| k.service.clone()).collect();
+            let mut filter = Filter::default().with(Dimension::Agency, agencies).with(Dimension::Service, services);
+            filter.from = from;
+            filter.to = to;
+            let q = ScoresQuery { filter, group_by: vec![Dimension::Service], period, measures, ..Default::default() };
+            let rows = self.0.scores(&q).await.map_err(std::sync::Arc::new)?.rows;
+            let mut by_service: HashMap<String, Vec<crate::analytics::ScoreRow>> = HashMap::new();
+            for r in rows {
+                if let Some(s) = r.key.get(Dimension::Service) {
+                    by_service.entry(s.to_string()).or_default().push(r);
+                }
+            }
+            for k in batch {
+                out.insert(k.clone(), by_service.get(&k.service).cloned().unwrap_or_default());
+            }
+        }
+        Ok(out)
     }
 }
 
