@@ -1,5 +1,6 @@
 """Telemetry and indicators against independent oracles: aggregates (count, sum, mean, median,
-min, max by service, metric and period) equal DuckDB's over the same Parquet files; indicators
+min, max by service, metric and period) equal DuckDB's over the same Parquet files (read by
+cxlake from disk and from S3); indicators
 beside scores equal a DuckDB join of the two tables, and their correlations equal numpy's and
 scipy's Pearson r on those cells; the drop alarm's window, baseline and dispersion equal a
 pandas recomputation of the stated rule."""
@@ -40,7 +41,7 @@ def close(a, b, tol=1e-9):
 
 
 @pytest.mark.parametrize("case", range(6))
-def test_aggregates_equal_duckdb(oracle_lake, con, case):
+def test_aggregates_equal_duckdb(lake_url, con, case):
     rnd = random.Random(1000 + case)
     agencies = [r[0] for r in con.execute("SELECT DISTINCT agency FROM telemetry ORDER BY 1").fetchall()]
     agency = rnd.choice(agencies)
@@ -48,7 +49,7 @@ def test_aggregates_equal_duckdb(oracle_lake, con, case):
     groups = rnd.sample(["SERVICE", "CHANNEL", "PAGE"], rnd.randint(0, 3))
     cols = {"SERVICE": "service_id", "CHANNEL": "channel", "PAGE": "page"}
     f = {"agency": [agency], "from": "2024-02-10", "to": "2025-07-20"}
-    out = graphql(str(oracle_lake), AGG, {"t": f, "g": groups, "p": period})
+    out = graphql(lake_url, AGG, {"t": f, "g": groups, "p": period})
     assert "errors" not in out, out
     rows = out["data"]["telemetry"]
     keys = ["metric"] + [cols[g] for g in groups]
