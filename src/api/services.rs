@@ -193,11 +193,16 @@ pub struct ServicesMutation;
 impl ServicesMutation {
     /// Adds or replaces services of the inventory by id. All or nothing: any invalid service
     /// refuses the change with an error listing every problem (`services[i]`, field, rule).
-    /// Admins may change any service, collectors their own agency's.
+    /// Admins may change any service, collectors their own agency's; on a server that writes
+    /// (`--submit`).
     #[graphql(visible = "crate::api::auth::sees_submit")]
     async fn upsert_services(&self, ctx: &Context<'_>, services: Vec<ServiceInput>) -> Result<ServicesChange> {
         let principal = crate::api::auth::principal(ctx);
         let only = principal.role.inventory_scope().map_err(|reason| crate::api::auth::forbidden(ctx, reason))?.map(str::to_string);
+        let submitter = ctx.data::<std::sync::Arc<crate::ingest::submit::Submitter>>().map_err(|_| {
+            async_graphql::Error::new("this server is read-only: start it with --submit to change the inventory")
+                .extend_with(|_, ext| ext.set("code", "READ_ONLY"))
+        })?;
         let analytics = ctx.data::<Analytics>()?.clone();
         let who = principal.role.label();
         let changes: Vec<_> = services.into_iter().enumerate().map(|(i, s)| (format!("services[{i}]"), Ok(ServiceRecord::from(s)))).collect();
@@ -209,7 +214,7 @@ impl ServicesMutation {
         })
         .await
         .map_err(|e| gql_error(AnalyticsError::Task(e.to_string())))?;
-        if let (Ok(_), Ok(submitter)) = (&result, ctx.data::<std::sync::Arc<crate::ingest::submit::Submitter>>()) {
+        if result.is_ok() {
             submitter.set_inventory(ctx.data::<Analytics>()?.catalog().inventory());
         }
         match result {

@@ -7,8 +7,12 @@ use cxlake::api::auth::{Principal, Role};
 use serde_json::{json, Value};
 use std::path::Path;
 
+/// Runs a query on a server that writes (a submitter on the lake), as `role`.
 async fn run(lake: &Path, role: Role, query: &str) -> Value {
-    let schema = cxlake::api::schema(analytics(lake));
+    let a = analytics(lake);
+    let wal = tempfile::tempdir().unwrap();
+    let submitter = cxlake::ingest::submit::Submitter::start(&a.lake, wal.path(), a.catalog().inventory(), std::time::Duration::from_millis(50)).unwrap();
+    let schema = cxlake::api::schema_with_submit(a, submitter);
     let req = async_graphql::Request::new(query).data(Principal { role, key_id: None });
     serde_json::to_value(schema.execute(req).await).unwrap()
 }
@@ -52,6 +56,12 @@ async fn graphql_edits_are_checked_all_or_nothing_and_seen_at_once() {
             .map(|(a, b)| (a.to_string(), b.to_string()))
     );
     assert_eq!(stored(&lake), before, "a refused change stores nothing");
+
+    // A read-only server refuses edits.
+    let ro = cxlake::api::schema(analytics(&lake));
+    let req = async_graphql::Request::new(bad.clone()).data(Principal { role: Role::Admin, key_id: None });
+    let out = serde_json::to_value(ro.execute(req).await).unwrap();
+    assert_eq!(out["errors"][0]["extensions"]["code"], "READ_ONLY", "{out}");
 
     // Roles: analysts, agency readers and the public may not edit; a collector only its own agency.
     for role in [Role::Public, Role::Analyst, Role::Agency(agency.clone())] {
