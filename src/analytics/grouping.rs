@@ -39,6 +39,7 @@ pub fn period_exprs(time_column: &str, period: Option<PeriodUnit>) -> Vec<Expr> 
         None => {}
         Some(PeriodUnit::FiscalQuarter) => keys.extend([col("fiscal_year"), col("fiscal_quarter")]),
         Some(PeriodUnit::FiscalYear) => keys.push(col("fiscal_year")),
+        Some(PeriodUnit::Day) => keys.push(col(time_column).cast(DataType::Date).alias("period_start")),
         Some(PeriodUnit::Week) => keys.push(truncated("1w")),
         Some(PeriodUnit::Month) => keys.push(truncated("1mo")),
         Some(PeriodUnit::Quarter) => keys.push(truncated("1q")),

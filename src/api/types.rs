@@ -66,7 +66,7 @@ mirror_enum! {
 mirror_enum! {
     /// Period results can be grouped by. The federal fiscal year starts 1 October
     /// (FY2025 Q1 = October-December 2024); weeks are ISO weeks (Monday-Sunday); all in UTC.
-    PeriodUnit => domain::PeriodUnit { Week, Month, Quarter, Year, FiscalQuarter, FiscalYear }
+    PeriodUnit => domain::PeriodUnit { Day, Week, Month, Quarter, Year, FiscalQuarter, FiscalYear }
 }
 
 mirror_enum! {

@@ -77,6 +77,8 @@ pub struct Period {
 /// The time unit results are grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PeriodUnit {
+    /// A UTC day (telemetry is mostly daily).
+    Day,
     /// ISO week, Monday to Sunday.
     Week,
     Month,
@@ -94,10 +96,11 @@ impl PeriodUnit {
     }
 
     /// The period a label of this unit names (`FY2026Q4`, `FY2026`, `2024-03`, `2024-W11`,
-    /// `2024Q1`, `2024`), or `None` when the label is not of this unit.
+    /// `2024Q1`, `2024`, `2024-03-05`), or `None` when the label is not of this unit.
     pub fn parse(self, label: &str) -> Option<Period> {
         let ymd = |y: i32, m: u32| NaiveDate::from_ymd_opt(y, m, 1);
         let date = match self {
+            PeriodUnit::Day => NaiveDate::parse_from_str(label, "%Y-%m-%d").ok()?,
             PeriodUnit::FiscalQuarter => {
                 let (y, q) = label.strip_prefix("FY")?.split_once('Q')?;
                 let q: u32 = q.parse().ok()?;
@@ -129,6 +132,7 @@ impl PeriodUnit {
     pub fn period_of(self, date: NaiveDate) -> (String, NaiveDate, NaiveDate) {
         let ymd = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).expect("valid date");
         match self {
+            PeriodUnit::Day => (date.format("%Y-%m-%d").to_string(), date, date),
             PeriodUnit::Week => {
                 let start = date - Duration::days(date.weekday().num_days_from_monday() as i64);
                 let iso = date.iso_week();
@@ -205,7 +209,7 @@ mod tests {
     fn labels_parse_back_to_their_periods() {
         let mut day = d(2023, 12, 25);
         while day < d(2025, 2, 1) {
-            for unit in [PeriodUnit::Week, PeriodUnit::Month, PeriodUnit::Quarter, PeriodUnit::Year, PeriodUnit::FiscalQuarter, PeriodUnit::FiscalYear] {
+            for unit in [PeriodUnit::Day, PeriodUnit::Week, PeriodUnit::Month, PeriodUnit::Quarter, PeriodUnit::Year, PeriodUnit::FiscalQuarter, PeriodUnit::FiscalYear] {
                 let p = unit.period(day);
                 assert_eq!(unit.parse(&p.label), Some(p.clone()), "{unit:?} {}", p.label);
             }
@@ -219,6 +223,7 @@ mod tests {
     #[test]
     fn period_labels_and_bounds() {
         let day = d(2024, 11, 13); // a Wednesday
+        assert_eq!(PeriodUnit::Day.period_of(day), ("2024-11-13".into(), day, day));
         assert_eq!(PeriodUnit::Week.period_of(day), ("2024-W46".into(), d(2024, 11, 11), d(2024, 11, 17)));
         assert_eq!(PeriodUnit::Month.period_of(day), ("2024-11".into(), d(2024, 11, 1), d(2024, 11, 30)));
         assert_eq!(PeriodUnit::Quarter.period_of(day), ("2024Q4".into(), d(2024, 10, 1), d(2024, 12, 31)));

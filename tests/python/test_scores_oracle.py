@@ -24,6 +24,7 @@ DIMS = {  # GraphQL enum -> (lake column, output field)
 MEASURES = ["TRUST", "SATISFACTION", "EFFECTIVENESS", "EASE", "EFFICIENCY", "TRANSPARENCY", "HUMANITY", "EMPLOYEE"]
 # Period labels computed independently from the timestamp (not from the partition columns).
 PERIODS = {
+    "DAY": "strftime(ts::DATE, '%Y-%m-%d')",
     "WEEK": "strftime(ts::DATE, '%G-W%V')",
     "MONTH": "strftime(ts::DATE, '%Y-%m')",
     "QUARTER": "year(ts)::VARCHAR || 'Q' || quarter(ts)::VARCHAR",
@@ -71,7 +72,7 @@ def random_case(rng, con):
         where.append("channel IN (" + ",".join(f"'{c}'" for c in channels) + ")")
     if rng.random() < 0.2:
         scale = rng.choice(["likert5", "thumbs"])
-        f["scale"] = [scale.upper()]
+        f["scale"] = [{"likert5": "LIKERT_5", "thumbs": "THUMBS"}[scale]]
         where.append(f"scale = '{scale}'")
     if rng.random() < 0.4:
         start = rng.randint(0, 900)

@@ -16,6 +16,7 @@ from scipy.special import gammaincc
 from conftest import graphql
 
 PERIODS = {
+    "DAY": "strftime(observed_at::DATE, '%Y-%m-%d')",
     "MONTH": "strftime(observed_at::DATE, '%Y-%m')",
     "WEEK": "strftime(observed_at::DATE, '%G-W%V')",
     "FISCAL_QUARTER": "'FY' || year(observed_at + INTERVAL 3 MONTH)::VARCHAR || 'Q' || quarter(observed_at + INTERVAL 3 MONTH)::VARCHAR",
