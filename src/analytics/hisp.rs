@@ -21,6 +21,9 @@ use crate::domain::{Dimension, FiscalQuarter, Measure, Scale};
 use polars::prelude::*;
 use std::collections::BTreeMap;
 
+/// Answer counts of a row by (measure, answer value).
+type Bins = BTreeMap<(Measure, i64), u64>;
+
 /// Which quarter and services.
 #[derive(Debug, Clone)]
 pub struct HispQuery {
@@ -158,7 +161,7 @@ impl Analytics {
 
         // Answer counts and respondents per service, channel and scale: one pass.
         let files = self.lake.response_files(&filter.partitions()).await?;
-        let mut cells: BTreeMap<(String, String, String), (u64, BTreeMap<(Measure, i64), u64>)> = BTreeMap::new();
+        let mut cells: BTreeMap<(String, String, String), (u64, Bins)> = BTreeMap::new();
         if !files.is_empty() {
             let lf = plan_with(self.lake.scan_responses(&files)?, &sq, vec![len().cast(DataType::UInt64).alias("respondents")]);
             let df = Analytics::blocking(move |_| Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single()))

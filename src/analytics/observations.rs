@@ -72,7 +72,7 @@ impl ObservationFilter {
     }
 
     fn validate(&self) -> Result<(), AnalyticsError> {
-        for (dim, _) in &self.filter.values {
+        for dim in self.filter.values.keys() {
             if !matches!(dim, Dimension::Agency | Dimension::Service | Dimension::Channel | Dimension::Office) {
                 return Err(AnalyticsError::invalid(&format!("filter.{}", dim.as_str()), "telemetry and indicators are coded by agency, service, channel and office only".into()));
             }

@@ -25,7 +25,7 @@ impl Cursor {
 
     pub fn decode(token: &str) -> Result<Cursor, AnalyticsError> {
         let bad = || AnalyticsError::invalid("after", "not a cursor returned by this API (use pageInfo.endCursor)".into());
-        if token.len() % 2 != 0 || token.len() > 1024 {
+        if !token.len().is_multiple_of(2) || token.len() > 1024 {
             return Err(bad());
         }
         let bytes: Vec<u8> = (0..token.len()).step_by(2).map(|i| u8::from_str_radix(&token[i..i + 2], 16)).collect::<Result<_, _>>().map_err(|_| bad())?;

@@ -105,7 +105,8 @@ impl Loader<ServiceScoresKey> for ServiceScoresLoader {
     type Error = std::sync::Arc<AnalyticsError>;
 
     async fn load(&self, keys: &[ServiceScoresKey]) -> Result<HashMap<ServiceScoresKey, Self::Value>, Self::Error> {
-        let mut batches: HashMap<(Option<domain::PeriodUnit>, Option<chrono::NaiveDate>, Option<chrono::NaiveDate>, Vec<domain::Measure>), Vec<&ServiceScoresKey>> = HashMap::new();
+        type Arguments = (Option<domain::PeriodUnit>, Option<chrono::NaiveDate>, Option<chrono::NaiveDate>, Vec<domain::Measure>);
+        let mut batches: HashMap<Arguments, Vec<&ServiceScoresKey>> = HashMap::new();
         for k in keys {
             batches.entry((k.period, k.from, k.to, k.measures.clone())).or_default().push(k);
         }

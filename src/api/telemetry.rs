@@ -274,7 +274,7 @@ impl From<&HispReport> for HispReportOut {
             fiscal_year: r.quarter.year,
             quarter: r.quarter.quarter,
             due_date: Date(r.due.date),
-            due_date_source: super::types::DueDateOut::from(r.due.clone()).source,
+            due_date_source: super::types::DueDateOut::from(r.due).source,
             due_statement: r.due_statement(),
             min_cell: r.min_cell,
             columns: domain::hisp::columns(),

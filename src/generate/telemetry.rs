@@ -181,7 +181,7 @@ pub fn indicators(seed: u64, u: &Universe, e: &Effects, quarters: &[FiscalQuarte
             for &month in &months {
                 if matches!(s.service_type, ServiceType::Benefits | ServiceType::Compliance | ServiceType::Regulatory | ServiceType::Administrative) {
                     let quality = quality(u, e, si, None, qi);
-                    push(&mut out, month, "processing_time_days", 30.0 * (-1.0 * quality + normal(&mut rng, 0.10)).exp(), None);
+                    push(&mut out, month, "processing_time_days", 30.0 * (normal(&mut rng, 0.10) - quality).exp(), None);
                 }
                 for &o in &s.offices {
                     let quality = quality(u, e, si, Some(o), qi);

@@ -15,6 +15,10 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// One record of a change, with where it came from (`line 3`, `services[1]`), or the problems
+/// that kept it from being read.
+pub type Change = (String, Result<ServiceRecord, Vec<RecordProblem>>);
+
 /// The columns a services file may have.
 pub const COLUMNS: [&str; 13] = [
     "service_id",
@@ -82,7 +86,7 @@ fn items(cell: Option<&Cell>) -> Vec<String> {
 
 /// Reads the records of a services file; a value that cannot be read at all (an unknown
 /// service type or channel, a designation that is not yes/no) is a problem of its record.
-pub fn read_file(path: &Path, format: Format) -> Result<Vec<(String, Result<ServiceRecord, Vec<RecordProblem>>)>, IngestError> {
+pub fn read_file(path: &Path, format: Format) -> Result<Vec<Change>, IngestError> {
     let rows = records::read(path, format, &COLUMNS)?;
     Ok(rows.iter().map(|r| (format!("line {}", r.line), from_record(r))).collect())
 }
@@ -151,7 +155,7 @@ fn from_record(r: &Record) -> Result<ServiceRecord, Vec<RecordProblem>> {
 /// restricts the change to one agency's services (a collector).
 pub fn upsert(
     lock: &WriteLock,
-    changes: Vec<(String, Result<ServiceRecord, Vec<RecordProblem>>)>,
+    changes: Vec<Change>,
     only_agency: Option<&str>,
     source: &str,
 ) -> Result<ServicesSummary, ServicesError> {

@@ -38,7 +38,8 @@ struct LeaseBody {
 }
 
 impl LeaseBody {
-    fn new(owner: &str) -> Vec<u8> {
+    /// The serialized lease of `owner`, expiring one TTL from now.
+    fn bytes(owner: &str) -> Vec<u8> {
         let body = LeaseBody {
             owner: owner.to_string(),
             host: std::env::var("HOSTNAME").unwrap_or_default(),
@@ -69,7 +70,7 @@ fn conditional(mode: PutMode) -> PutOptions {
 
 /// One attempt to take the lease: create it, or take over an expired one.
 fn attempt(objects: &Objects, path: &str, owner: &str) -> Result<Attempt, StoreError> {
-    let (store, at, body) = (objects.store().clone(), StorePath::from(path), LeaseBody::new(owner));
+    let (store, at, body) = (objects.store().clone(), StorePath::from(path), LeaseBody::bytes(owner));
     let fail = |e: object_store::Error| StoreError::Object { path: objects.url(path), reason: e.to_string() };
     block_on(async move {
         match store.put_opts(&at, PutPayload::from(body.clone()), conditional(PutMode::Create)).await {
@@ -147,7 +148,7 @@ fn renew(objects: Objects, path: String, owner: String, mut e_tag: Option<String
             return;
         }
         drop(stopped);
-        let (store, at, body, tag) = (objects.store().clone(), StorePath::from(path.as_str()), LeaseBody::new(&owner), e_tag.clone());
+        let (store, at, body, tag) = (objects.store().clone(), StorePath::from(path.as_str()), LeaseBody::bytes(&owner), e_tag.clone());
         let attempt_at = std::time::Instant::now();
         let renewed = block_on(async move {
             store.put_opts(&at, PutPayload::from(body), conditional(PutMode::Update(UpdateVersion { e_tag: tag, version: None }))).await

@@ -11,9 +11,7 @@ async fn report_counts_equal_the_scores_of_the_quarter() {
     let quarter = FiscalQuarter::new(2026, 3);
     let report = a.hisp_report(&HispQuery { quarter, agencies: None }).await.unwrap();
     assert!(report.rows.len() > 20, "{}", report.rows.len());
-    let mut filter = Filter::default();
-    filter.from = Some(quarter.start());
-    filter.to = Some(quarter.end());
+    let filter = Filter { from: Some(quarter.start()), to: Some(quarter.end()), ..Default::default() };
     let measures: Vec<Measure> = cxlake::domain::hisp::QUESTIONS.iter().filter_map(|q| q.measure).collect();
     let scores = a
         .scores(&ScoresQuery { filter, group_by: vec![Dimension::Service, Dimension::Channel], measures: measures.clone(), ..Default::default() })
