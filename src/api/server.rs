@@ -103,9 +103,16 @@ async fn submit(body: Body, state: Data<&Arc<State>>, principal: Data<&Principal
     if let Some(reason) = principal.role.submit_refusal(items.iter().map(|item| item.get("agency").and_then(Value::as_str).unwrap_or(""))) {
         return deny(&principal, reason);
     }
-    current_version_refreshed(&state).await;
     let n = items.len() as u64;
-    match submitter.submit(items).await {
+    // The lake version is not read on the way in (acknowledgements wait only for the local
+    // log): a batch refused while the inventory has moved on since it was read is checked
+    // once more against the new inventory.
+    let retry = items.clone();
+    let mut result = submitter.submit(items).await;
+    if matches!(result, Err(SubmitError::Invalid(_))) && current_version_refreshed(&state).await.is_some_and(|changed| changed) {
+        result = submitter.submit(retry).await;
+    }
+    match result {
         Ok(ids) => {
             state.metrics.submitted.inc_by(ids.len() as u64);
             reply(StatusCode::OK, json!({"accepted": ids.len(), "response_ids": ids}))
@@ -245,9 +252,10 @@ fn cached_response(c: Cached, cache: &'static str) -> poem::Response {
 /// Rereads the catalog (inventory, offices) when the lake moved past the version it was read
 /// at, and gives the submitter the new inventory: an edit by any process (`upsertServices`
 /// here or on another replica, `cxlake ingest --table services`) holds for the next request.
-pub(crate) async fn refresh_catalog(state: &State, version: u64) {
+/// Whether it reread.
+pub(crate) async fn refresh_catalog(state: &State, version: u64) -> bool {
     if state.analytics.catalog_version() == version {
-        return;
+        return false;
     }
     let analytics = state.analytics.clone();
     match tokio::task::spawn_blocking(move || analytics.refresh(version)).await {
@@ -255,18 +263,25 @@ pub(crate) async fn refresh_catalog(state: &State, version: u64) {
             if let Some(s) = &state.submitter {
                 s.set_inventory(state.analytics.catalog().inventory());
             }
+            true
         }
-        Ok(Ok(false)) => {}
-        Ok(Err(e)) => tracing::warn!(error = %e, "the catalog was not reread"),
-        Err(e) => tracing::warn!(error = %e, "the catalog was not reread"),
+        Ok(Ok(false)) => false,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "the catalog was not reread");
+            false
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "the catalog was not reread");
+            false
+        }
     }
 }
 
-/// The lake version, refreshing the catalog when it moved (see `refresh_catalog`).
-pub(crate) async fn current_version_refreshed(state: &State) -> Option<u64> {
+/// Reads the lake version and refreshes the catalog when it moved (see `refresh_catalog`);
+/// whether it did (`None`: the version could not be read).
+pub(crate) async fn current_version_refreshed(state: &State) -> Option<bool> {
     let v = current_version(&state.lake).await.ok()?;
-    refresh_catalog(state, v).await;
-    Some(v)
+    Some(refresh_catalog(state, v).await)
 }
 
 /// The lake version (a read and a stat; two requests on S3), off the async workers.

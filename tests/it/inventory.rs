@@ -172,3 +172,30 @@ fn cli_import_names_line_and_field_and_changes_nothing_on_error() {
     assert_eq!(x2.digitization_options, ["online booking", "virtual tours"]);
     assert!(!x2.designated && after.iter().find(|s| s.id == "X-1").unwrap().designated);
 }
+
+/// A service added by another process (`cxlake ingest --table services`) is accepted by a
+/// running server's real-time submit path: the refused batch is checked again against the
+/// inventory the lake holds now.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_server_accepts_submissions_for_a_service_added_elsewhere() {
+    let lake = fresh_lake(2_000, 49, 1);
+    let a = analytics(&lake);
+    let wal = tempfile::tempdir().unwrap();
+    let submitter = cxlake::ingest::submit::Submitter::start(&a.lake, wal.path(), a.catalog().inventory(), std::time::Duration::from_millis(50)).unwrap();
+    let cli = poem::test::TestClient::new(cxlake::api::server::routes(cxlake::api::schema_with_submit(a.clone(), submitter.clone()), a, Some(submitter)));
+    let response = json!({"agency": "DOI", "response_id": "late-1", "submitted_at": "2022-03-01T00:00:00Z", "collection_id": "c",
+        "bureau": "DOI-NPS", "service_id": "LATE-1", "service_type": "regulatory", "channel": "digital", "scale": "likert5", "trust": 4});
+    let before = cli.post("/v1/responses").body_json(&response).send().await;
+    before.assert_status(poem::http::StatusCode::UNPROCESSABLE_ENTITY);
+    let services = lake.parent().unwrap().join("late.csv");
+    std::fs::write(
+        &services,
+        "service_id,name,description,agency,agency_name,bureau,bureau_name,org_unit,service_type,channels\nLATE-1,Permits,Apply for a permit,DOI,Interior,DOI-NPS,Park Service,Permits office,regulatory,digital\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cxlake")).args(["ingest", "--table", "services", "--lake"]).arg(&lake).arg(&services).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let after = cli.post("/v1/responses").body_json(&response).send().await;
+    after.assert_status_is_ok();
+    after.assert_json(json!({"accepted": 1, "response_ids": ["late-1"]})).await;
+}
