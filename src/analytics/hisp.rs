@@ -56,7 +56,7 @@ pub struct HispRow {
     pub respondents: u64,
     pub questions: Vec<QuestionCounts>,
     /// Quarter means of the service's indicators, by name.
-    pub indicators: BTreeMap<String, f64>,
+    pub indicators: Vec<super::observations::IndicatorValue>,
     pub summary: String,
 }
 
@@ -107,7 +107,7 @@ impl HispRow {
                 None => out.extend(std::iter::repeat_n(Empty, 5)),
             }
         }
-        let indicators: Vec<String> = self.indicators.iter().map(|(k, v)| format!("{k}={v:.2}")).collect();
+        let indicators: Vec<String> = self.indicators.iter().map(|i| format!("{}={:.2}", i.metric, i.mean)).collect();
         out.push(if indicators.is_empty() { Empty } else { Text(indicators.join("; ")) });
         out.push(t(&self.summary));
         let suppressed: Vec<String> = self.questions.iter().filter(|q| q.suppressed).map(|q| format!("q{}", q.number)).collect();
@@ -174,7 +174,7 @@ impl Analytics {
                 let mut bins = BTreeMap::new();
                 for &m in &measures {
                     for v in 0..=5i64 {
-                        if let Ok(c) = df.column(&format!("{}__{}__n", m.column(), v)) {
+                        if let Ok(c) = df.column(&super::scores::bin_column(m, v)) {
                             bins.insert((m, v), c.u64()?.get(i).unwrap_or(0));
                         }
                     }
@@ -206,10 +206,12 @@ impl Analytics {
                 period: None,
             })
             .await?;
-        let mut service_indicators: BTreeMap<String, BTreeMap<String, f64>> = BTreeMap::new();
+        // Aggregate rows come sorted by metric, so each service's list is too.
+        let mut service_indicators: BTreeMap<String, Vec<super::observations::IndicatorValue>> = BTreeMap::new();
         for a in indicators {
             if let Some(s) = a.get(ObservationKey::Service) {
-                service_indicators.entry(s.to_string()).or_default().insert(a.metric.clone(), a.mean);
+                let value = super::observations::IndicatorValue { metric: a.metric.clone(), mean: a.mean, count: a.count };
+                service_indicators.entry(s.to_string()).or_default().push(value);
             }
         }
 

@@ -150,6 +150,12 @@ impl Analytics {
     }
 }
 
+/// The plan's column holding the count of answers `v` to `m` in a group (and `…__w`, `…__w2`
+/// the sums of weights and squared weights, when weighted).
+pub(crate) fn bin_column(m: Measure, v: i64) -> String {
+    format!("{}__{}__n", m.column(), v)
+}
+
 /// The one-pass plan: filter, then per (group, period, scale) the bins of every measure.
 pub fn plan(lf: LazyFrame, q: &ScoresQuery) -> LazyFrame {
     plan_with(lf, q, Vec::new())
@@ -173,7 +179,7 @@ pub fn plan_with(lf: LazyFrame, q: &ScoresQuery, extra: Vec<Expr>) -> LazyFrame 
             }
             let hit = col(m.column()).eq(lit(v as i8));
             let base = format!("{}__{}", m.column(), v);
-            aggs.push(hit.clone().sum().cast(DataType::UInt64).alias(format!("{base}__n")));
+            aggs.push(hit.clone().sum().cast(DataType::UInt64).alias(bin_column(m, v)));
             if q.weighted {
                 let w = when(hit).then(col("weight")).otherwise(lit(0.0));
                 aggs.push(w.clone().sum().alias(format!("{base}__w")));
@@ -200,7 +206,7 @@ fn assemble(df: &DataFrame, q: &ScoresQuery) -> Result<Vec<ScoreRow>, AnalyticsE
                 continue;
             }
             let base = format!("{}__{}", m.column(), v);
-            let n = df.column(&format!("{base}__n"))?.u64()?;
+            let n = df.column(&bin_column(m, *v))?.u64()?;
             let w = if q.weighted {
                 Some((df.column(&format!("{base}__w"))?.f64()?, df.column(&format!("{base}__w2"))?.f64()?))
             } else {

@@ -57,7 +57,7 @@ pub fn xlsx_bytes(report: &HispReport) -> Result<Vec<u8>, rust_xlsxwriter::XlsxE
     let lines: Vec<(String, String)> = vec![
         ("report".into(), format!("HISP quarterly CX data, FY{} Q{}", report.quarter.year, report.quarter.quarter)),
         ("due_date".into(), report.due.date.to_string()),
-        ("due_date_source".into(), super::types::DueDateOut::from(report.due).source),
+        ("due_date_source".into(), report.due.source.as_str().to_string()),
         ("due_statement".into(), report.due_statement()),
         ("suppression".into(), format!("questions with fewer than {} answers in a row have their counts withheld (listed in suppressed_questions)", report.min_cell)),
         ("generated_by".into(), format!("cxlake {}", env!("CARGO_PKG_VERSION"))),
@@ -128,7 +128,7 @@ pub async fn hisp_download(req: &poem::Request, state: Data<&Arc<State>>) -> poe
         .content_type(content_type)
         .header("content-disposition", format!("attachment; filename=\"{name}.{ext}\""))
         .header("x-cxlake-due-date", report.due.date.to_string())
-        .header("x-cxlake-due-date-source", super::types::DueDateOut::from(report.due).source)
+        .header("x-cxlake-due-date-source", report.due.source.as_str().to_string())
         .header("x-cxlake-services-without-data", report.services_without_data.len().to_string())
         .body(body)
 }

@@ -154,6 +154,12 @@ pub struct IndicatorOut {
     pub count: u64,
 }
 
+impl From<crate::analytics::observations::IndicatorValue> for IndicatorOut {
+    fn from(i: crate::analytics::observations::IndicatorValue) -> Self {
+        IndicatorOut { metric: i.metric, mean: i.mean, count: i.count }
+    }
+}
+
 /// One measure's score in a cell.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct MeasureScoreOut {
@@ -244,7 +250,7 @@ impl From<&HispRow> for HispRowOut {
                 .iter()
                 .map(|q| HispQuestionOut { number: q.number as u32, text: q.text.to_string(), counts: q.counts.map(|c| c.to_vec()), n: q.n, suppressed: q.suppressed })
                 .collect(),
-            service_level_indicators: r.indicators.iter().map(|(k, v)| IndicatorOut { metric: k.clone(), mean: *v, count: 0 }).collect(),
+            service_level_indicators: r.indicators.iter().cloned().map(Into::into).collect(),
             summary: r.summary.clone(),
         }
     }
@@ -274,7 +280,7 @@ impl From<&HispReport> for HispReportOut {
             fiscal_year: r.quarter.year,
             quarter: r.quarter.quarter,
             due_date: Date(r.due.date),
-            due_date_source: super::types::DueDateOut::from(r.due).source,
+            due_date_source: r.due.source.as_str().to_string(),
             due_statement: r.due_statement(),
             min_cell: r.min_cell,
             columns: domain::hisp::columns(),
@@ -433,7 +439,7 @@ impl TelemetryQuery {
                     period: row.period.label.clone(),
                     service: row.service_id,
                     office: row.office_id,
-                    indicators: row.indicators.into_iter().map(|i| IndicatorOut { metric: i.metric, mean: i.mean, count: i.count }).collect(),
+                    indicators: row.indicators.into_iter().map(Into::into).collect(),
                     scores: row.scores.iter().map(|s| MeasureScoreOut { measure: s.measure.into(), score: ScoreOut::from(s) }).collect(),
                 })
                 .collect(),

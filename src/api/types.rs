@@ -757,10 +757,6 @@ pub struct DueDateOut {
 
 impl From<crate::domain::due_dates::DueDate> for DueDateOut {
     fn from(d: crate::domain::due_dates::DueDate) -> Self {
-        let source = match d.source {
-            crate::domain::due_dates::DueDateSource::Published => "PUBLISHED",
-            crate::domain::due_dates::DueDateSource::Rule => "RULE",
-        };
-        DueDateOut { fiscal_quarter: d.quarter.to_string(), due_date: d.date, source: source.into() }
+        DueDateOut { fiscal_quarter: d.quarter.to_string(), due_date: d.date, source: d.source.as_str().into() }
     }
 }

@@ -22,6 +22,16 @@ pub enum DueDateSource {
     Rule,
 }
 
+impl DueDateSource {
+    /// `PUBLISHED` or `RULE`, as the API and downloads show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DueDateSource::Published => "PUBLISHED",
+            DueDateSource::Rule => "RULE",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DueDate {
     pub quarter: FiscalQuarter,

@@ -16,8 +16,6 @@ pub enum ObservationTable {
 }
 
 impl ObservationTable {
-    pub const ALL: [ObservationTable; 2] = [ObservationTable::Telemetry, ObservationTable::Indicators];
-
     /// The table's name and its directory in the lake.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -61,13 +59,11 @@ pub struct KnownMetric {
     /// Inclusive range of valid values.
     pub min: f64,
     pub max: f64,
-    /// Whether a larger value is better for customers (a drop in it is bad news).
-    pub higher_is_better: bool,
     pub description: &'static str,
 }
 
 const fn count(name: &'static str, description: &'static str) -> KnownMetric {
-    KnownMetric { name, unit: "count", count: true, min: 0.0, max: f64::MAX, higher_is_better: true, description }
+    KnownMetric { name, unit: "count", count: true, min: 0.0, max: f64::MAX, description }
 }
 
 /// Telemetry metrics with a known meaning.
@@ -81,10 +77,10 @@ pub const TELEMETRY_METRICS: &[KnownMetric] = &[
 
 /// Service-level indicators with a known meaning.
 pub const INDICATORS: &[KnownMetric] = &[
-    KnownMetric { name: "wait_time_minutes", unit: "minutes", count: false, min: 0.0, max: 525_600.0, higher_is_better: false, description: "average wait before service" },
-    KnownMetric { name: "processing_time_days", unit: "days", count: false, min: 0.0, max: 36_500.0, higher_is_better: false, description: "average time from request to decision" },
-    KnownMetric { name: "first_contact_resolution", unit: "share", count: false, min: 0.0, max: 1.0, higher_is_better: true, description: "share of contacts resolved at the first contact" },
-    KnownMetric { name: "backlog", unit: "count", count: true, min: 0.0, max: f64::MAX, higher_is_better: false, description: "open requests at the end of the period" },
+    KnownMetric { name: "wait_time_minutes", unit: "minutes", count: false, min: 0.0, max: 525_600.0, description: "average wait before service" },
+    KnownMetric { name: "processing_time_days", unit: "days", count: false, min: 0.0, max: 36_500.0, description: "average time from request to decision" },
+    KnownMetric { name: "first_contact_resolution", unit: "share", count: false, min: 0.0, max: 1.0, description: "share of contacts resolved at the first contact" },
+    KnownMetric { name: "backlog", unit: "count", count: true, min: 0.0, max: f64::MAX, description: "open requests at the end of the period" },
 ];
 
 /// Whether `name` may name a metric: lower-case snake case, a letter first, at most 64.

@@ -17,7 +17,7 @@ use crate::domain::observations::{Observation, ObservationTable};
 use crate::domain::validate::Problem;
 use crate::domain::FiscalQuarter;
 use crate::store::commit::{file_digest, partition_files_in, WriteLock};
-use crate::store::quarantine::{QuarantineRow, QuarantineWriter};
+use crate::store::quarantine::QuarantineWriter;
 use crate::store::writer::{parquet_properties, AtomicParquetWriter};
 use crate::store::{observations as stored, PartitionKey, Table};
 use std::collections::{BTreeMap, HashMap};
@@ -144,25 +144,16 @@ pub fn ingest_file(lock: &WriteLock, path: &Path, format: Format, table: Observa
     summary.rows_read = rows.len() as u64;
     let run = run_id();
     let mut quarantine = QuarantineWriter::new(lock.lake(), &run);
-    let mut quarantined = |summary: &mut Summary, line: u64, problems: Vec<Problem>, raw: String| -> Result<(), IngestError> {
-        summary.rows_quarantined += 1;
-        for p in problems {
-            let q = QuarantineRow { source: shown.clone(), line: Some(line), column: Some(p.column), reason: p.reason, raw: Some(raw.clone()) };
-            summary.count(&q);
-            quarantine.push(q)?;
-        }
-        Ok(())
-    };
     let mut seen: HashMap<String, u64> = HashMap::new();
     let mut partitions: BTreeMap<PartitionKey, Vec<(Observation, u64, String)>> = BTreeMap::new();
     for record in &rows {
         match parse(record, table, opts) {
-            Err(problems) => quarantined(&mut summary, record.line, problems, record.raw())?,
+            Err(problems) => summary.quarantine(&mut quarantine, record.line, problems, Some(record.raw()))?,
             Ok(o) => {
                 if let Some(first) = seen.insert(o.key(), record.line) {
                     seen.insert(o.key(), first);
                     let p = problem("(row)", format!("repeats the service, metric, time, channel, page and office of line {first}"));
-                    quarantined(&mut summary, record.line, vec![p], record.raw())?;
+                    summary.quarantine(&mut quarantine, record.line, vec![p], Some(record.raw()))?;
                     continue;
                 }
                 let key = PartitionKey { agency: o.agency.clone(), quarter: FiscalQuarter::of(o.observed_at.date_naive()) };
@@ -185,7 +176,7 @@ pub fn ingest_file(lock: &WriteLock, path: &Path, format: Format, table: Observa
                 Some(v) if *v == o.value => summary.duplicates_skipped += 1,
                 Some(v) => {
                     let p = problem("value", format!("{} but the lake already holds {v} for this service, metric and time; stored values are not overwritten", o.value));
-                    quarantined(&mut summary, line, vec![p], raw)?;
+                    summary.quarantine(&mut quarantine, line, vec![p], Some(raw))?;
                 }
             }
         }

@@ -45,6 +45,23 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// Quarantines one row with all its problems (one quarantine row per problem) and counts it.
+    pub(crate) fn quarantine(
+        &mut self,
+        writer: &mut QuarantineWriter,
+        line: u64,
+        problems: Vec<crate::domain::validate::Problem>,
+        raw: Option<String>,
+    ) -> Result<(), StoreError> {
+        self.rows_quarantined += 1;
+        for p in problems {
+            let q = QuarantineRow { source: self.source.clone(), line: Some(line), column: Some(p.column), reason: p.reason, raw: raw.clone() };
+            self.count(&q);
+            writer.push(q)?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn count(&mut self, q: &QuarantineRow) {
         let key = q.column.clone().unwrap_or_else(|| "(row)".into());
         let e = self.quarantined_by_column.entry(key).or_default();
@@ -122,14 +139,7 @@ pub fn ingest_file(
                 }
                 match row.result {
                     Ok(response) => valid.push((response, row.line)),
-                    Err(problems) => {
-                        summary.rows_quarantined += 1;
-                        for p in problems {
-                            let q = QuarantineRow { source: shown.clone(), line: Some(row.line), column: Some(p.column), reason: p.reason, raw: row.raw.clone() };
-                            summary.count(&q);
-                            quarantine.push(q)?;
-                        }
-                    }
+                    Err(problems) => summary.quarantine(&mut quarantine, row.line, problems, row.raw)?,
                 }
             }
             if tx.send(valid).is_err() {
