@@ -208,7 +208,6 @@ pub struct Pearson {
 /// Pearson's r of `x` and `y` (equal lengths), the t-test of r = 0 and Fisher's z interval, as
 /// R's `cor.test` reports them. `None` with fewer than 3 pairs or a constant variable.
 pub fn pearson(x: &[f64], y: &[f64], confidence: f64) -> Option<Pearson> {
-    use statrs::distribution::{ContinuousCDF, StudentsT};
     let n = x.len().min(y.len());
     if n < 3 {
         return None;
@@ -230,7 +229,7 @@ pub fn pearson(x: &[f64], y: &[f64], confidence: f64) -> Option<Pearson> {
         Some(0.0)
     } else {
         let t = r * (df / (1.0 - r * r)).sqrt();
-        StudentsT::new(0.0, 1.0, df).ok().map(|d| 2.0 * d.cdf(-t.abs()))
+        super::distribution::t_sf(t.abs(), df).map(|s| 2.0 * s)
     };
     let ci = (n > 3 && r.abs() < 1.0).then(|| {
         let z = r.atanh();

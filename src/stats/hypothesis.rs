@@ -2,7 +2,7 @@
 //! the two-proportion z-test, and Welch's unequal-variance t-test and interval.
 
 use super::interval::{wilson, Interval};
-use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
+use statrs::distribution::{ContinuousCDF, Normal};
 
 /// A difference between two groups with its interval and two-sided p-value.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -73,13 +73,12 @@ pub fn welch(m1: f64, v1: f64, n1: f64, m2: f64, v2: f64, n2: f64, confidence: f
     }
     let df = se2 * se2 / (a * a / (n1 - 1.0) + b * b / (n2 - 1.0));
     let t = (m1 - m2) / se2.sqrt();
-    let dist = StudentsT::new(0.0, 1.0, df).ok()?;
-    let half = dist.inverse_cdf(0.5 + confidence / 2.0) * se2.sqrt();
+    let half = super::distribution::t_quantile(0.5 + confidence / 2.0, df)? * se2.sqrt();
     Some(Comparison {
         difference: m1 - m2,
         interval: Interval { low: m1 - m2 - half, high: m1 - m2 + half },
         statistic: t,
-        p_value: 2.0 * dist.sf(t.abs()),
+        p_value: 2.0 * super::distribution::t_sf(t.abs(), df)?,
         df: Some(df),
     })
 }

@@ -23,6 +23,10 @@ pub const MAX_SHAPLEY_PREDICTORS: usize = 15;
 pub struct Importance {
     pub ols: Ols,
     pub first: Vec<f64>,
+    /// R² minus R² without the predictor, computed as that difference (as relaimpo's `last`):
+    /// its absolute error is that of R² (about 1e-16), so a value below about 1e-7 has lost
+    /// relative precision (fewer than 9 significant digits left). Known and left as is: the
+    /// identity last = β² / [R_xx⁻¹]_jj would give it to full relative precision.
     pub last: Vec<f64>,
     pub pratt: Vec<f64>,
     /// Johnson's raw relative weights (sum to R²).

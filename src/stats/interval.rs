@@ -1,7 +1,7 @@
 //! Confidence intervals: Wilson's score interval for a proportion and the Student-t interval
 //! for a mean.
 
-use statrs::distribution::{ContinuousCDF, Normal, StudentsT};
+use super::distribution::{normal_quantile, t_quantile};
 
 /// A two-sided confidence interval.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -12,8 +12,7 @@ pub struct Interval {
 
 /// The standard normal quantile z with P(|Z| <= z) = `confidence` (1.959964 for 0.95).
 pub fn z_quantile(confidence: f64) -> f64 {
-    let normal = Normal::new(0.0, 1.0).expect("standard normal");
-    normal.inverse_cdf(0.5 + confidence / 2.0)
+    normal_quantile(0.5 + confidence / 2.0).unwrap_or(f64::NAN)
 }
 
 /// Wilson score interval for a proportion, without continuity correction.
@@ -43,7 +42,7 @@ pub fn mean_interval(mean: f64, sd: f64, n: f64, confidence: f64) -> Option<Inte
     if !(n >= 2.0) || !sd.is_finite() || !mean.is_finite() {
         return None;
     }
-    let t = StudentsT::new(0.0, 1.0, n - 1.0).ok()?.inverse_cdf(0.5 + confidence / 2.0);
+    let t = t_quantile(0.5 + confidence / 2.0, n - 1.0)?;
     let half = t * sd / n.sqrt();
     Some(Interval { low: mean - half, high: mean + half })
 }

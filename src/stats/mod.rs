@@ -13,6 +13,7 @@
 
 pub mod correlation;
 pub mod descriptive;
+pub mod distribution;
 pub mod hypothesis;
 pub mod importance;
 pub mod interval;
@@ -20,6 +21,7 @@ pub mod regression;
 
 pub use correlation::{pearson, CrossProducts, PairSums, Pearson};
 pub use descriptive::{Bin, Distribution};
+pub use distribution::{normal_quantile, t_quantile, t_sf};
 pub use hypothesis::{newcombe_difference, two_proportions, welch, Comparison};
 pub use importance::{importance, Importance};
 pub use interval::{mean_interval, wilson, z_quantile, Interval};
