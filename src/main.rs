@@ -341,7 +341,20 @@ enum Command {
     Schema,
 }
 
-fn main() -> Result<()> {
+/// A user's error is one line on stderr and exit code 1: `{:#}` prints anyhow's chain of causes,
+/// never its backtrace (which `RUST_BACKTRACE=1` would add to the `Debug` form that returning
+/// `Err` from `main` prints). Bugs still panic, with a backtrace when asked for.
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
     let cli = Cli::parse();
     let logs = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
@@ -627,7 +640,9 @@ fn ingest(lake: &str, files: &[PathBuf], format: Option<cxlake::ingest::formats:
         bar.finish_and_clear();
         match result {
             Ok(s) => {
-                stored += s.rows_stored;
+                // Rows already stored count: a retry of a file with bad rows left is not a failure
+                // while its good rows are in the lake.
+                stored += s.rows_stored + s.duplicates_skipped;
                 failed |= s.rows_quarantined > 0;
                 if json {
                     println!("{}", serde_json::to_string(&s)?);
@@ -638,6 +653,12 @@ fn ingest(lake: &str, files: &[PathBuf], format: Option<cxlake::ingest::formats:
                         "{}: read {} rows, stored {}, quarantined {}, duplicates skipped {} ({} files, lake version {})",
                         s.source, s.rows_read, s.rows_stored, s.rows_quarantined, s.duplicates_skipped, s.files_written, s.lake_version
                     );
+                    if !s.duplicate_lines.is_empty() {
+                        println!("  already stored (skipped): lines {}", s.duplicate_lines);
+                    }
+                    if s.quarantine_already_recorded > 0 {
+                        println!("  {} of the quarantined rows were already in the quarantine table (not recorded again)", s.quarantine_already_recorded);
+                    }
                     for (column, r) in &s.quarantined_by_column {
                         println!("  {column}: {} rows (e.g. {})", r.rows, r.example);
                     }
@@ -669,11 +690,14 @@ fn kda(csv: &std::path::Path, outcome: &str, drivers: &[String], json: bool) -> 
                 serde_json::json!({
                     "name": drivers[j], "r": imp.ols.r[j], "beta": imp.ols.beta[j], "first": imp.first[j],
                     "last": imp.last[j], "pratt": imp.pratt[j], "johnson": imp.johnson[j], "johnson_share": js[j],
-                    "shapley": imp.shapley[j], "shapley_share": ss[j],
+                    "shapley": imp.shapley[j], "shapley_share": ss[j], "vif": imp.ols.vif[j],
                 })
             })
             .collect();
-        println!("{}", serde_json::json!({ "n": report.n, "r2": imp.ols.r2, "drivers": rows }));
+        println!("{}", serde_json::json!({
+                "outcome": outcome, "n": report.n, "rows_read": report.rows_read,
+                "r2": imp.ols.r2, "adj_r2": imp.ols.adj_r2, "drivers": rows,
+            }));
         return Ok(());
     }
     println!(

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod cache;
+pub mod delivery;
 pub mod download;
 pub mod export;
 pub mod keys;
@@ -40,7 +41,6 @@ pub type CxSchema = Schema<Query, Mutation, EmptySubscription>;
 /// The schema without data, for printing the SDL, with the limits of `limits.rs`.
 fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription> {
     Schema::build(Query::default(), Mutation::default(), EmptySubscription)
-        .limit_depth(limits::MAX_DEPTH)
         .limit_complexity(limits::MAX_COMPLEXITY)
         .limit_recursive_depth(limits::MAX_RECURSION)
         .limit_directives(limits::MAX_DIRECTIVES)

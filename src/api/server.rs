@@ -12,7 +12,6 @@ use crate::analytics::Analytics;
 use super::auth::Principal;
 use super::keys::KeyStore;
 use super::CxSchema;
-use async_graphql::http::GraphiQLSource;
 use super::cache::{self, is_read_only, Cached, QueryCache};
 use super::download::{encode, table, TableFormat};
 use super::metrics::{operation_of, Metrics, OperationLabels, RouteLabels};
@@ -128,9 +127,31 @@ async fn submit(body: Body, state: Data<&Arc<State>>, principal: Data<&Principal
     }
 }
 
+/// GraphiQL 3.9.0 with React 18.3.1, vendored in `src/api/graphiql/` (versions, licences and
+/// how to refresh them in its README) and served from the binary: the page makes no request
+/// beyond this server, so it works offline and on networks that block public CDNs.
+const GRAPHIQL_PAGE: &str = include_str!("graphiql/index.html");
+const GRAPHIQL_ASSETS: [(&str, &str, &[u8]); 4] = [
+    ("graphiql.min.js", "text/javascript; charset=utf-8", include_bytes!("graphiql/graphiql.min.js")),
+    ("graphiql.min.css", "text/css; charset=utf-8", include_bytes!("graphiql/graphiql.min.css")),
+    ("react.production.min.js", "text/javascript; charset=utf-8", include_bytes!("graphiql/react.production.min.js")),
+    ("react-dom.production.min.js", "text/javascript; charset=utf-8", include_bytes!("graphiql/react-dom.production.min.js")),
+];
+
 #[handler]
-fn graphiql() -> Html<String> {
-    Html(GraphiQLSource::build().endpoint("/graphql").title("cxlake").finish())
+fn graphiql() -> Html<&'static str> {
+    Html(GRAPHIQL_PAGE)
+}
+
+#[handler]
+fn graphiql_asset(poem::web::Path(name): poem::web::Path<String>) -> poem::Response {
+    match GRAPHIQL_ASSETS.iter().find(|(n, _, _)| *n == name) {
+        Some((_, content_type, bytes)) => poem::Response::builder()
+            .content_type(*content_type)
+            .header("cache-control", "public, max-age=86400")
+            .body(bytes::Bytes::from_static(bytes)),
+        None => reply(StatusCode::NOT_FOUND, json!({"error": format!("no GraphiQL asset '{}'", name.escape_debug())})),
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -149,6 +170,14 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
         Ok(r) => r,
         Err(refused) => return refused,
     };
+    // GraphQL over HTTP: a client that accepts application/graphql-response+json gets it, with
+    // 400 for a request that never executed; everyone else keeps application/json (200).
+    let media = JsonMedia::of(req.header("accept"));
+    if req.method() == poem::http::Method::GET && is_mutation(&gql) {
+        let mut r = reply(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "a mutation must be sent with POST (GET requests never change anything)"}));
+        r.headers_mut().insert("allow", poem::http::HeaderValue::from_static("POST"));
+        return r;
+    }
     let param = req.params::<FormatParam>().ok().and_then(|p| p.format);
     let format = match &param {
         Some(p) => match TableFormat::from_param(p) {
@@ -178,7 +207,7 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
     if let Some(hit) = key.as_ref().and_then(|k| state.cache.get(k)) {
         state.metrics.cache_hits.inc();
         state.metrics.latency.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
-        return cached_response(hit, "hit");
+        return cached_response(hit, "hit", media);
     }
     if key.is_some() {
         state.metrics.cache_misses.inc();
@@ -187,11 +216,28 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
         Ok(r) => r,
         Err(_) => {
             let message = format!("the query took longer than the limit of {:?} and was stopped", state.limits.timeout);
-            return reply(StatusCode::OK, json!({"data": null, "errors": [{"message": message, "extensions": {"code": "TIMEOUT"}}]}));
+            let mut r = reply(StatusCode::OK, json!({"data": null, "errors": [{"message": message, "extensions": {"code": "TIMEOUT"}}]}));
+            r.headers_mut().insert("content-type", poem::http::HeaderValue::from_static(media.content_type()));
+            return r;
         }
     };
     let encoded = match format {
-        None if response.is_err() => return GraphQLResponse(response).into_response(),
+        // A document that failed to parse or validate, or whose variables or operation could
+        // not be used, never executed: no field has a path and there is no data.
+        None if response.is_err() && media == JsonMedia::GraphqlResponse && response.data == async_graphql::Value::Null && response.errors.iter().all(|e| e.path.is_empty()) => {
+            let mut body = json!({"errors": response.errors});
+            if !response.extensions.is_empty() {
+                body["extensions"] = serde_json::to_value(&response.extensions).unwrap_or_default();
+            }
+            let mut r = reply(StatusCode::BAD_REQUEST, body);
+            r.headers_mut().insert("content-type", poem::http::HeaderValue::from_static(media.content_type()));
+            return r;
+        }
+        None if response.is_err() => {
+            let mut r = GraphQLResponse(response).into_response();
+            r.headers_mut().insert("content-type", poem::http::HeaderValue::from_static(media.content_type()));
+            return r;
+        }
         None => Cached { content_type: "application/json", disposition: None, headers: Vec::new(), body: serde_json::to_vec(&response).unwrap_or_default().into() },
         Some(_) if response.is_err() => return reply(StatusCode::BAD_REQUEST, serde_json::to_value(&response).unwrap_or_default()),
         Some(format) => {
@@ -218,14 +264,66 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
         state.cache.put(k, encoded.clone());
     }
     state.metrics.latency.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
-    cached_response(encoded, "miss")
+    cached_response(encoded, "miss", media)
+}
+
+/// Which JSON media type a GraphQL response is sent as (GraphQL over HTTP, 2024 draft).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JsonMedia {
+    /// `application/json`: every GraphQL result with status 200 (what existing clients expect).
+    Json,
+    /// `application/graphql-response+json`, when the client accepts it: 4xx for requests that
+    /// did not execute.
+    GraphqlResponse,
+}
+
+impl JsonMedia {
+    const GRAPHQL_RESPONSE: &'static str = "application/graphql-response+json";
+
+    fn of(accept: Option<&str>) -> JsonMedia {
+        let named = accept.is_some_and(|a| a.split(',').any(|part| part.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(Self::GRAPHQL_RESPONSE)));
+        if named {
+            JsonMedia::GraphqlResponse
+        } else {
+            JsonMedia::Json
+        }
+    }
+
+    fn content_type(self) -> &'static str {
+        match self {
+            JsonMedia::Json => "application/json; charset=utf-8",
+            JsonMedia::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
+        }
+    }
+}
+
+/// Whether the operation a request would run is a mutation (a document that does not parse
+/// is left to the executor, which reports it).
+fn is_mutation(request: &async_graphql::Request) -> bool {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    let Ok(doc) = async_graphql::parser::parse_query(&request.query) else { return false };
+    let ty = match (&doc.operations, request.operation_name.as_deref()) {
+        (DocumentOperations::Single(op), _) => Some(op.node.ty),
+        (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
+        (DocumentOperations::Multiple(ops), None) => ops.values().next().map(|op| op.node.ty),
+    };
+    ty == Some(OperationType::Mutation)
 }
 
 /// The GraphQL request of a GET (query string) or POST (JSON body of at most `max` bytes).
 async fn read_request(req: &poem::Request, body: Body, max: usize) -> Result<async_graphql::Request, poem::Response> {
+    let no_query = || reply(StatusCode::BAD_REQUEST, json!({"error": "no 'query': a GraphQL request names its document in 'query'"}));
     if req.method() == poem::http::Method::GET {
-        return async_graphql::http::parse_query_string(req.uri().query().unwrap_or(""))
-            .map_err(|e| reply(StatusCode::BAD_REQUEST, json!({"error": format!("query string: {e}")})));
+        let request = async_graphql::http::parse_query_string(req.uri().query().unwrap_or(""))
+            .map_err(|e| reply(StatusCode::BAD_REQUEST, json!({"error": format!("query string: {e}")})))?;
+        return if request.query.is_empty() { Err(no_query()) } else { Ok(request) };
+    }
+    let json_body = req.content_type().and_then(|t| t.split(';').next()).is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if !json_body {
+        return Err(reply(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            json!({"error": format!("a GraphQL POST is JSON: send content-type: application/json (got {})", req.content_type().map_or("none".to_string(), |t| format!("'{t}'")))}),
+        ));
     }
     let bytes = body
         .into_bytes_limit(max)
@@ -233,13 +331,15 @@ async fn read_request(req: &poem::Request, body: Body, max: usize) -> Result<asy
         .map_err(|e| reply(StatusCode::PAYLOAD_TOO_LARGE, json!({"error": format!("request body: {e} (at most {max} bytes)")})))?;
     match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Array(_)) => Err(reply(StatusCode::BAD_REQUEST, json!({"error": "batched requests are not supported: send one request per call"}))),
+        Ok(v) if !v.get("query").is_some_and(Value::is_string) => Err(no_query()),
         Ok(v) => serde_json::from_value(v).map_err(|e| reply(StatusCode::BAD_REQUEST, json!({"error": format!("not a GraphQL request: {e}")}))),
         Err(e) => Err(reply(StatusCode::BAD_REQUEST, json!({"error": format!("request body is not JSON: {e}")}))),
     }
 }
 
-fn cached_response(c: Cached, cache: &'static str) -> poem::Response {
-    let mut b = poem::Response::builder().content_type(c.content_type).header("x-cache", cache);
+fn cached_response(c: Cached, cache: &'static str, media: JsonMedia) -> poem::Response {
+    let content_type = if c.content_type == "application/json" { media.content_type() } else { c.content_type };
+    let mut b = poem::Response::builder().content_type(content_type).header("x-cache", cache);
     if let Some(d) = c.disposition {
         b = b.header("content-disposition", d);
     }
@@ -381,6 +481,7 @@ pub fn routes_with(schema: CxSchema, analytics: Analytics, submitter: Option<Arc
     let guarded = state.clone();
     Route::new()
         .at("/", get(graphiql))
+        .at("/graphiql/:file", get(graphiql_asset))
         .at("/graphql", get(graphql).post(graphql))
         .at("/v1/responses", post(submit))
         .at("/v1/export", get(super::export::export_rows))
@@ -406,7 +507,7 @@ pub fn routes_with(schema: CxSchema, analytics: Analytics, submitter: Option<Arc
         .around(move |ep, mut req| {
             let state = guarded.clone();
             async move {
-                let open = matches!(req.uri().path(), "/" | "/health" | "/metrics");
+                let open = matches!(req.uri().path(), "/" | "/health" | "/metrics") || req.uri().path().starts_with("/graphiql/");
                 let principal = match authenticate(&req, &state.limits) {
                     Ok(p) => p,
                     Err(refused) if !open => return Ok(refused),
@@ -440,6 +541,7 @@ pub fn routes_with(schema: CxSchema, analytics: Analytics, submitter: Option<Arc
                 Ok(resp)
             }
         })
+        .with(super::delivery::Delivery)
         .with(poem::middleware::CatchPanic::new())
         .with(poem::middleware::Tracing)
         .with(poem::middleware::RequestId::default().reuse_id(poem::middleware::ReuseId::Use))

@@ -16,7 +16,7 @@ use super::IngestError;
 use crate::domain::observations::{Observation, ObservationTable};
 use crate::domain::validate::Problem;
 use crate::domain::FiscalQuarter;
-use crate::store::commit::{file_digest, partition_files_in, WriteLock};
+use crate::store::commit::{partition_files_in, WriteLock};
 use crate::store::quarantine::QuarantineWriter;
 use crate::store::writer::{parquet_properties, AtomicParquetWriter};
 use crate::store::{observations as stored, PartitionKey, Table};
@@ -134,7 +134,7 @@ pub fn parse(record: &Record, table: ObservationTable, opts: &OpenOptions) -> Re
 pub fn ingest_file(lock: &WriteLock, path: &Path, format: Format, table: ObservationTable, opts: &OpenOptions) -> Result<Summary, IngestError> {
     let shown = opts.source_name.clone().unwrap_or_else(|| path.display().to_string());
     let mut summary = Summary { source: shown.clone(), format: format!("{format:?}"), table: table.as_str().into(), ..Default::default() };
-    let digest = format!("{}-{}{}", file_digest(path)?, table.as_str(), opts.agency.as_deref().map(|a| format!("-{a}")).unwrap_or_default());
+    let digest = opts.ingest_key(path, format, table.as_str())?;
     if let Some(before) = lock.ingested(&digest)? {
         summary.already_ingested = true;
         summary.lake_version = before.version;
@@ -143,19 +143,27 @@ pub fn ingest_file(lock: &WriteLock, path: &Path, format: Format, table: Observa
     let rows = records::read(path, format, &COLUMNS)?;
     summary.rows_read = rows.len() as u64;
     let run = run_id();
-    let mut quarantine = QuarantineWriter::new(lock.lake(), &run);
-    let mut seen: HashMap<String, u64> = HashMap::new();
+    let mut quarantine = QuarantineWriter::for_source(lock.lake(), &run, &shown);
+    let mut seen: HashMap<String, (u64, f64)> = HashMap::new();
+    let mut skipped_lines = Vec::new();
     let mut partitions: BTreeMap<PartitionKey, Vec<(Observation, u64, String)>> = BTreeMap::new();
     for record in &rows {
         match parse(record, table, opts) {
             Err(problems) => summary.quarantine(&mut quarantine, record.line, problems, Some(record.raw()))?,
             Ok(o) => {
-                if let Some(first) = seen.insert(o.key(), record.line) {
-                    seen.insert(o.key(), first);
-                    let p = problem("(row)", format!("repeats the service, metric, time, channel, page and office of line {first}"));
-                    summary.quarantine(&mut quarantine, record.line, vec![p], Some(record.raw()))?;
+                // An exact repeat of an earlier row is a duplicate (as it is across runs); the
+                // same observation with another value is a conflict.
+                if let Some(&(first, value)) = seen.get(&o.key()) {
+                    if value == o.value {
+                        summary.duplicates_skipped += 1;
+                        skipped_lines.push(record.line);
+                    } else {
+                        let p = problem("(row)", format!("conflict: repeats the service, metric, time, channel, page and office of line {first} with another value ({} there)", value));
+                        summary.quarantine(&mut quarantine, record.line, vec![p], Some(record.raw()))?;
+                    }
                     continue;
                 }
+                seen.insert(o.key(), (record.line, o.value));
                 let key = PartitionKey { agency: o.agency.clone(), quarter: FiscalQuarter::of(o.observed_at.date_naive()) };
                 partitions.entry(key).or_default().push((o, record.line, record.raw()));
             }
@@ -173,7 +181,10 @@ pub fn ingest_file(lock: &WriteLock, path: &Path, format: Format, table: Observa
         for (o, line, raw) in rows.drain(..) {
             match stored_keys.get(&o.key()) {
                 None => fresh.push(o),
-                Some(v) if *v == o.value => summary.duplicates_skipped += 1,
+                Some(v) if *v == o.value => {
+                    summary.duplicates_skipped += 1;
+                    skipped_lines.push(line);
+                }
                 Some(v) => {
                     let p = problem("value", format!("{} but the lake already holds {v} for this service, metric and time; stored values are not overwritten", o.value));
                     summary.quarantine(&mut quarantine, line, vec![p], Some(raw))?;
@@ -191,5 +202,7 @@ pub fn ingest_file(lock: &WriteLock, path: &Path, format: Format, table: Observa
         summary.rows_stored += fresh.len() as u64;
         added.push(target);
     }
+    skipped_lines.sort_unstable();
+    summary.duplicate_lines = super::pipeline::line_ranges(&skipped_lines, 20);
     super::pipeline::finish(lock, summary, quarantine, added, format!("ingest {} {shown}", table.as_str()), digest)
 }

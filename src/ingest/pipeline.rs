@@ -7,7 +7,7 @@
 use super::formats::{self, Format, OpenOptions};
 use super::stage::Stager;
 use super::IngestError;
-use crate::store::commit::{file_digest, CommitRecord, IngestedFile, WriteLock};
+use crate::store::commit::{CommitRecord, IngestedFile, WriteLock};
 use crate::domain::validate::Response;
 use crate::store::quarantine::{QuarantineRow, QuarantineWriter};
 use crate::store::StoreError;
@@ -29,7 +29,8 @@ pub struct Summary {
     pub format: String,
     /// The table written: responses, telemetry or indicators.
     pub table: String,
-    /// Set when the file's digest shows it was ingested before (nothing is read again).
+    /// Set when the file was ingested completely before with the same options (its bytes,
+    /// format and coding): nothing is read again.
     pub already_ingested: bool,
     pub rows_read: u64,
     pub rows_stored: u64,
@@ -37,8 +38,14 @@ pub struct Summary {
     pub rows_quarantined: u64,
     /// Quarantined rows by the column at fault.
     pub quarantined_by_column: BTreeMap<String, ReasonCount>,
-    /// Rows the lake already held (same response id).
+    /// Rows the lake already held (same response id), or exact repeats of an earlier row of
+    /// the same file.
     pub duplicates_skipped: u64,
+    /// The lines (rows) of those, as ranges: `2-91, 95` (the first 20 ranges, then `...`).
+    pub duplicate_lines: String,
+    /// Quarantined rows whose problem the quarantine table already recorded for this source
+    /// (from an earlier run): counted above, not recorded twice.
+    pub quarantine_already_recorded: u64,
     pub files_written: usize,
     pub quarantine_file: Option<String>,
     pub lake_version: u64,
@@ -87,12 +94,7 @@ pub fn ingest_file(
 ) -> Result<Summary, IngestError> {
     let shown = opts.source_name.clone().unwrap_or_else(|| path.display().to_string());
     let mut summary = Summary { source: shown.clone(), format: format!("{format:?}"), table: "responses".into(), ..Default::default() };
-    // A file ingested under an agency restriction (a collector's upload) is a different unit
-    // from the same bytes ingested without one: its rows of other agencies were quarantined.
-    let digest = match &opts.agency {
-        None => file_digest(path)?,
-        Some(a) => format!("{}-{a}", file_digest(path)?),
-    };
+    let digest = opts.ingest_key(path, format, "responses")?;
     if let Some(before) = lock.ingested(&digest)? {
         summary.already_ingested = true;
         summary.lake_version = before.version;
@@ -102,7 +104,7 @@ pub fn ingest_file(
     let mut source = formats::open(path, format, opts)?;
     let run = run_id();
     let staging = lock.staging(&run)?;
-    let mut quarantine = QuarantineWriter::new(lock.lake(), &run);
+    let mut quarantine = QuarantineWriter::for_source(lock.lake(), &run, &shown);
     // Valid rows are staged on their own thread while the next chunk is parsed.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(Response, u64)>>(2);
     let stage_dir = staging.path().to_path_buf();
@@ -162,13 +164,17 @@ pub fn ingest_file(
     }
     summary.rows_stored = committed.stored;
     summary.duplicates_skipped = committed.duplicates_skipped;
+    summary.duplicate_lines = line_ranges(&committed.skipped_lines, 20);
     let summary = finish(lock, summary, quarantine, committed.added, format!("ingest {shown}"), digest)?;
     drop(staging);
     Ok(summary)
 }
 
 /// The end of ingesting one file, whatever its table: the quarantine file, the commit record
-/// of the files added (already published), and the file's digest, in that order.
+/// of the files added (already published), and the file's digest, in that order. A run that
+/// stored nothing commits nothing (the lake version stays); only a file whose every row is
+/// now in the lake (none quarantined) is remembered as ingested, so a corrected retry of a
+/// file with bad rows is read again rather than refused.
 pub(crate) fn finish(
     lock: &WriteLock,
     mut summary: Summary,
@@ -178,14 +184,48 @@ pub(crate) fn finish(
     digest: String,
 ) -> Result<Summary, IngestError> {
     summary.files_written = added.len();
+    summary.quarantine_already_recorded = quarantine.already_recorded;
     summary.quarantine_file = quarantine.finish()?;
-    summary.lake_version = lock.commit(CommitRecord { operation, added, rows_added: summary.rows_stored, ..Default::default() })?;
-    lock.mark_ingested(&IngestedFile {
-        digest,
-        source: summary.source.clone(),
-        rows_read: summary.rows_read,
-        rows_stored: summary.rows_stored,
-        version: summary.lake_version,
-    })?;
+    summary.lake_version = if added.is_empty() {
+        lock.version()?
+    } else {
+        lock.commit(CommitRecord { operation, added, rows_added: summary.rows_stored, ..Default::default() })?
+    };
+    if summary.rows_quarantined == 0 {
+        lock.mark_ingested(&IngestedFile {
+            digest,
+            source: summary.source.clone(),
+            rows_read: summary.rows_read,
+            rows_stored: summary.rows_stored,
+            version: summary.lake_version,
+        })?;
+    }
     Ok(summary)
+}
+
+/// Sorted line numbers as ranges, `2-91, 95`, the first `max` ranges and then `...`.
+pub fn line_ranges(lines: &[u64], max: usize) -> String {
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for &l in lines {
+        match ranges.last_mut() {
+            Some((_, end)) if l <= *end + 1 => *end = (*end).max(l),
+            _ => ranges.push((l, l)),
+        }
+    }
+    let mut shown: Vec<String> = ranges.iter().take(max).map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect();
+    if ranges.len() > max {
+        shown.push("...".into());
+    }
+    shown.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn line_ranges_join_runs_and_stop_at_the_limit() {
+        assert_eq!(super::line_ranges(&[], 3), "");
+        assert_eq!(super::line_ranges(&[2, 3, 4, 7, 9, 10], 3), "2-4, 7, 9-10");
+        assert_eq!(super::line_ranges(&[1, 3, 5, 7], 2), "1, 3, ...");
+        assert_eq!(super::line_ranges(&[5, 5, 6], 2), "5-6");
+    }
 }

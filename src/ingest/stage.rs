@@ -15,6 +15,7 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::ipc::reader::FileReader;
 use arrow::ipc::writer::FileWriter;
+use arrow::row::{RowConverter, SortField};
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -38,6 +39,11 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
 
 fn arrow_err(path: &Path) -> impl Fn(arrow::error::ArrowError) -> StoreError + '_ {
     move |e| StoreError::Write { path: path.display().to_string(), reason: e.to_string() }
+}
+
+/// The lake columns as row-encoding fields (to compare whole rows).
+fn lake_schema_fields() -> Vec<SortField> {
+    schema::arrow_schema().fields().iter().map(|f| SortField::new(f.data_type().clone())).collect()
 }
 
 /// The partition a response belongs to.
@@ -184,9 +190,11 @@ impl Stager {
             out.added.extend(o.added);
             out.stored += o.stored;
             out.duplicates_skipped += o.duplicates_skipped;
+            out.skipped_lines.extend(o.skipped_lines);
             out.quarantined.extend(o.quarantined);
         }
         out.quarantined.sort_by_key(|q| q.line);
+        out.skipped_lines.sort_unstable();
         Ok(out)
     }
 }
@@ -197,9 +205,12 @@ pub struct Committed {
     /// Data files, relative to the lake root.
     pub added: Vec<String>,
     pub stored: u64,
-    /// Rows whose response id the lake already held (an idempotent rerun).
+    /// Rows whose response id the lake already held (an idempotent rerun), or repeating an
+    /// earlier row of the same input exactly.
     pub duplicates_skipped: u64,
-    /// Rows repeating a response id seen earlier in the same input.
+    /// The source lines of those rows, sorted.
+    pub skipped_lines: Vec<u64>,
+    /// Rows repeating a response id seen earlier in the same input with other content.
     pub quarantined: Vec<QuarantineRow>,
 }
 
@@ -226,8 +237,13 @@ fn commit_partition(
 ) -> Result<(PartitionOutcome, HashSet<String>, Vec<String>), StoreError> {
     let lake = lock.lake();
     // One lookup per staged row: a fast hasher (ids are not attacker-chosen keys of a
-    // long-lived table; the map lives for one partition's commit).
-    let mut seen: HashMap<Box<str>, u64, foldhash::fast::RandomState> = HashMap::default();
+    // long-lived table; the map lives for one partition's commit). Beside its first line, each
+    // id keeps a 128-bit digest of its row's content (two independently seeded hashes of the
+    // row's Arrow row encoding), so a repeat is told apart from a conflict.
+    let mut seen: HashMap<Box<str>, (u64, u128), foldhash::fast::RandomState> = HashMap::default();
+    let content_seeds = (foldhash::fast::RandomState::default(), foldhash::fast::RandomState::default());
+    let converter = RowConverter::new(lake_schema_fields())
+        .map_err(|e| StoreError::Write { path: key.dir(), reason: e.to_string() })?;
     let mut out = Committed::default();
     let mut writer: Option<(AtomicParquetWriter, usize)> = None;
     let mut files = 0;
@@ -235,23 +251,43 @@ fn commit_partition(
     let mut handle = |batch: RecordBatch, out: &mut Committed| -> Result<(), StoreError> {
         let ids = batch.column(0).as_any().downcast_ref::<StringArray>().expect("response_id is text");
         let lines = batch.column(batch.num_columns() - 1).as_any().downcast_ref::<UInt64Array>().expect("_line is u64");
+        let rows = converter
+            .convert_columns(&batch.columns()[..batch.num_columns() - 1])
+            .map_err(|e| StoreError::Write { path: key.dir(), reason: e.to_string() })?;
+        let digest = |i: usize| -> u128 {
+            use std::hash::BuildHasher;
+            let bytes = rows.row(i);
+            let (a, b) = (content_seeds.0.hash_one(bytes.as_ref()), content_seeds.1.hash_one(bytes.as_ref()));
+            (u128::from(a) << 64) | u128::from(b)
+        };
         let mut keep = Vec::with_capacity(batch.num_rows());
         for i in 0..batch.num_rows() {
             let (id, line) = (ids.value(i), lines.value(i));
             let fresh = if (!existing.is_empty() && existing.contains(id)) || (repeats_are_duplicates && seen.contains_key(id)) {
                 out.duplicates_skipped += 1;
+                out.skipped_lines.push(line);
                 false
-            } else if let Some(first) = seen.get(id) {
-                out.quarantined.push(QuarantineRow {
-                    source: source.to_string(),
-                    line: Some(line),
-                    column: Some("response_id".into()),
-                    reason: format!("duplicate response_id '{}' (first at line {first})", id.escape_debug()),
-                    raw: None,
-                });
+            } else if let Some((first, content)) = seen.get(id) {
+                if *content == digest(i) {
+                    // The same row again (a re-export repeats rows): stored once, counted as a
+                    // duplicate, as it would be in a later run.
+                    out.duplicates_skipped += 1;
+                    out.skipped_lines.push(line);
+                } else {
+                    out.quarantined.push(QuarantineRow {
+                        source: source.to_string(),
+                        line: Some(line),
+                        column: Some("response_id".into()),
+                        reason: format!(
+                            "conflict: response_id '{}' again with different content (first at line {first})",
+                            id.escape_debug()
+                        ),
+                        raw: None,
+                    });
+                }
                 false
             } else {
-                seen.insert(id.into(), line);
+                seen.insert(id.into(), (line, digest(i)));
                 true
             };
             keep.push(fresh);
@@ -298,5 +334,6 @@ fn commit_partition(
         w.finish()?;
     }
     let new_ids = seen.into_keys().map(String::from).collect();
+    out.skipped_lines.sort_unstable();
     Ok((out, existing, new_ids))
 }

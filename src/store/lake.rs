@@ -19,6 +19,8 @@ pub enum StoreError {
     Io { path: String, source: std::io::Error },
     #[error("cannot write '{path}': {reason}")]
     Write { path: String, reason: String },
+    #[error("cannot read '{path}': {reason}")]
+    Read { path: String, reason: String },
     #[error("object store error on '{path}': {reason}")]
     Object { path: String, reason: String },
 }

@@ -107,12 +107,17 @@ fn every_rule_quarantines_its_row_naming_line_column_and_reason() {
         empty.insert(c, "".into());
     }
     rows.push(empty);
-    rows.push(valid_row(&lake, "good-1")); // repeats the first row's id
+    let mut conflict = valid_row(&lake, "good-1"); // the first row's id with other content
+    conflict.insert("trust", "1".into());
+    rows.push(conflict);
+    rows.push(valid_row(&lake, "good-1")); // the first row again, exactly: a duplicate
     let file = dir.path().join("bad.csv");
     std::fs::write(&file, csv_text(&rows)).unwrap();
 
     let s = ingest(&lake, &file, Format::Csv).unwrap();
-    assert_eq!((s.rows_read, s.rows_stored, s.rows_quarantined), (rows.len() as u64, 1, rows.len() as u64 - 1), "{s:?}");
+    let n = rows.len() as u64 + 1; // the last line
+    assert_eq!((s.rows_read, s.rows_stored, s.rows_quarantined), (rows.len() as u64, 1, rows.len() as u64 - 2), "{s:?}");
+    assert_eq!((s.duplicates_skipped, s.duplicate_lines.as_str()), (1, n.to_string().as_str()), "{s:?}");
 
     // The quarantine table names line, column and reason of each.
     let q = quarantine_rows(&lake.join(s.quarantine_file.as_ref().unwrap()));
@@ -123,12 +128,12 @@ fn every_rule_quarantines_its_row_naming_line_column_and_reason() {
         assert_eq!(col, column, "line {line}: {reason}");
         assert!(reason.contains(words), "line {line}: '{reason}' lacks '{words}'");
     }
-    let n = rows.len() as u64 + 1;
-    assert_eq!(by_line[&(n - 2)].0, "trust");
-    assert!(by_line[&(n - 2)].1.contains("thumbs"));
-    assert!(by_line[&(n - 1)].1.contains("answers no question"));
-    assert_eq!(by_line[&n].0, "response_id");
-    assert!(by_line[&n].1.contains("duplicate response_id 'good-1' (first at line 2)"), "{:?}", by_line[&n]);
+    assert_eq!(by_line[&(n - 3)].0, "trust");
+    assert!(by_line[&(n - 3)].1.contains("thumbs"));
+    assert!(by_line[&(n - 2)].1.contains("answers no question"));
+    assert_eq!(by_line[&(n - 1)].0, "response_id");
+    assert!(by_line[&(n - 1)].1.contains("conflict: response_id 'good-1' again with different content (first at line 2)"), "{:?}", by_line[&(n - 1)]);
+    assert!(!by_line.contains_key(&n), "the exact repeat is not quarantined");
 
     // What was stored before is untouched; only the one good row was added.
     let after = snapshot(&lake);

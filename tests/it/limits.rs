@@ -28,11 +28,11 @@ async fn documents_beyond_the_limits_get_clear_errors() {
     let lake = crate::common::shared_lake();
     let cli = client(lake, Limits { max_body: 4096, ..Limits::default() });
     let aliases: String = (0..20).map(|i| format!("a{i}: services {{ id }} ")).collect();
-    let deep = format!("{{ __schema {{ types {}{} }} }}", "{ fields { type { ofType ".repeat(4), "} } } ".repeat(4));
+    let deep = format!("{{ {}x{} }}", "services { ".repeat(13), " }".repeat(13));
     let wide: String = (0..1100).map(|_| "id ").collect();
     for (query, expect) in [
         (format!("{{ {aliases} }}"), "aliased fields"),
-        (deep, "nested too deep"),
+        (deep, "nested 14 fields deep; at most 12"),
         (format!("{{ services {{ {wide} }} }}"), "too complex"),
     ] {
         let (status, v) = body(cli.post("/graphql").body_json(&json!({ "query": query })).send().await).await;
@@ -44,6 +44,22 @@ async fn documents_beyond_the_limits_get_clear_errors() {
     let (status, v) = body(cli.post("/graphql").body_json(&big).send().await).await;
     assert_eq!(status, 413, "{v}");
     assert!(v["error"].as_str().unwrap().contains("4096"), "{v}");
+}
+
+/// The standard introspection query of every client and IDE (graphql-core's text, as graphql-js
+/// and GraphiQL send it, with and without its optional fields) goes through the depth limit.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_standard_introspection_query_is_answered() {
+    let lake = crate::common::shared_lake();
+    let cli = client(lake, Limits::default());
+    for fixture in ["introspection_default.graphql", "introspection_full.graphql"] {
+        let query = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(fixture)).unwrap();
+        let (status, v) = body(cli.post("/graphql").body_json(&json!({ "query": query })).send().await).await;
+        assert_eq!(status, 200, "{fixture}: {v}");
+        assert!(v.get("errors").is_none(), "{fixture}: {}", v["errors"]);
+        let types = v["data"]["__schema"]["types"].as_array().unwrap();
+        assert!(types.iter().any(|t| t["name"] == "QueryRoot"), "{fixture}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -55,7 +55,7 @@ async fn telemetry_ingestion_validates_quarantines_and_is_idempotent() {
     assert_eq!((sum.rows_read, sum.rows_stored, sum.rows_quarantined), (7, 3, 4), "{sum:?}");
     let cols: Vec<&str> = sum.quarantined_by_column.keys().map(String::as_str).collect();
     assert_eq!(cols, ["(row)", "observed_at", "service_id", "value"]);
-    assert!(sum.quarantined_by_column["(row)"].example.starts_with("line 7: repeats") && sum.quarantined_by_column["(row)"].example.contains("line 2"), "{sum:?}");
+    assert!(sum.quarantined_by_column["(row)"].example.starts_with("line 7: conflict: repeats") && sum.quarantined_by_column["(row)"].example.contains("line 2"), "{sum:?}");
     assert!(sum.quarantined_by_column["value"].example.contains("not a count"));
     let rows = clicks(&lake, &s.id).await;
     let values: Vec<f64> = valid.iter().map(|v| v.1).collect();
@@ -65,9 +65,14 @@ async fn telemetry_ingestion_validates_quarantines_and_is_idempotent() {
     assert_eq!((rows[0].min, rows[0].max), (10.0, 12.0));
     assert_eq!(rows[0].median, rows[0].mean);
 
-    // The same file again: nothing read, nothing stored.
+    // The same file again: it had bad rows, so it is read again (a corrected inventory could
+    // store them now), but nothing is stored twice, no problem is recorded twice and the lake
+    // version stays.
     let again = ingest(&lake, &csv, Format::Csv, ObservationTable::Telemetry).unwrap();
-    assert!(again.already_ingested && again.lake_version == sum.lake_version);
+    assert!(!again.already_ingested, "{again:?}");
+    assert_eq!((again.rows_stored, again.duplicates_skipped, again.rows_quarantined), (0, 3, 4), "{again:?}");
+    assert_eq!((again.quarantine_already_recorded, again.quarantine_file.as_deref()), (4, None), "{again:?}");
+    assert_eq!(again.lake_version, sum.lake_version);
 
     // Another file overlapping what is stored: equal values are skipped, a different value is
     // quarantined (never overwritten), new ones stored.

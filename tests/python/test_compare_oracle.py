@@ -116,6 +116,8 @@ def test_benchmark_equals_independent_computation(con, lake_url, level, peers, p
                     se = math.sqrt(sd1 ** 2 / s["nl"] + sd2 ** 2 / n2)
                     df = se ** 4 / ((sd1 ** 2 / s["nl"]) ** 2 / (s["nl"] - 1) + (sd2 ** 2 / n2) ** 2 / (n2 - 1))
                     assert close(r["meanDifferenceLow"], m1 - m2 - stats.t.ppf(0.975, df) * se, 1e-8)
+                    half = stats.t.ppf(0.975, df) * se  # relative, so a drifting quantile at large df shows
+                    assert abs((r["meanDifferenceHigh"] - r["meanDifferenceLow"]) / 2 - half) <= 1e-9 * half, (df, r, half)
                     checked["welch"] += 1
             else:
                 ps = [(o["a"] / o["n"], (o["a"] / o["n"]) * (1 - o["a"] / o["n"]) / o["n"]) for o in others]

@@ -185,11 +185,11 @@ def test_planted_driver_order_is_recovered(tmp_path):
 def test_kda_reproduces_relaimpo_on_mtcars():
     out = run_cxlake("kda", "--csv", ROOT / "tests/fixtures/mtcars.csv", "--outcome", "mpg", "--drivers", "am,vs,cyl", "--json")
     report = json.loads(out.stdout)
-    assert set(report) == {"n", "r2", "drivers"} and report["n"] == 32
+    assert set(report) == {"outcome", "n", "rows_read", "r2", "adj_r2", "drivers"} and report["n"] == 32
     assert abs(report["r2"] - 0.7619773) < 5e-8
     assert [d["name"] for d in report["drivers"]] == ["am", "vs", "cyl"]
     for d, lmg in zip(report["drivers"], [0.1774892, 0.2027032, 0.3817849]):
-        assert set(d) == {"name", "r", "beta", "first", "last", "pratt", "johnson", "johnson_share", "shapley", "shapley_share"}
+        assert set(d) == {"name", "r", "beta", "first", "last", "pratt", "johnson", "johnson_share", "shapley", "shapley_share", "vif"}
         assert abs(d["shapley"] - lmg) < 5e-8
 
 
@@ -206,8 +206,13 @@ def test_kda_on_any_csv_equals_numpy(tmp_path):
     beta, r2, r = wls(y[keep], X[keep], np.ones(len(keep)))
     assert report["n"] == 499 and close(report["r2"], r2)
     shap = shapley_brute(y[keep], X[keep], np.ones(len(keep)))
+    n, k = len(keep), X.shape[1]
+    assert close(report["adj_r2"], 1 - (1 - r2) * (n - 1) / (n - k - 1))
+    # VIF: the diagonal of the inverse correlation matrix of the drivers (numpy, not our Cholesky).
+    vif = np.diag(np.linalg.inv(np.corrcoef(X[keep], rowvar=False)))
     for j, d in enumerate(report["drivers"]):
         assert close(d["beta"], beta[j]) and close(d["shapley"], shap[j])
+        assert close(d["vif"], vif[j])
     bad = tmp_path / "bad.csv"
     bad.write_text("score,a\n1,2\n3,x\n")
     proc = run_cxlake("kda", "--csv", bad, "--outcome", "score", "--drivers", "a", check=False)

@@ -185,3 +185,99 @@ def test_touchpoints_without_mapping_is_a_clear_error(original, tmp_path):
                       "--service-id", "VA-S01", "--service-type", "benefits", "--channel", "digital", "--collection-id", "c",
                       "--scale", "thumbs", csv, check=False)
     assert "questions.question_1" in proc.stderr
+
+
+def export_v2(c, original, coll, csv, repeat=1):
+    """One collection as a Touchpoints v2 export; `repeat` > 1 repeats every row (as re-exports do)."""
+    taps = ", ".join(f"CASE WHEN {t} THEN 'true' ELSE 'false' END AS {t}" for t in TP_TAPS)
+    rows = f"""SELECT response_id AS external_id, trust AS question_1, {taps}, free_text_1 AS question_4,
+                      strftime(submitted_at, '%Y-%m-%dT%H:%M:%S.%fZ') AS created_at
+               FROM {scan(original)} WHERE collection_id = '{coll}'"""
+    union = " UNION ALL ".join([f"({rows})"] * repeat)
+    c.execute(f"COPY ({union} ORDER BY external_id) TO '{csv}' (HEADER)")
+
+
+def lake_state(lake):
+    """What a run may change: the files under the lake (data, quarantine, digests, commits)."""
+    return sorted(str(p.relative_to(lake)) for p in lake.rglob("*") if p.is_file() and "_staging" not in p.parts)
+
+
+def test_a_failed_touchpoints_run_does_not_block_the_corrected_retry(original, tmp_path):
+    """The issue's trap: a sidecar saying scale = "likert" used to quarantine every row, record
+    the file's digest, and make the corrected retry print "already ingested"."""
+    c = con()
+    lake = tmp_path / "lake"
+    (coll, agency, bureau, service, channel) = collections(c, original, "thumbs")[0]
+    service_type = c.execute(f"SELECT any_value(service_type) FROM {scan(original)} WHERE service_id = '{service}'").fetchone()[0]
+    csv = tmp_path / "export.csv"
+    export_v2(c, original, coll, csv)
+    wrong, right = tmp_path / "wrong.toml", tmp_path / "right.toml"
+    sidecar(wrong, coll, agency, bureau, service, channel, "likert", {"question_1": "trust"}, service_type)
+    sidecar(right, coll, agency, bureau, service, channel, "thumbs", {"question_1": "trust"}, service_type)
+    run_cxlake("ingest", "--lake", lake, "--json", str(tmp_path / "none.csv"), check=False)  # creates the lake
+    before = lake_state(lake)
+
+    # A value that can never be valid fails before any row is read, naming the key; nothing is left behind.
+    proc = run_cxlake("ingest", "--lake", lake, "--format", "touchpoints-v2", "--mapping", wrong, csv, check=False)
+    assert proc.returncode == 1, proc
+    assert "scale: unknown Scale 'likert' (expected one of: likert5, thumbs)" in proc.stderr, proc.stderr
+    assert "no row was read" in proc.stderr
+    assert lake_state(lake) == before
+
+    # The corrected sidecar stores the file.
+    [first] = ingest(lake, csv, extra=["--format", "touchpoints-v2", "--mapping", right])
+    answered = "(trust IS NOT NULL OR " + " OR ".join(TP_TAPS) + ")"
+    expected = c.execute(f"SELECT count(*) FROM {scan(original)} WHERE collection_id = '{coll}' AND {answered}").fetchone()[0]
+    assert first["rows_stored"] == expected > 0, first
+    assert first["already_ingested"] is False
+    stored = c.execute(f"SELECT count(*) FROM {scan(lake)}").fetchone()[0]
+    assert stored == expected
+
+    # Again: rows with problems were quarantined, so the file is read again; nothing is stored
+    # twice, no problem recorded twice, and the lake version stays.
+    after_first = lake_state(lake)
+    [again] = ingest(lake, csv, extra=["--format", "touchpoints-v2", "--mapping", right])
+    if first["rows_quarantined"]:
+        assert again["already_ingested"] is False
+        assert again["quarantine_already_recorded"] == again["rows_quarantined"] == first["rows_quarantined"], again
+        assert again["quarantine_file"] is None
+    else:
+        assert again["already_ingested"] is True
+    assert again["rows_stored"] == 0 and again["lake_version"] == first["lake_version"], again
+    assert lake_state(lake) == after_first
+    if not again["already_ingested"]:
+        assert again["duplicates_skipped"] == expected
+        assert again["duplicate_lines"].startswith("2"), again
+
+    # A re-export that repeats every row: the repeats are duplicates, not conflicts.
+    twice = tmp_path / "twice.csv"
+    export_v2(c, original, coll, twice, repeat=2)
+    [rerun] = ingest(lake, twice, extra=["--format", "touchpoints-v2", "--mapping", right])
+    assert rerun["rows_stored"] == 0 and rerun["duplicates_skipped"] == 2 * expected, rerun
+    assert set(rerun["quarantined_by_column"]) <= {"trust"}, rerun
+    assert c.execute(f"SELECT count(*) FROM {scan(lake)}").fetchone()[0] == expected
+
+
+def test_a_touchpoints_header_without_format_gets_the_format_suggested(tmp_path):
+    csv = tmp_path / "tp.csv"
+    csv.write_text("external_id,question_1," + ",".join(TP_TAPS) + ",question_4\nx,1" + ",false" * 14 + ",\n")
+    proc = run_cxlake("ingest", "--lake", tmp_path / "lake", csv, check=False)
+    assert proc.returncode == 1
+    assert "looks like a Touchpoints A-11 v2 export; ingest it with --format touchpoints-v2" in proc.stderr, proc.stderr
+    v1 = tmp_path / "v1.csv"
+    v1.write_text("external_id,question_1,question_2\nx,4,5\n")
+    proc = run_cxlake("ingest", "--lake", tmp_path / "lake", v1, check=False)
+    assert "--format touchpoints-v1" in proc.stderr, proc.stderr
+
+
+def test_user_errors_are_one_line_even_with_rust_backtrace(tmp_path):
+    import os
+    env = {**os.environ, "RUST_BACKTRACE": "1"}
+    for args in [("ingest", "--lake", tmp_path / "lake", "--format", "touchpoints-v2", tmp_path / "missing.csv"),
+                 ("query", "--lake", tmp_path / "nowhere", "-"),
+                 ("survey", "check", tmp_path / "missing.yaml")]:
+        proc = run_cxlake(*args, check=False, env=env, input="{ services { id } }")
+        assert proc.returncode != 0, args
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert len(lines) >= 1 and lines[-1].startswith("error: "), (args, proc.stderr)
+        assert "backtrace" not in proc.stderr.lower() and "stack" not in proc.stderr.lower(), (args, proc.stderr)

@@ -181,6 +181,10 @@ def test_scores_equal_duckdb(con, lake_url, case_seed):
             if sd is not None and neff >= 2:
                 half = stats.t.ppf(0.975, neff - 1) * sd / math.sqrt(neff)
                 assert close(r["meanLow"], mean - half, 1e-8) and close(r["meanHigh"], mean + half, 1e-8), ctx
+                # The half-width itself, relative: catches a t quantile that drifts at large n
+                # (statrs' inverse was 3e-7 off at 29,061 df, well inside 1e-8 of the bounds).
+                got_half = (r["meanHigh"] - r["meanLow"]) / 2
+                assert abs(got_half - half) <= 1e-10 * half + 1e-13, (ctx, neff, got_half, half)
 
 
 def test_oracle_cases_cover_every_period_and_weighting(con):

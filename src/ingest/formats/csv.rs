@@ -44,8 +44,14 @@ pub fn lake_layout(header: &StringRecord) -> Result<CsvLayout, String> {
         if DERIVED.contains(&name) {
             continue;
         }
-        let c = input_column(name).ok_or_else(|| {
-            format!("unknown column '{}' (expected lake columns: {})", name.escape_debug(), INPUT_COLUMNS.join(", "))
+        let c = input_column(name).ok_or_else(|| match super::touchpoints::looks_like(header.iter()) {
+            Some(format) => format!(
+                "unknown column '{}': the header looks like a Touchpoints A-11 {} export; ingest it with --format {} and its coding (--mapping SIDECAR.toml or flags)",
+                name.escape_debug(),
+                if format == super::Format::TouchpointsV2 { "v2" } else { "v1" },
+                if format == super::Format::TouchpointsV2 { "touchpoints-v2" } else { "touchpoints-v1" },
+            ),
+            None => format!("unknown column '{}' (expected lake columns: {})", name.escape_debug(), INPUT_COLUMNS.join(", ")),
         })?;
         if sources[c] != FieldSource::Absent {
             return Err(format!("column '{name}' appears twice"));

@@ -82,6 +82,24 @@ pub struct OpenOptions {
     pub source_name: Option<String>,
 }
 
+impl OpenOptions {
+    /// What identifies one ingest of `path` into `table`: the file's bytes and every option that
+    /// changes what is stored from them (the format, the Touchpoints coding, an agency
+    /// restriction). The same bytes under a corrected mapping are another unit of work.
+    pub fn ingest_key(&self, path: &Path, format: Format, table: &str) -> Result<String, IngestError> {
+        let options = serde_json::json!({
+            "format": format!("{format:?}"),
+            "table": table,
+            "agency": self.agency,
+            "mapping": matches!(format, Format::TouchpointsV1 | Format::TouchpointsV2).then_some(&self.mapping),
+        });
+        let mut h = blake3::Hasher::new();
+        h.update(crate::store::commit::file_digest(path)?.as_bytes());
+        h.update(options.to_string().as_bytes());
+        Ok(h.finalize().to_hex().to_string())
+    }
+}
+
 /// Opens `path` in `format`.
 pub fn open(path: &Path, format: Format, opts: &OpenOptions) -> Result<Box<dyn Source>, IngestError> {
     Ok(match format {

@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The coding of a Touchpoints export (sidecar file and flags).
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Mapping {
     pub agency: Option<String>,
@@ -76,6 +76,64 @@ impl Mapping {
     }
 }
 
+impl Mapping {
+    /// The coding values that no row could make valid, each naming its key: unknown scale,
+    /// channel, service type, stage or region, a malformed agency code or weight, and where the
+    /// lake has an inventory, a service it does not know or coding that contradicts it. Checked
+    /// before any row is read, so a wrong sidecar fails at once instead of quarantining the file.
+    pub fn problems(&self, service_type: Option<&str>, inventory: &Inventory) -> Vec<String> {
+        use crate::domain::{codes, Channel, Scale, ServiceType, Stage};
+        fn vocab<T: std::str::FromStr<Err = String>>(out: &mut Vec<String>, key: &str, v: Option<&str>) {
+            if let Some(Err(e)) = v.map(|v| v.trim().parse::<T>()) {
+                out.push(format!("{key}: {e}"));
+            }
+        }
+        let mut out = Vec::new();
+        vocab::<Scale>(&mut out, "scale", self.scale.as_deref());
+        vocab::<Channel>(&mut out, "channel", self.channel.as_deref());
+        vocab::<ServiceType>(&mut out, "service_type", service_type);
+        vocab::<Stage>(&mut out, "stage", self.stage.as_deref());
+        if let Some(r) = self.region.as_deref().filter(|r| !codes::is_region(r.trim())) {
+            out.push(format!("region: '{}' is not a US state or territory code", r.escape_debug()));
+        }
+        if let Some(a) = self.agency.as_deref().filter(|a| !codes::is_valid_agency_code(a.trim())) {
+            out.push(format!("agency: '{}' is not an agency code (1-16 upper-case letters, digits, _ or -)", a.escape_debug()));
+        }
+        if let Some(w) = self.weight.filter(|w| !(w.is_finite() && *w > 0.0)) {
+            out.push(format!("weight: {w} is not a positive number"));
+        }
+        if let (Some(id), false) = (self.service_id.as_deref(), inventory.services.is_empty()) {
+            match inventory.services.get(id.trim()) {
+                None => out.push(format!("service_id: '{}' is not in the lake's service inventory", id.escape_debug())),
+                Some(s) => {
+                    if let Some(a) = self.agency.as_deref().filter(|a| a.trim() != s.agency) {
+                        out.push(format!("agency: '{a}' but service {id} belongs to {}", s.agency));
+                    }
+                    if let Some(b) = self.bureau.as_deref().filter(|b| b.trim() != s.bureau) {
+                        out.push(format!("bureau: '{}' but service {id} belongs to bureau {}", b.escape_debug(), s.bureau));
+                    }
+                    if let Some(t) = service_type.filter(|t| t.trim() != s.service_type.as_str()) {
+                        out.push(format!("service_type: '{t}' but service {id} is {}", s.service_type));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The Touchpoints export a header looks like, if any: `external_id` and `question_N` columns,
+/// with the v2 form's `positive_*`/`negative_*` tap columns (v2) or without them (v1).
+pub fn looks_like<'a>(header: impl Iterator<Item = &'a str>) -> Option<Format> {
+    let names: Vec<&str> = header.map(str::trim).collect();
+    let has = |n: &str| names.contains(&n);
+    if !has("external_id") || !names.iter().any(|n| n.starts_with("question_")) {
+        return None;
+    }
+    let taps = TAP_TOPICS.iter().flat_map(|t| [tap_column(t, true), tap_column(t, false)]).filter(|t| has(t)).count();
+    Some(if taps > 0 { Format::TouchpointsV2 } else { Format::TouchpointsV1 })
+}
+
 /// Lake columns a question may be mapped to.
 fn question_target(target: &str) -> Option<usize> {
     match target {
@@ -116,6 +174,10 @@ pub fn layout_fn(format: Format, mapping: &Mapping, inventory: &Inventory) -> Re
             "a Touchpoints export needs its coding from --mapping or flags; missing: {}",
             missing.join(", ")
         )));
+    }
+    let problems = mapping.problems(service_type.as_deref(), inventory);
+    if !problems.is_empty() {
+        return Err(config(format!("the coding (--mapping or flags) can never be valid, no row was read: {}", problems.join("; "))));
     }
     let mut questions = BTreeMap::new();
     for (column, target) in &mapping.questions {
