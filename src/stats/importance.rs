@@ -86,6 +86,14 @@ pub fn shapley(rxx: &DMatrix<f64>, rxy: &DVector<f64>) -> Result<Vec<f64>, Stats
         return Err(StatsError::TooManyPredictors { k, max: MAX_SHAPLEY_PREDICTORS });
     }
     let r2: Vec<f64> = (0..1u32 << k).map(|s| r2_subset(rxx, rxy, s)).collect::<Result<_, _>>()?;
+    Ok(shapley_values(k, &r2))
+}
+
+/// The Shapley value of each of `k` players for a game given by `value[mask]` over all 2^k
+/// coalitions (bit j = player j): Σ_S |S|!(k−|S|−1)!/k! · (v(S ∪ j) − v(S)) over the S without j
+/// (Shapley 1953). Sums to v(all) − v(∅). The linear LMG and the logistic dominance use it.
+pub fn shapley_values(k: usize, value: &[f64]) -> Vec<f64> {
+    debug_assert_eq!(value.len(), 1 << k);
     // weight[s] = s!(k−s−1)!/k!
     let fact = |m: usize| (1..=m).map(|x| x as f64).product::<f64>();
     let weight: Vec<f64> = (0..k).map(|s| fact(s) * fact(k - s - 1) / fact(k)).collect();
@@ -94,11 +102,11 @@ pub fn shapley(rxx: &DMatrix<f64>, rxy: &DVector<f64>) -> Result<Vec<f64>, Stats
         let size = s.count_ones() as usize;
         for (j, p) in phi.iter_mut().enumerate() {
             if s & (1 << j) == 0 {
-                *p += weight[size] * (r2[(s | (1 << j)) as usize] - r2[s as usize]);
+                *p += weight[size] * (value[(s | (1 << j)) as usize] - value[s as usize]);
             }
         }
     }
-    Ok(phi)
+    phi
 }
 
 #[cfg(test)]

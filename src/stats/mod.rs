@@ -17,6 +17,7 @@ pub mod distribution;
 pub mod hypothesis;
 pub mod importance;
 pub mod interval;
+pub mod logistic;
 pub mod regression;
 
 pub use correlation::{pearson, CrossProducts, PairSums, Pearson};
