@@ -173,6 +173,13 @@ impl<E: Endpoint> Endpoint for DeliveryEndpoint<E> {
         let bytes = match compress {
             Some(algo) if bytes.len() >= 256 => {
                 resp.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static(algo_name(algo)));
+                // Another coding is another representation: its own strong ETag (RFC 9110
+                // 8.8.3), so an If-Range from a compressed response never matches the ranges,
+                // which are always of the identity bytes.
+                if let Some(tag) = resp.headers().get(header::ETAG).and_then(|t| t.to_str().ok()).map(str::to_string) {
+                    let coded = format!("{}-{}\"", tag.trim_end_matches('"'), algo_name(algo));
+                    resp.headers_mut().insert(header::ETAG, HeaderValue::from_str(&coded).expect("ascii etag"));
+                }
                 Compress::new(bytes, algo).into_response().into_body().into_bytes().await.map_err(|e| poem::Error::new(e, StatusCode::INTERNAL_SERVER_ERROR))?
             }
             _ => bytes,

@@ -45,49 +45,64 @@ pub fn alias_count(doc: &ExecutableDocument) -> usize {
 
 type Fragments = HashMap<Name, Positioned<FragmentDefinition>>;
 
-/// Depth of a selection set as async-graphql counts it (fields along a path, fragments
-/// inlined). Each fragment's depth is computed once (`memo`), so a document of fragments that
-/// spread each other many times costs its size, not the product of its spreads; a fragment on
-/// its own path counts 0 (a cycle, which validation refuses).
-fn depth<'a>(set: &'a SelectionSet, fragments: &'a Fragments, memo: &mut HashMap<&'a str, Option<usize>>, root: bool) -> usize {
-    set.items
-        .iter()
-        .map(|s| match &s.node {
+/// Depth of data selections and of introspection selections (`__schema`, `__type` at the
+/// root, counted whole), as async-graphql counts depth: fields along a path, fragments inlined.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Depths {
+    pub data: usize,
+    pub introspection: usize,
+}
+
+/// Introspection selections may nest this deep: the standard query needs 13 (`ofType` nine
+/// levels under `__schema { types { fields { type`); more is no client's and could make the
+/// answer grow without bound (each level can list every type again).
+pub const MAX_INTROSPECTION_DEPTH: usize = 16;
+
+/// The depths of a selection set. Each fragment's depths are computed once per context (root
+/// or not: `memo`), so fragments that spread each other many times cost the document's size,
+/// not the product of its spreads; a fragment on its own path counts 0 (a cycle, which
+/// validation refuses).
+fn depths<'a>(set: &'a SelectionSet, fragments: &'a Fragments, memo: &mut HashMap<(&'a str, bool), Option<Depths>>, root: bool) -> Depths {
+    let mut out = Depths::default();
+    for s in &set.items {
+        let d = match &s.node {
             Selection::Field(f) => {
                 let name = f.node.name.node.as_str();
+                let inner = depths(&f.node.selection_set.node, fragments, memo, false);
                 if root && (name == "__schema" || name == "__type") {
-                    0
+                    Depths { data: 0, introspection: 1 + inner.data.max(inner.introspection) }
                 } else {
-                    1 + depth(&f.node.selection_set.node, fragments, memo, false)
+                    Depths { data: 1 + inner.data, introspection: inner.introspection }
                 }
             }
-            Selection::InlineFragment(f) => depth(&f.node.selection_set.node, fragments, memo, root),
+            Selection::InlineFragment(f) => depths(&f.node.selection_set.node, fragments, memo, root),
             Selection::FragmentSpread(spread) => {
                 let name = spread.node.fragment_name.node.as_str();
-                // Introspection exemptions hold only at the root: memoize fragments used below it.
-                match (memo.get(name), fragments.get(name)) {
-                    (Some(Some(d)), _) if !root => *d,
-                    (Some(None), _) | (_, None) => 0,
-                    (_, Some(def)) => {
-                        memo.insert(name, None);
-                        let d = depth(&def.node.selection_set.node, fragments, memo, root);
-                        if root {
-                            memo.remove(name);
-                        } else {
-                            memo.insert(name, Some(d));
-                        }
+                match (memo.get(&(name, root)), fragments.get(name)) {
+                    (Some(Some(d)), _) => *d,
+                    (Some(None), _) | (_, None) => Depths::default(),
+                    (None, Some(def)) => {
+                        memo.insert((name, root), None);
+                        let d = depths(&def.node.selection_set.node, fragments, memo, root);
+                        memo.insert((name, root), Some(d));
                         d
                     }
                 }
             }
-        })
-        .max()
-        .unwrap_or(0)
+        };
+        out.data = out.data.max(d.data);
+        out.introspection = out.introspection.max(d.introspection);
+    }
+    out
 }
 
-/// The deepest data selection of any operation of a document (introspection left out).
-pub fn data_depth(doc: &ExecutableDocument) -> usize {
-    doc.operations.iter().map(|(_, op)| depth(&op.node.selection_set.node, &doc.fragments, &mut HashMap::new(), true)).max().unwrap_or(0)
+/// The deepest data and introspection selections of any operation of a document.
+pub fn document_depths(doc: &ExecutableDocument) -> Depths {
+    let mut memo = HashMap::new();
+    doc.operations.iter().fold(Depths::default(), |acc, (_, op)| {
+        let d = depths(&op.node.selection_set.node, &doc.fragments, &mut memo, true);
+        Depths { data: acc.data.max(d.data), introspection: acc.introspection.max(d.introspection) }
+    })
 }
 
 /// Refuses documents with more than `MAX_ALIASES` aliases or data selections nested deeper
@@ -108,9 +123,15 @@ impl Extension for AliasLimit {
         if n > MAX_ALIASES {
             return Err(ServerError::new(format!("the query has {n} aliased fields; at most {MAX_ALIASES} are allowed"), None));
         }
-        let d = data_depth(&doc);
-        if d > MAX_DEPTH {
-            return Err(ServerError::new(format!("the query is nested {d} fields deep; at most {MAX_DEPTH} are allowed"), None));
+        let d = document_depths(&doc);
+        if d.data > MAX_DEPTH {
+            return Err(ServerError::new(format!("the query is nested {} fields deep; at most {MAX_DEPTH} are allowed", d.data), None));
+        }
+        if d.introspection > MAX_INTROSPECTION_DEPTH {
+            return Err(ServerError::new(
+                format!("the introspection is nested {} fields deep; at most {MAX_INTROSPECTION_DEPTH} are allowed", d.introspection),
+                None,
+            ));
         }
         Ok(doc)
     }
@@ -122,13 +143,21 @@ mod tests {
 
     #[test]
     fn depth_follows_fragments_and_leaves_out_introspection() {
-        let doc = async_graphql::parser::parse_query("{ a { b { c } } ...F } fragment F on QueryRoot { d { e { f { g } } } }").unwrap();
-        assert_eq!(data_depth(&doc), 4);
-        let doc = async_graphql::parser::parse_query("{ __schema { types { fields { type { ofType { ofType { name } } } } } } __typename }").unwrap();
-        assert_eq!(data_depth(&doc), 1);
-        // A cycle (invalid, refused by validation) does not loop.
-        let doc = async_graphql::parser::parse_query("{ ...A } fragment A on QueryRoot { x { ...A } }").unwrap();
-        assert_eq!(data_depth(&doc), 1);
+        let depth = |q: &str| document_depths(&async_graphql::parser::parse_query(q).unwrap());
+        assert_eq!(depth("{ a { b { c } } ...F } fragment F on QueryRoot { d { e { f { g } } } }"), Depths { data: 4, introspection: 0 });
+        assert_eq!(depth("{ __schema { types { fields { type { ofType { ofType { name } } } } } } __typename }"), Depths { data: 1, introspection: 7 });
+        // Introspection nested through fragments is counted whole.
+        let chain = "{ __schema { types { ...T1 } } } fragment T1 on __Type { fields { type { ...T2 } } } fragment T2 on __Type { ofType { ofType { name } } }";
+        assert_eq!(depth(chain), Depths { data: 0, introspection: 7 });
+        // A cycle (invalid, refused by validation) does not loop (unrolled once per context).
+        assert_eq!(depth("{ ...A } fragment A on QueryRoot { x { ...A } }"), Depths { data: 2, introspection: 0 });
+        // Fragments spreading the next one twice, 40 deep: computed once each (2^40 otherwise).
+        let mut q = String::from("{ ...F0 } ");
+        for i in 0..40 {
+            q += &format!("fragment F{i} on QueryRoot {{ a{i}: x {{ ...F{} }} b{i}: x {{ ...F{} }} }} ", i + 1, i + 1);
+        }
+        q += "fragment F40 on QueryRoot { y }";
+        assert_eq!(depth(&q), Depths { data: 41, introspection: 0 });
     }
 
     #[test]

@@ -339,7 +339,8 @@ async fn read_request(req: &poem::Request, body: Body, max: usize) -> Result<asy
 
 fn cached_response(c: Cached, cache: &'static str, media: JsonMedia) -> poem::Response {
     let content_type = if c.content_type == "application/json" { media.content_type() } else { c.content_type };
-    let mut b = poem::Response::builder().content_type(content_type).header("x-cache", cache);
+    // The representation depends on Accept (JSON media type, table formats).
+    let mut b = poem::Response::builder().content_type(content_type).header("x-cache", cache).header("vary", "accept");
     if let Some(d) = c.disposition {
         b = b.header("content-disposition", d);
     }

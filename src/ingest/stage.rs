@@ -263,12 +263,11 @@ fn commit_partition(
         let mut keep = Vec::with_capacity(batch.num_rows());
         for i in 0..batch.num_rows() {
             let (id, line) = (ids.value(i), lines.value(i));
-            let fresh = if (!existing.is_empty() && existing.contains(id)) || (repeats_are_duplicates && seen.contains_key(id)) {
-                out.duplicates_skipped += 1;
-                out.skipped_lines.push(line);
-                false
-            } else if let Some((first, content)) = seen.get(id) {
-                if *content == digest(i) {
+            // An earlier row of this input first: an exact repeat is a duplicate, other content a
+            // conflict, whether or not the lake already holds the id (so a rerun of a file with
+            // a conflict quarantines it again rather than calling it stored).
+            let fresh = if let Some((first, content)) = seen.get(id) {
+                if repeats_are_duplicates || *content == digest(i) {
                     // The same row again (a re-export repeats rows): stored once, counted as a
                     // duplicate, as it would be in a later run.
                     out.duplicates_skipped += 1;
@@ -285,6 +284,11 @@ fn commit_partition(
                         raw: None,
                     });
                 }
+                false
+            } else if !existing.is_empty() && existing.contains(id) {
+                seen.insert(id.into(), (line, digest(i)));
+                out.duplicates_skipped += 1;
+                out.skipped_lines.push(line);
                 false
             } else {
                 seen.insert(id.into(), (line, digest(i)));

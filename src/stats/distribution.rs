@@ -9,8 +9,8 @@
 //!
 //! - For large ν the quantile is the Cornish-Fisher expansion of t in the normal quantile z to
 //!   order ν⁻⁴ (Abramowitz & Stegun, *Handbook of Mathematical Functions*, 26.7.5, after
-//!   Fisher 1925), whose remainder is of order (z²/ν)⁵: below 3e-14 relative for ν ≥ 1000 and
-//!   z ≤ 4.3, and used only where ν ≥ `CF_FACTOR`·z², which keeps it there for any p.
+//!   Fisher 1925), whose remainder is of order (z²/ν)⁵: below 3e-14 relative at ν ≥ 1000 for
+//!   z ≤ 3.3 (p ≤ 0.9995), below 2e-13 at the edge of its use, ν = `CF_FACTOR`·z², for any p.
 //! - For smaller ν, Newton steps on statrs' tail probability (accurate there: its cancellations
 //!   grow with ν) from statrs' inverse, in the upper tail on `sf(t) = 1 − p`, near the centre on
 //!   `P(0 < T < t) = I_{t²/(ν+t²)}(1/2, ν/2) / 2 = p − 1/2` (A&S 26.7.1 with 26.5.27), whose small
@@ -62,7 +62,9 @@ fn expansion_holds(z: f64, df: f64) -> bool {
 }
 
 /// The Student-t quantile with `df` degrees of freedom: t with P(T ≤ t) = p. `None` unless
-/// 0 < p < 1 and df > 0 (df may be fractional, as Welch's and Kish's are, or infinite).
+/// 0 < p < 1 and df > 0 (df may be fractional, as Welch's and Kish's are, or infinite). A lower
+/// p goes through 1 − p, so p below about 1e-10 loses relative precision (intervals use the
+/// upper quantile).
 pub fn t_quantile(p: f64, df: f64) -> Option<f64> {
     if !(p > 0.0 && p < 1.0) || !(df > 0.0) {
         return None;

@@ -141,7 +141,12 @@ impl QuarantineWriter {
         if let Some((source, known)) = &mut self.recorded {
             if row.source == *source {
                 if known.is_none() {
-                    *known = Some(recorded(&self.lake, source)?);
+                    // Leaving out what is recorded is a courtesy: if the table cannot be read
+                    // (a stray file, a transient error) the row is recorded again, never lost.
+                    *known = Some(recorded(&self.lake, source).unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "cannot read the quarantine table; problems recorded before may be recorded again");
+                        Default::default()
+                    }));
                 }
                 let raw = row.raw.as_deref().map(clip);
                 let key = row_key(&row.source, row.line, row.column.as_deref(), &row.reason, raw.as_deref());

@@ -121,6 +121,11 @@ def test_the_standard_introspection_query_of_graphql_core_and_gql(server):
         from gql import gql as parse  # noqa: PLC0415
         rows = session.execute(parse("{ scores(groupBy: [AGENCY], measures: [TRUST]) { agency n } }"))["scores"]
         assert len(rows) > 5
-    # Data queries keep their depth limit.
-    deep = "{ services { id " + "scores { n } " + "} }"
-    assert "errors" not in json.loads(fetch(f"{server}/graphql", "POST", {"content-type": "application/json"}, json.dumps({"query": deep}).encode())[2])
+    # Data queries keep their depth limit, and introspection has its own.
+    def errors(q):
+        body = fetch(f"{server}/graphql", "POST", {"content-type": "application/json"}, json.dumps({"query": q}).encode())[2]
+        return " ".join(e["message"] for e in json.loads(body).get("errors", []))
+    assert "nested 14 fields deep" in errors("{ " + "services { " * 13 + "id" + " }" * 13 + " }")
+    chain = "{ __schema { types { ...T0 } } } " + " ".join(
+        f"fragment T{i} on __Type {{ fields {{ type {{ ...T{i + 1} }} }} }}" for i in range(8)) + " fragment T8 on __Type { name }"
+    assert "introspection is nested 19 fields deep" in errors(chain), errors(chain)
