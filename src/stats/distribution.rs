@@ -66,7 +66,7 @@ fn expansion_holds(z: f64, df: f64) -> bool {
 /// p goes through 1 − p, so p below about 1e-10 loses relative precision (intervals use the
 /// upper quantile).
 pub fn t_quantile(p: f64, df: f64) -> Option<f64> {
-    if !(p > 0.0 && p < 1.0) || !(df > 0.0) {
+    if p.is_nan() || p <= 0.0 || p >= 1.0 || !(df > 0.0) {
         return None;
     }
     if p < 0.5 {
