@@ -309,8 +309,9 @@ fn candidates_plan(lf: LazyFrame, outcome: &str, keys: Vec<Expr>) -> LazyFrame {
         .agg([len().cast(DataType::Float64).alias("__a0")])
 }
 
-/// Tapped-indicator sums per group over thumbs responses (the tap list follows the thumbs
-/// question in Touchpoints A-11 v2).
+/// Tapped-indicator sums per group over every response shown the tap list, whatever the scale
+/// of its trust question (Touchpoints A-11 v2 asks it on thumbs or, in its `a11_v2_radio`
+/// variant, 1-5): a tap column that is not null was shown.
 fn taps_plan(lf: LazyFrame, weighted: bool, keys: Vec<Expr>) -> LazyFrame {
     let w = if weighted { col("weight") } else { lit(1.0) };
     let mut aggs = Vec::new();
@@ -325,7 +326,13 @@ fn taps_plan(lf: LazyFrame, weighted: bool, keys: Vec<Expr>) -> LazyFrame {
         aggs.push(when(col(neg.as_str()).eq(lit(true))).then(w.clone()).otherwise(lit(0.0)).sum());
     }
     let aggs: Vec<Expr> = aggs.into_iter().enumerate().map(|(k, e)| e.alias(format!("__a{k}"))).collect();
-    lf.filter(col("scale").eq(lit("thumbs"))).group_by(keys).agg(aggs)
+    let shown_any = TAP_TOPICS
+        .iter()
+        .flat_map(|t| [tap_column(t, true), tap_column(t, false)])
+        .map(|c| col(c.as_str()).is_not_null())
+        .reduce(|a, b| a.or(b))
+        .expect("tap topics");
+    lf.filter(shown_any).group_by(keys).agg(aggs)
 }
 
 /// Reads a collected plan into sums per group (and per bucket, in bucket order: polars returns

@@ -229,8 +229,11 @@ fn assemble(df: &DataFrame, q: &ScoresQuery) -> Result<Vec<ScoreRow>, AnalyticsE
         let entry = groups.entry(key).or_default();
         for (mi, &m) in q.measures.iter().enumerate() {
             let bins = entry.entry(mi).or_default();
+            // A response's scale is that of trust and satisfaction; driver items are 1-5 on
+            // every row (280.10), so a thumbs survey's driver answers count as Likert answers.
+            let on = if m.has_thumbs() { scale } else { Scale::Likert5 };
             for (v, n, w) in &agg_cols[mi] {
-                if !values(m, scale).contains(v) {
+                if !values(m, on).contains(v) {
                     continue;
                 }
                 let count = n.get(i).unwrap_or(0);
@@ -238,7 +241,14 @@ fn assemble(df: &DataFrame, q: &ScoresQuery) -> Result<Vec<ScoreRow>, AnalyticsE
                     Some((w, w2)) => (w.get(i).unwrap_or(0.0), w2.get(i).unwrap_or(0.0)),
                     None => (count as f64, count as f64),
                 };
-                bins.push((scale, Bin { value: *v as f64, count, weight, weight_sq }));
+                match bins.iter_mut().find(|(sc, b)| *sc == on && b.value == *v as f64) {
+                    Some((_, b)) => {
+                        b.count += count;
+                        b.weight += weight;
+                        b.weight_sq += weight_sq;
+                    }
+                    None => bins.push((on, Bin { value: *v as f64, count, weight, weight_sq })),
+                }
             }
         }
     }

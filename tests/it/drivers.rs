@@ -79,6 +79,30 @@ fn taps_come_from_thumbs_responses_only_when_asked() {
     }
 }
 
+/// Tap shares count every response shown the tap list: a 1-5 trust survey with the v2 tap lists
+/// (Touchpoints' `a11_v2_radio`) as well as a thumbs one.
+#[test]
+fn taps_count_on_likert_trust_surveys_with_tap_lists() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let csv = dir.path().join("v2.csv");
+    let mut text = String::from("agency,response_id,submitted_at,collection_id,bureau,service_id,service_type,channel,scale,trust,positive_ease,negative_ease\n");
+    for i in 0..40 {
+        let (scale, trust) = if i % 2 == 0 { ("likert5", 1 + i % 5) } else { ("thumbs", i % 2) };
+        text += &format!("VA,r{i},2025-03-01T12:00:00Z,c{scale},VA-VBA,VA-S01,benefits,digital,{scale},{trust},{},{}\n", i % 4 == 0, i % 3 == 0);
+    }
+    std::fs::write(&csv, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cxlake")).arg("ingest").arg("--lake").arg(&lake).arg(&csv).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let a = crate::common::analytics(&lake).with_suppression(cxlake::analytics::suppression::Suppression { min_cell: 0, min_cell_drivers: 0 });
+    let q = DriverQuery { taps: true, ..Default::default() };
+    let groups = tokio::runtime::Runtime::new().unwrap().block_on(a.driver_importance(&q)).unwrap();
+    let ease = groups.iter().flat_map(|g| &g.taps).find(|t| t.topic == "ease").expect("an ease tap row");
+    assert_eq!(ease.shown, 40, "{ease:?}");
+    // positive_ease is true for i % 4 == 0: 10 of 40.
+    assert_eq!(ease.positive_share, Some(0.25), "{ease:?}");
+}
+
 #[test]
 fn pairwise_uses_more_responses_than_listwise() {
     let lw = DriverQuery { outcome: Measure::Satisfaction, ..Default::default() };

@@ -119,3 +119,30 @@ fn calendar_periods_agree_with_the_domain_calendar() {
         assert_eq!(rows.len(), expected, "{unit:?}: {:?}", rows.iter().map(|r| &r.key.period).collect::<Vec<_>>());
     }
 }
+
+/// Driver items are 1-5 on every row: a thumbs-trust survey's driver answers count in the
+/// driver's scores (a 3-row lake: one Likert and two thumbs responses, all answering ease).
+#[test]
+fn driver_answers_count_on_thumbs_surveys_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    let csv = dir.path().join("three.csv");
+    std::fs::write(
+        &csv,
+        "agency,response_id,submitted_at,collection_id,bureau,service_id,service_type,channel,scale,trust,ease\n\
+         VA,r1,2025-03-01T12:00:00Z,c1,VA-VBA,VA-S01,benefits,digital,likert5,4,4\n\
+         VA,r2,2025-03-01T12:00:00Z,c2,VA-VBA,VA-S01,benefits,digital,thumbs,1,5\n\
+         VA,r3,2025-03-01T12:00:00Z,c2,VA-VBA,VA-S01,benefits,digital,thumbs,0,3\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cxlake")).arg("ingest").arg("--lake").arg(&lake).arg(&csv).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let a = analytics(&lake).with_suppression(cxlake::analytics::suppression::Suppression { min_cell: 0, min_cell_drivers: 0 });
+    let q = ScoresQuery { measures: vec![Measure::Driver(cxlake::domain::Driver::Ease), Measure::Trust], ..Default::default() };
+    let rows = rt().block_on(a.scores(&q)).unwrap().rows;
+    let ease = rows.iter().find(|r| r.measure == Measure::Driver(cxlake::domain::Driver::Ease)).unwrap();
+    assert_eq!((ease.n, ease.n_likert, ease.n_thumbs), (3, 3, 0), "{ease:?}");
+    assert_eq!(ease.mean, Some(4.0));
+    let trust = rows.iter().find(|r| r.measure == Measure::Trust).unwrap();
+    assert_eq!((trust.n, trust.n_likert, trust.n_thumbs), (3, 1, 2), "{trust:?}");
+}

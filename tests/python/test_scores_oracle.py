@@ -87,6 +87,8 @@ def random_case(rng, con):
 def oracle(con, group, period, measure, weighted, where):
     """Plain SQL statistics of one measure per group (weighted variance in two passes)."""
     m = measure.lower()
+    # A row's scale is that of trust and satisfaction; driver items are 1-5 on every row.
+    scale = "scale" if m in ("trust", "satisfaction") else "'likert5' AS scale"
     keys = [DIMS[g][0] for g in group] + ([f"{PERIODS[period]}"] if period else [])
     ks = [f"k{i}" for i in range(len(keys))]
     key_sel = "".join(f"{k} AS k{i}, " for i, k in enumerate(keys))
@@ -97,7 +99,7 @@ def oracle(con, group, period, measure, weighted, where):
     join = " AND ".join(f"b.{k} IS NOT DISTINCT FROM g.{k}" for k in ks) or "TRUE"
     sql = f"""
       WITH b AS (
-        SELECT {key_sel} {m} AS x, scale, {w} AS w FROM r {'WHERE ' + ' AND '.join(where) if where else ''}
+        SELECT {key_sel} {m} AS x, {scale}, {w} AS w FROM r {'WHERE ' + ' AND '.join(where) if where else ''}
       ), g AS (
         SELECT {''.join(k + ', ' for k in ks)} sum(w * x) / sum(w) AS wmean FROM b WHERE {lik} {group_by}
       )
