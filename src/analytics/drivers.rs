@@ -14,7 +14,7 @@
 use super::grouping::{key_exprs, GroupKey, KeyReader};
 use super::suppression::Suppression;
 use super::{Analytics, AnalyticsError, Filter};
-use crate::domain::survey::{tap_column, TAP_TOPICS};
+use crate::domain::survey::{tap_column, tap_columns, TAP_TOPICS};
 use crate::domain::{Dimension, Driver, Measure, PeriodUnit};
 use crate::stats::correlation::pairwise_correlation;
 use crate::stats::{importance, wilson, CrossProducts, Importance, Interval, PairSums, StatsError};
@@ -326,9 +326,7 @@ fn taps_plan(lf: LazyFrame, weighted: bool, keys: Vec<Expr>) -> LazyFrame {
         aggs.push(when(col(neg.as_str()).eq(lit(true))).then(w.clone()).otherwise(lit(0.0)).sum());
     }
     let aggs: Vec<Expr> = aggs.into_iter().enumerate().map(|(k, e)| e.alias(format!("__a{k}"))).collect();
-    let shown_any = TAP_TOPICS
-        .iter()
-        .flat_map(|t| [tap_column(t, true), tap_column(t, false)])
+    let shown_any = tap_columns()
         .map(|c| col(c.as_str()).is_not_null())
         .reduce(|a, b| a.or(b))
         .expect("tap topics");

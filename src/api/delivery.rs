@@ -172,12 +172,13 @@ impl<E: Endpoint> Endpoint for DeliveryEndpoint<E> {
         }
         let bytes = match compress {
             Some(algo) if bytes.len() >= 256 => {
-                resp.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static(algo_name(algo)));
+                let coding = algo.to_string();
+                resp.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_str(&coding).expect("ascii coding"));
                 // Another coding is another representation: its own strong ETag (RFC 9110
                 // 8.8.3), so an If-Range from a compressed response never matches the ranges,
                 // which are always of the identity bytes.
                 if let Some(tag) = resp.headers().get(header::ETAG).and_then(|t| t.to_str().ok()).map(str::to_string) {
-                    let coded = format!("{}-{}\"", tag.trim_end_matches('"'), algo_name(algo));
+                    let coded = format!("{}-{coding}\"", tag.trim_end_matches('"'));
                     resp.headers_mut().insert(header::ETAG, HeaderValue::from_str(&coded).expect("ascii etag"));
                 }
                 Compress::new(bytes, algo).into_response().into_body().into_bytes().await.map_err(|e| poem::Error::new(e, StatusCode::INTERNAL_SERVER_ERROR))?
@@ -185,15 +186,6 @@ impl<E: Endpoint> Endpoint for DeliveryEndpoint<E> {
             _ => bytes,
         };
         Ok(finish(resp, bytes, head))
-    }
-}
-
-fn algo_name(algo: CompressionAlgo) -> &'static str {
-    match algo {
-        CompressionAlgo::BR => "br",
-        CompressionAlgo::DEFLATE => "deflate",
-        CompressionAlgo::GZIP => "gzip",
-        CompressionAlgo::ZSTD => "zstd",
     }
 }
 

@@ -17,6 +17,11 @@ pub enum TableFormat {
     Parquet,
 }
 
+/// The media types an `Accept` header names, in its order, without their parameters.
+pub(crate) fn media_types(accept: &str) -> impl Iterator<Item = &str> {
+    accept.split(',').map(|part| part.split(';').next().unwrap_or("").trim())
+}
+
 impl TableFormat {
     pub const ARROW_STREAM: &'static str = "application/vnd.apache.arrow.stream";
     pub const PARQUET: &'static str = "application/vnd.apache.parquet";
@@ -33,7 +38,7 @@ impl TableFormat {
 
     /// The first table media type an `Accept` header lists, if any (JSON otherwise).
     pub fn from_accept(accept: &str) -> Option<TableFormat> {
-        accept.split(',').find_map(|part| match part.split(';').next().unwrap_or("").trim() {
+        media_types(accept).find_map(|t| match t {
             Self::ARROW_STREAM => Some(TableFormat::Arrow),
             "text/csv" => Some(TableFormat::Csv),
             Self::PARQUET => Some(TableFormat::Parquet),

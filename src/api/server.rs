@@ -216,9 +216,7 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
         Ok(r) => r,
         Err(_) => {
             let message = format!("the query took longer than the limit of {:?} and was stopped", state.limits.timeout);
-            let mut r = reply(StatusCode::OK, json!({"data": null, "errors": [{"message": message, "extensions": {"code": "TIMEOUT"}}]}));
-            r.headers_mut().insert("content-type", poem::http::HeaderValue::from_static(media.content_type()));
-            return r;
+            return media.typed(reply(StatusCode::OK, json!({"data": null, "errors": [{"message": message, "extensions": {"code": "TIMEOUT"}}]})));
         }
     };
     let encoded = match format {
@@ -229,15 +227,9 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
             if !response.extensions.is_empty() {
                 body["extensions"] = serde_json::to_value(&response.extensions).unwrap_or_default();
             }
-            let mut r = reply(StatusCode::BAD_REQUEST, body);
-            r.headers_mut().insert("content-type", poem::http::HeaderValue::from_static(media.content_type()));
-            return r;
+            return media.typed(reply(StatusCode::BAD_REQUEST, body));
         }
-        None if response.is_err() => {
-            let mut r = GraphQLResponse(response).into_response();
-            r.headers_mut().insert("content-type", poem::http::HeaderValue::from_static(media.content_type()));
-            return r;
-        }
+        None if response.is_err() => return media.typed(GraphQLResponse(response).into_response()),
         None => Cached { content_type: "application/json", disposition: None, headers: Vec::new(), body: serde_json::to_vec(&response).unwrap_or_default().into() },
         Some(_) if response.is_err() => return reply(StatusCode::BAD_REQUEST, serde_json::to_value(&response).unwrap_or_default()),
         Some(format) => {
@@ -281,7 +273,7 @@ impl JsonMedia {
     const GRAPHQL_RESPONSE: &'static str = "application/graphql-response+json";
 
     fn of(accept: Option<&str>) -> JsonMedia {
-        let named = accept.is_some_and(|a| a.split(',').any(|part| part.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(Self::GRAPHQL_RESPONSE)));
+        let named = accept.is_some_and(|a| super::download::media_types(a).any(|t| t.eq_ignore_ascii_case(Self::GRAPHQL_RESPONSE)));
         if named {
             JsonMedia::GraphqlResponse
         } else {
@@ -294,6 +286,12 @@ impl JsonMedia {
             JsonMedia::Json => "application/json; charset=utf-8",
             JsonMedia::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
         }
+    }
+
+    /// `r` sent as this media type.
+    fn typed(self, mut r: poem::Response) -> poem::Response {
+        r.headers_mut().insert("content-type", poem::http::HeaderValue::from_static(self.content_type()));
+        r
     }
 }
 

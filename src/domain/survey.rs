@@ -71,6 +71,11 @@ pub fn tap_column(topic: &str, positive: bool) -> String {
     format!("{}_{}", if positive { "positive" } else { "negative" }, topic)
 }
 
+/// Every tapped-indicator column: `positive_<topic>`, `negative_<topic>` for each topic in turn.
+pub fn tap_columns() -> impl Iterator<Item = String> {
+    TAP_TOPICS.iter().flat_map(|t| [tap_column(t, true), tap_column(t, false)])
+}
+
 /// A question whose answers are scored: trust, satisfaction or one of the drivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Measure {

@@ -44,6 +44,16 @@ fn problem(column: &str, reason: String) -> Problem {
     Problem { column: column.to_string(), reason }
 }
 
+/// The problem of an `agency` code, if it is not one.
+pub fn agency_problem(code: &str) -> Option<Problem> {
+    (!is_valid_agency_code(code)).then(|| problem("agency", format!("'{}' is not an agency code (1-16 of A-Z, 0-9, _ and -)", code.escape_debug())))
+}
+
+/// The problem of a `region` code, if it is not one.
+pub fn region_problem(code: &str) -> Option<Problem> {
+    (!is_region(code)).then(|| problem("region", format!("'{}' is not a US state or territory code", code.escape_debug())))
+}
+
 /// Longest accepted id or code.
 pub const MAX_ID_LEN: usize = 128;
 /// Longest accepted free-text answer, in bytes.
@@ -76,17 +86,11 @@ impl Response {
         check_id(&mut out, "collection_id", &self.collection_id, true);
         check_id(&mut out, "bureau", &self.bureau, true);
         check_id(&mut out, "service_id", &self.service_id, true);
-        if !is_valid_agency_code(&self.agency) {
-            out.push(problem("agency", format!("'{}' is not an agency code (1-16 of A-Z, 0-9, _ and -)", self.agency.escape_debug())));
-        }
+        out.extend(agency_problem(&self.agency));
         if let Some(office) = &self.office_id {
             check_id(&mut out, "office_id", office, true);
         }
-        if let Some(region) = &self.region {
-            if !is_region(region) {
-                out.push(problem("region", format!("'{}' is not a US state or territory code", region.escape_debug())));
-            }
-        }
+        out.extend(self.region.as_deref().and_then(region_problem));
         if self.submitted_at > now + CLOCK_SKEW {
             out.push(problem("submitted_at", format!("{} is in the future", self.submitted_at.to_rfc3339())));
         } else if self.submitted_at < earliest() {
@@ -145,26 +149,35 @@ pub struct Inventory {
 }
 
 impl Inventory {
-    /// Problems of a response's codes against the inventory: unknown services and offices, and
-    /// coding that contradicts it (agency, bureau, service type).
-    pub fn problems(&self, r: &Response) -> Vec<Problem> {
+    /// Problems of a service's coding against the inventory: a service it does not know, and an
+    /// agency, bureau or service type (those given) that contradict it. Nothing without an
+    /// inventory. Rows and a Touchpoints sidecar are checked by this one rule.
+    pub fn service_problems(&self, service_id: &str, agency: Option<&str>, bureau: Option<&str>, service_type: Option<&str>) -> Vec<Problem> {
         let mut out = Vec::new();
-        if !self.services.is_empty() {
-            match self.services.get(&r.service_id) {
-                None => out.push(problem("service_id", format!("'{}' is not in the lake's service inventory", r.service_id.escape_debug()))),
-                Some(s) => {
-                    if s.agency != r.agency {
-                        out.push(problem("agency", format!("'{}' but service {} belongs to {}", r.agency, r.service_id, s.agency)));
-                    }
-                    if s.bureau != r.bureau {
-                        out.push(problem("bureau", format!("'{}' but service {} belongs to bureau {}", r.bureau.escape_debug(), r.service_id, s.bureau)));
-                    }
-                    if s.service_type != r.service_type {
-                        out.push(problem("service_type", format!("'{}' but service {} is {}", r.service_type, r.service_id, s.service_type)));
-                    }
+        if self.services.is_empty() {
+            return out;
+        }
+        match self.services.get(service_id) {
+            None => out.push(problem("service_id", format!("'{}' is not in the lake's service inventory", service_id.escape_debug()))),
+            Some(s) => {
+                if let Some(a) = agency.filter(|a| *a != s.agency) {
+                    out.push(problem("agency", format!("'{a}' but service {service_id} belongs to {}", s.agency)));
+                }
+                if let Some(b) = bureau.filter(|b| *b != s.bureau) {
+                    out.push(problem("bureau", format!("'{}' but service {service_id} belongs to bureau {}", b.escape_debug(), s.bureau)));
+                }
+                if let Some(t) = service_type.filter(|t| *t != s.service_type.as_str()) {
+                    out.push(problem("service_type", format!("'{t}' but service {service_id} is {}", s.service_type)));
                 }
             }
         }
+        out
+    }
+
+    /// Problems of a response's codes against the inventory: unknown services and offices, and
+    /// coding that contradicts it (agency, bureau, service type).
+    pub fn problems(&self, r: &Response) -> Vec<Problem> {
+        let mut out = self.service_problems(&r.service_id, Some(&r.agency), Some(&r.bureau), Some(r.service_type.as_str()));
         if let (Some(office), false) = (&r.office_id, self.offices.is_empty()) {
             match self.offices.get(office) {
                 None => out.push(problem("office_id", format!("'{}' is not in the lake's office list", office.escape_debug()))),

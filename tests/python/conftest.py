@@ -52,6 +52,19 @@ def start_server(*args, env=None, timeout=30):
     return proc, url
 
 
+def scan(lake):
+    """A DuckDB table expression over a lake's responses (hive partition columns included)."""
+    return f"read_parquet('{lake}/responses/**/*.parquet', hive_partitioning = true)"
+
+
+def duck():
+    """A DuckDB connection reading timestamps in UTC, as the lake stores them."""
+    import duckdb  # noqa: PLC0415 (not every test needs it)
+    c = duckdb.connect()
+    c.execute("SET TimeZone = 'UTC'")
+    return c
+
+
 def graphql(lake, query, variables=None, suppress=False):
     """Runs a GraphQL query through `cxlake query` and returns the parsed response. Oracle tests
     compare every cell, so small-cell suppression is off unless asked for (it is tested in

@@ -11,22 +11,11 @@ import threading
 import time
 import urllib.request
 
-import duckdb
 
-from conftest import BIN, free_port, graphql, run_cxlake, wait_healthy
+from conftest import BIN, duck as con, free_port, graphql, run_cxlake, scan, wait_healthy
 
 KILLS = 50
 FILES = 10
-
-
-def con():
-    c = duckdb.connect()
-    c.execute("SET TimeZone = 'UTC'")
-    return c
-
-
-def scan(lake):
-    return f"read_parquet('{lake}/responses/**/*.parquet', hive_partitioning = true)"
 
 
 def check_readable(lake):

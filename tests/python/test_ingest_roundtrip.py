@@ -4,10 +4,9 @@ A-11 v2 and v1 exports with sidecar mappings; each is ingested into a fresh lake
 exactly the same rows (DuckDB EXCEPT ALL both ways) and answer queries identically."""
 import json
 
-import duckdb
 import pytest
 
-from conftest import graphql, run_cxlake
+from conftest import duck as con, graphql, run_cxlake, scan
 
 SCORES = """{ scores(groupBy: [AGENCY, SERVICE, CHANNEL], period: FISCAL_QUARTER, weighted: true) {
   agency service channel period measure n mean sd agreeShare agreeLow agreeHigh nEffective } }"""
@@ -36,16 +35,6 @@ def same(a, b, path="$"):
             same(x, y, f"{path}[{i}]")
     else:
         assert a == b, path
-
-
-def scan(lake):
-    return f"read_parquet('{lake}/responses/**/*.parquet', hive_partitioning = true)"
-
-
-def con():
-    c = duckdb.connect()
-    c.execute("SET TimeZone = 'UTC'")
-    return c
 
 
 def same_bag(c, want, got):

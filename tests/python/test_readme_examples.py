@@ -23,10 +23,9 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pytest
 
-from conftest import BIN, ROOT, free_port, graphql, start_server
+from conftest import BIN, ROOT, duck, free_port, graphql, scan, start_server
 
 README = ROOT / "README.md"
 SAMPLE = ROOT / "data" / "sample"
@@ -304,16 +303,6 @@ def post_graphql(url, query, key=None):
             return e.code, json.loads(body)
         except ValueError:
             return e.code, body.decode(errors="replace")
-
-
-def scan(lake):
-    return f"read_parquet('{lake}/responses/**/*.parquet', hive_partitioning = true)"
-
-
-def duck():
-    c = duckdb.connect()
-    c.execute("SET TimeZone = 'UTC'")
-    return c
 
 
 def sample_rows(c, target, where, limit, fmt, exclude=("fiscal_year", "fiscal_quarter")):

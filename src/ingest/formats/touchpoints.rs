@@ -21,7 +21,7 @@
 
 use super::csv::{CsvLayout, FieldSource, LayoutFn};
 use super::Format;
-use crate::domain::survey::{tap_column, TAP_TOPICS};
+use crate::domain::survey::tap_columns;
 use crate::domain::validate::Inventory;
 use crate::ingest::fields::{col, input_column};
 use crate::ingest::IngestError;
@@ -82,42 +82,29 @@ impl Mapping {
     /// lake has an inventory, a service it does not know or coding that contradicts it. Checked
     /// before any row is read, so a wrong sidecar fails at once instead of quarantining the file.
     pub fn problems(&self, service_type: Option<&str>, inventory: &Inventory) -> Vec<String> {
-        use crate::domain::{codes, Channel, Scale, ServiceType, Stage};
+        use crate::domain::validate::{agency_problem, region_problem};
+        use crate::domain::{Channel, Scale, ServiceType, Stage};
         fn vocab<T: std::str::FromStr<Err = String>>(out: &mut Vec<String>, key: &str, v: Option<&str>) {
             if let Some(Err(e)) = v.map(|v| v.trim().parse::<T>()) {
                 out.push(format!("{key}: {e}"));
             }
         }
+        let trim = |v: &Option<String>| v.as_deref().map(str::trim).map(str::to_string);
+        let (agency, bureau, region) = (trim(&self.agency), trim(&self.bureau), trim(&self.region));
         let mut out = Vec::new();
         vocab::<Scale>(&mut out, "scale", self.scale.as_deref());
         vocab::<Channel>(&mut out, "channel", self.channel.as_deref());
         vocab::<ServiceType>(&mut out, "service_type", service_type);
         vocab::<Stage>(&mut out, "stage", self.stage.as_deref());
-        if let Some(r) = self.region.as_deref().filter(|r| !codes::is_region(r.trim())) {
-            out.push(format!("region: '{}' is not a US state or territory code", r.escape_debug()));
-        }
-        if let Some(a) = self.agency.as_deref().filter(|a| !codes::is_valid_agency_code(a.trim())) {
-            out.push(format!("agency: '{}' is not an agency code (1-16 upper-case letters, digits, _ or -)", a.escape_debug()));
-        }
         if let Some(w) = self.weight.filter(|w| !(w.is_finite() && *w > 0.0)) {
             out.push(format!("weight: {w} is not a positive number"));
         }
-        if let (Some(id), false) = (self.service_id.as_deref(), inventory.services.is_empty()) {
-            match inventory.services.get(id.trim()) {
-                None => out.push(format!("service_id: '{}' is not in the lake's service inventory", id.escape_debug())),
-                Some(s) => {
-                    if let Some(a) = self.agency.as_deref().filter(|a| a.trim() != s.agency) {
-                        out.push(format!("agency: '{a}' but service {id} belongs to {}", s.agency));
-                    }
-                    if let Some(b) = self.bureau.as_deref().filter(|b| b.trim() != s.bureau) {
-                        out.push(format!("bureau: '{}' but service {id} belongs to bureau {}", b.escape_debug(), s.bureau));
-                    }
-                    if let Some(t) = service_type.filter(|t| t.trim() != s.service_type.as_str()) {
-                        out.push(format!("service_type: '{t}' but service {id} is {}", s.service_type));
-                    }
-                }
-            }
+        // The row rules themselves, for the values every row would get.
+        let mut rules: Vec<_> = region.as_deref().and_then(region_problem).into_iter().chain(agency.as_deref().and_then(agency_problem)).collect();
+        if let Some(id) = self.service_id.as_deref() {
+            rules.extend(inventory.service_problems(id.trim(), agency.as_deref(), bureau.as_deref(), service_type.map(str::trim)));
         }
+        out.extend(rules.into_iter().map(|p| format!("{}: {}", p.column, p.reason)));
         out
     }
 }
@@ -130,7 +117,7 @@ pub fn looks_like<'a>(header: impl Iterator<Item = &'a str>) -> Option<Format> {
     if !has("external_id") || !names.iter().any(|n| n.starts_with("question_")) {
         return None;
     }
-    let taps = TAP_TOPICS.iter().flat_map(|t| [tap_column(t, true), tap_column(t, false)]).filter(|t| has(t)).count();
+    let taps = tap_columns().filter(|t| has(t)).count();
     Some(if taps > 0 { Format::TouchpointsV2 } else { Format::TouchpointsV1 })
 }
 
@@ -205,7 +192,7 @@ pub fn layout_fn(format: Format, mapping: &Mapping, inventory: &Inventory) -> Re
                 return Err(format!("column '{name}' appears twice"));
             }
             seen.push(name);
-            let taps = TAP_TOPICS.iter().flat_map(|t| [tap_column(t, true), tap_column(t, false)]).any(|t| t == name);
+            let taps = tap_columns().any(|t| t == name);
             let target = match name {
                 "external_id" => {
                     sources[col::RESPONSE_ID] = FieldSource::ColumnOrLine(i, prefix.clone());
@@ -229,7 +216,7 @@ pub fn layout_fn(format: Format, mapping: &Mapping, inventory: &Inventory) -> Re
             return Err("missing column 'external_id'".into());
         }
         if format == Format::TouchpointsV2 {
-            let expected = TAP_TOPICS.iter().flat_map(|t| [tap_column(t, true), tap_column(t, false)]).chain(["question_1".into()]);
+            let expected = tap_columns().chain(["question_1".into()]);
             let absent: Vec<String> = expected.filter(|e| !seen.contains(&e.as_str())).collect();
             if !absent.is_empty() {
                 return Err(format!("missing Touchpoints v2 column(s): {}", absent.join(", ")));
