@@ -301,13 +301,18 @@ impl Layout {
     }
 }
 
-/// Likert responses answering the outcome, per group (listwise: those not used were dropped
-/// for a missing driver). A narrow scan of the scale, the outcome and the keys.
+/// Responses answering the outcome per group: [on Likert (listwise: those not used were
+/// dropped for a missing driver), on any scale]. A narrow scan of the scale, the outcome and the
+/// keys; it also finds the groups that have answers but no Likert driver answers, so they are
+/// reported with a warning instead of silently missing.
 fn candidates_plan(lf: LazyFrame, outcome: &str, keys: Vec<Expr>) -> LazyFrame {
-    lf.filter(col("scale").eq(lit("likert5")).and(col(outcome).is_not_null()))
+    lf.filter(col(outcome).is_not_null())
         .group_by(keys)
-        .agg([len().cast(DataType::Float64).alias("__a0")])
+        .agg([col("scale").eq(lit("likert5")).cast(DataType::Float64).sum().alias("__a0"), len().cast(DataType::Float64).alias("__a1")])
 }
+
+/// Sums of [`candidates_plan`].
+const CANDIDATE_SUMS: usize = 2;
 
 /// Tapped-indicator sums per group over every response shown the tap list, whatever the scale
 /// of its trust question (Touchpoints A-11 v2 asks it on thumbs or, in its `a11_v2_radio`
@@ -412,11 +417,7 @@ fn run(lf: LazyFrame, q: &DriverQuery, suppression: Suppression, cancel: &super:
     };
     let main = read_sums(&collect(main)?, q, layout.len(), q.bootstrap.is_some())?;
     cancel.check()?;
-    let candidates = if q.count_dropped && q.missing == Missing::Listwise {
-        Some(read_sums(&collect(candidates_plan(filtered.clone(), vars[0], keys.clone()))?, q, 1, false)?)
-    } else {
-        None
-    };
+    let candidates = read_sums(&collect(candidates_plan(filtered.clone(), vars[0], keys.clone()))?, q, CANDIDATE_SUMS, false)?;
     let taps = if q.taps {
         read_sums(&collect(taps_plan(filtered, q.weighted, keys))?, q, TAP_SUMS * TAP_TOPICS.len(), false)?
     } else {
@@ -427,7 +428,7 @@ fn run(lf: LazyFrame, q: &DriverQuery, suppression: Suppression, cancel: &super:
     // A group appears when it has a response used for importance or, with taps, a thumbs
     // response shown the tap list.
     let mut all: BTreeMap<GroupKey, Vec<Vec<f64>>> = main;
-    for key in taps.keys() {
+    for key in taps.keys().chain(candidates.keys()) {
         all.entry(key.clone()).or_default();
     }
     let groups: Vec<DriverGroup> = all
@@ -435,8 +436,18 @@ fn run(lf: LazyFrame, q: &DriverQuery, suppression: Suppression, cancel: &super:
         .map(|(key, buckets)| {
             let total = sum_rows(buckets.iter().map(|b| (b.as_slice(), 1.0)), layout.len());
             let first = |m: &BTreeMap<GroupKey, Vec<Vec<f64>>>| m.get(&key).and_then(|v| v.first().cloned());
-            let candidates = candidates.as_ref().map(|c| first(c).map_or(0, |v| v[0].round() as u64));
-            let mut group = assess(key.clone(), &layout, &total, candidates, q);
+            let answered = first(&candidates).unwrap_or_else(|| vec![0.0; CANDIDATE_SUMS]);
+            let likert = (q.count_dropped && q.missing == Missing::Listwise).then_some(answered[0].round() as u64);
+            let mut group = assess(key.clone(), &layout, &total, likert, q);
+            // Said even when the group is suppressed: it holds no estimate, only counts.
+            let no_likert = (group.n == 0).then(|| {
+                format!(
+                    "no Likert answers to the drivers in this group ({} responses answer {}, {} of them on the Likert scale); for tapped-indicator surveys (Touchpoints A-11 v2: thumbs or 1-5 trust with what went well / what didn't) use tappedDriverImportance",
+                    answered[1].round() as u64,
+                    q.outcome,
+                    answered[0].round() as u64,
+                )
+            });
             if q.taps {
                 group.taps = tap_stats(&first(&taps).unwrap_or_else(|| vec![0.0; TAP_SUMS * TAP_TOPICS.len()]), q.confidence);
                 for t in &mut group.taps {
@@ -447,8 +458,10 @@ fn run(lf: LazyFrame, q: &DriverQuery, suppression: Suppression, cancel: &super:
             }
             if let Some(reason) = Suppression::check(group.n, suppression.min_cell_drivers) {
                 group.suppress(reason);
+                group.warnings.extend(no_likert);
                 return group;
             }
+            group.warnings.splice(0..0, no_likert);
             if let (Some(b), None) = (q.bootstrap, &group.error) {
                 bootstrap(&mut group, &layout, &buckets, &q.drivers, b, q.seed ^ key_hash(&key), q.confidence, cancel);
             }
@@ -472,7 +485,7 @@ fn sum_rows<'a>(rows: impl Iterator<Item = (&'a [f64], f64)>, len: usize) -> Vec
 
 /// A stable hash of a group key, so each group's bootstrap stream depends on the seed and the
 /// group only (not on which other groups the query returned).
-fn key_hash(key: &GroupKey) -> u64 {
+pub(crate) fn key_hash(key: &GroupKey) -> u64 {
     let text = format!("{key:?}");
     text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }

@@ -15,6 +15,7 @@ pub mod observations;
 pub mod responses;
 pub mod scores;
 pub mod suppression;
+pub mod tapped;
 pub mod trends;
 
 pub use catalog::Catalog;

@@ -16,6 +16,7 @@ pub mod report;
 pub mod raw;
 pub mod server;
 pub mod services;
+pub mod tapped;
 pub mod telemetry;
 pub mod types;
 pub mod upload;
@@ -25,11 +26,12 @@ use crate::ingest::submit::Submitter;
 use async_graphql::{EmptySubscription, Schema};
 use std::sync::Arc;
 
-/// Every query field: responses and scores (`query.rs`), the inventory (`services.rs`),
+/// Every query field: responses and scores (`query.rs`), tapped-indicator importance
+/// (`tapped.rs`), the inventory (`services.rs`),
 /// telemetry, indicators and the HISP report (`telemetry.rs`).
 #[derive(async_graphql::MergedObject, Default)]
 #[graphql(name = "QueryRoot")]
-pub struct Query(query::QueryRoot, services::ServicesQuery, telemetry::TelemetryQuery);
+pub struct Query(query::QueryRoot, tapped::TappedQueryRoot, services::ServicesQuery, telemetry::TelemetryQuery);
 
 /// Every mutation: submissions and inventory edits.
 #[derive(async_graphql::MergedObject, Default)]

@@ -16,4 +16,4 @@ pub mod validate;
 
 pub use calendar::{FiscalQuarter, Period, PeriodUnit};
 pub use codes::{Channel, ServiceType, Stage, US_REGIONS};
-pub use survey::{Dimension, Driver, Measure, Scale};
+pub use survey::{Dimension, Driver, Measure, Scale, TapIndicator, TapTopic};

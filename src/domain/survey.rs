@@ -66,6 +66,47 @@ impl Driver {
 pub const TAP_TOPICS: &[&str] =
     &["effectiveness", "ease", "efficiency", "transparency", "humanity", "employee", "other"];
 
+vocabulary! {
+    /// A topic of the Touchpoints A-11 v2 tap lists ("What went well?" / "What didn't go so
+    /// well?"): the six drivers and `other`. One topic's two indicators form one driver set of
+    /// the tapped importance analysis.
+    TapTopic {
+        Effectiveness => "effectiveness",
+        Ease => "ease",
+        Efficiency => "efficiency",
+        Transparency => "transparency",
+        Humanity => "humanity",
+        Employee => "employee",
+        Other => "other",
+    }
+}
+
+/// One tapped indicator: a topic on the went-well (positive) or didn't-go-well (negative) list.
+/// Its lake column is null when the form did not offer it, false when offered and not tapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TapIndicator {
+    pub topic: TapTopic,
+    pub positive: bool,
+}
+
+impl TapIndicator {
+    /// The fourteen indicators: every positive one, then every negative one (topic order).
+    pub fn all() -> Vec<TapIndicator> {
+        [true, false].into_iter().flat_map(|positive| TapTopic::ALL.iter().map(move |&topic| TapIndicator { topic, positive })).collect()
+    }
+
+    /// The lake column (`positive_ease`, ...).
+    pub fn column(self) -> String {
+        tap_column(self.topic.as_str(), self.positive)
+    }
+}
+
+impl fmt::Display for TapIndicator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.column())
+    }
+}
+
 /// `positive_<topic>` or `negative_<topic>`.
 pub fn tap_column(topic: &str, positive: bool) -> String {
     format!("{}_{}", if positive { "positive" } else { "negative" }, topic)

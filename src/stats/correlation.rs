@@ -42,6 +42,21 @@ impl CrossProducts {
         }
     }
 
+    /// Adds `count` rows that all have the values `x`, with weights summing to `sum_w` and
+    /// squared weights to `sum_w2` (a cell of a pattern table: `count, count, count` unweighted).
+    pub fn add_rows(&mut self, x: &[f64], count: u64, sum_w: f64, sum_w2: f64) {
+        debug_assert_eq!(x.len(), self.p);
+        self.count += count;
+        self.sum_w += sum_w;
+        self.sum_w2 += sum_w2;
+        for i in 0..self.p {
+            self.sum[i] += sum_w * x[i];
+            for j in 0..self.p {
+                self.cross[i * self.p + j] += sum_w * x[i] * x[j];
+            }
+        }
+    }
+
     /// Adds `factor` times `other` (factor 1 merges; a Poisson count makes a bootstrap replicate).
     pub fn add_scaled(&mut self, other: &CrossProducts, factor: f64) {
         debug_assert_eq!(self.p, other.p);

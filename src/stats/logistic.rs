@@ -75,6 +75,47 @@ impl Logit {
             0.0
         }
     }
+
+    /// Nagelkerke's R² (Nagelkerke 1991, Biometrika 78: 691-692): Cox & Snell's
+    /// 1 − exp(2(ℓ₀ − ℓ)/n) divided by its maximum 1 − exp(2ℓ₀/n).
+    pub fn nagelkerke(&self) -> Option<f64> {
+        let cox_snell = -(2.0 * (self.null_log_likelihood - self.log_likelihood) / self.n).exp_m1();
+        let max = -(2.0 * self.null_log_likelihood / self.n).exp_m1();
+        (self.n > 0.0 && max > 0.0).then(|| cox_snell / max)
+    }
+
+    /// Estrella's R² (Estrella 1998, J. Business & Economic Statistics 16: 198-205):
+    /// 1 − (ℓ/ℓ₀)^(−2ℓ₀/n).
+    pub fn estrella(&self) -> Option<f64> {
+        (self.n > 0.0 && self.null_log_likelihood < 0.0)
+            .then(|| 1.0 - (self.log_likelihood / self.null_log_likelihood).powf(-2.0 * self.null_log_likelihood / self.n))
+    }
+}
+
+/// A coefficient's Wald test: `estimate ± z·se` and the two-sided p-value of estimate/se under
+/// the standard normal (as statsmodels' `Logit` and `GLM` report them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Wald {
+    pub interval: super::Interval,
+    pub z: f64,
+    pub p_value: f64,
+}
+
+impl Coefficient {
+    /// The Wald interval and test of this coefficient; `None` when dropped or without a
+    /// standard error.
+    pub fn wald(&self, confidence: f64) -> Option<Wald> {
+        let (b, se) = (self.estimate?, self.std_error?);
+        if !(se > 0.0) || !se.is_finite() {
+            return None;
+        }
+        let z = super::z_quantile(confidence);
+        Some(Wald {
+            interval: super::Interval { low: b - z * se, high: b + z * se },
+            z: b / se,
+            p_value: super::hypothesis::normal_p_value(b / se),
+        })
+    }
 }
 
 /// Largest |log-odds| taken as finite: beyond it a coefficient is reported as separated.
@@ -99,31 +140,17 @@ fn softplus(x: f64) -> f64 {
     }
 }
 
-/// Log-likelihood of coefficients `beta` (intercept first) over `columns` of the patterns.
-fn log_likelihood(patterns: &[Pattern], columns: &[usize], beta: &DVector<f64>) -> f64 {
-    patterns
-        .iter()
-        .map(|p| {
-            let eta = linear(p.bits, columns, beta);
-            // events · ln σ(η) + non-events · ln(1 − σ(η)) = −events·softplus(−η) − non·softplus(η)
-            -(if p.events > 0.0 { p.events * softplus(-eta) } else { 0.0 }) - if p.non_events > 0.0 { p.non_events * softplus(eta) } else { 0.0 }
-        })
-        .sum()
-}
-
-fn linear(bits: u32, columns: &[usize], beta: &DVector<f64>) -> f64 {
-    beta[0] + columns.iter().enumerate().filter(|(_, c)| bits & (1 << **c) != 0).map(|(i, _)| beta[i + 1]).sum::<f64>()
-}
-
 /// Fits the outcome on predictors `0..k` (bits of the patterns), each kept or dropped as the
 /// data allow. `Err` only for no data or an outcome without both values.
 pub fn logit(patterns: &[Pattern], k: usize) -> Result<Logit, StatsError> {
-    fit(patterns, k, &(0..k).collect::<Vec<_>>())
+    fit(patterns, k, &(0..k).collect::<Vec<_>>(), None)
 }
 
 /// Fits on the predictors of `subset` only (others ignored): the model behind one term of the
-/// dominance sums.
-fn fit(patterns: &[Pattern], k: usize, subset: &[usize]) -> Result<Logit, StatsError> {
+/// dominance sums. `start` (intercept first, then one value per predictor `0..k`) is where
+/// Newton starts, for example the estimates of the full sample when fitting a bootstrap
+/// replicate; without it, the intercept-only fit.
+pub fn fit(patterns: &[Pattern], k: usize, subset: &[usize], start: Option<&[f64]>) -> Result<Logit, StatsError> {
     let n: f64 = patterns.iter().map(|p| p.events + p.non_events).sum();
     let events: f64 = patterns.iter().map(|p| p.events).sum();
     if !(n > 0.0) {
@@ -145,7 +172,16 @@ fn fit(patterns: &[Pattern], k: usize, subset: &[usize]) -> Result<Logit, StatsE
     }
     loop {
         let columns: Vec<usize> = subset.iter().copied().filter(|j| dropped[*j].is_none()).collect();
-        let (beta, info, ll, iterations) = newton(patterns, &columns, share);
+        let compact = compact(patterns, &columns);
+        let mut beta = DVector::zeros(columns.len() + 1);
+        beta[0] = (share / (1.0 - share)).ln();
+        if let Some(s) = start {
+            beta[0] = s[0];
+            for (i, &c) in columns.iter().enumerate() {
+                beta[i + 1] = s[c + 1];
+            }
+        }
+        let (beta, info, ll, iterations) = newton(&compact, beta, null_ll);
         // Separation: a coefficient past any finite odds ratio the data could support. Drop
         // the largest and refit, so the others (and the likelihood) stay finite.
         let worst = columns.iter().enumerate().map(|(i, c)| (beta[i + 1].abs(), *c)).filter(|(b, _)| *b > SEPARATED).max_by(|a, b| a.0.total_cmp(&b.0));
@@ -153,7 +189,7 @@ fn fit(patterns: &[Pattern], k: usize, subset: &[usize]) -> Result<Logit, StatsE
             dropped[c] = Some(Dropped::Separation);
             continue;
         }
-        let cov = info.clone().cholesky().map(|c| c.inverse());
+        let cov = info.cholesky().map(|c| c.inverse());
         let mut coefficients = vec![Coefficient { estimate: None, std_error: None, dropped: None }; k];
         for (j, c) in coefficients.iter_mut().enumerate() {
             c.dropped = dropped[j];
@@ -167,41 +203,103 @@ fn fit(patterns: &[Pattern], k: usize, subset: &[usize]) -> Result<Logit, StatsE
     }
 }
 
-/// Newton-Raphson from the intercept-only fit: coefficients, information matrix, log-likelihood
-/// and the iterations taken.
-fn newton(patterns: &[Pattern], columns: &[usize], share: f64) -> (DVector<f64>, DMatrix<f64>, f64, usize) {
-    let p = columns.len() + 1;
-    let mut beta = DVector::zeros(p);
-    beta[0] = (share / (1.0 - share)).ln();
-    let mut ll = log_likelihood(patterns, columns, &beta);
-    let design = |bits: u32| -> DVector<f64> {
-        DVector::from_iterator(p, std::iter::once(1.0).chain(columns.iter().map(|c| if bits & (1 << c) != 0 { 1.0 } else { 0.0 })))
-    };
+/// The patterns projected on `columns` (bit i of a result is predictor `columns[i]`), equal
+/// projections merged and empty ones left out: a model on few predictors sees few patterns.
+fn compact(patterns: &[Pattern], columns: &[usize]) -> Vec<Pattern> {
+    let mut out: Vec<Pattern> = patterns
+        .iter()
+        .filter(|p| p.events + p.non_events > 0.0)
+        .map(|p| Pattern {
+            bits: columns.iter().enumerate().filter(|(_, c)| p.bits & (1 << **c) != 0).fold(0, |b, (i, _)| b | (1 << i)),
+            ..*p
+        })
+        .collect();
+    out.sort_unstable_by_key(|p| p.bits);
+    out.dedup_by(|next, kept| {
+        let same = next.bits == kept.bits;
+        if same {
+            kept.events += next.events;
+            kept.non_events += next.non_events;
+        }
+        same
+    });
+    out
+}
+
+/// The set bits of a compact pattern, as coefficient positions (1-based: 0 is the intercept).
+fn positions(bits: u32) -> impl Iterator<Item = usize> {
+    let mut rest = bits;
+    std::iter::from_fn(move || {
+        (rest != 0).then(|| {
+            let i = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            i + 1
+        })
+    })
+}
+
+/// Log-likelihood of `beta` (intercept first) over compact patterns.
+fn log_likelihood(patterns: &[Pattern], beta: &DVector<f64>) -> f64 {
+    patterns
+        .iter()
+        .map(|p| {
+            let eta = beta[0] + positions(p.bits).map(|i| beta[i]).sum::<f64>();
+            // events · ln σ(η) + non-events · ln(1 − σ(η)) = −events·softplus(−η) − non·softplus(η)
+            -(if p.events > 0.0 { p.events * softplus(-eta) } else { 0.0 }) - if p.non_events > 0.0 { p.non_events * softplus(eta) } else { 0.0 }
+        })
+        .sum()
+}
+
+/// Gradient and information matrix of the log-likelihood at `beta` over compact patterns. The
+/// design is binary, so each pattern touches only the rows and columns of its set bits.
+fn score_and_information(patterns: &[Pattern], beta: &DVector<f64>) -> (DVector<f64>, DMatrix<f64>) {
+    let p = beta.len();
+    let mut gradient = DVector::zeros(p);
     let mut info = DMatrix::zeros(p, p);
+    let mut set = Vec::with_capacity(p);
+    for pat in patterns {
+        let total = pat.events + pat.non_events;
+        set.clear();
+        set.push(0);
+        set.extend(positions(pat.bits));
+        let mu = sigmoid(set.iter().map(|&i| beta[i]).sum());
+        let (g, h) = (pat.events - total * mu, total * mu * (1.0 - mu));
+        for (a, &i) in set.iter().enumerate() {
+            gradient[i] += g;
+            for &j in &set[..=a] {
+                info[(i, j)] += h;
+            }
+        }
+    }
+    info.fill_upper_triangle_with_lower_triangle();
+    (gradient, info)
+}
+
+/// Newton-Raphson from `beta` over compact patterns: coefficients, the information matrix at
+/// them, the log-likelihood and the iterations taken.
+fn newton(patterns: &[Pattern], mut beta: DVector<f64>, null_ll: f64) -> (DVector<f64>, DMatrix<f64>, f64, usize) {
+    let mut ll = log_likelihood(patterns, &beta);
+    if !ll.is_finite() || ll < null_ll {
+        // A start worse than the intercept-only model (a far-off warm start): start there.
+        beta.fill(0.0);
+        let events: f64 = patterns.iter().map(|p| p.events).sum();
+        let n: f64 = patterns.iter().map(|p| p.events + p.non_events).sum();
+        beta[0] = (events / (n - events)).ln();
+        ll = log_likelihood(patterns, &beta);
+    }
     let mut iterations = 0;
     for it in 1..=MAX_ITERATIONS {
         iterations = it;
-        let mut gradient = DVector::zeros(p);
-        info.fill(0.0);
-        for pat in patterns {
-            let total = pat.events + pat.non_events;
-            if !(total > 0.0) {
-                continue;
-            }
-            let x = design(pat.bits);
-            let mu = sigmoid(x.dot(&beta));
-            gradient.axpy(pat.events - total * mu, &x, 1.0);
-            info.ger(total * mu * (1.0 - mu), &x, &x, 1.0);
-        }
-        let Some(step) = info.clone().cholesky().map(|c| c.solve(&gradient)) else { break };
+        let (gradient, info) = score_and_information(patterns, &beta);
+        let Some(step) = info.cholesky().map(|c| c.solve(&gradient)) else { break };
         // Step halving keeps every iteration an ascent (the likelihood is concave).
         let mut t = 1.0;
         let mut next = &beta + &step * t;
-        let mut next_ll = log_likelihood(patterns, columns, &next);
-        while next_ll < ll - 1e-12 * ll.abs() && t > 1e-6 {
+        let mut next_ll = log_likelihood(patterns, &next);
+        while !(next_ll >= ll - 1e-12 * ll.abs()) && t > 1e-6 {
             t /= 2.0;
             next = &beta + &step * t;
-            next_ll = log_likelihood(patterns, columns, &next);
+            next_ll = log_likelihood(patterns, &next);
         }
         let change = (next_ll - ll).abs();
         let moved = (&next - &beta).amax();
@@ -215,33 +313,35 @@ fn newton(patterns: &[Pattern], columns: &[usize], share: f64) -> (DVector<f64>,
         }
     }
     // The information at the final estimate (for the standard errors).
-    info.fill(0.0);
-    for pat in patterns {
-        let total = pat.events + pat.non_events;
-        if total > 0.0 {
-            let x = design(pat.bits);
-            let mu = sigmoid(x.dot(&beta));
-            info.ger(total * mu * (1.0 - mu), &x, &x, 1.0);
-        }
-    }
+    let (_, info) = score_and_information(patterns, &beta);
     (beta, info, ll, iterations)
+}
+
+/// The McFadden R² of the model on every union of predictor sets: `value[mask]` for the sets
+/// whose bit is in `mask` (`sets[s]` lists the predictors of set s, a driver's went-well and
+/// didn't-go-well taps). `start[mask]`, when given, warm-starts each fit (a bootstrap replicate
+/// from the full sample's estimates); the fitted coefficients are returned for that use.
+pub fn subset_fits(patterns: &[Pattern], k: usize, sets: &[Vec<usize>], start: Option<&[Vec<f64>]>) -> Result<Vec<(f64, Vec<f64>)>, StatsError> {
+    let m = sets.len();
+    if m > MAX_SETS {
+        return Err(StatsError::TooManyPredictors { k: m, max: MAX_SETS });
+    }
+    (0..1usize << m)
+        .map(|mask| {
+            let subset: Vec<usize> = (0..m).filter(|s| mask & (1 << s) != 0).flat_map(|s| sets[s].iter().copied()).collect();
+            let f = fit(patterns, k, &subset, start.map(|s| s[mask].as_slice()))?;
+            let coefficients = std::iter::once(f.intercept).chain(f.coefficients.iter().map(|c| c.estimate.unwrap_or(0.0))).collect();
+            Ok((f.mcfadden(), coefficients))
+        })
+        .collect()
 }
 
 /// General dominance (the Shapley value) of McFadden's R² over predictor sets: `sets[s]` lists
 /// the predictors of set s (a driver's went-well and didn't-go-well taps). Sums to the full
 /// model's R². At most `MAX_SETS` sets (2^sets fits).
 pub fn dominance(patterns: &[Pattern], k: usize, sets: &[Vec<usize>]) -> Result<Vec<f64>, StatsError> {
-    let m = sets.len();
-    if m > MAX_SETS {
-        return Err(StatsError::TooManyPredictors { k: m, max: MAX_SETS });
-    }
-    let values: Vec<f64> = (0..1u32 << m)
-        .map(|mask| {
-            let subset: Vec<usize> = (0..m).filter(|s| mask & (1 << s) != 0).flat_map(|s| sets[s].iter().copied()).collect();
-            fit(patterns, k, &subset).map(|f| f.mcfadden())
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(super::importance::shapley_values(m, &values))
+    let values: Vec<f64> = subset_fits(patterns, k, sets, None)?.into_iter().map(|v| v.0).collect();
+    Ok(super::importance::shapley_values(sets.len(), &values))
 }
 
 /// Sets the dominance analysis takes at most.
@@ -276,6 +376,40 @@ mod tests {
         assert!(close(f.log_likelihood, -239.06525787582513, 1e-12) && close(f.null_log_likelihood, -267.67595201628444, 1e-12));
         assert!(close(f.mcfadden(), 0.10688556041343134, 1e-10));
         assert_eq!((f.n, f.events), (389.0, 214.0));
+    }
+
+    /// statsmodels 0.15 `Logit(...).fit(tol=1e-14)`: Wald p-values and `conf_int()`; Nagelkerke
+    /// and Estrella by their formulas from its `llf`, `llnull` and n in Python.
+    #[test]
+    fn wald_tests_and_pseudo_r2_match_statsmodels() {
+        let f = logit(&table(), 3).unwrap();
+        let p = [7.174965984385585e-10, 0.0007567384229077301, 0.09071713618606723];
+        let ci = [(0.9348319727223885, 1.8068654183793806), (0.3148603484355932, 1.1913269892741167), (-0.8380988821080981, 0.06158768249740931)];
+        for (j, c) in f.coefficients.iter().enumerate() {
+            let w = c.wald(0.95).unwrap();
+            assert!(close(w.p_value, p[j], 1e-8) && close(w.interval.low, ci[j].0, 1e-9) && close(w.interval.high, ci[j].1, 1e-9), "{j}: {w:?}");
+        }
+        assert!(close(f.nagelkerke().unwrap(), 0.18300557551152818, 1e-10));
+        assert!(close(f.estrella().unwrap(), 0.1440722813543357, 1e-10));
+        let dropped = Coefficient { estimate: None, std_error: None, dropped: Some(Dropped::NeverSet) };
+        assert_eq!(dropped.wald(0.95), None);
+    }
+
+    /// A warm start (as the bootstrap uses) reaches the same fit as a cold one, and every
+    /// subset fit equals a direct fit of that subset.
+    #[test]
+    fn warm_starts_and_subset_fits_agree_with_direct_fits() {
+        let cold = logit(&table(), 3).unwrap();
+        let start = [cold.intercept + 0.3, 1.0, 0.2, 0.1];
+        let warm = fit(&table(), 3, &[0, 1, 2], Some(&start)).unwrap();
+        for (a, b) in cold.coefficients.iter().zip(&warm.coefficients) {
+            assert!(close(a.estimate.unwrap(), b.estimate.unwrap(), 1e-9));
+        }
+        let sets = [vec![0], vec![1, 2]];
+        let fits = subset_fits(&table(), 3, &sets, None).unwrap();
+        assert_eq!(fits[0].0, 0.0);
+        let direct = fit(&table(), 3, &[1, 2], None).unwrap();
+        assert!(close(fits[2].0, direct.mcfadden(), 1e-12) && close(fits[3].0, cold.mcfadden(), 1e-12));
     }
 
     /// Brute force over the subset fits in Python (statsmodels fits, Shapley weights).

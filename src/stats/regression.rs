@@ -77,6 +77,78 @@ pub fn ols(r: &DMatrix<f64>, n: f64) -> Result<Ols, StatsError> {
     })
 }
 
+/// Least squares on the raw scale, from the sums of one pass: the outcome is variable 0 of
+/// `cp`, the predictors 1..p. Weighted sums give weighted least squares with the weights as
+/// precision weights (statsmodels' `WLS`): σ² = Σw·e² / (n − k − 1) with n the row count,
+/// Cov(b) = σ² S⁻¹ where S is the centred weighted cross-product matrix of the predictors (the
+/// slope block of (XᵀWX)⁻¹ with an intercept; Seber & Lee, *Linear Regression Analysis*, 3.11).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeastSquares {
+    pub intercept: f64,
+    /// Slopes, in the predictors' order.
+    pub coefficients: Vec<f64>,
+    pub std_errors: Vec<f64>,
+    /// Residual degrees of freedom, n − k − 1.
+    pub df: f64,
+    pub r2: f64,
+    pub adj_r2: Option<f64>,
+}
+
+impl LeastSquares {
+    /// Student-t interval and two-sided p-value of slope `j`.
+    pub fn t_test(&self, j: usize, confidence: f64) -> Option<(super::Interval, f64)> {
+        let (b, se) = (self.coefficients[j], self.std_errors[j]);
+        if !(se > 0.0) || !(self.df > 0.0) {
+            return None;
+        }
+        let t = super::t_quantile(0.5 + confidence / 2.0, self.df)?;
+        let p = 2.0 * super::t_sf((b / se).abs(), self.df)?;
+        Some((super::Interval { low: b - t * se, high: b + t * se }, p.min(1.0)))
+    }
+}
+
+/// Fits [`LeastSquares`] from the sums `cp` (outcome first). Errors for too few rows, a
+/// constant outcome or collinear predictors.
+pub fn least_squares(cp: &super::CrossProducts) -> Result<LeastSquares, StatsError> {
+    let k = cp.p - 1;
+    if k == 0 {
+        return Err(StatsError::NoPredictors);
+    }
+    let n = cp.count as f64;
+    if n < (k + 2) as f64 || !(cp.sum_w > 0.0) {
+        return Err(StatsError::TooFewObservations { n, needed: (k + 2) as f64 });
+    }
+    let s = DMatrix::from_fn(k, k, |i, j| cp.centred(i + 1, j + 1));
+    let sxy = DVector::from_fn(k, |i, _| cp.centred(i + 1, 0));
+    let syy = cp.centred(0, 0);
+    if !(syy > 1e-12 * cp.sum_w) {
+        return Err(StatsError::ConstantVariable { index: 0 });
+    }
+    // Collinearity judged on the scale-free (correlation) form.
+    let d = DVector::from_fn(k, |i, _| s[(i, i)].max(0.0).sqrt());
+    if d.iter().any(|v| !(*v > 0.0)) {
+        return Err(StatsError::Collinear);
+    }
+    let scaled = DMatrix::from_fn(k, k, |i, j| s[(i, j)] / (d[i] * d[j]));
+    let chol = cholesky(&scaled)?;
+    let scaled_inverse = chol.inverse();
+    let inverse = DMatrix::from_fn(k, k, |i, j| scaled_inverse[(i, j)] / (d[i] * d[j]));
+    let b = &inverse * &sxy;
+    let rss = (syy - b.dot(&sxy)).max(0.0);
+    let df = n - k as f64 - 1.0;
+    let sigma2 = rss / df;
+    let means: Vec<f64> = (0..=k).map(|i| cp.sum[i] / cp.sum_w).collect();
+    let r2 = 1.0 - rss / syy;
+    Ok(LeastSquares {
+        intercept: means[0] - (0..k).map(|j| b[j] * means[j + 1]).sum::<f64>(),
+        coefficients: b.iter().copied().collect(),
+        std_errors: (0..k).map(|j| (sigma2 * inverse[(j, j)]).sqrt()).collect(),
+        df,
+        r2,
+        adj_r2: (df > 0.0).then(|| 1.0 - (1.0 - r2) * (n - 1.0) / df),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +186,32 @@ mod tests {
         assert!(matches!(ols(&ok, 2.0), Err(StatsError::TooFewObservations { .. })));
         let fit = ols(&ok, 3.0).unwrap();
         assert_eq!(fit.adj_r2, None, "n = k + 1 leaves no residual degrees of freedom");
+    }
+
+    /// statsmodels 0.15 `OLS(y, add_constant(X)).fit()` and `WLS(..., weights=w)` on the cells
+    /// below expanded to 119 rows (y, x1, x2, count, w).
+    #[test]
+    fn least_squares_matches_statsmodels_ols_and_wls() {
+        let cells = [(5, 1, 0, 12, 1.0), (4, 1, 0, 20, 1.5), (3, 0, 0, 25, 1.0), (2, 0, 1, 14, 0.5), (1, 0, 1, 6, 2.0), (4, 1, 1, 9, 1.0), (5, 0, 0, 11, 0.8), (3, 1, 1, 7, 1.2), (2, 0, 0, 10, 1.0), (4, 0, 1, 5, 1.0)];
+        let close = |a: f64, b: f64, tol: f64| (a - b).abs() <= tol * b.abs().max(1.0);
+        let want = [
+            (false, [3.2205522544564884, 1.2124038797623233, -0.9863684026564137], [0.11924162191052473, 0.1629728364104679, 0.1682386549289568], 0.44080857501270476, 0.4311673435474066, 1.9101113689882383e-11, (0.8896156422732392, 1.5351921172514076)),
+            (true, [3.09702907914955, 1.2684501192611566, -1.040773815264144], [0.12240846657061764, 0.15710521826163906, 0.16728417749594174], 0.4887517335543895, 0.47993710827084457, 7.10450046535435e-13, (0.9572834388501437, 1.5796167996721695)),
+        ];
+        for (weighted, b, se, r2, adj, p1, ci1) in want {
+            let mut cp = CrossProducts::new(3);
+            for (y, x1, x2, c, w) in cells {
+                let w = if weighted { w } else { 1.0 };
+                cp.add_rows(&[y as f64 - 3.0, x1 as f64, x2 as f64], c, w * c as f64, w * w * c as f64);
+            }
+            let fit = least_squares(&cp).unwrap();
+            assert!(close(fit.intercept + 3.0, b[0], 1e-10), "{weighted}: {fit:?}");
+            for j in 0..2 {
+                assert!(close(fit.coefficients[j], b[j + 1], 1e-10) && close(fit.std_errors[j], se[j + 1], 1e-10), "{weighted}: {fit:?}");
+            }
+            assert!(close(fit.r2, r2, 1e-10) && close(fit.adj_r2.unwrap(), adj, 1e-10) && fit.df == 116.0);
+            let (ci, p) = fit.t_test(0, 0.95).unwrap();
+            assert!(close(p, p1, 1e-6) && close(ci.low, ci1.0, 1e-10) && close(ci.high, ci1.1, 1e-10), "{ci:?} {p}");
+        }
     }
 }

@@ -73,6 +73,7 @@ HANDLERS = {
     "test_sh_run_all_tests": ("sh", "./tests/run.sh"),
     "test_graphql_scores_tour": ("graphql", 'scores(\n    filter: { agency: ["VA", "SSA"]'),
     "test_graphql_driver_importance": ("graphql", "driverImportance(outcome: TRUST, groupBy: [SERVICE_TYPE], bootstrap: 200)"),
+    "test_graphql_tapped_driver_importance": ("graphql", "tappedDriverImportance(outcome: TRUST, groupBy: [SERVICE_TYPE], bootstrap: 200)"),
     "test_sh_ingest_files": ("sh", "cxlake ingest --lake mylake responses.csv"),
     "test_toml_touchpoints_sidecar": ("toml", 'question_1 = "trust"'),
     "test_python_parquet_by_url": ("python", "pl.read_parquet(url)"),
@@ -414,6 +415,28 @@ def test_graphql_driver_importance():
             for d in g["drivers"]:
                 assert d["shapleyShareLow"] <= d["shapleyShare"] <= d["shapleyShareHigh"], (g["serviceType"], d)
     assert any(g["r2"] is not None for g in groups)
+
+
+def test_graphql_tapped_driver_importance():
+    """The sample lake holds A-11 v2 (tapped) surveys: every service type with them gets a model."""
+    groups = run_graphql_block("test_graphql_tapped_driver_importance")["tappedDriverImportance"]
+    assert len({g["serviceType"] for g in groups}) == len(groups) >= 2
+    fitted = [g for g in groups if g["mcfadden"] is not None]
+    assert fitted, groups
+    for g in fitted:
+        assert 0 < g["mcfadden"] < 1 and g["n"] > 0 and 0 < g["events"] < g["n"], g
+        assert abs(sum(d["importance"] for d in g["drivers"] if d["importance"] is not None) - g["mcfadden"]) < 1e-9, g
+        assert sorted(d["rank"] for d in g["drivers"] if d["rank"] is not None) == list(range(1, len([d for d in g["drivers"] if d["rank"]]) + 1))
+        for d in g["drivers"]:
+            if d["shareLow"] is not None:
+                assert d["shareLow"] <= d["share"] <= d["shareHigh"], (g["serviceType"], d)
+        for c in g["coefficients"]:
+            assert (c["oddsRatio"] is None) == (c["dropped"] is not None), c
+            if c["oddsRatio"] is not None:
+                assert c["low"] < c["high"] and 0 <= c["pValue"] <= 1, c
+        for lift in g["lift"]:
+            if lift["difference"] is not None:
+                assert lift["low"] <= lift["difference"] <= lift["high"] and lift["tapped"] <= lift["shown"], lift
 
 
 def test_graphql_raw_responses():
