@@ -105,14 +105,40 @@ impl AccessArgs {
 
 #[derive(Subcommand)]
 enum SurveyCommand {
-    /// Checks a survey definition (JSON or YAML) against A-11 280.10; prints every finding with
-    /// the rule it breaks and exits 1 if any rule is broken (findings for review only: 0).
+    /// Checks a survey definition (JSON or YAML) against A-11 280.10, by edition; prints every
+    /// finding with the rule it breaks and exits 1 if any rule is broken (findings for review
+    /// only: 0).
     Check {
         file: PathBuf,
+        /// The rules to check against; overrides the definition's `edition` key (default
+        /// a11_2022).
+        #[arg(long, value_enum)]
+        edition: Option<SurveyEdition>,
         /// One JSON object per finding.
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Editions of the survey design check (`cxlake::domain::survey_design::Edition`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SurveyEdition {
+    /// The 2022 text of A-11 280.10: required trust and satisfaction, drivers mapped.
+    #[value(name = "a11_2022")]
+    A11Of2022,
+    /// GSA Touchpoints' A-11 v2 form: trust on thumbs or 1-5, went-well and didn't-go-well
+    /// lists, one comment.
+    #[value(name = "touchpoints_a11_v2")]
+    TouchpointsA11V2,
+}
+
+impl From<SurveyEdition> for cxlake::domain::survey_design::Edition {
+    fn from(e: SurveyEdition) -> Self {
+        match e {
+            SurveyEdition::A11Of2022 => Self::A11Of2022,
+            SurveyEdition::TouchpointsA11V2 => Self::TouchpointsA11V2,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -383,7 +409,7 @@ fn run() -> Result<()> {
             serve(analytics, listen, submitter, limits)
         }
         Command::Keys { keys, command } => manage_keys(&keys, command),
-        Command::Survey { command: SurveyCommand::Check { file, json } } => survey_check(&file, json),
+        Command::Survey { command: SurveyCommand::Check { file, edition, json } } => survey_check(&file, edition.map(Into::into), json),
         Command::Report { command: ReportCommand::Hisp { lake, fiscal_year, quarter, agency, format, out, cells } } => {
             report_hisp(&lake, fiscal_year, quarter, agency, format, out, cells)
         }
@@ -471,11 +497,12 @@ async fn report_hisp(lake: &str, fiscal_year: i32, quarter: u32, agency: Option<
     Ok(())
 }
 
-fn survey_check(file: &std::path::Path, json: bool) -> Result<()> {
+fn survey_check(file: &std::path::Path, edition: Option<cxlake::domain::survey_design::Edition>, json: bool) -> Result<()> {
     use cxlake::domain::survey_design::{Severity, SurveyDefinition};
     let text = std::fs::read_to_string(file).with_context(|| format!("cannot read '{}'", file.display()))?;
     let survey = SurveyDefinition::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    let findings = survey.check();
+    let edition = survey.edition(edition);
+    let findings = survey.check_as(edition);
     for f in &findings {
         if json {
             println!("{}", serde_json::to_string(f)?);
@@ -487,7 +514,12 @@ fn survey_check(file: &std::path::Path, json: bool) -> Result<()> {
     }
     let violations = findings.iter().filter(|f| f.severity == Severity::Violation).count();
     if !json {
-        println!("{}: {} questions, {violations} violations, {} for review", file.display(), survey.questions.len(), findings.len() - violations);
+        println!(
+            "{}: {} questions, {violations} violations, {} for review (edition {edition})",
+            file.display(),
+            survey.questions.len(),
+            findings.len() - violations
+        );
     }
     if violations > 0 {
         std::process::exit(1);

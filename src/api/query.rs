@@ -248,18 +248,24 @@ impl QueryRoot {
         Ok(analytics.responses(&q).await.map_err(gql_error)?.into())
     }
 
-    /// Checks a survey definition (JSON or YAML) against A-11 280.10: at most 15 questions, a
-    /// required 5-point trust and satisfaction question, every other question mapped to a
-    /// driver category, at most two free-text questions, none required. An empty list: the
-    /// design follows the rules.
-    async fn survey_check(&self, definition: String) -> Result<Vec<crate::api::types::SurveyFindingOut>> {
+    /// Checks a survey definition (JSON or YAML) against A-11 280.10, by edition. A11_2022: at
+    /// most 15 questions, a required 5-point trust and satisfaction question, every other
+    /// question mapped to a driver category, at most two free-text questions, none required.
+    /// TOUCHPOINTS_A11_V2 (GSA's A-11 v2 form): a required trust question on thumbs or 1-5, a
+    /// went-well and a didn't-go-well list each offering effectiveness and ease, exactly one
+    /// comment, not required. An empty list: the design follows the rules.
+    async fn survey_check(
+        &self,
+        definition: String,
+        #[graphql(desc = "The rules to check against; overrides the definition's `edition` key (default A11_2022).")] edition: Option<SurveyEdition>,
+    ) -> Result<Vec<crate::api::types::SurveyFindingOut>> {
         use async_graphql::ErrorExtensions;
         let survey = crate::domain::survey_design::SurveyDefinition::parse(&definition)
             .map_err(|e| async_graphql::Error::new(e).extend_with(|_, x| {
                 x.set("code", "BAD_USER_INPUT");
                 x.set("field", "definition");
             }))?;
-        Ok(survey.check().into_iter().map(Into::into).collect())
+        Ok(survey.check_as(survey.edition(edition.map(Into::into))).into_iter().map(Into::into).collect())
     }
 
     /// When each quarter's HISP feedback data of a fiscal year is due (A-11 280.16): OMB's

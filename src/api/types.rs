@@ -722,12 +722,33 @@ impl From<crate::analytics::trends::Alert> for AlertOut {
     }
 }
 
-/// A finding of the survey design check (A-11 280.10).
+/// The rules of the survey design check.
+#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
+pub enum SurveyEdition {
+    /// The 2022 text of A-11 280.10: required trust and satisfaction, drivers mapped.
+    #[graphql(name = "A11_2022")]
+    A11Of2022,
+    /// GSA Touchpoints' A-11 v2 form: trust on thumbs or 1-5, went-well and didn't-go-well
+    /// lists, one comment.
+    #[graphql(name = "TOUCHPOINTS_A11_V2")]
+    TouchpointsA11V2,
+}
+
+impl From<SurveyEdition> for crate::domain::survey_design::Edition {
+    fn from(e: SurveyEdition) -> Self {
+        match e {
+            SurveyEdition::A11Of2022 => Self::A11Of2022,
+            SurveyEdition::TouchpointsA11V2 => Self::TouchpointsA11V2,
+        }
+    }
+}
+
+/// A finding of the survey design check (A-11 280.10, by edition).
 #[derive(SimpleObject, Debug, Clone)]
 pub struct SurveyFindingOut {
     /// VIOLATION (breaks a rule) or REVIEW (allowed only with OMB's agreement, or discouraged).
     pub severity: String,
-    /// The rule, citing 280.10.
+    /// The rule, citing 280.10 or the Touchpoints A-11 v2 form.
     pub rule: String,
     /// The question's id, when the finding is about one.
     pub question: Option<String>,
