@@ -32,7 +32,7 @@ pub fn gql_error(e: AnalyticsError) -> async_graphql::Error {
 }
 
 /// The values in first-seen order without repeats.
-fn dedup<T: PartialEq>(values: impl IntoIterator<Item = T>) -> Vec<T> {
+pub(crate) fn dedup<T: PartialEq>(values: impl IntoIterator<Item = T>) -> Vec<T> {
     let mut out = Vec::new();
     for v in values {
         if !out.contains(&v) {
