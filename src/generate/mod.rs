@@ -1,7 +1,8 @@
 //! `cxlake generate`: a realistic synthetic lake from a fixed seed. Deterministic (the same seed
 //! and size give the same files, whatever the thread count), streaming (each worker holds one
 //! batch at a time, so memory is bounded for any row count), with the planted structure written
-//! to `truth.json` beside the data.
+//! to `truth.json` beside the data. Collections ask the A-11 2022 Likert design, and from
+//! FY2024 Q2 most of the designated services' ones the Touchpoints A-11 v2 form (`model.rs`).
 
 pub mod model;
 pub mod rows;
@@ -116,13 +117,20 @@ pub fn generate(cfg: &GenerateConfig, progress: &(dyn Fn(u64) + Sync)) -> Result
     observation_files += write_observations(&lake, crate::store::Table::INDICATORS, cfg.seed, telemetry::indicators(cfg.seed, &universe, &effects, &quarters))?;
     tracing::debug!(observation_files, "telemetry and indicators written");
     let rows: u64 = written.iter().map(|w| w.0).sum();
-    let thumbs: u64 = tasks
-        .iter()
-        .flat_map(|t| t.collections.iter().zip(&t.counts))
-        .filter(|(c, _)| universe.collections[**c].scale == crate::domain::Scale::Thumbs)
-        .map(|(_, n)| n)
-        .sum();
-    let mut truth = Truth::new(cfg.seed, rows, &quarters, &universe, &effects, thumbs as f64 / rows.max(1) as f64);
+    // Realised shares: rows by form and trust scale.
+    let (mut thumbs, mut radio) = (0u64, 0u64);
+    for t in &tasks {
+        for (c, n) in t.collections.iter().zip(&t.counts) {
+            match effects.form(*c, t.quarter) {
+                Some(f) if f.radio => radio += n,
+                Some(_) => thumbs += n,
+                None => {}
+            }
+        }
+    }
+    let share = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let tapped = model::TappedTruth::new(share(thumbs + radio, rows), share(radio, thumbs + radio));
+    let mut truth = Truth::new(cfg.seed, rows, &quarters, &universe, &effects, share(thumbs, rows), tapped);
     truth.telemetry = Some(telemetry::TelemetryTruth {
         drops: telemetry_drops,
         wait_quality_slope: telemetry::WAIT_QUALITY_SLOPE,

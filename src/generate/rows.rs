@@ -44,6 +44,15 @@ impl Task {
     }
 }
 
+/// 1.0 for a tapped indicator, else 0.0.
+fn tap(t: Option<bool>) -> f64 {
+    f64::from(u8::from(t == Some(true)))
+}
+
+fn sigmoid(eta: f64) -> f64 {
+    1.0 / (1.0 + (-eta).exp())
+}
+
 /// Draws a task's rows in time order and hands them over in batches of at most `batch_rows`.
 pub struct RowDrawer<'a> {
     u: &'a Universe,
@@ -147,17 +156,19 @@ impl<'a> RowDrawer<'a> {
             _ => b.region.append_value(Universe::random_region(rng)),
         }
         b.stage.append_value(stage);
-        b.scale.append_value(c.scale.as_str());
-
-        // Latent perceptions.
-        let dropped = |level: &str, id: &str| {
-            self.e.drops.iter().find(|d| d.level == level && d.id == id && d.quarter == self.task.quarter)
+        let form = self.e.form(self.task.collections[k], self.task.quarter);
+        let scale = match form {
+            Some(f) if !f.radio => Scale::Thumbs,
+            _ => Scale::Likert5,
         };
-        let drop = dropped("service", &s.id).or_else(|| office.and_then(|o| dropped("office", &self.u.offices[o].id)));
-        // Agencies, offices and a service's trend shift every perception of the respondent
-        // alike; trust and satisfaction follow through the driver weights. Only the planted drop
-        // (an incident outside the drivers) moves the outcomes directly. So no direct outcome
-        // effect can line up by chance with a service's driver profile and bias driver analyses.
+        b.scale.append_value(scale.as_str());
+
+        // Latent perceptions. Agencies, offices and a service's trend shift every perception of
+        // the respondent alike; on the Likert design trust and satisfaction follow through the
+        // driver weights, on the v2 form the taps follow them and the outcome the taps alone.
+        // Only the planted drop (an incident outside the drivers) moves the Likert outcomes
+        // directly. So no direct outcome effect can line up by chance with a service's driver
+        // profile and bias driver analyses.
         let shared = model::HALO_SD * std_normal(rng)
             + self.e.agency[s.agency]
             + office.map_or(0.0, |o| self.e.office[o])
@@ -166,60 +177,81 @@ impl<'a> RowDrawer<'a> {
         for (d, zd) in z.iter_mut().enumerate() {
             *zd = shared + model::DRIVER_SD * std_normal(rng) + self.e.service_driver[si][d];
         }
-        let base = drop.map_or(0.0, |d| d.outcome_shift);
-        let (wt, ws) = (trust_weights(s.service_type), satisfaction_weights(s.service_type));
-        let dot = |w: [f64; 6]| w.iter().zip(&z).map(|(a, b)| a * b).sum::<f64>();
-        let y_trust = base + dot(wt) + model::OUTCOME_NOISE_SD * std_normal(rng);
-        let y_sat = base + dot(ws) + model::OUTCOME_NOISE_SD * std_normal(rng);
 
-        let answer = |y: f64| match c.scale {
-            Scale::Likert5 => model::likert(y),
-            Scale::Thumbs => model::thumbs(y),
-        };
-        // Values are drawn first and appended after: a respondent always answers something.
-        let mut outcomes = [y_trust, y_sat].map(|y| (rng.random::<f64>() >= model::OUTCOME_MISSING).then(|| answer(y)));
-        let digital = matches!(c.channel, Channel::Digital | Channel::Chat);
         let mut drivers = [None; 6];
         let (mut positive, mut negative) = ([None; 7], [None; 7]);
-        match c.scale {
-            Scale::Likert5 => {
+        let (trust, satisfaction, comment, agrees) = match form {
+            None => {
+                let dropped = |level: &str, id: &str| {
+                    self.e.drops.iter().find(|d| d.level == level && d.id == id && d.quarter == self.task.quarter)
+                };
+                let drop = dropped("service", &s.id).or_else(|| office.and_then(|o| dropped("office", &self.u.offices[o].id)));
+                let base = drop.map_or(0.0, |d| d.outcome_shift);
+                let (wt, ws) = (trust_weights(s.service_type), satisfaction_weights(s.service_type));
+                let dot = |w: [f64; 6]| w.iter().zip(&z).map(|(a, b)| a * b).sum::<f64>();
+                let y_trust = base + dot(wt) + model::OUTCOME_NOISE_SD * std_normal(rng);
+                let y_sat = base + dot(ws) + model::OUTCOME_NOISE_SD * std_normal(rng);
+                let [mut trust, satisfaction] =
+                    [y_trust, y_sat].map(|y| (rng.random::<f64>() >= model::OUTCOME_MISSING).then(|| model::likert(y)));
+                let digital = matches!(c.channel, Channel::Digital | Channel::Chat);
                 for (d, v) in drivers.iter_mut().enumerate() {
                     let missing = rng.random::<f64>() < model::DRIVER_MISSING
                         || (d == 5 && digital && rng.random::<f64>() < model::EMPLOYEE_NOT_APPLICABLE_DIGITAL);
                     *v = (!missing).then(|| model::likert(z[d]));
                 }
-            }
-            Scale::Thumbs => {
-                // Tapped indicators (Touchpoints A-11 v2): what went well, what did not.
-                for (d, zd) in z.iter().enumerate() {
-                    let x = zd + model::POSITIVE_SHIFT;
-                    positive[d] = Some(x > 0.9 && rng.random::<f64>() < 0.7);
-                    negative[d] = Some(x < -0.5 && rng.random::<f64>() < 0.7);
+                // A respondent always answers something.
+                if trust.is_none() && satisfaction.is_none() && drivers.iter().all(Option::is_none) {
+                    trust = Some(model::likert(y_trust));
                 }
-                positive[6] = Some(rng.random::<f64>() < 0.03);
-                negative[6] = Some(rng.random::<f64>() < 0.04);
+                (trust, satisfaction, 0.12, y_trust + model::POSITIVE_SHIFT > model::THUMBS_CUT)
             }
-        }
-        let answered = outcomes.iter().chain(&drivers).any(Option::is_some)
-            || positive.iter().chain(&negative).any(|t| *t == Some(true));
-        if !answered {
-            outcomes[0] = Some(answer(y_trust));
-        }
-        b.trust.append_option(outcomes[0]);
-        b.satisfaction.append_option(outcomes[1]);
+            Some(f) => {
+                // Touchpoints A-11 v2: every indicator offered, tapped from the perceptions...
+                for (d, zd) in z.iter().enumerate() {
+                    let u = zd - self.e.service_driver[si][d];
+                    let up = (model::TAP_POSITIVE_BASE + model::TAP_SLOPE * u).exp();
+                    let down = (model::TAP_NEGATIVE_BASE - model::TAP_SLOPE * u).exp();
+                    let x = rng.random::<f64>() * (1.0 + up + down);
+                    positive[d] = Some(x < up);
+                    negative[d] = Some(up <= x && x < up + down);
+                }
+                positive[6] = Some(rng.random::<f64>() < model::OTHER_TAP.0);
+                negative[6] = Some(rng.random::<f64>() < model::OTHER_TAP.1);
+                // ...then the outcome from the taps alone.
+                let lo = model::tap_log_odds(s.service_type);
+                let eta = model::tap_intercept(s.service_type)
+                    + (0..7).map(|j| lo.positive[j] * tap(positive[j]) + lo.negative[j] * tap(negative[j])).sum::<f64>();
+                let agrees = rng.random::<f64>() < sigmoid(eta);
+                let x = rng.random::<f64>();
+                let value = match (f.radio, agrees) {
+                    (false, a) => a as i8,
+                    (true, true) => 4 + (x < model::RADIO_AGREE_5) as i8,
+                    (true, false) => {
+                        let (one, two) = model::RADIO_DISAGREE_1_2;
+                        1 + (x >= one) as i8 + (x >= one + two) as i8
+                    }
+                };
+                let tapped = positive.iter().chain(&negative).any(|t| *t == Some(true));
+                let trust = (!tapped || rng.random::<f64>() >= model::OUTCOME_MISSING).then_some(value);
+                (trust, None, model::V2_COMMENT, agrees)
+            }
+        };
+        b.trust.append_option(trust);
+        b.satisfaction.append_option(satisfaction);
         for (builder, v) in b.drivers.iter_mut().zip(drivers) {
             builder.append_option(v);
         }
         for (builder, v) in b.positive.iter_mut().zip(positive).chain(b.negative.iter_mut().zip(negative)) {
             builder.append_option(v);
         }
-        if rng.random::<f64>() < 0.12 {
-            let bank = if y_trust + model::POSITIVE_SHIFT > model::THUMBS_CUT { POSITIVE_TEXT } else { NEGATIVE_TEXT };
+        if rng.random::<f64>() < comment {
+            let bank = if agrees { POSITIVE_TEXT } else { NEGATIVE_TEXT };
             b.free_text_1.append_value(bank[rng.random_range(0..bank.len())]);
         } else {
             b.free_text_1.append_null();
         }
-        if rng.random::<f64>() < 0.04 {
+        // The v2 form has one comment box.
+        if form.is_none() && rng.random::<f64>() < 0.04 {
             b.free_text_2.append_value(SECOND_TEXT[rng.random_range(0..SECOND_TEXT.len())]);
         } else {
             b.free_text_2.append_null();

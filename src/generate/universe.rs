@@ -1,9 +1,9 @@
 //! The synthetic universe the generator draws from: agencies with bureaus, services spread over
 //! the seven A-11 service types with heavy-tailed volumes, offices in many states, survey
-//! collections (one per service and channel) with their scale and weighting. Built
+//! collections (one per service and channel) with their weighting. Built
 //! deterministically from the seed; written to the lake as the services and offices dimensions.
 
-use crate::domain::{Channel, Scale, ServiceType, US_REGIONS};
+use crate::domain::{Channel, ServiceType, US_REGIONS};
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution as _, LogNormal, Normal, Pareto};
 use rand_pcg::Pcg64Mcg;
@@ -103,13 +103,12 @@ pub struct Service {
     pub designated: bool,
 }
 
-/// A survey instrument: one per service and channel.
+/// A survey instrument: one per service and channel (its form over time: `model::Effects::form`).
 #[derive(Debug, Clone)]
 pub struct Collection {
     pub id: String,
     pub service: usize,
     pub channel: Channel,
-    pub scale: Scale,
     /// Share of the service's responses collected here.
     pub share: f64,
     /// Whether respondents carry non-response adjustment weights (else weight 1.0).
@@ -184,9 +183,6 @@ impl Service {
         }
     }
 }
-
-/// Target share of responses on the thumbs scale.
-pub const THUMBS_SHARE: f64 = 0.15;
 
 impl Universe {
     /// Builds the universe for `seed` with about `n_services` services.
@@ -290,26 +286,9 @@ impl Universe {
                     id: format!("{}-{}", s.id, ch.as_str()),
                     service: si,
                     channel: *ch,
-                    scale: Scale::Likert5,
                     share: raw[k] / sum,
                     weighted: rng.random::<f64>() < 0.4,
                 });
-            }
-        }
-        // Thumbs-up/down instruments: digital, kiosk and chat collections in a shuffled order,
-        // switched until about THUMBS_SHARE of all responses are on the thumbs scale.
-        let mut order: Vec<usize> = (0..collections.len())
-            .filter(|&c| matches!(collections[c].channel, Channel::Digital | Channel::Kiosk | Channel::Chat))
-            .collect();
-        for i in (1..order.len()).rev() {
-            order.swap(i, rng.random_range(0..=i));
-        }
-        let mut thumbs = 0.0;
-        for c in order {
-            let share = collections[c].share * services[collections[c].service].volume;
-            if thumbs + share <= THUMBS_SHARE * 1.05 {
-                collections[c].scale = Scale::Thumbs;
-                thumbs += share;
             }
         }
         Universe { agencies, offices, services, collections }

@@ -169,7 +169,7 @@ def test_bootstrap_agrees_with_a_per_row_poisson_bootstrap(con, lake_url):
 
 def test_planted_driver_order_is_recovered(tmp_path):
     lake = tmp_path / "truth"
-    run_cxlake("generate", "--out", lake, "--rows", 1_500_000, "--seed", 2025)
+    run_cxlake("generate", "--out", lake, "--rows", 2_000_000, "--seed", 2025)
     truth = json.loads((lake / "truth.json").read_text())
     for outcome, weights in [("TRUST", truth["trust_weights"]), ("SATISFACTION", truth["satisfaction_weights"])]:
         resp = graphql(lake, QUERY, {"o": outcome, "g": ["SERVICE_TYPE"]})
