@@ -350,7 +350,7 @@ fn cross_products(cells: &[Cell], design: &Design, columns: &[usize], weighted: 
             continue;
         }
         let f = factor(i);
-        if !(f > 0.0) {
+        if f <= 0.0 {
             continue;
         }
         x[0] = c.value as f64 - 3.0;
