@@ -505,7 +505,7 @@ fn logistic_estimates(group: &mut TappedGroup, cells: &[Cell], design: &Design, 
         }
     }
     let (live, live_sets) = live_sets(design, &fit);
-    let fits = logistic::subset_fits(&patterns, k, &live_sets, None)?;
+    let fits = logistic::subset_fits(&patterns, k, &live_sets)?;
     let values: Vec<f64> = fits.iter().map(|f| f.0).collect();
     let phi = crate::stats::importance::shapley_values(live_sets.len(), &values);
     let mut importance = vec![0.0; design.sets.len()];
@@ -671,14 +671,16 @@ fn bootstrap(group: &mut TappedGroup, cells: &[Cell], q: &TappedQuery, b: u32, s
     let mut draws: [Vec<Vec<f64>>; 2] = std::array::from_fn(|_| vec![Vec::with_capacity(b as usize); m]);
     // Logistic: the live sets and the full sample's fits as starting points.
     let base = patterns(cells, &design, q.weighted, |_| 1.0);
-    let (live, live_sets, starts) = match q.model {
+    let (live, lattice, starts) = match q.model {
         TappedModel::Logistic => {
             let Ok(fit) = logistic::fit(&base, k, &design.model, None) else { return };
             let (live, sets) = live_sets(&design, &fit);
-            let starts = logistic::subset_fits(&base, k, &sets, None).ok().map(|f| f.into_iter().map(|v| v.1).collect::<Vec<_>>());
-            (live, sets, starts)
+            let bits: Vec<u32> = base.iter().map(|p| p.bits).collect();
+            let Ok(lattice) = logistic::Lattice::new(&bits, k, &sets) else { return };
+            let Ok(starts) = lattice.fits(&base, None) else { return };
+            (live, Some(lattice), starts.into_iter().map(|v| v.1).collect::<Vec<_>>())
         }
-        TappedModel::Linear => (Vec::new(), Vec::new(), None),
+        TappedModel::Linear => (Vec::new(), None, Vec::new()),
     };
     let columns = varying(cells, &design).0;
     let mut ok = 0;
@@ -690,9 +692,9 @@ fn bootstrap(group: &mut TappedGroup, cells: &[Cell], q: &TappedQuery, b: u32, s
         let values = match q.model {
             TappedModel::Logistic => {
                 let pats = patterns(cells, &design, q.weighted, |i| factors[i]);
-                let Ok(fits) = logistic::subset_fits(&pats, k, &live_sets, starts.as_deref()) else { continue };
+                let Some(Ok(fits)) = lattice.as_ref().map(|l| l.fits(&pats, Some(&starts))) else { continue };
                 let values: Vec<f64> = fits.iter().map(|f| f.0).collect();
-                let phi = crate::stats::importance::shapley_values(live_sets.len(), &values);
+                let phi = crate::stats::importance::shapley_values(live.len(), &values);
                 let mut importance = vec![0.0; m];
                 for (i, &s) in live.iter().enumerate() {
                     importance[s] = phi[i];
@@ -795,7 +797,7 @@ mod tests {
         let g = assess(key(), &cells, &query(three()), Suppression::none());
         assert_eq!(g.error, None);
         assert_eq!(g.coefficients[2].dropped.as_deref(), Some(Dropped::NeverSet.reason()));
-        assert!(g.warnings.iter().any(|w| w.starts_with("positive_other: no response has this indicator")), "{:?}", g.warnings);
+        assert!(g.warnings.iter().any(|w| w.starts_with("positive_other: never tapped")), "{:?}", g.warnings);
         assert!(g.coefficients[0].estimate.unwrap() > 0.0 && g.coefficients[1].estimate.unwrap() < 0.0);
         assert!(finite(&g));
         let other = g.drivers.iter().find(|d| d.topic == T::Other).unwrap();

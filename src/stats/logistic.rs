@@ -37,8 +37,8 @@ pub enum Dropped {
 impl Dropped {
     pub fn reason(self) -> &'static str {
         match self {
-            Dropped::NeverSet => "no response has this indicator",
-            Dropped::AlwaysSet => "every response has this indicator (not distinguishable from the intercept)",
+            Dropped::NeverSet => "never tapped by the responses used (offered, but nobody tapped it)",
+            Dropped::AlwaysSet => "tapped by every response used (not distinguishable from the intercept)",
             Dropped::Separation => "(quasi-)complete separation: the outcome is determined by this indicator in the data, the estimate is infinite",
         }
     }
@@ -151,6 +151,11 @@ pub fn logit(patterns: &[Pattern], k: usize) -> Result<Logit, StatsError> {
 /// Newton starts, for example the estimates of the full sample when fitting a bootstrap
 /// replicate; without it, the intercept-only fit.
 pub fn fit(patterns: &[Pattern], k: usize, subset: &[usize], start: Option<&[f64]>) -> Result<Logit, StatsError> {
+    fit_compact(compact(patterns, subset), subset, k, start)
+}
+
+/// Fits compact patterns whose bit i is predictor `columns[i]` (of `0..k`).
+fn fit_compact(mut patterns: Vec<Pattern>, columns: &[usize], k: usize, start: Option<&[f64]>) -> Result<Logit, StatsError> {
     let n: f64 = patterns.iter().map(|p| p.events + p.non_events).sum();
     let events: f64 = patterns.iter().map(|p| p.events).sum();
     if !(n > 0.0) {
@@ -162,17 +167,22 @@ pub fn fit(patterns: &[Pattern], k: usize, subset: &[usize], start: Option<&[f64
     let share = events / n;
     let null_ll = events * share.ln() + (n - events) * (1.0 - share).ln();
     let mut dropped: Vec<Option<Dropped>> = vec![None; k];
-    for &j in subset {
-        let set: f64 = patterns.iter().filter(|p| p.bits & (1 << j) != 0).map(|p| p.events + p.non_events).sum();
+    for (i, &j) in columns.iter().enumerate() {
+        let set: f64 = patterns.iter().filter(|p| p.bits & (1 << i) != 0).map(|p| p.events + p.non_events).sum();
         if !(set > 0.0) {
             dropped[j] = Some(Dropped::NeverSet);
         } else if !(set < n) {
             dropped[j] = Some(Dropped::AlwaysSet);
         }
     }
+    let mut columns: Vec<usize> = columns.to_vec();
     loop {
-        let columns: Vec<usize> = subset.iter().copied().filter(|j| dropped[*j].is_none()).collect();
-        let compact = compact(patterns, &columns);
+        // Project out the dropped predictors (the usual case drops none: nothing to do).
+        let keep: Vec<usize> = (0..columns.len()).filter(|&i| dropped[columns[i]].is_none()).collect();
+        if keep.len() < columns.len() {
+            patterns = compact(&patterns, &keep);
+            columns = keep.iter().map(|&i| columns[i]).collect();
+        }
         let mut beta = DVector::zeros(columns.len() + 1);
         beta[0] = (share / (1.0 - share)).ln();
         if let Some(s) = start {
@@ -181,7 +191,7 @@ pub fn fit(patterns: &[Pattern], k: usize, subset: &[usize], start: Option<&[f64
                 beta[i + 1] = s[c + 1];
             }
         }
-        let (beta, info, ll, iterations) = newton(&compact, beta, null_ll);
+        let (beta, info, ll, iterations) = newton(&patterns, beta, null_ll);
         // Separation: a coefficient past any finite odds ratio the data could support. Drop
         // the largest and refit, so the others (and the likelihood) stay finite.
         let worst = columns.iter().enumerate().map(|(i, c)| (beta[i + 1].abs(), *c)).filter(|(b, _)| *b > SEPARATED).max_by(|a, b| a.0.total_cmp(&b.0));
@@ -203,16 +213,14 @@ pub fn fit(patterns: &[Pattern], k: usize, subset: &[usize], start: Option<&[f64
     }
 }
 
-/// The patterns projected on `columns` (bit i of a result is predictor `columns[i]`), equal
-/// projections merged and empty ones left out: a model on few predictors sees few patterns.
+/// The patterns projected on `columns` (bit i of a result is bit `columns[i]` of a pattern),
+/// equal projections merged and empty ones left out: a model on few predictors sees few
+/// patterns.
 fn compact(patterns: &[Pattern], columns: &[usize]) -> Vec<Pattern> {
     let mut out: Vec<Pattern> = patterns
         .iter()
         .filter(|p| p.events + p.non_events > 0.0)
-        .map(|p| Pattern {
-            bits: columns.iter().enumerate().filter(|(_, c)| p.bits & (1 << **c) != 0).fold(0, |b, (i, _)| b | (1 << i)),
-            ..*p
-        })
+        .map(|p| Pattern { bits: project(p.bits, columns), ..*p })
         .collect();
     out.sort_unstable_by_key(|p| p.bits);
     out.dedup_by(|next, kept| {
@@ -224,6 +232,11 @@ fn compact(patterns: &[Pattern], columns: &[usize]) -> Vec<Pattern> {
         same
     });
     out
+}
+
+/// Bit i of the result is bit `columns[i]` of `bits`.
+fn project(bits: u32, columns: &[usize]) -> u32 {
+    columns.iter().enumerate().filter(|(_, c)| bits & (1 << **c) != 0).fold(0, |b, (i, _)| b | (1 << i))
 }
 
 /// The set bits of a compact pattern, as coefficient positions (1-based: 0 is the intercept).
@@ -317,30 +330,120 @@ fn newton(patterns: &[Pattern], mut beta: DVector<f64>, null_ll: f64) -> (DVecto
     (beta, info, ll, iterations)
 }
 
-/// The McFadden R² of the model on every union of predictor sets: `value[mask]` for the sets
-/// whose bit is in `mask` (`sets[s]` lists the predictors of set s, a driver's went-well and
-/// didn't-go-well taps). `start[mask]`, when given, warm-starts each fit (a bootstrap replicate
-/// from the full sample's estimates); the fitted coefficients are returned for that use.
-pub fn subset_fits(patterns: &[Pattern], k: usize, sets: &[Vec<usize>], start: Option<&[Vec<f64>]>) -> Result<Vec<(f64, Vec<f64>)>, StatsError> {
-    let m = sets.len();
-    if m > MAX_SETS {
-        return Err(StatsError::TooManyPredictors { k: m, max: MAX_SETS });
+/// The models of every union of predictor sets, over one table of patterns: `sets[s]` lists the
+/// predictors of set s (a driver's went-well and didn't-go-well taps), model `mask` holds the
+/// sets whose bit is in `mask`. Each model's patterns are the table projected on its predictors
+/// (equal projections merged), computed once from the model with one more set, so the 2^sets
+/// fits of a dominance analysis (and of each of its bootstrap replicates, which only change the
+/// counts) cost about the number of distinct projections, not 2^sets times the table.
+#[derive(Debug, Clone)]
+pub struct Lattice {
+    k: usize,
+    /// The table's pattern bits, in order.
+    bits: Vec<u32>,
+    models: Vec<Model>,
+    /// Models in an order where each comes after the model it is projected from.
+    order: Vec<usize>,
+}
+
+#[derive(Debug, Clone)]
+struct Model {
+    /// Bit i of a projected pattern is predictor `columns[i]`.
+    columns: Vec<usize>,
+    /// The projected patterns' bits.
+    bits: Vec<u32>,
+    /// The model projected from (`None`: from the table itself), and where each of its patterns
+    /// lands in this model's.
+    from: Option<usize>,
+    map: Vec<u32>,
+}
+
+impl Lattice {
+    /// The lattice over patterns with these distinct `bits` (in the order the counts will come).
+    pub fn new(bits: &[u32], k: usize, sets: &[Vec<usize>]) -> Result<Lattice, StatsError> {
+        let m = sets.len();
+        if m > MAX_SETS {
+            return Err(StatsError::TooManyPredictors { k: m, max: MAX_SETS });
+        }
+        let full = (1usize << m) - 1;
+        let columns_of = |mask: usize| -> Vec<usize> { (0..m).filter(|s| mask & (1 << s) != 0).flat_map(|s| sets[s].iter().copied()).collect() };
+        let project_from = |source_bits: &[u32], source_columns: &[usize], columns: &[usize]| -> (Vec<u32>, Vec<u32>) {
+            // Positions of this model's columns among the source's.
+            let positions: Vec<usize> = columns.iter().map(|c| source_columns.iter().position(|s| s == c).expect("a sub-model")).collect();
+            let projected: Vec<u32> = source_bits.iter().map(|&b| project(b, &positions)).collect();
+            let mut distinct = projected.clone();
+            distinct.sort_unstable();
+            distinct.dedup();
+            let map = projected.iter().map(|b| distinct.binary_search(b).expect("present") as u32).collect();
+            (distinct, map)
+        };
+        let mut order: Vec<usize> = (0..=full).collect();
+        order.sort_by_key(|mask| std::cmp::Reverse(mask.count_ones()));
+        let mut models: Vec<Option<Model>> = vec![None; full + 1];
+        let all: Vec<usize> = (0..k).collect();
+        for &mask in &order {
+            let columns = columns_of(mask);
+            let model = if mask == full {
+                let (bits, map) = project_from(bits, &all, &columns);
+                Model { columns, bits, from: None, map }
+            } else {
+                let parent = mask | (1 << (!mask).trailing_zeros());
+                let p = models[parent].as_ref().expect("parents first");
+                let (bits, map) = project_from(&p.bits, &p.columns, &columns);
+                Model { columns, bits, from: Some(parent), map }
+            };
+            models[mask] = Some(model);
+        }
+        Ok(Lattice { k, bits: bits.to_vec(), models: models.into_iter().map(|m| m.expect("every mask")).collect(), order })
     }
-    (0..1usize << m)
-        .map(|mask| {
-            let subset: Vec<usize> = (0..m).filter(|s| mask & (1 << s) != 0).flat_map(|s| sets[s].iter().copied()).collect();
-            let f = fit(patterns, k, &subset, start.map(|s| s[mask].as_slice()))?;
+
+    /// McFadden's R² of every model (index = mask) and its coefficients (intercept first, then
+    /// one per predictor `0..k`, 0 where dropped) for the counts of the table's patterns.
+    /// `starts[mask]` warm-starts each fit (a bootstrap replicate from the full sample's).
+    pub fn fits(&self, patterns: &[Pattern], starts: Option<&[Vec<f64>]>) -> Result<Vec<(f64, Vec<f64>)>, StatsError> {
+        debug_assert!(patterns.iter().map(|p| p.bits).eq(self.bits.iter().copied()));
+        let mut counts: Vec<Vec<(f64, f64)>> = vec![Vec::new(); self.models.len()];
+        let mut out: Vec<Option<(f64, Vec<f64>)>> = vec![None; self.models.len()];
+        for &mask in &self.order {
+            let model = &self.models[mask];
+            let mut c = vec![(0.0, 0.0); model.bits.len()];
+            match model.from {
+                None => {
+                    for (p, &to) in patterns.iter().zip(&model.map) {
+                        c[to as usize].0 += p.events;
+                        c[to as usize].1 += p.non_events;
+                    }
+                }
+                Some(parent) => {
+                    for (&(e, n), &to) in counts[parent].iter().zip(&model.map) {
+                        c[to as usize].0 += e;
+                        c[to as usize].1 += n;
+                    }
+                }
+            }
+            let compact: Vec<Pattern> =
+                model.bits.iter().zip(&c).filter(|(_, (e, n))| e + n > 0.0).map(|(&bits, &(events, non_events))| Pattern { bits, events, non_events }).collect();
+            let f = fit_compact(compact, &model.columns, self.k, starts.map(|s| s[mask].as_slice()))?;
             let coefficients = std::iter::once(f.intercept).chain(f.coefficients.iter().map(|c| c.estimate.unwrap_or(0.0))).collect();
-            Ok((f.mcfadden(), coefficients))
-        })
-        .collect()
+            out[mask] = Some((f.mcfadden(), coefficients));
+            counts[mask] = c;
+        }
+        Ok(out.into_iter().map(|o| o.expect("every mask")).collect())
+    }
+}
+
+/// The McFadden R² of the model on every union of predictor sets and its coefficients (see
+/// [`Lattice`]), fitted from the intercept-only start.
+pub fn subset_fits(patterns: &[Pattern], k: usize, sets: &[Vec<usize>]) -> Result<Vec<(f64, Vec<f64>)>, StatsError> {
+    let bits: Vec<u32> = patterns.iter().map(|p| p.bits).collect();
+    Lattice::new(&bits, k, sets)?.fits(patterns, None)
 }
 
 /// General dominance (the Shapley value) of McFadden's R² over predictor sets: `sets[s]` lists
 /// the predictors of set s (a driver's went-well and didn't-go-well taps). Sums to the full
 /// model's R². At most `MAX_SETS` sets (2^sets fits).
 pub fn dominance(patterns: &[Pattern], k: usize, sets: &[Vec<usize>]) -> Result<Vec<f64>, StatsError> {
-    let values: Vec<f64> = subset_fits(patterns, k, sets, None)?.into_iter().map(|v| v.0).collect();
+    let values: Vec<f64> = subset_fits(patterns, k, sets)?.into_iter().map(|v| v.0).collect();
     Ok(super::importance::shapley_values(sets.len(), &values))
 }
 
@@ -406,7 +509,7 @@ mod tests {
             assert!(close(a.estimate.unwrap(), b.estimate.unwrap(), 1e-9));
         }
         let sets = [vec![0], vec![1, 2]];
-        let fits = subset_fits(&table(), 3, &sets, None).unwrap();
+        let fits = subset_fits(&table(), 3, &sets).unwrap();
         assert_eq!(fits[0].0, 0.0);
         let direct = fit(&table(), 3, &[1, 2], None).unwrap();
         assert!(close(fits[2].0, direct.mcfadden(), 1e-12) && close(fits[3].0, cold.mcfadden(), 1e-12));
