@@ -692,8 +692,7 @@ fn bootstrap(group: &mut TappedGroup, cells: &[Cell], q: &TappedQuery, b: u32, s
         let values = match q.model {
             TappedModel::Logistic => {
                 let pats = patterns(cells, &design, q.weighted, |i| factors[i]);
-                let Some(Ok(fits)) = lattice.as_ref().map(|l| l.fits(&pats, Some(&starts))) else { continue };
-                let values: Vec<f64> = fits.iter().map(|f| f.0).collect();
+                let Some(Ok(values)) = lattice.as_ref().map(|l| l.replicate_fits(&pats, &starts)) else { continue };
                 let phi = crate::stats::importance::shapley_values(live.len(), &values);
                 let mut importance = vec![0.0; m];
                 for (i, &s) in live.iter().enumerate() {
