@@ -109,7 +109,7 @@ pub const NEGATIVE_RATIO: f64 = 1.2;
 /// Log-odds of the "other" taps (went well, didn't go well).
 pub const OTHER_LOG_ODDS: (f64, f64) = (0.1, -0.2);
 /// Tap model of a driver d with centred perception u_d (the respondent's perception less the
-/// service's mean for the driver): went well, didn't go well or neither with probabilities
+/// service's mean for the driver, plus the service's mean deviation over all six): went well, didn't go well or neither with probabilities
 /// proportional to exp(TAP_POSITIVE_BASE + TAP_SLOPE u_d), exp(TAP_NEGATIVE_BASE - TAP_SLOPE u_d)
 /// and 1 (about 20% and 12% of respondents a driver). Centring makes the tap rates of the six
 /// drivers equal in expectation, so their importance order is that of `c_d`.
@@ -124,17 +124,17 @@ pub const RADIO_DISAGREE_1_2: (f64, f64) = (0.2, 0.3);
 /// Probability of the one free-text comment on the v2 form.
 pub const V2_COMMENT: f64 = 0.15;
 
-/// Log-odds of "agrees" with no tap, by service type: agree shares of about 70-80% with the
-/// taps.
+/// Log-odds of "agrees" with no tap, by service type: agree shares of about 73-82% with the
+/// taps, a little below the Likert design's top-2-box shares.
 pub fn tap_intercept(t: ServiceType) -> f64 {
     match t {
-        ServiceType::Administrative => 1.2,
-        ServiceType::Benefits => 1.0,
-        ServiceType::Compliance => 0.9,
-        ServiceType::Recreation => 1.6,
-        ServiceType::Informational => 1.3,
-        ServiceType::DataResearch => 1.4,
-        ServiceType::Regulatory => 0.8,
+        ServiceType::Administrative => 1.6,
+        ServiceType::Benefits => 1.5,
+        ServiceType::Compliance => 1.4,
+        ServiceType::Recreation => 1.8,
+        ServiceType::Informational => 1.6,
+        ServiceType::DataResearch => 1.7,
+        ServiceType::Regulatory => 1.4,
     }
 }
 
@@ -378,18 +378,20 @@ impl TappedTruth {
             v2_share,
             radio_share,
             description: format!(
-                "From form_from, most collections of designated services (never those of a planted drop) switch, each at a quarter drawn \
-                 from form_from to {V2_STAGGER_QUARTERS} quarters on, to the Touchpoints A-11 v2 form: trust only (thumbs 0/1, or 1-5 on the \
-                 a11_v2_radio variant), satisfaction and the six driver items null, all 14 went-well/didn't-go-well indicators offered \
-                 (false when not tapped), one free-text comment sometimes; all other rows keep the Likert design with every tap column null. \
-                 Taps of a v2 response: per driver d, with u_d the respondent's perception z_d less the service's mean for d (halo + agency + \
-                 office + trend + own part), went well / didn't go well / neither with probabilities proportional to exp({TAP_POSITIVE_BASE} + \
-                 {TAP_SLOPE} u_d) / exp({TAP_NEGATIVE_BASE} - {TAP_SLOPE} u_d) / 1 (equal rates for the six drivers in expectation, correlated \
-                 through the halo); other: went well {} and didn't go well {}, independent. Then agrees ~ Bernoulli(sigmoid(intercept[type] + \
-                 sum_j log_odds[type][j] * tap_j)) and nothing else (no agency, office, period or drop effect on v2 rows). log_odds: went well \
-                 +c_d, didn't go well -{NEGATIVE_RATIO} c_d, c_d in {TAP_LEVELS:?} ranked as the type's trust_weights; other {} / {}. Agrees is \
-                 thumbs up (1), or on the radio variant trust 4-5 (5 with probability {RADIO_AGREE_5}, else 4; a disagreeing answer is 1 with \
-                 probability {}, 2 with {}, else 3). Trust is left unanswered at random ({OUTCOME_MISSING}) when some indicator was tapped.",
+                "From form_from, most collections of designated services (never those of a planted drop) switch, each at a quarter \
+                 drawn from form_from to {V2_STAGGER_QUARTERS} quarters on, to the Touchpoints A-11 v2 form: trust only (thumbs 0/1, or \
+                 1-5 on the a11_v2_radio variant), satisfaction and the six driver items null, all 14 went-well/didn't-go-well \
+                 indicators offered (false when not tapped), one free-text comment sometimes; all other rows keep the Likert design \
+                 with every tap column null. Taps of a v2 response: per driver d, with u_d the respondent's perception z_d less the \
+                 service's mean for d plus the service's mean deviation over the six drivers (halo + agency + office + trend + \
+                 service level + own part), went well / didn't go well / neither with probabilities proportional to \
+                 exp({TAP_POSITIVE_BASE} + {TAP_SLOPE} u_d) / exp({TAP_NEGATIVE_BASE} - {TAP_SLOPE} u_d) / 1 (equal rates for the six \
+                 drivers in expectation, correlated through the halo); other: went well {} and didn't go well {}, independent. Then \
+                 agrees ~ Bernoulli(sigmoid(intercept[type] + sum_j log_odds[type][j] * tap_j)) and nothing else (agency, office and \
+                 period act only through the taps; no drop). log_odds: went well +c_d, didn't go well -{NEGATIVE_RATIO} c_d, c_d in \
+                 {TAP_LEVELS:?} ranked as the type's trust_weights; other {} / {}. Agrees is thumbs up (1), or on the radio variant \
+                 trust 4-5 (5 with probability {RADIO_AGREE_5}, else 4; a disagreeing answer is 1 with probability {}, 2 with {}, \
+                 else 3). Trust is left unanswered at random ({OUTCOME_MISSING}) when some indicator was tapped.",
                 OTHER_TAP.0, OTHER_TAP.1, OTHER_LOG_ODDS.0, OTHER_LOG_ODDS.1, RADIO_DISAGREE_1_2.0, RADIO_DISAGREE_1_2.1
             ),
             by_service_type,

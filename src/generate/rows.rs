@@ -207,8 +207,11 @@ impl<'a> RowDrawer<'a> {
             }
             Some(f) => {
                 // Touchpoints A-11 v2: every indicator offered, tapped from the perceptions...
+                // A driver's centred perception keeps the service's overall level (its mean
+                // deviation over the drivers, shared by all six): equal rates in expectation.
+                let level = self.e.service_driver[si].iter().zip(model::DRIVER_MEANS).map(|(m, base)| m - base).sum::<f64>() / 6.0;
                 for (d, zd) in z.iter().enumerate() {
-                    let u = zd - self.e.service_driver[si][d];
+                    let u = zd - self.e.service_driver[si][d] + level;
                     let up = (model::TAP_POSITIVE_BASE + model::TAP_SLOPE * u).exp();
                     let down = (model::TAP_NEGATIVE_BASE - model::TAP_SLOPE * u).exp();
                     let x = rng.random::<f64>() * (1.0 + up + down);
