@@ -671,28 +671,50 @@ fn bootstrap(group: &mut TappedGroup, cells: &[Cell], q: &TappedQuery, b: u32, s
     let mut draws: [Vec<Vec<f64>>; 2] = std::array::from_fn(|_| vec![Vec::with_capacity(b as usize); m]);
     // Logistic: the live sets and the full sample's fits as starting points.
     let base = patterns(cells, &design, q.weighted, |_| 1.0);
-    let (live, lattice, starts) = match q.model {
+    let (live, lattice) = match q.model {
         TappedModel::Logistic => {
             let Ok(fit) = logistic::fit(&base, k, &design.model, None) else { return };
             let (live, sets) = live_sets(&design, &fit);
             let bits: Vec<u32> = base.iter().map(|p| p.bits).collect();
             let Ok(lattice) = logistic::Lattice::new(&bits, k, &sets) else { return };
             let Ok(starts) = lattice.fits(&base, None) else { return };
-            (live, Some(lattice), starts.into_iter().map(|v| v.1).collect::<Vec<_>>())
+            let steps = lattice.steps(&starts.into_iter().map(|v| v.1).collect::<Vec<_>>());
+            (live, Some((lattice, steps)))
         }
-        TappedModel::Linear => (Vec::new(), None, Vec::new()),
+        TappedModel::Linear => (Vec::new(), None),
     };
     let columns = varying(cells, &design).0;
+    // Where each used cell's weight goes in the logistic patterns (the base order), and each
+    // cell's distribution of replicate weights, both fixed over the replicates.
+    let slot: Vec<Option<(usize, bool)>> = cells
+        .iter()
+        .map(|c| design.uses(c).then(|| (base.binary_search_by_key(&(c.tapped & design.mask), |p| p.bits).expect("a used cell's pattern"), c.agrees())))
+        .collect();
+    let draws_of: Vec<Option<(Poisson<f64>, f64)>> = cells.iter().map(|c| replicate_weight(c, q.weighted)).collect();
     let mut ok = 0;
     for _ in 0..b {
         if cancel.is_cancelled() {
             return;
         }
-        let factors: Vec<f64> = cells.iter().map(|c| draw(c, q.weighted, &mut rng)).collect();
+        let factors: Vec<f64> = draws_of.iter().map(|d| d.as_ref().map_or(0.0, |(p, scale)| scale * p.sample(&mut rng))).collect();
         let values = match q.model {
             TappedModel::Logistic => {
-                let pats = patterns(cells, &design, q.weighted, |i| factors[i]);
-                let Some(Ok(values)) = lattice.as_ref().map(|l| l.replicate_fits(&pats, &starts)) else { continue };
+                let mut pats = base.clone();
+                for p in &mut pats {
+                    p.events = 0.0;
+                    p.non_events = 0.0;
+                }
+                for ((c, f), s) in cells.iter().zip(&factors).zip(&slot) {
+                    if let Some((i, agrees)) = *s {
+                        let w = f * weight(c, q.weighted);
+                        if agrees {
+                            pats[i].events += w;
+                        } else {
+                            pats[i].non_events += w;
+                        }
+                    }
+                }
+                let Some(Ok(values)) = lattice.as_ref().map(|(l, steps)| l.replicate_fits(&pats, steps)) else { continue };
                 let phi = crate::stats::importance::shapley_values(live.len(), &values);
                 let mut importance = vec![0.0; m];
                 for (i, &s) in live.iter().enumerate() {
@@ -733,21 +755,16 @@ fn bootstrap(group: &mut TappedGroup, cells: &[Cell], q: &TappedQuery, b: u32, s
     }
 }
 
-/// A replicate's weight for a cell, as a multiple of the cell's own weight: Poisson(count)/count
-/// unweighted; with weights a·Poisson(λ)/Σw (see the module comment).
-fn draw(c: &Cell, weighted: bool, rng: &mut Pcg64Mcg) -> f64 {
+/// The distribution of a replicate's weight for a cell, as a multiple of the cell's own
+/// weight: Poisson(count)/count unweighted; with weights a·Poisson(λ)/Σw (see the module
+/// comment). `None` for an empty cell.
+fn replicate_weight(c: &Cell, weighted: bool) -> Option<(Poisson<f64>, f64)> {
     let (lambda, scale) = if weighted && c.sum_w > 0.0 && c.sum_w2 > 0.0 {
         (c.sum_w * c.sum_w / c.sum_w2, c.sum_w2 / c.sum_w / c.sum_w)
     } else {
         (c.count as f64, 1.0 / (c.count as f64).max(1.0))
     };
-    match Poisson::new(lambda) {
-        Ok(p) => {
-            let x: f64 = p.sample(rng);
-            x * scale
-        }
-        Err(_) => 0.0,
-    }
+    Poisson::new(lambda).ok().map(|p| (p, scale))
 }
 
 #[cfg(test)]

@@ -403,87 +403,157 @@ impl Lattice {
     /// one per predictor `0..k`, 0 where dropped) for the counts of the table's patterns.
     /// `starts[mask]` warm-starts each fit (a bootstrap replicate from the full sample's).
     pub fn fits(&self, patterns: &[Pattern], starts: Option<&[Vec<f64>]>) -> Result<Vec<(f64, Vec<f64>)>, StatsError> {
-        self.fit_all(patterns, starts, false)
+        self.fit_all(patterns, starts)
+    }
+
+    /// What the one-step replicate fits need of the full sample's fits (`starts[mask]`, as
+    /// [`Lattice::fits`] returns them): each model's start and, at it, each projected pattern's
+    /// fitted probability and its logarithms. Replicates only change the counts, so with these a
+    /// replicate's fits need no exponential or logarithm.
+    pub fn steps(&self, starts: &[Vec<f64>]) -> Steps {
+        let at = self
+            .models
+            .iter()
+            .zip(starts)
+            .map(|(model, start)| {
+                let beta: Vec<f64> = std::iter::once(start[0]).chain(model.columns.iter().map(|c| start[c + 1])).collect();
+                model
+                    .bits
+                    .iter()
+                    .map(|&bits| {
+                        let eta = beta[0] + positions(bits).map(|i| beta[i]).sum::<f64>();
+                        let sp = softplus(eta);
+                        [sigmoid(eta), eta - sp, -sp]
+                    })
+                    .collect()
+            })
+            .collect();
+        Steps { starts: starts.to_vec(), at }
     }
 
     /// McFadden's R² of every model for the counts of a bootstrap replicate, each from one
-    /// Newton step from `starts[mask]` (the full sample's estimates) with the log-likelihood
-    /// evaluated exactly there: the one-step bootstrap of GLMs (Moulton & Zeger 1991,
-    /// *Computational Statistics & Data Analysis* 11: 53-63). The start is within O(n^-1/2) of
-    /// the replicate's estimates, so one step lands within O(1/n) of them, and the
-    /// log-likelihood (concave, flat at its maximum) within O(1/n) of its maximum: R² within
-    /// O(n^-2), far below the replicates' spread of O(n^-1/2). A model whose step cannot be
-    /// taken (an indicator never or always tapped in the replicate) or is large (over 0.5 in
-    /// log-odds) is fitted in full. Coefficients are not returned (empty).
-    pub fn replicate_fits(&self, patterns: &[Pattern], starts: &[Vec<f64>]) -> Result<Vec<f64>, StatsError> {
-        Ok(self.fit_all(patterns, Some(starts), true)?.into_iter().map(|v| v.0).collect())
+    /// Newton step from the full sample's estimates (the one-step bootstrap of GLMs: Moulton &
+    /// Zeger 1991, *Computational Statistics & Data Analysis* 11: 53-63), with the
+    /// log-likelihood at the step from its quadratic expansion at the start,
+    /// ℓ(β₀) + ½ gᵀI⁻¹g. The start is within O(n^-1/2) of the replicate's estimates, so the
+    /// expansion's error is O(n^-1/2) in ℓ and O(n^-3/2) in R², against a spread of the
+    /// replicates' R² of O(n^-1/2) (checked against full fits in the tests). A model whose step
+    /// cannot be taken (an indicator never or always tapped in the replicate) or is large (over
+    /// 0.5 in log-odds) is fitted in full.
+    pub fn replicate_fits(&self, patterns: &[Pattern], steps: &Steps) -> Result<Vec<f64>, StatsError> {
+        debug_assert!(patterns.iter().map(|p| p.bits).eq(self.bits.iter().copied()));
+        let mut counts: Vec<Vec<(f64, f64)>> = vec![Vec::new(); self.models.len()];
+        let mut out = vec![0.0; self.models.len()];
+        for &mask in &self.order {
+            let model = &self.models[mask];
+            let c = self.aggregate(model, patterns, &counts);
+            out[mask] = match quadratic_step(&c, &model.bits, &steps.at[mask], model.columns.len() + 1) {
+                Some(r2) => r2,
+                None => {
+                    let compact = self.compact_counts(model, &c);
+                    fit_compact(compact, &model.columns, self.k, Some(&steps.starts[mask]))?.mcfadden()
+                }
+            };
+            counts[mask] = c;
+        }
+        Ok(out)
     }
 
-    fn fit_all(&self, patterns: &[Pattern], starts: Option<&[Vec<f64>]>, one_step: bool) -> Result<Vec<(f64, Vec<f64>)>, StatsError> {
+    /// A model's counts per projected pattern, from the table or the model it is projected from.
+    fn aggregate(&self, model: &Model, patterns: &[Pattern], counts: &[Vec<(f64, f64)>]) -> Vec<(f64, f64)> {
+        let mut c = vec![(0.0, 0.0); model.bits.len()];
+        match model.from {
+            None => {
+                for (p, &to) in patterns.iter().zip(&model.map) {
+                    c[to as usize].0 += p.events;
+                    c[to as usize].1 += p.non_events;
+                }
+            }
+            Some(parent) => {
+                for (&(e, n), &to) in counts[parent].iter().zip(&model.map) {
+                    c[to as usize].0 += e;
+                    c[to as usize].1 += n;
+                }
+            }
+        }
+        c
+    }
+
+    fn compact_counts(&self, model: &Model, c: &[(f64, f64)]) -> Vec<Pattern> {
+        model.bits.iter().zip(c).filter(|(_, (e, n))| e + n > 0.0).map(|(&bits, &(events, non_events))| Pattern { bits, events, non_events }).collect()
+    }
+
+    fn fit_all(&self, patterns: &[Pattern], starts: Option<&[Vec<f64>]>) -> Result<Vec<(f64, Vec<f64>)>, StatsError> {
         debug_assert!(patterns.iter().map(|p| p.bits).eq(self.bits.iter().copied()));
         let mut counts: Vec<Vec<(f64, f64)>> = vec![Vec::new(); self.models.len()];
         let mut out: Vec<Option<(f64, Vec<f64>)>> = vec![None; self.models.len()];
         for &mask in &self.order {
             let model = &self.models[mask];
-            let mut c = vec![(0.0, 0.0); model.bits.len()];
-            match model.from {
-                None => {
-                    for (p, &to) in patterns.iter().zip(&model.map) {
-                        c[to as usize].0 += p.events;
-                        c[to as usize].1 += p.non_events;
-                    }
-                }
-                Some(parent) => {
-                    for (&(e, n), &to) in counts[parent].iter().zip(&model.map) {
-                        c[to as usize].0 += e;
-                        c[to as usize].1 += n;
-                    }
-                }
-            }
-            let compact: Vec<Pattern> =
-                model.bits.iter().zip(&c).filter(|(_, (e, n))| e + n > 0.0).map(|(&bits, &(events, non_events))| Pattern { bits, events, non_events }).collect();
-            let start = starts.map(|s| s[mask].as_slice());
-            let quick = match (one_step, start) {
-                (true, Some(start)) => step_once(&compact, &model.columns, start),
-                _ => None,
-            };
-            out[mask] = Some(match quick {
-                Some(r2) => (r2, Vec::new()),
-                None => {
-                    let f = fit_compact(compact, &model.columns, self.k, start)?;
-                    let coefficients = std::iter::once(f.intercept).chain(f.coefficients.iter().map(|c| c.estimate.unwrap_or(0.0))).collect();
-                    (f.mcfadden(), coefficients)
-                }
-            });
+            let c = self.aggregate(model, patterns, &counts);
+            let f = fit_compact(self.compact_counts(model, &c), &model.columns, self.k, starts.map(|s| s[mask].as_slice()))?;
+            let coefficients = std::iter::once(f.intercept).chain(f.coefficients.iter().map(|c| c.estimate.unwrap_or(0.0))).collect();
+            out[mask] = Some((f.mcfadden(), coefficients));
             counts[mask] = c;
         }
         Ok(out.into_iter().map(|o| o.expect("every mask")).collect())
     }
 }
 
-/// McFadden's R² after one Newton step from `start` (see [`Lattice::replicate_fits`]); `None`
-/// when the step cannot be taken or is large, or the outcome has one value.
-fn step_once(patterns: &[Pattern], columns: &[usize], start: &[f64]) -> Option<f64> {
-    let n: f64 = patterns.iter().map(|p| p.events + p.non_events).sum();
-    let events: f64 = patterns.iter().map(|p| p.events).sum();
+/// See [`Lattice::steps`].
+#[derive(Debug, Clone)]
+pub struct Steps {
+    starts: Vec<Vec<f64>>,
+    /// Per model and projected pattern: [μ, ln μ, ln(1 − μ)] at the start.
+    at: Vec<Vec<[f64; 3]>>,
+}
+
+/// McFadden's R² of one model after one Newton step (see [`Lattice::replicate_fits`]) from the
+/// counts per projected pattern; `None` when the step cannot be taken or is large, or the
+/// outcome has one value.
+fn quadratic_step(counts: &[(f64, f64)], bits: &[u32], at: &[[f64; 3]], p: usize) -> Option<f64> {
+    let (events, n) = counts.iter().fold((0.0, 0.0), |(e, t), c| (e + c.0, t + c.0 + c.1));
     if !(events > 0.0 && events < n) {
         return None;
     }
+    if p == 1 {
+        // The intercept-only model: its maximum is the null likelihood, R² = 0 exactly.
+        return Some(0.0);
+    }
     let share = events / n;
     let null_ll = events * share.ln() + (n - events) * (1.0 - share).ln();
-    let beta = DVector::from_iterator(columns.len() + 1, std::iter::once(start[0]).chain(columns.iter().map(|c| start[c + 1])));
-    let (gradient, info) = score_and_information(patterns, &beta);
+    let mut gradient: DVector<f64> = DVector::zeros(p);
+    let mut info: DMatrix<f64> = DMatrix::zeros(p, p);
+    let mut ll = 0.0;
+    let mut set = Vec::with_capacity(p);
+    for ((&(e, ne), &b), &[mu, ln_mu, ln_not]) in counts.iter().zip(bits).zip(at) {
+        let total = e + ne;
+        if total == 0.0 {
+            continue;
+        }
+        ll += e * ln_mu + ne * ln_not;
+        let (g, h) = (e - total * mu, total * mu * (1.0 - mu));
+        set.clear();
+        set.push(0);
+        set.extend(positions(b));
+        for (a, &i) in set.iter().enumerate() {
+            gradient[i] += g;
+            for &j in &set[..=a] {
+                info[(i, j)] += h;
+            }
+        }
+    }
+    info.fill_upper_triangle_with_lower_triangle();
     let chol = info.cholesky()?;
     // A pivot near zero: an indicator (almost) never or always tapped in this replicate.
     let l = chol.l_dirty();
-    if (0..l.nrows()).any(|i| !(l[(i, i)] * l[(i, i)] > 1e-8 * n)) {
+    if (0..p).any(|i| !(l[(i, i)] * l[(i, i)] > 1e-8 * n)) {
         return None;
     }
     let step = chol.solve(&gradient);
     if !(step.amax() <= 0.5) {
         return None;
     }
-    let ll = log_likelihood(patterns, &(beta + step));
+    let ll = ll + 0.5 * gradient.dot(&step);
     (ll.is_finite() && null_ll < 0.0).then(|| 1.0 - ll.min(0.0) / null_ll)
 }
 
@@ -571,7 +641,9 @@ mod tests {
     }
 
     /// One Newton step from the full sample's estimates gives each model's McFadden R² of a
-    /// reweighted table to well within the spread of a bootstrap.
+    /// reweighted table to well within the spread of a bootstrap: on these 389 responses, within
+    /// 0.1% of R², where replicates of this size spread by tens of percent of it (the error
+    /// shrinks as 1/n relative to the spread).
     #[test]
     fn one_step_replicate_fits_are_close_to_full_fits() {
         let sets = [vec![0], vec![1], vec![2]];
@@ -583,10 +655,9 @@ mod tests {
         let replicate: Vec<Pattern> =
             table().iter().zip(factors).map(|(p, f)| Pattern { events: (p.events * f).round(), non_events: (p.non_events * (2.0 - f)).round(), ..*p }).collect();
         let exact = lattice.fits(&replicate, None).unwrap();
-        let quick = lattice.replicate_fits(&replicate, &starts).unwrap();
+        let quick = lattice.replicate_fits(&replicate, &lattice.steps(&starts)).unwrap();
         for (mask, (e, q)) in exact.iter().zip(&quick).enumerate() {
-            assert!((e.0 - q).abs() < 2e-5 * e.0.max(1e-3), "model {mask}: exact {} one-step {q}", e.0);
-            assert!(*q <= e.0 + 1e-15, "the one-step likelihood is at most the maximum");
+            assert!((e.0 - q).abs() < 1e-3 * e.0.max(1e-3), "model {mask}: exact {} one-step {q}", e.0);
         }
     }
 
