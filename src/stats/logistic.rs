@@ -346,6 +346,9 @@ pub struct Lattice {
     models: Vec<Model>,
     /// Models in an order where each comes after the model it is projected from.
     order: Vec<usize>,
+    /// Where each model's counts start in a replicate's buffer (in `order`; the last entry is
+    /// the buffer's length).
+    offsets: Vec<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -396,7 +399,16 @@ impl Lattice {
             };
             models[mask] = Some(model);
         }
-        Ok(Lattice { k, bits: bits.to_vec(), models: models.into_iter().map(|m| m.expect("every mask")).collect(), order })
+        let models: Vec<Model> = models.into_iter().map(|m| m.expect("every mask")).collect();
+        // Buffer offsets in `order`: a model's parent sits before it.
+        let mut offsets = vec![0; models.len() + 1];
+        let mut next = 0;
+        for &mask in &order {
+            offsets[mask] = next;
+            next += models[mask].bits.len();
+        }
+        offsets[models.len()] = next;
+        Ok(Lattice { k, bits: bits.to_vec(), models, order, offsets })
     }
 
     /// McFadden's R² of every model (index = mask) and its coefficients (intercept first, then
@@ -442,19 +454,36 @@ impl Lattice {
     /// 0.5 in log-odds) is fitted in full.
     pub fn replicate_fits(&self, patterns: &[Pattern], steps: &Steps) -> Result<Vec<f64>, StatsError> {
         debug_assert!(patterns.iter().map(|p| p.bits).eq(self.bits.iter().copied()));
-        let mut counts: Vec<Vec<(f64, f64)>> = vec![Vec::new(); self.models.len()];
+        // Every model's counts in one buffer (model `mask` at `offsets[mask]`).
+        let mut counts = vec![(0.0, 0.0); *self.offsets.last().expect("at least one model")];
         let mut out = vec![0.0; self.models.len()];
         for &mask in &self.order {
             let model = &self.models[mask];
-            let c = self.aggregate(model, patterns, &counts);
-            out[mask] = match quadratic_step(&c, &model.bits, &steps.at[mask], model.columns.len() + 1) {
+            let (done, rest) = counts.split_at_mut(self.offsets[mask]);
+            let c = &mut rest[..model.bits.len()];
+            match model.from {
+                None => {
+                    for (p, &to) in patterns.iter().zip(&model.map) {
+                        c[to as usize].0 += p.events;
+                        c[to as usize].1 += p.non_events;
+                    }
+                }
+                Some(parent) => {
+                    // Parents come first in `order` and sit at lower offsets.
+                    let from = &done[self.offsets[parent]..self.offsets[parent] + self.models[parent].bits.len()];
+                    for (&(e, n), &to) in from.iter().zip(&model.map) {
+                        c[to as usize].0 += e;
+                        c[to as usize].1 += n;
+                    }
+                }
+            }
+            out[mask] = match quadratic_step(c, &model.bits, &steps.at[mask], model.columns.len() + 1) {
                 Some(r2) => r2,
                 None => {
-                    let compact = self.compact_counts(model, &c);
+                    let compact = self.compact_counts(model, c);
                     fit_compact(compact, &model.columns, self.k, Some(&steps.starts[mask]))?.mcfadden()
                 }
             };
-            counts[mask] = c;
         }
         Ok(out)
     }
@@ -499,6 +528,10 @@ impl Lattice {
     }
 }
 
+/// The most coefficients (intercept included) a one-step replicate fit handles on the stack;
+/// larger models are fitted in full.
+const STEP_DIM: usize = 16;
+
 /// See [`Lattice::steps`].
 #[derive(Debug, Clone)]
 pub struct Steps {
@@ -521,10 +554,18 @@ fn quadratic_step(counts: &[(f64, f64)], bits: &[u32], at: &[[f64; 3]], p: usize
     }
     let share = events / n;
     let null_ll = events * share.ln() + (n - events) * (1.0 - share).ln();
-    let mut gradient: DVector<f64> = DVector::zeros(p);
-    let mut info: DMatrix<f64> = DMatrix::zeros(p, p);
+    // Fixed-size and on the stack: this runs 2^sets times per replicate. Dimensions past p are
+    // padded with the identity (and a zero gradient), which leaves the solution unchanged.
+    if p > STEP_DIM {
+        return None;
+    }
+    let mut gradient = nalgebra::SVector::<f64, STEP_DIM>::zeros();
+    let mut info = nalgebra::SMatrix::<f64, STEP_DIM, STEP_DIM>::identity();
+    for i in 0..p {
+        info[(i, i)] = 0.0;
+    }
     let mut ll = 0.0;
-    let mut set = Vec::with_capacity(p);
+    let mut set = [0usize; STEP_DIM];
     for ((&(e, ne), &b), &[mu, ln_mu, ln_not]) in counts.iter().zip(bits).zip(at) {
         let total = e + ne;
         if total == 0.0 {
@@ -532,10 +573,13 @@ fn quadratic_step(counts: &[(f64, f64)], bits: &[u32], at: &[[f64; 3]], p: usize
         }
         ll += e * ln_mu + ne * ln_not;
         let (g, h) = (e - total * mu, total * mu * (1.0 - mu));
-        set.clear();
-        set.push(0);
-        set.extend(positions(b));
-        for (a, &i) in set.iter().enumerate() {
+        let mut len = 1;
+        for i in positions(b) {
+            set[len] = i;
+            len += 1;
+        }
+        for a in 0..len {
+            let i = set[a];
             gradient[i] += g;
             for &j in &set[..=a] {
                 info[(i, j)] += h;
