@@ -311,6 +311,9 @@ fn candidates_plan(lf: LazyFrame, outcome: &str, keys: Vec<Expr>) -> LazyFrame {
         .agg([col("scale").eq(lit("likert5")).cast(DataType::Float64).sum().alias("__a0"), len().cast(DataType::Float64).alias("__a1")])
 }
 
+/// The warning of a group whose responses have no Likert driver answers.
+pub const NO_LIKERT: &str = "no Likert answers to the drivers in this group: for tapped-indicator surveys (Touchpoints A-11 v2: thumbs or 1-5 trust with what went well / what didn't go so well) use tappedDriverImportance";
+
 /// Sums of [`candidates_plan`].
 const CANDIDATE_SUMS: usize = 2;
 
@@ -442,7 +445,7 @@ fn run(lf: LazyFrame, q: &DriverQuery, suppression: Suppression, cancel: &super:
             // Said even when the group is suppressed: it holds no estimate, only counts.
             let no_likert = (group.n == 0).then(|| {
                 format!(
-                    "no Likert answers to the drivers in this group ({} responses answer {}, {} of them on the Likert scale); for tapped-indicator surveys (Touchpoints A-11 v2: thumbs or 1-5 trust with what went well / what didn't) use tappedDriverImportance",
+                    "{NO_LIKERT} ({} responses answer {}, {} of them on the Likert scale)",
                     answered[1].round() as u64,
                     q.outcome,
                     answered[0].round() as u64,
@@ -458,7 +461,10 @@ fn run(lf: LazyFrame, q: &DriverQuery, suppression: Suppression, cancel: &super:
             }
             if let Some(reason) = Suppression::check(group.n, suppression.min_cell_drivers) {
                 group.suppress(reason);
-                group.warnings.extend(no_likert);
+                // Without the counts: a suppressed group says nothing of its responses but n.
+                if no_likert.is_some() {
+                    group.warnings.push(NO_LIKERT.to_string());
+                }
                 return group;
             }
             group.warnings.splice(0..0, no_likert);

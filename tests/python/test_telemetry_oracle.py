@@ -101,7 +101,9 @@ def test_indicators_beside_scores_and_their_correlation(oracle_lake, con):
         assert close(c["low"], ci.low, 1e-6) and close(c["high"], ci.high, 1e-6)
     # The planted relation: better trust, shorter waits.
     wait = next(c for c in data["correlations"] if c["metric"] == "wait_time_minutes")
-    assert wait["r"] < -0.3 and wait["high"] < 0, wait
+    # The planted relation is negative; its size in one 60k-row draw varies (r from -0.12 to
+    # -0.50 over seeds 1-10), so the check is that the data show it: an interval below zero.
+    assert wait["r"] < 0 and wait["high"] < 0 and wait["pValue"] < 0.01, wait
 
 
 def test_alarm_arithmetic_equals_a_recomputation(oracle_lake, con):
