@@ -443,7 +443,7 @@ fn run(lf: LazyFrame, q: &DriverQuery, suppression: Suppression, cancel: &super:
             let likert = (q.count_dropped && q.missing == Missing::Listwise).then_some(answered[0].round() as u64);
             let mut group = assess(key.clone(), &layout, &total, likert, q);
             // Said even when the group is suppressed: it holds no estimate, only counts.
-            let no_likert = (group.n == 0).then(|| {
+            let no_likert = (group.n == 0 && answered[0] == 0.0).then(|| {
                 format!(
                     "{NO_LIKERT} ({} responses answer {}, {} of them on the Likert scale)",
                     answered[1].round() as u64,

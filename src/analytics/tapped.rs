@@ -186,6 +186,9 @@ impl Analytics {
         if q.indicators.is_empty() {
             return Err(AnalyticsError::invalid("indicators", "name at least one indicator".into()));
         }
+        if let Some(i) = q.indicators.iter().enumerate().find_map(|(i, x)| q.indicators[..i].contains(x).then_some(x)) {
+            return Err(AnalyticsError::invalid("indicators", format!("{i} is named twice")));
+        }
         if let Some(b) = q.bootstrap {
             if b == 0 || b > super::drivers::MAX_BOOTSTRAP {
                 return Err(AnalyticsError::invalid("bootstrap", format!("{b} replicates: ask for 1 to {}", super::drivers::MAX_BOOTSTRAP)));
@@ -295,10 +298,17 @@ struct Design {
 }
 
 impl Design {
+    /// The model holds the indicators of the group's most common form (the set of asked
+    /// indicators offered, by responses; ties to the larger set): forms that offer more are used
+    /// too (their extra indicators ignored), forms that offer less are left out and counted in
+    /// n dropped. One response on an odd form can neither shrink the model nor drop the rest.
     fn new(cells: &[Cell], indicators: &[TapIndicator]) -> Design {
-        let offered = cells.iter().filter(|c| c.count > 0).fold(0u32, |m, c| m | c.shown);
-        let model: Vec<usize> = (0..indicators.len()).filter(|j| offered & (1 << j) != 0).collect();
-        let mask = model.iter().fold(0u32, |m, j| m | (1 << j));
+        let mut forms: BTreeMap<u32, u64> = BTreeMap::new();
+        for c in cells.iter().filter(|c| c.shown != 0 && c.count > 0) {
+            *forms.entry(c.shown).or_default() += c.count;
+        }
+        let mask = forms.iter().max_by_key(|(m, n)| (**n, m.count_ones(), std::cmp::Reverse(**m))).map_or(0, |(m, _)| *m);
+        let model: Vec<usize> = (0..indicators.len()).filter(|j| mask & (1 << j) != 0).collect();
         let sets = TapTopic::ALL
             .iter()
             .map(|t| (*t, model.iter().copied().filter(|&j| indicators[j].topic == *t).collect::<Vec<_>>()))
@@ -413,15 +423,21 @@ fn assess(key: GroupKey, cells: &[Cell], q: &TappedQuery, suppression: Suppressi
         lift: lift(cells, q, suppression),
         suppressed: None,
     };
+    let offered = cells.iter().filter(|c| c.count > 0).fold(0u32, |m, c| m | c.shown);
     for (j, c) in group.coefficients.iter_mut().enumerate() {
         if !design.model.contains(&j) {
-            c.dropped = Some("not offered to any response in this group".into());
-            group.warnings.push(format!("{}: not offered to any response in this group (left out of the model)", q.indicators[j]));
+            let reason = if offered & (1 << j) == 0 {
+                "not offered to any response in this group"
+            } else {
+                "not on the group's most common form (offered to some responses only)"
+            };
+            c.dropped = Some(reason.into());
+            group.warnings.push(format!("{}: {reason}; left out of the model", q.indicators[j]));
         }
     }
     if group.n_dropped > 0 {
         group.warnings.push(format!(
-            "{} responses were shown some but not all of the model's indicators and are left out (ask for fewer indicators to keep them)",
+            "{} responses were on forms without some of the model's indicators and are left out (ask for fewer indicators to keep them)",
             group.n_dropped
         ));
     }
@@ -656,6 +672,14 @@ impl TappedGroup {
         for d in &mut self.drivers {
             *d = TappedDriver { topic: d.topic, importance: None, share: None, rank: None, johnson: None, johnson_share: None, importance_ci: None, share_ci: None };
         }
+        // The lift's shares would give back the group's agree count (the events withheld above).
+        for l in &mut self.lift {
+            l.agree_tapped = None;
+            l.agree_not_tapped = None;
+            l.difference = None;
+            l.interval = None;
+            l.suppressed.get_or_insert_with(|| reason.clone());
+        }
         self.suppressed = Some(reason);
     }
 }
@@ -673,11 +697,20 @@ fn bootstrap(group: &mut TappedGroup, cells: &[Cell], q: &TappedQuery, b: u32, s
     let base = patterns(cells, &design, q.weighted, |_| 1.0);
     let (live, lattice) = match q.model {
         TappedModel::Logistic => {
-            let Ok(fit) = logistic::fit(&base, k, &design.model, None) else { return };
-            let (live, sets) = live_sets(&design, &fit);
             let bits: Vec<u32> = base.iter().map(|p| p.bits).collect();
-            let Ok(lattice) = logistic::Lattice::new(&bits, k, &sets) else { return };
-            let Ok(starts) = lattice.fits(&base, None) else { return };
+            let prepared = logistic::fit(&base, k, &design.model, None).and_then(|fit| {
+                let (live, sets) = live_sets(&design, &fit);
+                let lattice = logistic::Lattice::new(&bits, k, &sets)?;
+                let starts = lattice.fits(&base, None)?;
+                Ok((live, lattice, starts))
+            });
+            let (live, lattice, starts) = match prepared {
+                Ok(p) => p,
+                Err(e) => {
+                    group.warnings.push(format!("no bootstrap: {}", explain(&e, q)));
+                    return;
+                }
+            };
             let steps = lattice.steps(&starts.into_iter().map(|v| v.1).collect::<Vec<_>>());
             (live, Some((lattice, steps)))
         }
@@ -859,7 +892,7 @@ mod tests {
         let g = assess(key(), &cells, &query(three()), Suppression::none());
         assert_eq!((g.n, g.n_dropped, g.n_not_shown), (110, 7, 11));
         assert_eq!(g.coefficients[2].dropped.as_deref(), Some("not offered to any response in this group"));
-        assert!(g.warnings.iter().any(|w| w.contains("7 responses were shown some but not all")));
+        assert!(g.warnings.iter().any(|w| w.contains("7 responses were on forms without some of the model's indicators")), "{:?}", g.warnings);
         assert_eq!(g.drivers.iter().find(|d| d.topic == T::Other).unwrap().importance, None);
         // Lift of positive ease over everyone shown it: 47 tapped (47 agree), 70 not (20 agree).
         let l = &g.lift[0];
@@ -872,6 +905,24 @@ mod tests {
     }
 
     #[test]
+    fn a_few_responses_on_a_longer_form_neither_shrink_the_model_nor_drop_the_rest() {
+        let mut cells = vec![
+            cell(false, 1, 0b011, 0b001, 400),
+            cell(false, 0, 0b011, 0b001, 60),
+            cell(false, 1, 0b011, 0b010, 40),
+            cell(false, 0, 0b011, 0b010, 300),
+            cell(false, 1, 0b011, 0b000, 200),
+            cell(false, 0, 0b011, 0b000, 150),
+        ];
+        // Five responses were also offered "other" (bit 2).
+        cells.push(cell(false, 1, 0b111, 0b100, 5));
+        let g = assess(key(), &cells, &query(three()), Suppression::none());
+        assert_eq!((g.n, g.n_dropped), (1155, 0));
+        assert_eq!(g.coefficients[2].dropped.as_deref(), Some("not on the group's most common form (offered to some responses only)"));
+        assert!(g.coefficients[0].estimate.is_some() && g.coefficients[1].estimate.is_some());
+    }
+
+    #[test]
     fn small_groups_warn_and_suppression_withholds_estimates_but_not_counts() {
         let cells = vec![cell(false, 1, 0b11, 0b01, 9), cell(false, 0, 0b11, 0b10, 8), cell(false, 1, 0b11, 0b00, 5), cell(false, 0, 0b11, 0b00, 6)];
         let q = query(vec![ind(T::Ease, true), ind(T::Ease, false)]);
@@ -880,7 +931,10 @@ mod tests {
         let s = assess(key(), &cells, &q, Suppression::default());
         assert_eq!(s.n, 28);
         assert!(s.suppressed.is_some() && s.mcfadden.is_none() && s.coefficients.iter().all(|c| c.estimate.is_none()));
-        assert!(s.lift.iter().all(|l| l.difference.is_none() && l.suppressed.is_some()));
+        assert!(s.lift.iter().all(|l| l.difference.is_none() && l.agree_tapped.is_none() && l.agree_not_tapped.is_none() && l.suppressed.is_some()));
+        // Lift sides of at least the minimum are shown in a shown group, withheld in a suppressed one.
+        let lift = Suppression { min_cell: 5, min_cell_drivers: 0 };
+        assert!(assess(key(), &cells, &q, lift).lift[0].difference.is_some());
     }
 
     #[test]

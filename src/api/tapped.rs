@@ -143,7 +143,8 @@ pub struct TapCoefficientOut {
     pub high: Option<f64>,
     /// Two-sided Wald p-value.
     pub p_value: Option<f64>,
-    /// Why there is no estimate: not offered, never tapped, tapped by everyone, separation.
+    /// Why there is no estimate: not offered (or not on the group's most common form), never
+    /// tapped, tapped by everyone, collinear with other indicators, separation.
     pub dropped: Option<String>,
 }
 
@@ -252,9 +253,9 @@ pub struct TappedDriverGroupOut {
     pub model: TappedModelName,
     /// Responses used: answered the outcome and were shown every indicator of the model.
     pub n: u64,
-    /// Answered the outcome, shown some but not all of the model's indicators (left out).
+    /// Answered the outcome on a form without some of the model's indicators (left out).
     pub n_dropped: u64,
-    /// Answered the outcome, shown none of the asked indicators (not a tapped-indicator response).
+    /// Answered the outcome, shown none of the asked indicators (not in the analysis).
     pub n_not_shown: u64,
     /// Kish's effective n of the responses used (n unless weighted).
     pub n_effective: f64,
@@ -331,10 +332,12 @@ impl TappedQueryRoot {
     /// the pseudo-R² (or R²) over topic sets (a topic's two indicators together), with shares
     /// and ranks; `lift` compares the agree share of those who tapped an indicator with those
     /// shown it who did not (Newcombe interval). A response is used when it answers the outcome
-    /// and was shown every indicator of the model; an indicator offered to nobody in a group is
-    /// left out of that group's model. Computed from the pattern counts of one pass over the
-    /// data; with `bootstrap: B`, percentile 95% intervals of importance and shares from B
-    /// Poisson bootstrap replicates of those counts (fixed `seed`).
+    /// and was shown every indicator of the model: the indicators of the group's most common
+    /// form (others are left out of that group's model with a warning). Computed from the
+    /// pattern counts of one pass over the data; with `bootstrap: B`, percentile 95% intervals
+    /// of importance and shares from B Poisson bootstrap replicates of those counts (fixed
+    /// `seed`), each replicate's models fitted by one Newton step from the full sample's
+    /// estimates (the one-step GLM bootstrap).
     #[allow(clippy::too_many_arguments)]
     async fn tapped_driver_importance(
         &self,

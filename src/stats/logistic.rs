@@ -32,6 +32,9 @@ pub enum Dropped {
     AlwaysSet,
     /// Complete or quasi-complete separation: the estimate runs off to infinity.
     Separation,
+    /// A linear combination of the intercept and earlier predictors (always set together with
+    /// another, or its complement): not separately estimable (R's `glm` reports it as NA).
+    Aliased,
 }
 
 impl Dropped {
@@ -40,6 +43,7 @@ impl Dropped {
             Dropped::NeverSet => "never tapped by the responses used (offered, but nobody tapped it)",
             Dropped::AlwaysSet => "tapped by every response used (not distinguishable from the intercept)",
             Dropped::Separation => "(quasi-)complete separation: the outcome is determined by this indicator in the data, the estimate is infinite",
+            Dropped::Aliased => "collinear with other indicators (tapped exactly together with them, or as their complement): not separately estimable",
         }
     }
 }
@@ -176,12 +180,23 @@ fn fit_compact(mut patterns: Vec<Pattern>, columns: &[usize], k: usize, start: O
         }
     }
     let mut columns: Vec<usize> = columns.to_vec();
+    let mut aliases_checked = false;
     loop {
         // Project out the dropped predictors (the usual case drops none: nothing to do).
         let keep: Vec<usize> = (0..columns.len()).filter(|&i| dropped[columns[i]].is_none()).collect();
         if keep.len() < columns.len() {
             patterns = compact(&patterns, &keep);
             columns = keep.iter().map(|&i| columns[i]).collect();
+        }
+        if !aliases_checked {
+            aliases_checked = true;
+            let aliased = aliased(&patterns, columns.len(), share);
+            if !aliased.is_empty() {
+                for i in aliased {
+                    dropped[columns[i]] = Some(Dropped::Aliased);
+                }
+                continue;
+            }
         }
         let mut beta = DVector::zeros(columns.len() + 1);
         beta[0] = (share / (1.0 - share)).ln();
@@ -211,6 +226,32 @@ fn fit_compact(mut patterns: Vec<Pattern>, columns: &[usize], k: usize, start: O
         let log_likelihood = ll.min(0.0);
         return Ok(Logit { intercept: beta[0], coefficients, log_likelihood, null_log_likelihood: null_ll, n, events, iterations });
     }
+}
+
+/// The predictors (bit positions of the compact patterns) that are linear combinations of the
+/// intercept and the predictors before them, in order: the information matrix at any finite
+/// estimate has the rank of the weighted design, so a Cholesky pivot that vanishes (relative to
+/// its diagonal) names an aliased column, as R's `glm` finds them by pivoted QR.
+fn aliased(patterns: &[Pattern], k: usize, share: f64) -> Vec<usize> {
+    let mut beta = DVector::zeros(k + 1);
+    beta[0] = (share / (1.0 - share)).ln();
+    let (_, info) = score_and_information(patterns, &beta);
+    let mut kept = vec![0usize];
+    let mut out = Vec::new();
+    for i in 1..=k {
+        kept.push(i);
+        let sub = info.select_rows(&kept).select_columns(&kept);
+        let ok = sub.clone().cholesky().is_some_and(|c| {
+            let l = c.l_dirty();
+            let last = kept.len() - 1;
+            l[(last, last)] * l[(last, last)] > 1e-9 * sub[(last, last)]
+        });
+        if !ok {
+            kept.pop();
+            out.push(i - 1);
+        }
+    }
+    out
 }
 
 /// The patterns projected on `columns` (bit i of a result is bit `columns[i]` of a pattern),
@@ -315,6 +356,10 @@ fn newton(patterns: &[Pattern], mut beta: DVector<f64>, null_ll: f64) -> (DVecto
             t /= 2.0;
             next = &beta + &step * t;
             next_ll = log_likelihood(patterns, &next);
+        }
+        if !(next_ll >= ll - 1e-12 * ll.abs()) {
+            // No ascent along the Newton direction: at the maximum to rounding.
+            break;
         }
         let change = (next_ll - ll).abs();
         let moved = (&next - &beta).amax();
@@ -682,6 +727,27 @@ mod tests {
         assert!(fits[0].0.abs() < 1e-14, "{}", fits[0].0);
         let direct = fit(&table(), 3, &[1, 2], None).unwrap();
         assert!(close(fits[2].0, direct.mcfadden(), 1e-12) && close(fits[3].0, cold.mcfadden(), 1e-12));
+    }
+
+    /// Two indicators always tapped together are aliased: the second is dropped with the reason,
+    /// the first estimated as if it were alone (statsmodels on the same rows without it).
+    #[test]
+    fn collinear_indicators_are_dropped_as_aliased() {
+        // Bits 0 and 1 always together; bit 2 the complement of bit 0 would alias with the
+        // intercept too, so use an independent third indicator.
+        let with_pair: Vec<Pattern> = table().iter().map(|p| Pattern { bits: if p.bits & 1 != 0 { p.bits | 0b1000 } else { p.bits & !0b1000 }, ..*p }).collect();
+        let f = logit(&with_pair, 4).unwrap();
+        assert_eq!(f.coefficients[3].dropped, Some(Dropped::Aliased));
+        let alone = logit(&table(), 3).unwrap();
+        for j in 0..3 {
+            assert!(close(f.coefficients[j].estimate.unwrap(), alone.coefficients[j].estimate.unwrap(), 1e-9));
+            assert!(close(f.coefficients[j].std_error.unwrap(), alone.coefficients[j].std_error.unwrap(), 1e-9));
+        }
+        // A complementary pair (every response taps exactly one of the two) with the intercept.
+        let complement: Vec<Pattern> = table().iter().map(|p| Pattern { bits: if p.bits & 1 != 0 { p.bits } else { p.bits | 0b1000 }, ..*p }).collect();
+        let g = logit(&complement, 4).unwrap();
+        assert_eq!(g.coefficients[3].dropped, Some(Dropped::Aliased));
+        assert!(close(g.log_likelihood, alone.log_likelihood, 1e-12));
     }
 
     /// One Newton step from the full sample's estimates gives each model's McFadden R² of a
