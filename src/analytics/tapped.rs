@@ -131,6 +131,8 @@ pub struct TappedGroup {
     pub n_dropped: u64,
     /// Responses answering the outcome shown none of the asked indicators.
     pub n_not_shown: u64,
+    /// Responses shown an asked indicator that did not answer the outcome (left out).
+    pub n_outcome_missing: u64,
     pub n_effective: f64,
     /// Logistic: (weighted) responses agreeing, log-likelihoods and pseudo-R²s.
     pub events: Option<f64>,
@@ -156,6 +158,8 @@ pub struct TappedGroup {
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Cell {
     likert: bool,
+    /// Whether the outcome was answered (`value` is 0 otherwise).
+    answered: bool,
     value: i8,
     /// Bit j: asked indicator j was offered (its column not null).
     shown: u32,
@@ -206,13 +210,13 @@ impl Analytics {
 }
 
 /// The pattern table: per group, (likert, value, shown, tapped) → count, Σw, Σw² over the
-/// responses answering the outcome (Likert ones only for the linear model).
+/// responses answering the outcome or shown an asked indicator (value null: not answered).
 fn plan(lf: LazyFrame, q: &TappedQuery) -> LazyFrame {
     let outcome = col(q.outcome.column());
-    let mut keep = outcome.clone().is_not_null();
-    if q.model == TappedModel::Linear {
-        keep = keep.and(col("scale").eq(lit("likert5")));
-    }
+    // Responses answering the outcome, and those shown an asked indicator without answering it
+    // (counted as such, then left out).
+    let shown_any = q.indicators.iter().map(|i| col(i.column().as_str()).is_not_null()).reduce(|a, b| a.or(b)).expect("at least one indicator");
+    let mut keep = outcome.clone().is_not_null().or(shown_any);
     if let Some(p) = q.filter.predicate() {
         keep = p.and(keep);
     }
@@ -252,6 +256,7 @@ fn read_cells(df: &DataFrame, q: &TappedQuery) -> PolarsResult<BTreeMap<GroupKey
     for i in 0..df.height() {
         let cell = Cell {
             likert: likert.get(i).unwrap_or(false),
+            answered: value.get(i).is_some(),
             value: value.get(i).unwrap_or(0),
             shown: shown.get(i).unwrap_or(0),
             tapped: tapped.get(i).unwrap_or(0),
@@ -263,7 +268,7 @@ fn read_cells(df: &DataFrame, q: &TappedQuery) -> PolarsResult<BTreeMap<GroupKey
     }
     // Polars returns groups in no fixed order; sums (and the bootstrap's draws) may not depend on it.
     for cells in groups.values_mut() {
-        cells.sort_by_key(|c| (c.likert, c.value, c.shown, c.tapped));
+        cells.sort_by_key(|c| (c.likert, c.answered, c.value, c.shown, c.tapped));
     }
     Ok(groups)
 }
@@ -276,8 +281,19 @@ fn run(lf: LazyFrame, q: &TappedQuery, suppression: Suppression, cancel: &Cancel
     cancel.check()?;
     let out: Vec<TappedGroup> = groups
         .into_par_iter()
-        .map(|(key, cells)| {
+        .map(|(key, all)| {
+            // The model's responses; the others are only counted.
+            let in_model = |c: &Cell| c.answered && (q.model == TappedModel::Logistic || c.likert);
+            let cells: Vec<Cell> = all.iter().copied().filter(in_model).collect();
+            let outside = |f: &dyn Fn(&Cell) -> bool| all.iter().filter(|c| c.shown != 0 && !in_model(c) && f(c)).map(|c| c.count).sum::<u64>();
             let mut group = assess(key.clone(), &cells, q, suppression);
+            group.n_outcome_missing = outside(&|c| !c.answered && (q.model == TappedModel::Logistic || c.likert));
+            let thumbs = outside(&|c| c.answered);
+            if thumbs > 0 && group.suppressed.is_none() {
+                group.warnings.push(format!(
+                    "{thumbs} thumbs responses shown the tap list are not in the LINEAR model (its outcome is the 1-5 answer); LOGISTIC pools both scales"
+                ));
+            }
             if let (Some(b), None, None) = (q.bootstrap, &group.error, &group.suppressed) {
                 bootstrap(&mut group, &cells, q, b, q.seed ^ super::drivers::key_hash(&key), cancel);
             }
@@ -401,6 +417,7 @@ fn assess(key: GroupKey, cells: &[Cell], q: &TappedQuery, suppression: Suppressi
         n,
         n_dropped: cells.iter().filter(|c| c.shown != 0 && !design.uses(c)).map(|c| c.count).sum(),
         n_not_shown: cells.iter().filter(|c| c.shown == 0).map(|c| c.count).sum(),
+        n_outcome_missing: 0,
         n_effective: if q.weighted && sw2 > 0.0 { sw * sw / sw2 } else { n as f64 },
         events: None,
         log_likelihood: None,
@@ -810,7 +827,7 @@ mod tests {
     }
 
     fn cell(likert: bool, value: i8, shown: u32, tapped: u32, count: u64) -> Cell {
-        Cell { likert, value, shown, tapped, count, sum_w: count as f64, sum_w2: count as f64 }
+        Cell { likert, answered: true, value, shown, tapped, count, sum_w: count as f64, sum_w2: count as f64 }
     }
 
     fn query(indicators: Vec<TapIndicator>) -> TappedQuery {

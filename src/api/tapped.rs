@@ -257,6 +257,9 @@ pub struct TappedDriverGroupOut {
     pub n_dropped: u64,
     /// Answered the outcome, shown none of the asked indicators (not in the analysis).
     pub n_not_shown: u64,
+    /// Shown an asked indicator but did not answer the outcome (left out; for LINEAR, Likert
+    /// responses only).
+    pub n_outcome_missing: u64,
     /// Kish's effective n of the responses used (n unless weighted).
     pub n_effective: f64,
     /// LOGISTIC: responses agreeing (sum of weights when weighted).
@@ -299,6 +302,7 @@ impl TappedDriverGroupOut {
             n: g.n,
             n_dropped: g.n_dropped,
             n_not_shown: g.n_not_shown,
+            n_outcome_missing: g.n_outcome_missing,
             n_effective: g.n_effective,
             events: g.events,
             log_likelihood: g.log_likelihood,

@@ -38,7 +38,7 @@ QUERY = """query($o: OutcomeName, $m: TappedModelName, $i: [TapIndicatorName!], 
   tappedDriverImportance(outcome: $o, model: $m, indicators: $i, filter: $f, groupBy: $g, period: $p, weighted: $w,
                          bootstrap: $b, seed: $s) {
     agency bureau service serviceType channel office region stage period
-    outcome model n nDropped nNotShown nEffective events logLikelihood nullLogLikelihood mcfadden nagelkerke estrella
+    outcome model n nDropped nNotShown nOutcomeMissing nEffective events logLikelihood nullLogLikelihood mcfadden nagelkerke estrella
     r2 adjR2 intercept error warnings bootstrapReplicates suppressed suppressedReason
     coefficients { indicator topic direction estimate oddsRatio stdError low high pValue dropped }
     drivers { topic importance share rank johnson johnsonShare importanceLow importanceHigh shareLow shareHigh }
@@ -348,19 +348,30 @@ def enum(ind):
 
 
 def model_frame(d, idx, outcome_model, asked):
-    """The rows a group's model uses and the counts around them (see the API: an asked indicator
-    shown to nobody in the group is left out; n dropped = answered the outcome, shown some but not
-    all of the group's indicators; not shown = answered, shown none)."""
+    """The rows a group's model uses and the counts around them (see the API: the model holds
+    the asked indicators of the group's most common form, the set offered to the most responses
+    answering the outcome, ties to the larger set, then to the smaller bit mask over the asked
+    order; n dropped = answered the outcome on a form without some of them; not shown =
+    answered, shown none of the asked; outcome missing = shown an asked indicator, no answer)."""
     scale, y, X = d["scale"][idx], d["y"][idx], d["X"][idx]
     cols = [INDICATORS.index(a) for a in asked]
     in_scope = scale == "likert5" if outcome_model == "LINEAR" else np.ones(len(y), bool)
-    effective = [c for c in cols if (X[in_scope, c] >= 0).any()]
     answered = (y >= 0) & in_scope
-    shown = (X[:, effective] >= 0) if effective else np.zeros((len(y), 0), bool)
-    used = answered & shown.all(1) if effective else np.zeros(len(y), bool)
-    dropped = answered & shown.any(1) & ~shown.all(1) if effective else np.zeros(len(y), bool)
-    not_shown = answered & ~shown.any(1) if effective else answered
-    return dict(effective=effective, used=idx[used], n_dropped=int(dropped.sum()), n_not_shown=int(not_shown.sum()))
+    shown_asked = X[:, cols] >= 0
+    any_shown = shown_asked.any(1)
+    masks = shown_asked.astype(np.int64) @ (1 << np.arange(len(cols), dtype=np.int64))
+    forms = {}
+    for m in masks[answered & any_shown]:
+        forms[int(m)] = forms.get(int(m), 0) + 1
+    best = max(forms, key=lambda m: (forms[m], bin(m).count("1"), -m)) if forms else 0
+    effective = [cols[j] for j in range(len(cols)) if best >> j & 1]
+    covers = (masks & best) == best
+    used = answered & any_shown & covers
+    dropped = answered & any_shown & ~covers
+    not_shown = answered & ~any_shown
+    missing = in_scope & (y < 0) & any_shown
+    return dict(effective=effective, used=idx[used], n_dropped=int(dropped.sum()), n_not_shown=int(not_shown.sum()),
+                n_outcome_missing=int(missing.sum()))
 
 
 def check_group(ck, ctx, g, d, idx, model, asked, weighted, dominance):
@@ -370,11 +381,12 @@ def check_group(ck, ctx, g, d, idx, model, asked, weighted, dominance):
     ck.eq(ctx, "n", g["n"], n)
     ck.eq(ctx, "nDropped", g["nDropped"], fr["n_dropped"])
     ck.eq(ctx, "nNotShown", g["nNotShown"], fr["n_not_shown"])
+    ck.eq(ctx, "nOutcomeMissing", g["nOutcomeMissing"], fr["n_outcome_missing"])
     ck.eq(ctx, "model", g["model"], model)
     ck.eq(ctx, "suppressed", g["suppressed"], False)
     for c in INDICATORS:
         if fr["effective"] and c in asked and INDICATORS.index(c) not in fr["effective"]:
-            ck.true(ctx, f"a warning names {c}, shown to nobody in the group (warnings: {g['warnings']})",
+            ck.true(ctx, f"a warning names {c}, left out of the group's model (warnings: {g['warnings']})",
                     any(c.split("_")[1] in w.lower() for w in g["warnings"]))
     if n == 0:
         ck.true(ctx, "no rows used but no error", g["error"] is not None)
