@@ -442,7 +442,8 @@ fn assess(key: GroupKey, cells: &[Cell], q: &TappedQuery, suppression: Suppressi
     };
     let offered = cells.iter().filter(|c| c.count > 0).fold(0u32, |m, c| m | c.shown);
     for (j, c) in group.coefficients.iter_mut().enumerate() {
-        if !design.model.contains(&j) {
+        // With no response in the model, the error below says it once.
+        if !design.model.contains(&j) && !design.model.is_empty() {
             let reason = if offered & (1 << j) == 0 {
                 "not offered to any response in this group"
             } else {
@@ -460,7 +461,7 @@ fn assess(key: GroupKey, cells: &[Cell], q: &TappedQuery, suppression: Suppressi
     }
     let parameters = design.model.len() + 1;
     let minimum = (10 * parameters).max(30);
-    if (n as usize) < minimum {
+    if n > 0 && (n as usize) < minimum {
         group.warnings.push(format!("n = {n} is below max(30, 10 x {parameters} parameters) = {minimum}: estimates are unstable"));
     }
     let topics: Vec<TapTopic> = q.indicators.iter().map(|i| i.topic).fold(Vec::new(), |mut v, t| {
@@ -474,6 +475,7 @@ fn assess(key: GroupKey, cells: &[Cell], q: &TappedQuery, suppression: Suppressi
         .map(|&topic| TappedDriver { topic, importance: None, share: None, rank: None, johnson: None, johnson_share: None, importance_ci: None, share_ci: None })
         .collect();
     let estimates = match q.model {
+        _ if design.model.is_empty() => Err(StatsError::TooFewObservations { n: 0.0, needed: 1.0 }),
         TappedModel::Logistic => logistic_estimates(&mut group, cells, &design, q),
         TappedModel::Linear => linear_estimates(&mut group, cells, &design, q),
     };
@@ -481,7 +483,9 @@ fn assess(key: GroupKey, cells: &[Cell], q: &TappedQuery, suppression: Suppressi
         Err(e) => group.error = Some(explain(&e, q)),
         Ok(importance) => set_importance(&mut group.drivers, &design, &importance),
     }
-    if let Some(reason) = Suppression::check(n, suppression.min_cell_drivers) {
+    // A group without a response used has no estimate to withhold: it keeps its error and
+    // warnings, which say why.
+    if let Some(reason) = Suppression::check(n, suppression.min_cell_drivers).filter(|_| n > 0) {
         group.suppress(reason);
     }
     group
