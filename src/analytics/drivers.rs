@@ -428,8 +428,9 @@ fn run(lf: LazyFrame, q: &DriverQuery, suppression: Suppression, cancel: &super:
     };
 
     cancel.check()?;
-    // A group appears when it has a response used for importance or, with taps, a thumbs
-    // response shown the tap list.
+    // A group appears when it has a response used for importance, a response answering the
+    // outcome (with a warning when none is on the Likert scale) or, with taps, a response shown
+    // the tap list.
     let mut all: BTreeMap<GroupKey, Vec<Vec<f64>>> = main;
     for key in taps.keys().chain(candidates.keys()) {
         all.entry(key.clone()).or_default();

@@ -143,7 +143,7 @@ fn to_rows(df: &DataFrame) -> Result<Vec<RawResponse>, AnalyticsError> {
     let weight: Vec<Option<f64>> = df.column("weight")?.f64()?.iter().collect();
     let answer_cols: Vec<String> = ["trust", "satisfaction"].iter().map(|s| s.to_string()).chain(crate::domain::Driver::ALL.iter().map(|d| d.as_str().to_string())).collect();
     let answers: Vec<(String, Vec<Option<i32>>)> = answer_cols.into_iter().map(|c| ints(&c).map(|v| (c, v))).collect::<Result<_, _>>()?;
-    let tap_cols: Vec<String> = [true, false].iter().flat_map(|p| crate::domain::survey::TAP_TOPICS.iter().map(move |t| crate::domain::survey::tap_column(t, *p))).collect();
+    let tap_cols: Vec<String> = crate::domain::TapIndicator::all().into_iter().map(|i| i.column()).collect();
     let taps: Vec<(String, Vec<Option<bool>>)> = tap_cols.into_iter().map(|c| flags(&c).map(|v| (c, v))).collect::<Result<_, _>>()?;
     let s = |v: &[Option<String>], i: usize| v[i].clone().unwrap_or_default();
     Ok((0..df.height())

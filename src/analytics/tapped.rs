@@ -18,7 +18,7 @@
 use super::grouping::{key_exprs, GroupKey, KeyReader};
 use super::suppression::Suppression;
 use super::{Analytics, AnalyticsError, Cancel, Filter};
-use crate::domain::{Dimension, Measure, PeriodUnit, TapIndicator, TapTopic};
+use crate::domain::{Dimension, Measure, PeriodUnit, Scale, TapIndicator, TapTopic};
 use crate::stats::logistic::{self, Dropped, Pattern};
 use crate::stats::regression::{least_squares, r2_subset, split};
 use crate::stats::{newcombe_difference, CrossProducts, Importance, Interval, StatsError};
@@ -171,12 +171,10 @@ struct Cell {
 }
 
 impl Cell {
+    /// Whether the answer agrees (the domain's rule for its scale).
     fn agrees(&self) -> bool {
-        if self.likert {
-            self.value >= 4
-        } else {
-            self.value == 1
-        }
+        let scale = if self.likert { Scale::Likert5 } else { Scale::Thumbs };
+        scale.agrees(self.value.into())
     }
 }
 
@@ -286,7 +284,7 @@ fn run(lf: LazyFrame, q: &TappedQuery, suppression: Suppression, cancel: &Cancel
             let in_model = |c: &Cell| c.answered && (q.model == TappedModel::Logistic || c.likert);
             let cells: Vec<Cell> = all.iter().copied().filter(in_model).collect();
             let outside = |f: &dyn Fn(&Cell) -> bool| all.iter().filter(|c| c.shown != 0 && !in_model(c) && f(c)).map(|c| c.count).sum::<u64>();
-            let mut group = assess(key.clone(), &cells, q, suppression);
+            let (mut group, prepared) = assess(key.clone(), &cells, q, suppression);
             group.n_outcome_missing = outside(&|c| !c.answered && (q.model == TappedModel::Logistic || c.likert));
             let thumbs = outside(&|c| c.answered);
             if thumbs > 0 && group.suppressed.is_none() {
@@ -295,7 +293,7 @@ fn run(lf: LazyFrame, q: &TappedQuery, suppression: Suppression, cancel: &Cancel
                 ));
             }
             if let (Some(b), None, None) = (q.bootstrap, &group.error, &group.suppressed) {
-                bootstrap(&mut group, &cells, q, b, q.seed ^ super::drivers::key_hash(&key), cancel);
+                bootstrap(&mut group, &cells, q, &prepared, b, q.seed ^ super::drivers::key_hash(&key), cancel);
             }
             group
         })
@@ -339,24 +337,16 @@ impl Design {
     }
 }
 
-/// The weight of a cell (its count unweighted).
-fn weight(c: &Cell, weighted: bool) -> f64 {
-    if weighted {
-        c.sum_w
-    } else {
-        c.count as f64
-    }
-}
-
 /// The logistic patterns (tapped bits over the model, agree or not) of the used cells, each
-/// cell's weight multiplied by `factor(cell index)`.
-fn patterns(cells: &[Cell], design: &Design, weighted: bool, factor: impl Fn(usize) -> f64) -> Vec<Pattern> {
+/// cell's weight (Σw; its count unweighted, as the plan sums it) multiplied by
+/// `factor(cell index)`.
+fn patterns(cells: &[Cell], design: &Design, factor: impl Fn(usize) -> f64) -> Vec<Pattern> {
     let mut by_bits: BTreeMap<u32, (f64, f64)> = BTreeMap::new();
     for (i, c) in cells.iter().enumerate() {
         if !design.uses(c) {
             continue;
         }
-        let w = factor(i) * weight(c, weighted);
+        let w = factor(i) * c.sum_w;
         let e = by_bits.entry(c.tapped & design.mask).or_default();
         if c.agrees() {
             e.0 += w;
@@ -368,7 +358,7 @@ fn patterns(cells: &[Cell], design: &Design, weighted: bool, factor: impl Fn(usi
 }
 
 /// Least-squares sums of the used cells over (value − 3, the tapped bits of `columns`).
-fn cross_products(cells: &[Cell], design: &Design, columns: &[usize], weighted: bool, factor: impl Fn(usize) -> f64) -> CrossProducts {
+fn cross_products(cells: &[Cell], design: &Design, columns: &[usize], factor: impl Fn(usize) -> f64) -> CrossProducts {
     let mut cp = CrossProducts::new(columns.len() + 1);
     let mut x = vec![0.0; columns.len() + 1];
     for (i, c) in cells.iter().enumerate() {
@@ -383,8 +373,7 @@ fn cross_products(cells: &[Cell], design: &Design, columns: &[usize], weighted: 
         for (k, j) in columns.iter().enumerate() {
             x[k + 1] = if c.tapped & (1 << j) != 0 { 1.0 } else { 0.0 };
         }
-        let (sw, sw2) = if weighted { (c.sum_w, c.sum_w2) } else { (c.count as f64, c.count as f64) };
-        cp.add_rows(&x, (f * c.count as f64).round() as u64, f * sw, f * f * sw2);
+        cp.add_rows(&x, (f * c.count as f64).round() as u64, f * c.sum_w, f * f * c.sum_w2);
     }
     cp
 }
@@ -406,7 +395,7 @@ fn explain(e: &StatsError, q: &TappedQuery) -> String {
     }
 }
 
-fn assess(key: GroupKey, cells: &[Cell], q: &TappedQuery, suppression: Suppression) -> TappedGroup {
+fn assess(key: GroupKey, cells: &[Cell], q: &TappedQuery, suppression: Suppression) -> (TappedGroup, Prepared) {
     let design = Design::new(cells, &q.indicators);
     let used: Vec<&Cell> = cells.iter().filter(|c| design.uses(c)).collect();
     let n: u64 = used.iter().map(|c| c.count).sum();
@@ -474,10 +463,18 @@ fn assess(key: GroupKey, cells: &[Cell], q: &TappedQuery, suppression: Suppressi
         .iter()
         .map(|&topic| TappedDriver { topic, importance: None, share: None, rank: None, johnson: None, johnson_share: None, importance_ci: None, share_ci: None })
         .collect();
+    let (mut columns, mut fits) = (Vec::new(), None);
     let estimates = match q.model {
         _ if design.model.is_empty() => Err(StatsError::TooFewObservations { n: 0.0, needed: 1.0 }),
-        TappedModel::Logistic => logistic_estimates(&mut group, cells, &design, q),
-        TappedModel::Linear => linear_estimates(&mut group, cells, &design, q),
+        TappedModel::Logistic => logistic_estimates(&mut group, cells, &design, q).map(|(values, f)| {
+            fits = Some(f);
+            values
+        }),
+        TappedModel::Linear => {
+            let dropped;
+            (columns, dropped) = varying(cells, &design);
+            linear_estimates(&mut group, cells, &design, &columns, dropped, q)
+        }
     };
     match estimates {
         Err(e) => group.error = Some(explain(&e, q)),
@@ -488,7 +485,7 @@ fn assess(key: GroupKey, cells: &[Cell], q: &TappedQuery, suppression: Suppressi
     if let Some(reason) = Suppression::check(n, suppression.min_cell_drivers).filter(|_| n > 0) {
         group.suppress(reason);
     }
-    group
+    (group, Prepared { design, columns, logistic: fits })
 }
 
 /// Importance values per set (in `design.sets` order) into the drivers, with shares and ranks;
@@ -514,9 +511,35 @@ struct SetValues {
     johnson: Option<Vec<f64>>,
 }
 
-fn logistic_estimates(group: &mut TappedGroup, cells: &[Cell], design: &Design, q: &TappedQuery) -> Result<SetValues, StatsError> {
+/// What the estimates of a group leave for its bootstrap, so it fits nothing twice.
+struct Prepared {
+    design: Design,
+    /// Linear: the model's indicators that vary among the used responses.
+    columns: Vec<usize>,
+    logistic: Option<LogisticFits>,
+}
+
+/// The full sample's logistic fits: its patterns, the live sets (positions in `design.sets`),
+/// their lattice and each model's coefficients.
+struct LogisticFits {
+    base: Vec<Pattern>,
+    live: Vec<usize>,
+    lattice: logistic::Lattice,
+    starts: Vec<Vec<f64>>,
+}
+
+/// Shapley values of the live sets in `design.sets` order; dead sets are 0.
+fn place(live: &[usize], phi: &[f64], sets: usize) -> Vec<f64> {
+    let mut importance = vec![0.0; sets];
+    for (&s, v) in live.iter().zip(phi) {
+        importance[s] = *v;
+    }
+    importance
+}
+
+fn logistic_estimates(group: &mut TappedGroup, cells: &[Cell], design: &Design, q: &TappedQuery) -> Result<(SetValues, LogisticFits), StatsError> {
     let k = q.indicators.len();
-    let patterns = patterns(cells, design, q.weighted, |_| 1.0);
+    let patterns = patterns(cells, design, |_| 1.0);
     let fit = logistic::fit(&patterns, k, &design.model, None)?;
     group.events = Some(fit.events);
     group.log_likelihood = Some(fit.log_likelihood);
@@ -542,14 +565,12 @@ fn logistic_estimates(group: &mut TappedGroup, cells: &[Cell], design: &Design, 
         }
     }
     let (live, live_sets) = live_sets(design, &fit);
-    let fits = logistic::subset_fits(&patterns, k, &live_sets)?;
-    let values: Vec<f64> = fits.iter().map(|f| f.0).collect();
-    let phi = crate::stats::importance::shapley_values(live_sets.len(), &values);
-    let mut importance = vec![0.0; design.sets.len()];
-    for (i, &s) in live.iter().enumerate() {
-        importance[s] = phi[i];
-    }
-    Ok(SetValues { importance, johnson: None })
+    let bits: Vec<u32> = patterns.iter().map(|p| p.bits).collect();
+    let lattice = logistic::Lattice::new(&bits, k, &live_sets)?;
+    let (values, starts): (Vec<f64>, Vec<Vec<f64>>) = lattice.fits(&patterns, None)?.into_iter().unzip();
+    let phi = crate::stats::importance::shapley_values(live.len(), &values);
+    let importance = place(&live, &phi, design.sets.len());
+    Ok((SetValues { importance, johnson: None }, LogisticFits { base: patterns, live, lattice, starts }))
 }
 
 /// The topic sets that can enter a logistic model (positions in `design.sets`, and their
@@ -581,13 +602,12 @@ fn varying(cells: &[Cell], design: &Design) -> (Vec<usize>, Vec<(usize, Dropped)
     (keep, dropped)
 }
 
-fn linear_estimates(group: &mut TappedGroup, cells: &[Cell], design: &Design, q: &TappedQuery) -> Result<SetValues, StatsError> {
-    let (columns, dropped) = varying(cells, design);
+fn linear_estimates(group: &mut TappedGroup, cells: &[Cell], design: &Design, columns: &[usize], dropped: Vec<(usize, Dropped)>, q: &TappedQuery) -> Result<SetValues, StatsError> {
     for (j, d) in dropped {
         group.coefficients[j].dropped = Some(d.reason().to_string());
         group.warnings.push(format!("{}: {}; no coefficient", q.indicators[j], d.reason()));
     }
-    let cp = cross_products(cells, design, &columns, q.weighted, |_| 1.0);
+    let cp = cross_products(cells, design, columns, |_| 1.0);
     let fit = least_squares(&cp)?;
     group.r2 = Some(fit.r2);
     group.adj_r2 = fit.adj_r2;
@@ -601,7 +621,7 @@ fn linear_estimates(group: &mut TappedGroup, cells: &[Cell], design: &Design, q:
             out.p_value = Some(p);
         }
     }
-    linear_set_values(&cp, design, &columns, true)
+    linear_set_values(&cp, design, columns, true)
 }
 
 /// Linear dominance of R² over the topic sets (and Johnson's weights summed per set) from the
@@ -638,12 +658,11 @@ fn lift(cells: &[Cell], q: &TappedQuery, suppression: Suppression) -> Vec<TapLif
             let mut sides = [[0.0f64; 4]; 2];
             for c in cells.iter().filter(|c| c.shown & bit != 0) {
                 let s = &mut sides[usize::from(c.tapped & bit == 0)];
-                let (w, w2) = if q.weighted { (c.sum_w, c.sum_w2) } else { (c.count as f64, c.count as f64) };
                 s[0] += c.count as f64;
-                s[1] += w;
-                s[2] += w2;
+                s[1] += c.sum_w;
+                s[2] += c.sum_w2;
                 if c.agrees() {
-                    s[3] += w;
+                    s[3] += c.sum_w;
                 }
             }
             let share = |s: &[f64; 4]| (s[1] > 0.0).then(|| s[3] / s[1]);
@@ -706,61 +725,40 @@ impl TappedGroup {
 }
 
 /// Percentile intervals of each set's importance and share from `b` Poisson bootstrap
-/// replicates of the cells (see the module comment); each logistic replicate's 2^sets fits
-/// start from the full sample's estimates.
-fn bootstrap(group: &mut TappedGroup, cells: &[Cell], q: &TappedQuery, b: u32, seed: u64, cancel: &Cancel) {
-    let design = Design::new(cells, &q.indicators);
-    let k = q.indicators.len();
+/// replicates of the cells (see the module comment); each logistic replicate's 2^sets models
+/// take one Newton step from the full sample's fits (`prepared`, from [`assess`]).
+fn bootstrap(group: &mut TappedGroup, cells: &[Cell], q: &TappedQuery, prepared: &Prepared, b: u32, seed: u64, cancel: &Cancel) {
+    let design = &prepared.design;
     let mut rng = Pcg64Mcg::seed_from_u64(seed);
     let m = design.sets.len();
     let mut draws: [Vec<Vec<f64>>; 2] = std::array::from_fn(|_| vec![Vec::with_capacity(b as usize); m]);
-    // Logistic: the live sets and the full sample's fits as starting points.
-    let base = patterns(cells, &design, q.weighted, |_| 1.0);
-    let (live, lattice) = match q.model {
-        TappedModel::Logistic => {
-            let bits: Vec<u32> = base.iter().map(|p| p.bits).collect();
-            let prepared = logistic::fit(&base, k, &design.model, None).and_then(|fit| {
-                let (live, sets) = live_sets(&design, &fit);
-                let lattice = logistic::Lattice::new(&bits, k, &sets)?;
-                let starts = lattice.fits(&base, None)?;
-                Ok((live, lattice, starts))
-            });
-            let (live, lattice, starts) = match prepared {
-                Ok(p) => p,
-                Err(e) => {
-                    group.warnings.push(format!("no bootstrap: {}", explain(&e, q)));
-                    return;
-                }
-            };
-            let steps = lattice.steps(&starts.into_iter().map(|v| v.1).collect::<Vec<_>>());
-            (live, Some((lattice, steps)))
-        }
-        TappedModel::Linear => (Vec::new(), None),
-    };
-    let columns = varying(cells, &design).0;
+    let logistic = prepared.logistic.as_ref().map(|f| (f, f.lattice.steps(&f.starts)));
     // Where each used cell's weight goes in the logistic patterns (the base order), and each
     // cell's distribution of replicate weights, both fixed over the replicates.
-    let slot: Vec<Option<(usize, bool)>> = cells
-        .iter()
-        .map(|c| design.uses(c).then(|| (base.binary_search_by_key(&(c.tapped & design.mask), |p| p.bits).expect("a used cell's pattern"), c.agrees())))
-        .collect();
-    let draws_of: Vec<Option<(Poisson<f64>, f64)>> = cells.iter().map(|c| replicate_weight(c, q.weighted)).collect();
+    let slot: Vec<Option<(usize, bool)>> = match &logistic {
+        Some((f, _)) => cells
+            .iter()
+            .map(|c| design.uses(c).then(|| (f.base.binary_search_by_key(&(c.tapped & design.mask), |p| p.bits).expect("a used cell's pattern"), c.agrees())))
+            .collect(),
+        None => Vec::new(),
+    };
+    let draws_of: Vec<Option<(Poisson<f64>, f64)>> = cells.iter().map(replicate_weight).collect();
     let mut ok = 0;
     for _ in 0..b {
         if cancel.is_cancelled() {
             return;
         }
         let factors: Vec<f64> = draws_of.iter().map(|d| d.as_ref().map_or(0.0, |(p, scale)| scale * p.sample(&mut rng))).collect();
-        let values = match q.model {
-            TappedModel::Logistic => {
-                let mut pats = base.clone();
+        let values = match &logistic {
+            Some((f, steps)) => {
+                let mut pats = f.base.clone();
                 for p in &mut pats {
                     p.events = 0.0;
                     p.non_events = 0.0;
                 }
-                for ((c, f), s) in cells.iter().zip(&factors).zip(&slot) {
+                for ((c, x), s) in cells.iter().zip(&factors).zip(&slot) {
                     if let Some((i, agrees)) = *s {
-                        let w = f * weight(c, q.weighted);
+                        let w = x * c.sum_w;
                         if agrees {
                             pats[i].events += w;
                         } else {
@@ -768,17 +766,12 @@ fn bootstrap(group: &mut TappedGroup, cells: &[Cell], q: &TappedQuery, b: u32, s
                         }
                     }
                 }
-                let Some(Ok(values)) = lattice.as_ref().map(|(l, steps)| l.replicate_fits(&pats, steps)) else { continue };
-                let phi = crate::stats::importance::shapley_values(live.len(), &values);
-                let mut importance = vec![0.0; m];
-                for (i, &s) in live.iter().enumerate() {
-                    importance[s] = phi[i];
-                }
-                importance
+                let Ok(values) = f.lattice.replicate_fits(&pats, steps) else { continue };
+                place(&f.live, &crate::stats::importance::shapley_values(f.live.len(), &values), m)
             }
-            TappedModel::Linear => {
-                let cp = cross_products(cells, &design, &columns, q.weighted, |i| factors[i]);
-                let Ok(v) = linear_set_values(&cp, &design, &columns, false) else { continue };
+            None => {
+                let cp = cross_products(cells, design, &prepared.columns, |i| factors[i]);
+                let Ok(v) = linear_set_values(&cp, design, &prepared.columns, false) else { continue };
                 v.importance
             }
         };
@@ -810,15 +803,13 @@ fn bootstrap(group: &mut TappedGroup, cells: &[Cell], q: &TappedQuery, b: u32, s
 }
 
 /// The distribution of a replicate's weight for a cell, as a multiple of the cell's own
-/// weight: Poisson(count)/count unweighted; with weights a·Poisson(λ)/Σw (see the module
-/// comment). `None` for an empty cell.
-fn replicate_weight(c: &Cell, weighted: bool) -> Option<(Poisson<f64>, f64)> {
-    let (lambda, scale) = if weighted && c.sum_w > 0.0 && c.sum_w2 > 0.0 {
-        (c.sum_w * c.sum_w / c.sum_w2, c.sum_w2 / c.sum_w / c.sum_w)
-    } else {
-        (c.count as f64, 1.0 / (c.count as f64).max(1.0))
-    };
-    Poisson::new(lambda).ok().map(|p| (p, scale))
+/// weight: a·Poisson(λ)/Σw with λ = (Σw)²/Σw² and a = Σw²/Σw (see the module comment), which
+/// unweighted (Σw = Σw² = count) is Poisson(count)/count. `None` for an empty cell.
+fn replicate_weight(c: &Cell) -> Option<(Poisson<f64>, f64)> {
+    if !(c.sum_w > 0.0 && c.sum_w2 > 0.0) {
+        return None;
+    }
+    Poisson::new(c.sum_w * c.sum_w / c.sum_w2).ok().map(|p| (p, c.sum_w2 / c.sum_w / c.sum_w))
 }
 
 #[cfg(test)]
@@ -864,7 +855,7 @@ mod tests {
             cell(false, 1, 0b111, 0b000, 30),
             cell(false, 0, 0b111, 0b000, 25),
         ];
-        let g = assess(key(), &cells, &query(three()), Suppression::none());
+        let g = assess(key(), &cells, &query(three()), Suppression::none()).0;
         assert_eq!(g.error, None);
         assert_eq!(g.coefficients[2].dropped.as_deref(), Some(Dropped::NeverSet.reason()));
         assert!(g.warnings.iter().any(|w| w.starts_with("positive_other: never tapped")), "{:?}", g.warnings);
@@ -889,7 +880,7 @@ mod tests {
             cell(false, 1, 0b111, 0b000, 30),
             cell(false, 0, 0b111, 0b000, 25),
         ];
-        let g = assess(key(), &cells, &query(three()), Suppression::none());
+        let g = assess(key(), &cells, &query(three()), Suppression::none()).0;
         assert_eq!(g.coefficients[1].estimate, None);
         assert_eq!(g.coefficients[1].dropped.as_deref(), Some(Dropped::Separation.reason()));
         assert!(g.warnings.iter().any(|w| w.starts_with("negative_ease: (quasi-)complete separation")), "{:?}", g.warnings);
@@ -910,7 +901,7 @@ mod tests {
             // Not shown the tap list at all.
             cell(true, 5, 0, 0, 11),
         ];
-        let g = assess(key(), &cells, &query(three()), Suppression::none());
+        let g = assess(key(), &cells, &query(three()), Suppression::none()).0;
         assert_eq!((g.n, g.n_dropped, g.n_not_shown), (110, 7, 11));
         assert_eq!(g.coefficients[2].dropped.as_deref(), Some("not offered to any response in this group"));
         assert!(g.warnings.iter().any(|w| w.contains("7 responses were on forms without some of the model's indicators")), "{:?}", g.warnings);
@@ -937,7 +928,7 @@ mod tests {
         ];
         // Five responses were also offered "other" (bit 2).
         cells.push(cell(false, 1, 0b111, 0b100, 5));
-        let g = assess(key(), &cells, &query(three()), Suppression::none());
+        let g = assess(key(), &cells, &query(three()), Suppression::none()).0;
         assert_eq!((g.n, g.n_dropped), (1155, 0));
         assert_eq!(g.coefficients[2].dropped.as_deref(), Some("not on the group's most common form (offered to some responses only)"));
         assert!(g.coefficients[0].estimate.is_some() && g.coefficients[1].estimate.is_some());
@@ -947,21 +938,21 @@ mod tests {
     fn small_groups_warn_and_suppression_withholds_estimates_but_not_counts() {
         let cells = vec![cell(false, 1, 0b11, 0b01, 9), cell(false, 0, 0b11, 0b10, 8), cell(false, 1, 0b11, 0b00, 5), cell(false, 0, 0b11, 0b00, 6)];
         let q = query(vec![ind(T::Ease, true), ind(T::Ease, false)]);
-        let g = assess(key(), &cells, &q, Suppression::none());
+        let g = assess(key(), &cells, &q, Suppression::none()).0;
         assert!(g.warnings.iter().any(|w| w.starts_with("n = 28 is below max(30, 10 x 3 parameters) = 30")), "{:?}", g.warnings);
-        let s = assess(key(), &cells, &q, Suppression::default());
+        let s = assess(key(), &cells, &q, Suppression::default()).0;
         assert_eq!(s.n, 28);
         assert!(s.suppressed.is_some() && s.mcfadden.is_none() && s.coefficients.iter().all(|c| c.estimate.is_none()));
         assert!(s.lift.iter().all(|l| l.difference.is_none() && l.agree_tapped.is_none() && l.agree_not_tapped.is_none() && l.suppressed.is_some()));
         // Lift sides of at least the minimum are shown in a shown group, withheld in a suppressed one.
         let lift = Suppression { min_cell: 5, min_cell_drivers: 0 };
-        assert!(assess(key(), &cells, &q, lift).lift[0].difference.is_some());
+        assert!(assess(key(), &cells, &q, lift).0.lift[0].difference.is_some());
     }
 
     #[test]
     fn an_outcome_without_both_answers_is_an_error_not_a_nan() {
         let cells = vec![cell(false, 1, 0b11, 0b01, 40), cell(false, 1, 0b11, 0b00, 40)];
-        let g = assess(key(), &cells, &query(vec![ind(T::Ease, true), ind(T::Ease, false)]), Suppression::none());
+        let g = assess(key(), &cells, &query(vec![ind(T::Ease, true), ind(T::Ease, false)]), Suppression::none()).0;
         assert!(g.error.as_deref().unwrap().contains("all agree or none does"), "{:?}", g.error);
         assert!(finite(&g));
     }
@@ -975,8 +966,8 @@ mod tests {
         }
         let q = TappedQuery { bootstrap: Some(200), ..query(vec![ind(T::Ease, true), ind(T::Ease, false), ind(T::Humanity, true), ind(T::Humanity, false)]) };
         let run = || {
-            let mut g = assess(key(), &cells, &q, Suppression::none());
-            bootstrap(&mut g, &cells, &q, 200, 7, &Cancel::default());
+            let (mut g, prepared) = assess(key(), &cells, &q, Suppression::none());
+            bootstrap(&mut g, &cells, &q, &prepared, 200, 7, &Cancel::default());
             g
         };
         let (a, b) = (run(), run());

@@ -2,68 +2,14 @@
 //! calls `analytics::tapped`, converts the result.
 
 use super::query::{dedup, gql_error};
-use super::types::{GroupDimension, GroupOut, OutcomeName, PeriodUnit, ResponseFilter};
+use super::types::{GroupDimension, GroupOut, OutcomeName, PeriodUnit, ResponseFilter, TapTopicName, TappedModelName};
 use crate::analytics::tapped::{TapCoefficient, TapLift, TappedDriver, TappedGroup, TappedModel, TappedQuery};
 use crate::analytics::Analytics;
-use crate::domain::{self, TapIndicator};
+use crate::domain::TapIndicator;
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 
 #[derive(Default)]
 pub struct TappedQueryRoot;
-
-/// How the outcome of a tapped-indicator analysis is modelled.
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum TappedModelName {
-    /// Logistic regression of "agrees" (thumbs up; 4-5 on Likert), pooled over both scales.
-    Logistic,
-    /// Least squares of the 1-5 answer, Likert responses only.
-    Linear,
-}
-
-impl From<TappedModelName> for TappedModel {
-    fn from(m: TappedModelName) -> TappedModel {
-        match m {
-            TappedModelName::Logistic => TappedModel::Logistic,
-            TappedModelName::Linear => TappedModel::Linear,
-        }
-    }
-}
-
-impl From<TappedModel> for TappedModelName {
-    fn from(m: TappedModel) -> TappedModelName {
-        match m {
-            TappedModel::Logistic => TappedModelName::Logistic,
-            TappedModel::Linear => TappedModelName::Linear,
-        }
-    }
-}
-
-/// A topic of the tap lists: the six drivers and OTHER.
-#[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-pub enum TapTopicName {
-    Effectiveness,
-    Ease,
-    Efficiency,
-    Transparency,
-    Humanity,
-    Employee,
-    Other,
-}
-
-impl From<domain::TapTopic> for TapTopicName {
-    fn from(t: domain::TapTopic) -> TapTopicName {
-        use domain::TapTopic as T;
-        match t {
-            T::Effectiveness => TapTopicName::Effectiveness,
-            T::Ease => TapTopicName::Ease,
-            T::Efficiency => TapTopicName::Efficiency,
-            T::Transparency => TapTopicName::Transparency,
-            T::Humanity => TapTopicName::Humanity,
-            T::Employee => TapTopicName::Employee,
-            T::Other => TapTopicName::Other,
-        }
-    }
-}
 
 /// Which list an indicator is on.
 #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]

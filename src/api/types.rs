@@ -30,10 +30,10 @@ impl ScalarType for Date {
 
 /// Declares a GraphQL enum mirroring a domain enum, with conversions both ways.
 macro_rules! mirror_enum {
-    ($(#[$doc:meta])* $name:ident => $domain:ty { $($variant:ident),+ $(,)? }) => {
+    ($(#[$doc:meta])* $name:ident => $domain:ty { $($(#[$vdoc:meta])* $variant:ident),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Enum, Copy, Clone, Eq, PartialEq, Debug)]
-        pub enum $name { $($variant),+ }
+        pub enum $name { $($(#[$vdoc])* $variant),+ }
         impl From<$name> for $domain {
             fn from(v: $name) -> $domain { match v { $($name::$variant => <$domain>::$variant),+ } }
         }
@@ -72,6 +72,19 @@ mirror_enum! {
 mirror_enum! {
     /// A driver question of A-11 280.
     DriverName => Driver { Effectiveness, Ease, Efficiency, Transparency, Humanity, Employee }
+}
+mirror_enum! {
+    /// How the outcome of a tapped-indicator analysis is modelled.
+    TappedModelName => crate::analytics::tapped::TappedModel {
+        /// Logistic regression of "agrees" (thumbs up; 4-5 on Likert), pooled over both scales.
+        Logistic,
+        /// Least squares of the 1-5 answer, Likert responses only.
+        Linear,
+    }
+}
+mirror_enum! {
+    /// A topic of the tap lists: the six drivers and OTHER.
+    TapTopicName => domain::TapTopic { Effectiveness, Ease, Efficiency, Transparency, Humanity, Employee, Other }
 }
 mirror_enum! {
     /// Importance-performance quadrant, relative to the group's average Shapley share and

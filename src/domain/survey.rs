@@ -62,9 +62,6 @@ impl Driver {
     }
 }
 
-/// Tapped-indicator topics: the six drivers plus `other`.
-pub const TAP_TOPICS: &[&str] =
-    &["effectiveness", "ease", "efficiency", "transparency", "humanity", "employee", "other"];
 
 vocabulary! {
     /// A topic of the Touchpoints A-11 v2 tap lists ("What went well?" / "What didn't go so
@@ -80,6 +77,17 @@ vocabulary! {
         Other => "other",
     }
 }
+
+/// Tapped-indicator topics as stored in the lake: the six drivers plus `other` ([`TapTopic`]).
+pub const TAP_TOPICS: &[&str] = &{
+    let mut names = [""; TapTopic::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = TapTopic::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
 
 /// One tapped indicator: a topic on the went-well (positive) or didn't-go-well (negative) list.
 /// Its lake column is null when the form did not offer it, false when offered and not tapped.

@@ -30,16 +30,7 @@ impl CrossProducts {
 
     /// Adds one row with weight `w`.
     pub fn add_row(&mut self, x: &[f64], w: f64) {
-        debug_assert_eq!(x.len(), self.p);
-        self.count += 1;
-        self.sum_w += w;
-        self.sum_w2 += w * w;
-        for i in 0..self.p {
-            self.sum[i] += w * x[i];
-            for j in 0..self.p {
-                self.cross[i * self.p + j] += w * x[i] * x[j];
-            }
-        }
+        self.add_rows(x, 1, w, w * w);
     }
 
     /// Adds `count` rows that all have the values `x`, with weights summing to `sum_w` and

@@ -460,7 +460,13 @@ impl Lattice {
     /// one per predictor `0..k`, 0 where dropped) for the counts of the table's patterns.
     /// `starts[mask]` warm-starts each fit (a bootstrap replicate from the full sample's).
     pub fn fits(&self, patterns: &[Pattern], starts: Option<&[Vec<f64>]>) -> Result<Vec<(f64, Vec<f64>)>, StatsError> {
-        self.fit_all(patterns, starts)
+        let mut out = vec![(0.0, Vec::new()); self.models.len()];
+        self.each_model(patterns, |mask, model, c| {
+            let f = fit_compact(compact_counts(model, c), &model.columns, self.k, starts.map(|s| s[mask].as_slice()))?;
+            out[mask] = (f.mcfadden(), std::iter::once(f.intercept).chain(f.coefficients.iter().map(|c| c.estimate.unwrap_or(0.0))).collect());
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// What the one-step replicate fits need of the full sample's fits (`starts[mask]`, as
@@ -498,10 +504,23 @@ impl Lattice {
     /// cannot be taken (an indicator never or always tapped in the replicate) or is large (over
     /// 0.5 in log-odds) is fitted in full.
     pub fn replicate_fits(&self, patterns: &[Pattern], steps: &Steps) -> Result<Vec<f64>, StatsError> {
+        let mut out = vec![0.0; self.models.len()];
+        self.each_model(patterns, |mask, model, c| {
+            out[mask] = match quadratic_step(c, &model.bits, &steps.at[mask], model.columns.len() + 1) {
+                Some(r2) => r2,
+                None => fit_compact(compact_counts(model, c), &model.columns, self.k, Some(&steps.starts[mask]))?.mcfadden(),
+            };
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `visit(mask, model, counts per projected pattern)` for every model, parents first,
+    /// each model's counts summed from its parent's (or the table's) in one buffer.
+    fn each_model(&self, patterns: &[Pattern], mut visit: impl FnMut(usize, &Model, &[(f64, f64)]) -> Result<(), StatsError>) -> Result<(), StatsError> {
         debug_assert!(patterns.iter().map(|p| p.bits).eq(self.bits.iter().copied()));
         // Every model's counts in one buffer (model `mask` at `offsets[mask]`).
         let mut counts = vec![(0.0, 0.0); *self.offsets.last().expect("at least one model")];
-        let mut out = vec![0.0; self.models.len()];
         for &mask in &self.order {
             let model = &self.models[mask];
             let (done, rest) = counts.split_at_mut(self.offsets[mask]);
@@ -522,55 +541,15 @@ impl Lattice {
                     }
                 }
             }
-            out[mask] = match quadratic_step(c, &model.bits, &steps.at[mask], model.columns.len() + 1) {
-                Some(r2) => r2,
-                None => {
-                    let compact = self.compact_counts(model, c);
-                    fit_compact(compact, &model.columns, self.k, Some(&steps.starts[mask]))?.mcfadden()
-                }
-            };
+            visit(mask, model, c)?;
         }
-        Ok(out)
+        Ok(())
     }
+}
 
-    /// A model's counts per projected pattern, from the table or the model it is projected from.
-    fn aggregate(&self, model: &Model, patterns: &[Pattern], counts: &[Vec<(f64, f64)>]) -> Vec<(f64, f64)> {
-        let mut c = vec![(0.0, 0.0); model.bits.len()];
-        match model.from {
-            None => {
-                for (p, &to) in patterns.iter().zip(&model.map) {
-                    c[to as usize].0 += p.events;
-                    c[to as usize].1 += p.non_events;
-                }
-            }
-            Some(parent) => {
-                for (&(e, n), &to) in counts[parent].iter().zip(&model.map) {
-                    c[to as usize].0 += e;
-                    c[to as usize].1 += n;
-                }
-            }
-        }
-        c
-    }
-
-    fn compact_counts(&self, model: &Model, c: &[(f64, f64)]) -> Vec<Pattern> {
-        model.bits.iter().zip(c).filter(|(_, (e, n))| e + n > 0.0).map(|(&bits, &(events, non_events))| Pattern { bits, events, non_events }).collect()
-    }
-
-    fn fit_all(&self, patterns: &[Pattern], starts: Option<&[Vec<f64>]>) -> Result<Vec<(f64, Vec<f64>)>, StatsError> {
-        debug_assert!(patterns.iter().map(|p| p.bits).eq(self.bits.iter().copied()));
-        let mut counts: Vec<Vec<(f64, f64)>> = vec![Vec::new(); self.models.len()];
-        let mut out: Vec<Option<(f64, Vec<f64>)>> = vec![None; self.models.len()];
-        for &mask in &self.order {
-            let model = &self.models[mask];
-            let c = self.aggregate(model, patterns, &counts);
-            let f = fit_compact(self.compact_counts(model, &c), &model.columns, self.k, starts.map(|s| s[mask].as_slice()))?;
-            let coefficients = std::iter::once(f.intercept).chain(f.coefficients.iter().map(|c| c.estimate.unwrap_or(0.0))).collect();
-            out[mask] = Some((f.mcfadden(), coefficients));
-            counts[mask] = c;
-        }
-        Ok(out.into_iter().map(|o| o.expect("every mask")).collect())
-    }
+/// A model's patterns with their counts, the empty ones left out.
+fn compact_counts(model: &Model, c: &[(f64, f64)]) -> Vec<Pattern> {
+    model.bits.iter().zip(c).filter(|(_, (e, n))| e + n > 0.0).map(|(&bits, &(events, non_events))| Pattern { bits, events, non_events }).collect()
 }
 
 /// The most coefficients (intercept included) a one-step replicate fit handles on the stack;
