@@ -33,6 +33,10 @@ pub struct Metrics {
     pub submitted: Counter,
     pub submit_refused: Counter,
     pub committed: Gauge,
+    /// Acknowledged submits (log records) not yet in the lake.
+    pub submit_pending: Gauge,
+    /// Seconds the oldest of them has waited (0 when none waits).
+    pub submit_lag: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub lake_version: Gauge,
     /// Rows stored and quarantined by uploads (`POST /v1/ingest`).
     pub ingested: Counter,
@@ -49,6 +53,7 @@ impl Default for Metrics {
         let latency = Family::<OperationLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 17)));
         let (cache_hits, cache_misses, submitted, submit_refused) = (Counter::default(), Counter::default(), Counter::default(), Counter::default());
         let (committed, lake_version) = (Gauge::default(), Gauge::default());
+        let (submit_pending, submit_lag) = (Gauge::default(), Gauge::<f64, std::sync::atomic::AtomicU64>::default());
         registry.register("http_requests", "HTTP requests by route and status", requests.clone());
         registry.register("graphql_duration_seconds", "Time to answer a GraphQL request, by operation and format", latency.clone());
         registry.register("cache_hits", "GraphQL results served from the cache", cache_hits.clone());
@@ -56,6 +61,8 @@ impl Default for Metrics {
         registry.register("submitted_responses", "Responses acknowledged by the submit API", submitted.clone());
         registry.register("submit_refused_responses", "Responses in refused submit requests", submit_refused.clone());
         registry.register("submit_committed_responses", "Submitted responses this process moved into the lake", committed.clone());
+        registry.register("submit_log_pending_records", "Acknowledged submits (log records) not yet moved into the lake", submit_pending.clone());
+        registry.register("submit_log_lag_seconds", "How long the oldest acknowledged submit not yet in the lake has waited (0 when none waits)", submit_lag.clone());
         registry.register("lake_version", "The lake version (number of its last commit)", lake_version.clone());
         let (ingested, quarantined) = (Counter::default(), Counter::default());
         registry.register("ingested_rows", "Rows stored by uploads (POST /v1/ingest)", ingested.clone());
@@ -65,7 +72,7 @@ impl Default for Metrics {
         registry.register("scanned_rows", "Rows in the data files handed to query scans", scanned[1].clone());
         registry.register("scanned_bytes", "Bytes of the data files handed to query scans", scanned[2].clone());
         let scanned = std::sync::Mutex::new(scanned);
-        Metrics { registry, requests, latency, cache_hits, cache_misses, submitted, submit_refused, committed, lake_version, ingested, quarantined, scanned }
+        Metrics { registry, requests, latency, cache_hits, cache_misses, submitted, submit_refused, committed, submit_pending, submit_lag, lake_version, ingested, quarantined, scanned }
     }
 }
 

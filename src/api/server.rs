@@ -409,6 +409,10 @@ async fn metrics(state: Data<&Arc<State>>) -> poem::Response {
     }
     if let Some(s) = &state.submitter {
         state.metrics.committed.set(s.committed() as i64);
+        let lag = s.lag();
+        state.metrics.submit_pending.set(lag.records as i64);
+        let waited = lag.oldest.and_then(|t| t.elapsed().ok()).map_or(0.0, |d| d.as_secs_f64());
+        state.metrics.submit_lag.set(waited);
     }
     poem::Response::builder().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.encode())
 }

@@ -3,7 +3,9 @@
 //! fsync). A background flusher seals the log every interval, turns the sealed segment into
 //! lake files through the same staging, dedup and commit as batch ingestion, then deletes it.
 //! On start the segments left by a previous process are replayed the same way; a torn or
-//! corrupt tail record is dropped (it was never acknowledged).
+//! corrupt tail record is dropped (it was never acknowledged: a failed write is cut off and
+//! its segment closed, so no acknowledged record ever follows a torn one). The log directory
+//! is locked for the process's lifetime, so a second server pointed at it refuses to start.
 
 use super::formats::json::{parse_object, to_object};
 use super::pipeline::run_id;
@@ -11,7 +13,7 @@ use super::stage::{IdCache, Stager};
 use crate::domain::validate::{Inventory, Problem, Response};
 use crate::store::commit::{CommitRecord, WriteLock};
 use crate::store::quarantine::{QuarantineRow, QuarantineWriter};
-use crate::store::wal::{read_segment, segments, Wal};
+use crate::store::wal::{read_segment, segments, DirOwner, Lag, Wal};
 use crate::store::{Lake, StoreError};
 use serde_json::{Map, Value};
 use std::collections::HashSet;
@@ -97,6 +99,8 @@ pub struct Submitter {
     stop: Arc<AtomicBool>,
     /// Responses this process moved from the log into the lake (replay included).
     committed: Arc<std::sync::atomic::AtomicU64>,
+    /// The log directory's lock, held while the submitter (or its flusher) lives.
+    _owner: Arc<DirOwner>,
 }
 
 /// What a flush of the log did.
@@ -106,12 +110,16 @@ pub struct Flushed {
     pub stored: u64,
     pub duplicates_skipped: u64,
     pub dropped_tails: usize,
+    /// Stretches of damage with intact records after them (the file changed after it was
+    /// written); the records after are kept.
+    pub damaged: usize,
 }
 
 impl Submitter {
     /// Replays the log in `wal_dir` into `lake`, then starts the log writer and a flusher that
     /// moves acknowledged responses into the lake every `interval`.
     pub fn start(lake: &Lake, wal_dir: &Path, inventory: Inventory, interval: Duration) -> Result<Arc<Submitter>, StoreError> {
+        let owner = Arc::new(DirOwner::acquire(wal_dir)?);
         let replayed = flush_segments(lake, wal_dir, None)?;
         if replayed.segments > 0 {
             tracing::info!(segments = replayed.segments, stored = replayed.stored, duplicates = replayed.duplicates_skipped, dropped_tails = replayed.dropped_tails, "replayed the submit log");
@@ -119,30 +127,47 @@ impl Submitter {
         let wal = Wal::start(wal_dir)?;
         let stop = Arc::new(AtomicBool::new(false));
         let committed = Arc::new(std::sync::atomic::AtomicU64::new(replayed.stored));
-        let submitter = Arc::new(Submitter { wal: wal.clone(), inventory: std::sync::RwLock::new(Arc::new(inventory)), stop: stop.clone(), committed: committed.clone() });
+        let submitter = Arc::new(Submitter {
+            wal: wal.clone(),
+            inventory: std::sync::RwLock::new(Arc::new(inventory)),
+            stop: stop.clone(),
+            committed: committed.clone(),
+            _owner: owner.clone(),
+        });
         let (lake, dir) = (lake.clone(), wal_dir.to_path_buf());
         std::thread::Builder::new()
             .name("cxlake-flush".into())
             .spawn(move || {
+                let _owner = owner;
                 let ids = std::sync::Mutex::new(IdCache::default());
+                // The newest sealed segment not yet moved into the lake: a failed flush is
+                // retried at the next tick even if nothing new was submitted.
+                let mut upto: Option<PathBuf> = None;
                 while !stop.load(Ordering::Relaxed) {
                     std::thread::sleep(interval);
                     match wal.rotate() {
-                        Ok(Some(sealed)) => {
-                            match flush_segments_cached(&lake, &dir, Some(&sealed), Some(&ids)) {
-                                Ok(f) => {
-                                    committed.fetch_add(f.stored, Ordering::Relaxed);
-                                }
-                                Err(e) => tracing::error!(error = %e, "moving submitted responses into the lake failed; will retry"),
-                            }
-                        }
+                        Ok(Some(sealed)) => upto = Some(sealed),
                         Ok(None) => {}
                         Err(e) => tracing::error!(error = %e, "sealing the submit log failed"),
+                    }
+                    let Some(sealed) = &upto else { continue };
+                    match flush_segments_cached(&lake, &dir, Some(sealed), Some(&ids)) {
+                        Ok(f) => {
+                            committed.fetch_add(f.stored, Ordering::Relaxed);
+                            wal.flushed(sealed);
+                            upto = None;
+                        }
+                        Err(e) => tracing::error!(error = %e, "moving submitted responses into the lake failed; will retry"),
                     }
                 }
             })
             .map_err(|source| StoreError::Io { path: "cxlake-flush thread".into(), source })?;
         Ok(submitter)
+    }
+
+    /// How far the lake is behind the log: acknowledged submits not yet visible to queries.
+    pub fn lag(&self) -> Lag {
+        self.wal.lag()
     }
 
     /// Responses moved from the log into the lake so far.
@@ -209,9 +234,14 @@ pub fn flush_segments_cached(lake: &Lake, dir: &Path, upto: Option<&Path>, ids: 
         // A client retrying a submit repeats its ids: not a problem, just nothing new.
         stager.repeats_are_duplicates = true;
         let mut quarantine = QuarantineWriter::new(lake, &run);
-        if let Some((offset, why)) = &read.dropped_tail {
-            tracing::warn!(segment = %path.display(), offset, reason = %why, "dropped the unacknowledged tail of the submit log");
-            out.dropped_tails += 1;
+        for d in &read.damage {
+            if d.records_after {
+                tracing::error!(segment = %path.display(), offset = d.offset, bytes = d.len, reason = %d.reason, "the submit log was damaged after it was written; skipped the damage, kept the records after it");
+                out.damaged += 1;
+            } else {
+                tracing::warn!(segment = %path.display(), offset = d.offset, reason = %d.reason, "dropped the unacknowledged tail of the submit log");
+                out.dropped_tails += 1;
+            }
         }
         let now = chrono::Utc::now();
         for (i, record) in read.records.iter().enumerate() {

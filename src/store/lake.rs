@@ -21,6 +21,8 @@ pub enum StoreError {
     Write { path: String, reason: String },
     #[error("cannot read '{path}': {reason}")]
     Read { path: String, reason: String },
+    #[error("'{path}' is in use by another process ({holder})")]
+    InUse { path: String, holder: String },
     #[error("object store error on '{path}': {reason}")]
     Object { path: String, reason: String },
 }
