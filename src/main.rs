@@ -626,7 +626,8 @@ fn ingest(lake: &str, files: &[PathBuf], format: Option<cxlake::ingest::formats:
         agency: None,
         source_name: None,
     };
-    let lock = cxlake::store::commit::WriteLock::acquire(&lake)?;
+    // Responses files take the write lock only to publish; the other tables hold it per file.
+    let acquire = || cxlake::store::commit::WriteLock::acquire(&lake);
     let (mut stored, mut failed) = (0u64, false);
     for file in files {
         let Some(format) = format.or_else(|| Format::from_path(file)) else {
@@ -639,16 +640,20 @@ fn ingest(lake: &str, files: &[PathBuf], format: Option<cxlake::ingest::formats:
         );
         bar.set_message(file.display().to_string());
         let result = match table {
-            IngestTable::Responses => cxlake::ingest::pipeline::ingest_file(&lock, file, format, &opts, &|n| bar.inc(n)),
+            IngestTable::Responses => cxlake::ingest::pipeline::ingest_file(&lake, file, format, &opts, &|n| bar.inc(n)),
             IngestTable::Telemetry | IngestTable::Indicators => {
                 let t = if table == IngestTable::Telemetry { ObservationTable::Telemetry } else { ObservationTable::Indicators };
-                cxlake::ingest::observations::ingest_file(&lock, file, format, t, &opts)
+                acquire().map_err(Into::into).and_then(|lock| cxlake::ingest::observations::ingest_file(&lock, file, format, t, &opts))
             }
             IngestTable::Services => {
                 bar.finish_and_clear();
                 let source = file.display().to_string();
                 let changes = cxlake::ingest::services::read_file(file, format);
-                match changes.map_err(cxlake::ingest::services::ServicesError::from).and_then(|c| cxlake::ingest::services::upsert(&lock, c, None, &source)) {
+                let upserted = changes.map_err(cxlake::ingest::services::ServicesError::from).and_then(|c| {
+                    let lock = acquire().map_err(cxlake::ingest::services::ServicesError::from)?;
+                    cxlake::ingest::services::upsert(&lock, c, None, &source)
+                });
+                match upserted {
                     Ok(s) if json => println!("{}", serde_json::to_string(&s)?),
                     Ok(s) => println!(
                         "{source}: {} services added, {} updated, {} unchanged; the inventory holds {} (lake version {})",

@@ -79,10 +79,11 @@ pub async fn ingest_upload(params: Query<UploadParams>, body: Body, state: Data<
     let lake = state.lake.clone();
     let who = principal.role.label();
     let result = tokio::task::spawn_blocking(move || {
-        let lock = crate::store::commit::WriteLock::acquire(&lake)?;
         let summary = match table {
-            None => crate::ingest::pipeline::ingest_file(&lock, &path, format, &opts, &|_| {}),
-            Some(t) => crate::ingest::observations::ingest_file(&lock, &path, format, t, &opts),
+            None => crate::ingest::pipeline::ingest_file(&lake, &path, format, &opts, &|_| {}),
+            Some(t) => crate::store::commit::WriteLock::acquire(&lake)
+                .map_err(Into::into)
+                .and_then(|lock| crate::ingest::observations::ingest_file(&lock, &path, format, t, &opts)),
         };
         drop(dir);
         summary

@@ -7,10 +7,10 @@
 use super::formats::{self, Format, OpenOptions};
 use super::stage::Stager;
 use super::IngestError;
-use crate::store::commit::{CommitRecord, IngestedFile, WriteLock};
+use crate::store::commit::{ingested, CommitRecord, IngestedFile, Staging, WriteLock};
 use crate::domain::validate::Response;
 use crate::store::quarantine::{QuarantineRow, QuarantineWriter};
-use crate::store::StoreError;
+use crate::store::{Lake, StoreError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -84,9 +84,12 @@ pub fn run_id() -> String {
     format!("{}-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S"), &uuid::Uuid::new_v4().simple().to_string()[..8])
 }
 
-/// Ingests one file under `lock`. `progress` is told how many rows were read.
+/// Ingests one file into `lake`. `progress` is told how many rows were read. Reading,
+/// validation and staging run without the lake's write lock, so the submit flusher and other
+/// writers keep committing meanwhile; the lock is taken to publish (dedup against the lake,
+/// files, commit record).
 pub fn ingest_file(
-    lock: &WriteLock,
+    lake: &Lake,
     path: &Path,
     format: Format,
     opts: &OpenOptions,
@@ -95,16 +98,19 @@ pub fn ingest_file(
     let shown = opts.source_name.clone().unwrap_or_else(|| path.display().to_string());
     let mut summary = Summary { source: shown.clone(), format: format!("{format:?}"), table: "responses".into(), ..Default::default() };
     let digest = opts.ingest_key(path, format, "responses")?;
-    if let Some(before) = lock.ingested(&digest)? {
+    let already = |before: IngestedFile, mut summary: Summary| {
         summary.already_ingested = true;
         summary.lake_version = before.version;
-        return Ok(summary);
+        summary
+    };
+    if let Some(before) = ingested(lake, &digest)? {
+        return Ok(already(before, summary));
     }
     let started = std::time::Instant::now();
     let mut source = formats::open(path, format, opts)?;
     let run = run_id();
-    let staging = lock.staging(&run)?;
-    let mut quarantine = QuarantineWriter::for_source(lock.lake(), &run, &shown);
+    let staging = Staging::create(lake, &run)?;
+    let mut quarantine = QuarantineWriter::for_source(lake, &run, &shown);
     // Valid rows are staged on their own thread while the next chunk is parsed.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(Response, u64)>>(2);
     let stage_dir = staging.path().to_path_buf();
@@ -155,7 +161,11 @@ pub fn ingest_file(
     read?;
     let stager = staged?;
     let t_read = started.elapsed();
-    let committed = stager.commit(lock, &run, &shown)?;
+    let lock = WriteLock::acquire(lake)?;
+    if let Some(before) = lock.ingested(&digest)? {
+        return Ok(already(before, summary)); // another process ingested it meanwhile
+    }
+    let committed = stager.commit(&lock, &run, &shown)?;
     tracing::debug!(read_validate_stage = ?t_read, commit = ?(started.elapsed() - t_read), "ingest phases");
     for q in committed.quarantined {
         summary.rows_quarantined += 1;
@@ -165,7 +175,7 @@ pub fn ingest_file(
     summary.rows_stored = committed.stored;
     summary.duplicates_skipped = committed.duplicates_skipped;
     summary.duplicate_lines = line_ranges(&committed.skipped_lines, 20);
-    let summary = finish(lock, summary, quarantine, committed.added, format!("ingest {shown}"), digest)?;
+    let summary = finish(&lock, summary, quarantine, committed.added, format!("ingest {shown}"), digest)?;
     drop(staging);
     Ok(summary)
 }

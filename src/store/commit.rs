@@ -8,7 +8,12 @@
 //! <lake>/_lake/HEAD                         the last version (so readers need not list commits)
 //! <lake>/_lake/ingested/<blake3>.json       digests of source files already ingested
 //! <lake>/_staging/<run>/                    private scratch of a write in progress
+//! <lake>/_staging/<run>.owner               locked (flock) by the process staging there
 //! ```
+//!
+//! Staging needs no lock: an ingest reads, validates and stages a file while other writers
+//! (the submit flusher, other ingests) commit, and takes the lock only to publish. A writer
+//! taking the lock removes the staging of processes that died (whose `.owner` is unlocked).
 //!
 //! Data files are published (renamed into their partition) before the commit record that
 //! lists them is written, so a crash between the two leaves whole files whose rows a rerun
@@ -63,10 +68,7 @@ impl WriteLock {
         std::fs::create_dir_all(path.parent().expect("lock file has a parent")).map_err(io_err(&path))?;
         let file = File::options().create(true).truncate(false).write(true).open(&path).map_err(io_err(&path))?;
         file.lock().map_err(io_err(&path))?;
-        let staging = root.join(STAGING_DIR);
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging).map_err(io_err(&staging))?;
-        }
+        clear_dead_staging(&root.join(STAGING_DIR))?;
         Ok(WriteLock { lake: lake.clone(), held: Held::File { _locked: file } })
     }
 
@@ -74,20 +76,9 @@ impl WriteLock {
         &self.lake
     }
 
-    /// A fresh private staging directory (removed when the returned guard drops): under the
-    /// lake on disk, in the system's temporary directory for a lake in object storage.
-    pub fn staging(&self, name: &str) -> Result<tempfile::TempDir, StoreError> {
-        let prefix = format!("{name}-");
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(&prefix);
-        match self.lake.local_root() {
-            Some(root) => {
-                let dir = root.join(STAGING_DIR);
-                std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-                builder.tempdir_in(&dir).map_err(io_err(&dir))
-            }
-            None => builder.tempdir().map_err(io_err(&std::env::temp_dir())),
-        }
+    /// A fresh private staging directory (see [`Staging`]).
+    pub fn staging(&self, name: &str) -> Result<Staging, StoreError> {
+        Staging::create(&self.lake, name)
     }
 
     /// The version of the last commit (0 for a lake never changed since it was created).
@@ -114,8 +105,7 @@ impl WriteLock {
 
     /// Whether a source file with this digest was ingested before, and its record if so.
     pub fn ingested(&self, digest: &str) -> Result<Option<IngestedFile>, StoreError> {
-        let bytes = self.lake.objects().read(&format!("{INGESTED_DIR}/{digest}.json"))?;
-        Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
+        ingested(&self.lake, digest)
     }
 
     /// Remembers that a source file was ingested completely.
@@ -123,6 +113,84 @@ impl WriteLock {
         let path = format!("{INGESTED_DIR}/{}.json", file.digest);
         self.lake.objects().create(&path, serde_json::to_vec_pretty(file).expect("record serializes")).map(|_| ())
     }
+}
+
+/// Whether a source file with this digest was ingested into `lake`, and its record if so (a
+/// writer checks again under the lock before it publishes).
+pub fn ingested(lake: &Lake, digest: &str) -> Result<Option<IngestedFile>, StoreError> {
+    let bytes = lake.objects().read(&format!("{INGESTED_DIR}/{digest}.json"))?;
+    Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
+}
+
+/// A private staging directory, removed when dropped. Under a local lake it is
+/// `_staging/<name>-<random>/`, owned through a lock on its `.owner` file, which exists and is
+/// locked before the directory does; in the system's temporary directory for a lake in object
+/// storage. Creating one needs no write lock.
+pub enum Staging {
+    Local { dir: std::path::PathBuf, _owner: tempfile::NamedTempFile },
+    Temp(tempfile::TempDir),
+}
+
+impl Staging {
+    pub fn create(lake: &Lake, name: &str) -> Result<Staging, StoreError> {
+        let prefix = format!("{name}-");
+        let Some(root) = lake.local_root() else {
+            return tempfile::Builder::new().prefix(&prefix).tempdir().map(Staging::Temp).map_err(io_err(&std::env::temp_dir()));
+        };
+        let parent = root.join(STAGING_DIR);
+        std::fs::create_dir_all(&parent).map_err(io_err(&parent))?;
+        let owner = tempfile::Builder::new().prefix(&prefix).suffix(".owner").tempfile_in(&parent).map_err(io_err(&parent))?;
+        owner.as_file().lock().map_err(io_err(owner.path()))?;
+        let dir = owner.path().with_extension("");
+        std::fs::create_dir(&dir).map_err(io_err(&dir))?;
+        Ok(Staging::Local { dir, _owner: owner })
+    }
+
+    pub fn path(&self) -> &Path {
+        match self {
+            Staging::Local { dir, .. } => dir,
+            Staging::Temp(t) => t.path(),
+        }
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        // The directory goes first, then (as the fields drop) its owner file.
+        if let Staging::Local { dir, .. } = self {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Removes the staging directories whose owner is gone (its `.owner` file unlocked or absent).
+fn clear_dead_staging(staging: &Path) -> Result<(), StoreError> {
+    let entries = match std::fs::read_dir(staging) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(io_err(staging)(e)),
+    };
+    for entry in entries {
+        let dir = entry.map_err(io_err(staging))?.path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let owner_path = dir.with_extension("owner");
+        let owner = match File::open(&owner_path) {
+            Ok(f) => match f.try_lock() {
+                Ok(()) => Some(f),
+                Err(std::fs::TryLockError::WouldBlock) => continue, // alive: staging now
+                Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&owner_path)(e)),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io_err(&owner_path)(e)),
+        };
+        std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
+        if owner.is_some() {
+            let _ = std::fs::remove_file(&owner_path);
+        }
+    }
+    Ok(())
 }
 
 /// The version of a lake: the number of its last commit record. Reads `_lake/HEAD` and checks
@@ -252,9 +320,20 @@ mod tests {
         let stale = std::path::PathBuf::from(lake.locate(&format!("{STAGING_DIR}/run-dead/x.arrow")));
         std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
         std::fs::write(&stale, b"partial").unwrap();
+        // A writer that died staging: its owner file exists but nobody holds it.
+        let dead = std::path::PathBuf::from(lake.locate(&format!("{STAGING_DIR}/run-died")));
+        std::fs::create_dir_all(&dead).unwrap();
+        std::fs::write(dead.with_extension("owner"), b"").unwrap();
+        // An ingest staging now, without the lock.
+        let live = Staging::create(&lake, "live").unwrap();
+        std::fs::write(live.path().join("rows.arrow"), b"rows").unwrap();
         let lock = WriteLock::acquire(&lake).unwrap();
-        assert!(!stale.exists());
+        assert!(!stale.exists() && !dead.exists() && !dead.with_extension("owner").exists());
+        assert!(live.path().join("rows.arrow").exists(), "a live process's staging is kept");
         let s = lock.staging("run").unwrap();
         assert!(s.path().starts_with(lake.locate(STAGING_DIR)));
+        let (s_path, live_path) = (s.path().to_path_buf(), live.path().to_path_buf());
+        drop((s, live));
+        assert!(!s_path.exists() && !live_path.exists() && !live_path.with_extension("owner").exists());
     }
 }

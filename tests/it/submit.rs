@@ -228,3 +228,50 @@ fn the_flusher_reuses_partition_ids_between_flushes_and_notices_compaction() {
     let stored = stored_ids(&lake);
     assert!((0..5).all(|i| stored[&format!("c{i}")] == 1));
 }
+
+/// An ingest reads, validates and stages without the lake's write lock: a submit acknowledged
+/// meanwhile reaches the lake within the flush interval, not after the whole file (issue 18:
+/// 11.6 s behind a large ingest).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_submit_reaches_the_lake_while_an_ingest_is_reading() {
+    use cxlake::ingest::formats::{Format, OpenOptions};
+    let lake = fresh_lake(2_000, 32, 1);
+    let l = Lake::open(&lake).unwrap();
+    let inventory = analytics(&lake).catalog().inventory();
+    let submitter = Submitter::start(&l, &lake.join("_wal"), inventory.clone(), Duration::from_millis(100)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("big.jsonl");
+    let lines: String = (0..5000).map(|i| response(&lake, &format!("ing-{i}")).to_string() + "\n").collect();
+    std::fs::write(&file, lines).unwrap();
+    // The ingest pauses in its reading phase until the test has seen (or given up on) the submit.
+    let (reading_tx, reading_rx) = std::sync::mpsc::channel::<()>();
+    let (seen_tx, seen_rx) = std::sync::mpsc::channel::<()>();
+    let ingest = std::thread::spawn({
+        let l = l.clone();
+        move || {
+            let opts = OpenOptions { inventory, now: chrono::Utc::now(), ..Default::default() };
+            let once = std::sync::Once::new();
+            let format = Format::from_path(&file).unwrap();
+            cxlake::ingest::pipeline::ingest_file(&l, &file, format, &opts, &|_| {
+                once.call_once(|| {
+                    reading_tx.send(()).unwrap();
+                    let _ = seen_rx.recv_timeout(Duration::from_secs(15));
+                })
+            })
+        }
+    });
+    reading_rx.recv().unwrap();
+    let acked = submitter.submit(vec![response(&lake, "rt-during-ingest")]).await.unwrap();
+    let started = Instant::now();
+    let mut visible = false;
+    while started.elapsed() < Duration::from_secs(10) && !visible {
+        visible = stored_ids(&lake).contains_key(&acked[0]);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    seen_tx.send(()).unwrap();
+    let summary = ingest.join().unwrap().unwrap();
+    assert!(visible, "the submit waited for the ingest");
+    assert_eq!(summary.rows_stored, 5000);
+    let stored = stored_ids(&lake);
+    assert!((0..5000).all(|i| stored[&format!("ing-{i}")] == 1) && stored[&acked[0]] == 1);
+}
