@@ -81,9 +81,32 @@ struct AccessArgs {
     /// Largest GraphQL request body in bytes.
     #[arg(long, env = "CXLAKE_MAX_BODY", default_value_t = 1 << 20)]
     max_body: usize,
+    /// Light queries (one aggregating scan) running at once (default: 4 per core).
+    #[arg(long, env = "CXLAKE_MAX_QUERIES")]
+    max_queries: Option<usize>,
+    /// Heavy queries (driver importance, bootstraps, reports) running at once (default: one per
+    /// two cores).
+    #[arg(long, env = "CXLAKE_MAX_HEAVY_QUERIES")]
+    max_heavy_queries: Option<usize>,
+    /// Queries of each weight that may wait for a slot; beyond, a BUSY error (default: 16 light
+    /// and 4 heavy per core).
+    #[arg(long, env = "CXLAKE_QUERY_QUEUE")]
+    query_queue: Option<usize>,
+    /// Groups an aggregate query may return (beyond, a TOO_MANY_GROUPS error).
+    #[arg(long, env = "CXLAKE_MAX_GROUPS", default_value_t = cxlake::analytics::MAX_GROUPS)]
+    max_groups: usize,
 }
 
 impl AccessArgs {
+    /// Admission slots: the defaults for this machine's cores, with any flags given.
+    fn admission(&self) -> cxlake::analytics::Admission {
+        use cxlake::analytics::{Admission, Slots};
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let (light, heavy) = Admission::default_slots(cores);
+        let slots = |d: Slots, running: Option<usize>| Slots { running: running.unwrap_or(d.running), queued: self.query_queue.unwrap_or(d.queued) };
+        Admission::new(slots(light, self.max_queries), slots(heavy, self.max_heavy_queries))
+    }
+
     fn limits(&self, listen: &SocketAddr) -> Result<cxlake::api::server::Limits> {
         let keys = match &self.keys {
             Some(path) => Some(std::sync::Arc::new(cxlake::api::keys::KeyStore::open(path)?)),
@@ -393,7 +416,7 @@ fn run() -> Result<()> {
         // Opening reads the dimension tables with polars, which must not run on an async worker.
         Command::Serve { lake, cells, listen, submit, access } => {
             let limits = access.limits(&listen)?;
-            let analytics = open(&lake)?.with_suppression(cells.suppression());
+            let analytics = open(&lake)?.with_suppression(cells.suppression()).with_admission(access.admission()).with_max_groups(access.max_groups);
             let submitter = if !submit.submit {
                 None
             } else {

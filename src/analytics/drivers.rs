@@ -11,6 +11,7 @@
 //! add the responses dropped for a missing driver and the tapped indicators of thumbs
 //! responses. `crate::stats` computes every estimate.
 
+use super::{gated, Weight};
 use super::grouping::{key_exprs, GroupKey, KeyReader};
 use super::suppression::Suppression;
 use super::{Analytics, AnalyticsError, Filter};
@@ -385,11 +386,12 @@ impl Analytics {
         let lf = self.lake.scan_responses(&files)?;
         let q = q.clone();
         let suppression = self.suppression;
-        Analytics::blocking(move |cancel| run(lf, &q, suppression, cancel)).await.map_err(|e| self.explain_failure(&files, e))
+        let max_groups = self.max_groups;
+        self.blocking(Weight::Heavy, move |cancel| run(gated(lf, cancel), &q, suppression, max_groups, cancel)).await.map_err(|e| self.explain_failure(&files, e))
     }
 }
 
-fn run(lf: LazyFrame, q: &DriverQuery, suppression: Suppression, cancel: &super::Cancel) -> Result<Vec<DriverGroup>, AnalyticsError> {
+fn run(lf: LazyFrame, q: &DriverQuery, suppression: Suppression, max_groups: usize, cancel: &super::Cancel) -> Result<Vec<DriverGroup>, AnalyticsError> {
     let vars: Vec<&str> = std::iter::once(q.outcome.column()).chain(q.drivers.iter().map(|d| d.as_str())).collect();
     let layout = Layout { p: vars.len(), missing: q.missing };
     let filtered = match q.filter.predicate() {
@@ -434,6 +436,9 @@ fn run(lf: LazyFrame, q: &DriverQuery, suppression: Suppression, cancel: &super:
     let mut all: BTreeMap<GroupKey, Vec<Vec<f64>>> = main;
     for key in taps.keys().chain(candidates.keys()) {
         all.entry(key.clone()).or_default();
+    }
+    if all.len() > max_groups {
+        return Err(AnalyticsError::TooManyGroups { groups: all.len(), max: max_groups });
     }
     let groups: Vec<DriverGroup> = all
         .into_par_iter()

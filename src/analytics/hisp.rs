@@ -10,6 +10,7 @@
 //! operational counts and stay. On the thumbs scale (`point_scale` 2) down is counted in
 //! `qN_1` and up in `qN_2`; drivers are not asked on that scale (they are tapped).
 
+use super::{gated, Weight};
 use super::observations::{AggregateQuery, ObservationFilter, ObservationKey};
 use super::scores::{plan_with, ScoresQuery};
 use super::{Analytics, AnalyticsError, Filter};
@@ -163,8 +164,13 @@ impl Analytics {
         let files = self.lake.response_files(&filter.partitions()).await?;
         let mut cells: BTreeMap<(String, String, String), (u64, Bins)> = BTreeMap::new();
         if !files.is_empty() {
-            let lf = plan_with(self.lake.scan_responses(&files)?, &sq, vec![len().cast(DataType::UInt64).alias("respondents")]);
-            let df = Analytics::blocking(move |_| Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single()))
+            let scan = self.lake.scan_responses(&files)?;
+            let sq2 = sq.clone();
+            let df = self
+                .blocking(Weight::Heavy, move |cancel| {
+                    let lf = plan_with(gated(scan, cancel), &sq2, vec![len().cast(DataType::UInt64).alias("respondents")]);
+                    Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single())
+                })
                 .await
                 .map_err(|e| self.explain_failure(&files, e))?;
             let (service, channel, scale, respondents) =

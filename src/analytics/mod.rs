@@ -24,7 +24,7 @@ pub use grouping::GroupKey;
 pub use scores::{ScoreRow, ScoresQuery, ScoresResult};
 
 use crate::store::{Lake, StoreError};
-use polars::prelude::PolarsError;
+use polars::prelude::{polars_bail, LazyFrame, OptFlags, PolarsError};
 
 /// Errors of an analytical query, each naming what was wrong.
 #[derive(Debug, thiserror::Error)]
@@ -46,11 +46,17 @@ pub enum AnalyticsError {
     /// The caller stopped waiting (the request ended or timed out): the work was abandoned.
     #[error("the query was cancelled")]
     Cancelled,
+    /// Too many queries of this weight are running and waiting: try again later.
+    #[error("the server is busy: {running} {weight} queries are running and {queued} waiting, the most it queues; try again shortly")]
+    Busy { weight: &'static str, running: usize, queued: usize },
+    /// The answer would hold more groups than a query may return.
+    #[error("the query would return {groups} groups; at most {max} are returned (group by fewer dimensions, a coarser period or a narrower filter)")]
+    TooManyGroups { groups: usize, max: usize },
 }
 
 /// Set when the caller of a blocking job stops waiting for it (its future was dropped: the
 /// request was cancelled or hit the time limit). Long work checks it between steps and stops;
-/// a polars scan already running completes first (polars offers no way to interrupt it).
+/// polars plans check it on every batch of rows they stream (`gated`).
 #[derive(Clone, Default, Debug)]
 pub struct Cancel(std::sync::Arc<std::sync::atomic::AtomicBool>);
 
@@ -69,6 +75,142 @@ impl Cancel {
 
     pub fn cancel(&self) {
         self.0.store(true, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// `lf` with a check of `cancel` on every batch of rows streaming through it: a plan built on
+/// the gated scan fails within one batch once its caller is gone (polars has no other way to
+/// interrupt a running query). The check passes filters and projections through, so pruning
+/// and pushdown are unchanged.
+pub(crate) fn gated(lf: LazyFrame, cancel: &Cancel) -> LazyFrame {
+    let cancel = cancel.clone();
+    lf.map(
+        move |df| {
+            if cancel.is_cancelled() {
+                polars_bail!(ComputeError: "the query was cancelled");
+            }
+            Ok(df)
+        },
+        OptFlags::PREDICATE_PUSHDOWN | OptFlags::PROJECTION_PUSHDOWN | OptFlags::STREAMING,
+        None,
+        Some("cancellation check"),
+    )
+}
+
+/// How much a job weighs for admission control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Weight {
+    /// One aggregating scan (scores, benchmarks, trends, raw pages, observations).
+    Light,
+    /// Model fits, bootstraps, reports: many times the work of a scan.
+    Heavy,
+}
+
+/// How many jobs of one weight may run at once and wait at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slots {
+    pub running: usize,
+    pub queued: usize,
+}
+
+/// Admission control: jobs of each weight take a slot, wait in a bounded queue when none is
+/// free, and are refused (`Busy`) when the queue is full, so heavy queries cannot crowd out
+/// light ones or pile up work and memory without bound. A slot is held until the blocking job
+/// itself ends, not just until its caller stops waiting, so abandoned work still counts.
+#[derive(Debug)]
+pub struct Admission {
+    light: Gate,
+    heavy: Gate,
+}
+
+#[derive(Debug)]
+struct Gate {
+    slots: Slots,
+    permits: std::sync::Arc<tokio::sync::Semaphore>,
+    waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Gate {
+    fn new(slots: Slots) -> Gate {
+        let slots = Slots { running: slots.running.max(1), queued: slots.queued };
+        Gate { slots, permits: std::sync::Arc::new(tokio::sync::Semaphore::new(slots.running)), waiting: Default::default() }
+    }
+}
+
+/// Decrements a waiting count when dropped (the waiter got in or gave up).
+struct Waiting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Admission {
+    pub fn new(light: Slots, heavy: Slots) -> Admission {
+        Admission { light: Gate::new(light), heavy: Gate::new(heavy) }
+    }
+
+    /// Defaults for a machine with `cores`: one heavy job per two cores (at least one), four
+    /// light jobs per core; each queues up to 16 more per core.
+    pub fn for_cores(cores: usize) -> Admission {
+        let (light, heavy) = Admission::default_slots(cores);
+        Admission::new(light, heavy)
+    }
+
+    /// The default (light, heavy) slots for a machine with `cores`.
+    pub fn default_slots(cores: usize) -> (Slots, Slots) {
+        let cores = cores.max(1);
+        (Slots { running: 4 * cores, queued: 16 * cores }, Slots { running: cores.div_ceil(2), queued: 4 * cores })
+    }
+
+    async fn enter(&self, weight: Weight) -> Result<tokio::sync::OwnedSemaphorePermit, AnalyticsError> {
+        let gate = match weight {
+            Weight::Light => &self.light,
+            Weight::Heavy => &self.heavy,
+        };
+        if let Ok(permit) = gate.permits.clone().try_acquire_owned() {
+            return Ok(permit);
+        }
+        if gate.waiting.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= gate.slots.queued {
+            gate.waiting.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            let weight = if weight == Weight::Heavy { "heavy" } else { "light" };
+            return Err(AnalyticsError::Busy { weight, running: gate.slots.running, queued: gate.slots.queued });
+        }
+        let _waiting = Waiting(gate.waiting.clone());
+        gate.permits.clone().acquire_owned().await.map_err(|e| AnalyticsError::Task(e.to_string()))
+    }
+
+    /// Runs blocking work off the async runtime once admitted. The job gets a `Cancel` that is set if this future is dropped before the job ends; it holds
+    /// its slot until it returns.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        weight: Weight,
+        f: impl FnOnce(&Cancel) -> Result<T, AnalyticsError> + Send + 'static,
+    ) -> Result<T, AnalyticsError> {
+        let permit = self.enter(weight).await?;
+        let cancel = Cancel::default();
+        let _guard = CancelOnDrop(cancel.clone());
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let result = match f(&cancel) {
+                // A gated plan stopped by the cancellation.
+                Err(AnalyticsError::Polars(_)) if cancel.is_cancelled() => Err(AnalyticsError::Cancelled),
+                r => r,
+            };
+            if matches!(result, Err(AnalyticsError::Cancelled)) {
+                tracing::info!("abandoned query stopped");
+            }
+            result
+        })
+        .await
+        .map_err(|e| AnalyticsError::Task(e.to_string()))?
+    }
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Admission::for_cores(std::thread::available_parallelism().map_or(2, |n| n.get()))
     }
 }
 
@@ -96,7 +238,14 @@ pub struct Analytics {
     catalog: std::sync::Arc<std::sync::RwLock<(u64, std::sync::Arc<Catalog>)>>,
     /// Minimum cell sizes applied to every result.
     pub suppression: suppression::Suppression,
+    /// Slots for blocking jobs, shared by clones.
+    admission: std::sync::Arc<Admission>,
+    /// Groups an aggregate query may return.
+    pub max_groups: usize,
 }
+
+/// Groups an aggregate query returns at most, unless configured otherwise.
+pub const MAX_GROUPS: usize = 20_000;
 
 impl Analytics {
     /// Opens the analytics over `lake`, reading its catalog. Blocking: call it outside async
@@ -108,6 +257,8 @@ impl Analytics {
             lake,
             catalog: std::sync::Arc::new(std::sync::RwLock::new((version, catalog))),
             suppression: suppression::Suppression::default(),
+            admission: std::sync::Arc::new(Admission::default()),
+            max_groups: MAX_GROUPS,
         })
     }
 
@@ -132,6 +283,24 @@ impl Analytics {
         Ok(true)
     }
 
+    /// The same analytics with other admission slots.
+    pub fn with_admission(self, admission: Admission) -> Analytics {
+        Analytics { admission: std::sync::Arc::new(admission), ..self }
+    }
+
+    /// The same analytics returning at most `max_groups` groups per query.
+    pub fn with_max_groups(self, max_groups: usize) -> Analytics {
+        Analytics { max_groups, ..self }
+    }
+
+    /// `Err(TooManyGroups)` when an aggregate holds more than the groups a query may return.
+    pub(crate) fn check_groups(&self, groups: usize) -> Result<(), AnalyticsError> {
+        if groups > self.max_groups {
+            return Err(AnalyticsError::TooManyGroups { groups, max: self.max_groups });
+        }
+        Ok(())
+    }
+
     /// The same analytics with other minimum cell sizes.
     pub fn with_suppression(self, suppression: suppression::Suppression) -> Analytics {
         Analytics { suppression, ..self }
@@ -151,22 +320,13 @@ impl Analytics {
         }
     }
 
-    /// Runs blocking polars work off the async runtime. The job gets a `Cancel` that is set
-    /// if this future is dropped before the job ends.
+    /// Runs blocking polars work off the async runtime once admitted (`Admission::run`).
     pub(crate) async fn blocking<T: Send + 'static>(
+        &self,
+        weight: Weight,
         f: impl FnOnce(&Cancel) -> Result<T, AnalyticsError> + Send + 'static,
     ) -> Result<T, AnalyticsError> {
-        let cancel = Cancel::default();
-        let _guard = CancelOnDrop(cancel.clone());
-        tokio::task::spawn_blocking(move || {
-            let result = f(&cancel);
-            if matches!(result, Err(AnalyticsError::Cancelled)) {
-                tracing::info!("abandoned query stopped");
-            }
-            result
-        })
-        .await
-        .map_err(|e| AnalyticsError::Task(e.to_string()))?
+        self.admission.run(weight, f).await
     }
 }
 
@@ -178,7 +338,8 @@ mod tests {
     async fn a_job_whose_caller_stops_waiting_is_cancelled() {
         let stopped = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let seen = stopped.clone();
-        let job = Analytics::blocking(move |cancel| {
+        let admission = Admission::for_cores(2);
+        let job = admission.run(Weight::Light, move |cancel| {
             let start = std::time::Instant::now();
             while start.elapsed() < std::time::Duration::from_secs(30) {
                 if let Err(e) = cancel.check() {
@@ -196,6 +357,6 @@ mod tests {
         }
         assert!(stopped.load(std::sync::atomic::Ordering::SeqCst), "the abandoned job did not stop");
         // A job that completes is not cancelled.
-        assert_eq!(Analytics::blocking(|cancel| cancel.check().map(|_| 7)).await.unwrap(), 7);
+        assert_eq!(admission.run(Weight::Light, |cancel| cancel.check().map(|_| 7)).await.unwrap(), 7);
     }
 }

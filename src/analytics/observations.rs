@@ -17,6 +17,7 @@
 //! Measured on generated telemetry without drops (`tests/it/observations.rs`), and the planted
 //! drop's detection delay, in ARCHITECTURE.md.
 
+use super::Weight;
 use super::grouping::{period_exprs, KeyReader};
 use super::{Analytics, AnalyticsError, Filter, ScoresQuery};
 use crate::domain::observations::ObservationTable;
@@ -150,7 +151,7 @@ impl Analytics {
             v.clone().min().alias("min"),
             v.max().alias("max"),
         ]);
-        let df = Analytics::blocking(move |_| Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single())).await?;
+        let df = self.blocking(Weight::Light, move |_| Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single())).await?;
         let periods = KeyReader::new(&df, &[], q.period)?;
         let metric = df.column("metric")?.str()?;
         let key_cols: Vec<(ObservationKey, &StringChunked)> = q.by.iter().map(|k| Ok((*k, df.column(k.column())?.str()?))).collect::<PolarsResult<_>>()?;
@@ -265,7 +266,7 @@ impl Analytics {
                     return Ok(report);
                 };
                 let lf = lf.select([col("observed_at").max().cast(DataType::Date).alias("last")]);
-                let df = Analytics::blocking(move |_| Ok(lf.collect()?)).await?;
+                let df = self.blocking(Weight::Light, move |_| Ok(lf.collect()?)).await?;
                 let days = df.column("last")?.date()?.phys.get(0);
                 match days {
                     Some(d) => NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + Duration::days(d as i64),
@@ -299,7 +300,7 @@ impl Analytics {
                 when(col("in_window")).then(lit(0.0)).otherwise(col("v")).sum().alias("baseline"),
                 when(col("in_window")).then(lit(0.0)).otherwise(col("v") * col("v")).sum().alias("baseline_sq"),
             ]);
-        let df = Analytics::blocking(move |_| Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single())).await?;
+        let df = self.blocking(Weight::Light, move |_| Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single())).await?;
         let text = |c: &str| -> PolarsResult<Vec<Option<String>>> { Ok(df.column(c)?.str()?.iter().map(|v| v.map(str::to_string)).collect()) };
         let (agency, service, metric, channel, page) = (text("agency")?, text("service_id")?, text("metric")?, text("channel")?, text("page")?);
         let window = df.column("window")?.f64()?;

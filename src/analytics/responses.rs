@@ -3,6 +3,7 @@
 //! pagination: the next page starts after the last row of this one, so pages stay consistent
 //! while new rows arrive). Who may read them is the API's business; this only reads.
 
+use super::{gated, Weight};
 use super::filter::Filter;
 use super::{Analytics, AnalyticsError};
 use polars::prelude::*;
@@ -96,7 +97,8 @@ impl Analytics {
             None => lf,
         };
         let (first, after) = (q.first, q.after.clone());
-        let (total, page) = Analytics::blocking(move |cancel| {
+        let (total, page) = self.blocking(Weight::Light, move |cancel| {
+            let lf = gated(lf, cancel);
             let total = lf.clone().select([len().alias("n")]).collect()?.column("n")?.u32()?.get(0).unwrap_or(0) as u64;
             cancel.check()?;
             let lf = match &after {

@@ -6,6 +6,7 @@
 //! of weights and of squared weights) of each answer value of each measure. `crate::stats`
 //! computes every estimate from those bins.
 
+use super::{gated, Weight};
 use super::grouping::{key_exprs, GroupKey, KeyReader};
 use super::{Analytics, AnalyticsError, Filter};
 use crate::domain::{Dimension, Measure, PeriodUnit, Scale};
@@ -137,9 +138,15 @@ impl Analytics {
         }
         let lf = self.lake.scan_responses(&files)?;
         let q2 = q.clone();
-        let df = Analytics::blocking(move |_| Ok(plan(lf, &q2).collect_with_engine(Engine::Streaming)?.unwrap_single()))
+        let df = self
+            .blocking(Weight::Light, move |cancel| Ok(plan(gated(lf, cancel), &q2).collect_with_engine(Engine::Streaming)?.unwrap_single()))
             .await
             .map_err(|e| self.explain_failure(&files, e))?;
+        // A row per group and scale: only past the cap can the groups be too many.
+        if df.height() > self.max_groups {
+            let keys = super::grouping::KeyReader::new(&df, &q.group_by, q.period)?;
+            self.check_groups((0..df.height()).map(|i| keys.key(i)).collect::<std::collections::BTreeSet<_>>().len())?;
+        }
         let mut rows = assemble(&df, q)?;
         for r in &mut rows {
             if let Some(reason) = super::suppression::Suppression::check(r.n, self.suppression.min_cell) {

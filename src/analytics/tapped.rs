@@ -15,6 +15,7 @@
 //! as a·Poisson(λ) with λ = (Σw)²/Σw² and a = Σw²/Σw, which has the mean and variance of the
 //! row-level Σ wᵢ·Poisson(1) (exact when the weights in a cell are equal).
 
+use super::{gated, Weight};
 use super::grouping::{key_exprs, GroupKey, KeyReader};
 use super::suppression::Suppression;
 use super::{Analytics, AnalyticsError, Cancel, Filter};
@@ -203,7 +204,8 @@ impl Analytics {
         let lf = self.lake.scan_responses(&files)?;
         let q = q.clone();
         let suppression = self.suppression;
-        Analytics::blocking(move |cancel| run(lf, &q, suppression, cancel)).await.map_err(|e| self.explain_failure(&files, e))
+        let max_groups = self.max_groups;
+        self.blocking(Weight::Heavy, move |cancel| run(gated(lf, cancel), &q, suppression, max_groups, cancel)).await.map_err(|e| self.explain_failure(&files, e))
     }
 }
 
@@ -271,11 +273,14 @@ fn read_cells(df: &DataFrame, q: &TappedQuery) -> PolarsResult<BTreeMap<GroupKey
     Ok(groups)
 }
 
-fn run(lf: LazyFrame, q: &TappedQuery, suppression: Suppression, cancel: &Cancel) -> Result<Vec<TappedGroup>, AnalyticsError> {
+fn run(lf: LazyFrame, q: &TappedQuery, suppression: Suppression, max_groups: usize, cancel: &Cancel) -> Result<Vec<TappedGroup>, AnalyticsError> {
     let start = std::time::Instant::now();
     let df = plan(lf, q).collect_with_engine(Engine::Streaming)?.unwrap_single();
     tracing::debug!(elapsed = ?start.elapsed(), cells = df.height(), "tapped pattern table collected");
     let groups = read_cells(&df, q)?;
+    if groups.len() > max_groups {
+        return Err(AnalyticsError::TooManyGroups { groups: groups.len(), max: max_groups });
+    }
     cancel.check()?;
     let out: Vec<TappedGroup> = groups
         .into_par_iter()

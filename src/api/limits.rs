@@ -1,7 +1,8 @@
 //! Limits on what one GraphQL document may ask for, so no query can make the server do
 //! unbounded work: complexity and recursion (async-graphql's own checks), the depth of data
-//! selections and the number of aliased fields, counted over the operations and fragments of
-//! the parsed document (each alias can repeat a whole expensive field).
+//! selections and the number of aliased fields, counted over the operations of the parsed
+//! document with every fragment spread expanded (each alias, and each spread of a fragment
+//! holding aliases, can repeat a whole expensive field).
 //!
 //! The depth limit leaves out the introspection fields `__schema` and `__type`: the standard
 //! introspection query of every GraphQL client and IDE (graphql-js `getIntrospectionQuery`,
@@ -26,21 +27,37 @@ pub const MAX_RECURSION: usize = 32;
 /// Directives on one field.
 pub const MAX_DIRECTIVES: usize = 8;
 
-fn aliases(set: &SelectionSet) -> usize {
+/// Aliased fields as executed: a fragment counts each time it is spread (its own count is
+/// computed once, so the walk costs the document's size however often fragments spread each
+/// other); a fragment on its own path counts 0 (a cycle, which validation refuses).
+fn aliases<'a>(set: &'a SelectionSet, fragments: &'a Fragments, memo: &mut HashMap<&'a str, Option<usize>>) -> usize {
     set.items
         .iter()
         .map(|s| match &s.node {
-            Selection::Field(f) => usize::from(f.node.alias.is_some()) + aliases(&f.node.selection_set.node),
-            Selection::InlineFragment(f) => aliases(&f.node.selection_set.node),
-            Selection::FragmentSpread(_) => 0,
+            Selection::Field(f) => usize::from(f.node.alias.is_some()).saturating_add(aliases(&f.node.selection_set.node, fragments, memo)),
+            Selection::InlineFragment(f) => aliases(&f.node.selection_set.node, fragments, memo),
+            Selection::FragmentSpread(spread) => {
+                let name = spread.node.fragment_name.node.as_str();
+                match (memo.get(name), fragments.get(name)) {
+                    (Some(Some(n)), _) => *n,
+                    (Some(None), _) | (_, None) => 0,
+                    (None, Some(def)) => {
+                        memo.insert(name, None);
+                        let n = aliases(&def.node.selection_set.node, fragments, memo);
+                        memo.insert(name, Some(n));
+                        n
+                    }
+                }
+            }
         })
-        .sum()
+        .fold(0, usize::saturating_add)
 }
 
-/// Counts the aliases of a document (operations and fragments alike).
+/// Counts the aliases of a document's operations with every fragment spread expanded (each
+/// alias can repeat a whole expensive field, and so can each spread of a fragment).
 pub fn alias_count(doc: &ExecutableDocument) -> usize {
-    doc.operations.iter().map(|(_, op)| aliases(&op.node.selection_set.node)).sum::<usize>()
-        + doc.fragments.values().map(|f| aliases(&f.node.selection_set.node)).sum::<usize>()
+    let mut memo = HashMap::new();
+    doc.operations.iter().map(|(_, op)| aliases(&op.node.selection_set.node, &doc.fragments, &mut memo)).fold(0, usize::saturating_add)
 }
 
 type Fragments = HashMap<Name, Positioned<FragmentDefinition>>;
@@ -162,7 +179,21 @@ mod tests {
 
     #[test]
     fn aliases_are_counted_in_operations_and_fragments() {
-        let doc = async_graphql::parser::parse_query("{ a: scores { n } b: scores { m: n } ...F } fragment F on QueryRoot { c: services { id } }").unwrap();
-        assert_eq!(alias_count(&doc), 4);
+        let count = |q: &str| alias_count(&async_graphql::parser::parse_query(q).unwrap());
+        assert_eq!(count("{ a: scores { n } b: scores { m: n } ...F } fragment F on QueryRoot { c: services { id } }"), 4);
+        // Each spread of a fragment counts its aliases again (issue 18: 16 aliases spread 8
+        // times ran 128 heavy fields past a limit of 16).
+        assert_eq!(count("{ ...F ...F x { ...F } } fragment F on QueryRoot { a: scores { n } b: scores { n } }"), 6);
+        assert_eq!(count("{ ...G ...G } fragment G on QueryRoot { ...F ...F } fragment F on QueryRoot { a: scores { n } }"), 4);
+        // Fragments spreading the next one twice, 64 deep: 2^64 aliases as executed, counted
+        // without overflow in time linear in the document.
+        let mut q = String::from("{ ...F0 } ");
+        for i in 0..64 {
+            q += &format!("fragment F{i} on QueryRoot {{ ...F{} ...F{} }} ", i + 1, i + 1);
+        }
+        q += "fragment F64 on QueryRoot { a: scores { n } }";
+        assert_eq!(count(&q), usize::MAX);
+        // A cycle (invalid, refused by validation) does not loop.
+        assert_eq!(count("{ ...A } fragment A on QueryRoot { a: x { ...A } }"), 1);
     }
 }

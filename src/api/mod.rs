@@ -9,6 +9,7 @@ pub mod download;
 pub mod export;
 pub mod keys;
 pub mod limits;
+pub mod memo;
 pub mod metrics;
 pub mod mutation;
 pub mod query;
@@ -47,6 +48,7 @@ fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription>
         .limit_recursive_depth(limits::MAX_RECURSION)
         .limit_directives(limits::MAX_DIRECTIVES)
         .extension(limits::AliasLimit)
+        .extension(memo::PerRequestMemo)
 }
 
 /// A read-only schema serving `analytics` (submissions are refused).

@@ -14,6 +14,8 @@ pub fn gql_error(e: AnalyticsError) -> async_graphql::Error {
         AnalyticsError::Invalid { .. } => "BAD_USER_INPUT",
         AnalyticsError::CorruptFile { .. } => "CORRUPT_DATA_FILE",
         AnalyticsError::Cancelled => "CANCELLED",
+        AnalyticsError::Busy { .. } => "BUSY",
+        AnalyticsError::TooManyGroups { .. } => "TOO_MANY_GROUPS",
         _ => "INTERNAL",
     };
     if code == "INTERNAL" {
@@ -68,7 +70,7 @@ impl QueryRoot {
             weighted: weighted.unwrap_or(false),
             confidence: 0.95,
         };
-        let result = analytics.scores(&q).await.map_err(gql_error)?;
+        let result = super::memo::once(ctx, "scores", &q, || analytics.scores(&q)).await.map_err(gql_error)?;
         Ok(result.rows.into_iter().map(Into::into).collect())
     }
 
@@ -116,7 +118,7 @@ impl QueryRoot {
             count_dropped: ctx.look_ahead().field("nDropped").exists(),
             confidence: 0.95,
         };
-        let groups = analytics.driver_importance(&q).await.map_err(gql_error)?;
+        let groups = super::memo::once(ctx, "driver_importance", &q, || analytics.driver_importance(&q)).await.map_err(gql_error)?;
         Ok(groups.into_iter().map(|g| DriverGroupOut::new(g, outcome)).collect())
     }
 
@@ -147,7 +149,7 @@ impl QueryRoot {
             weighted: weighted.unwrap_or(false),
             confidence: 0.95,
         };
-        let rows = analytics.benchmark(&q).await.map_err(gql_error)?;
+        let rows = super::memo::once(ctx, "benchmark", &q, || analytics.benchmark(&q)).await.map_err(gql_error)?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
@@ -171,7 +173,7 @@ impl QueryRoot {
             weighted: weighted.unwrap_or(false),
             confidence: 0.95,
         };
-        Ok(analytics.trends(&q).await.map_err(gql_error)?.into_iter().map(Into::into).collect())
+        Ok(super::memo::once(ctx, "trends", &q, || analytics.trends(&q)).await.map_err(gql_error)?.into_iter().map(Into::into).collect())
     }
 
     /// The groups whose agree share dropped significantly in a period (default: the latest
@@ -211,7 +213,7 @@ impl QueryRoot {
             today: chrono::Utc::now().date_naive(),
             confidence: 0.95,
         };
-        let result = analytics.alerts(&q).await.map_err(gql_error)?;
+        let result = super::memo::once(ctx, "alerts", &q, || analytics.alerts(&q)).await.map_err(gql_error)?;
         Ok(result.alerts.into_iter().map(Into::into).collect())
     }
 
@@ -245,7 +247,7 @@ impl QueryRoot {
             first: usize::try_from(first).unwrap_or(0),
             after: after.as_deref().map(Cursor::decode).transpose().map_err(gql_error)?,
         };
-        Ok(analytics.responses(&q).await.map_err(gql_error)?.into())
+        Ok(super::memo::once(ctx, "responses", &q, || analytics.responses(&q)).await.map_err(gql_error)?.into())
     }
 
     /// Checks a survey definition (JSON or YAML) against A-11 280.10, by edition. A11_2022: at

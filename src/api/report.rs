@@ -113,6 +113,9 @@ pub async fn hisp_download(req: &poem::Request, state: Data<&Arc<State>>) -> poe
     let report = match analytics.hisp_report(&q).await {
         Ok(r) => r,
         Err(e @ crate::analytics::AnalyticsError::Invalid { .. }) => return bad(e.to_string()),
+        Err(e @ crate::analytics::AnalyticsError::Busy { .. }) => {
+            return poem::web::Json(serde_json::json!({ "error": e.to_string() })).with_status(StatusCode::SERVICE_UNAVAILABLE).with_header("retry-after", "1").into_response()
+        }
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, poem::web::Json(serde_json::json!({ "error": e.to_string() }))).into_response(),
     };
     let name = format!("hisp-FY{}Q{}", quarter.year, quarter.quarter);

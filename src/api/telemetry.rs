@@ -314,7 +314,7 @@ async fn aggregate(ctx: &Context<'_>, table: ObservationTable, filter: Option<Ob
         }
     }
     let q = AggregateQuery { table, filter: filter.unwrap_or_default().into(), by, period: period.map(Into::into) };
-    Ok(analytics.aggregate(&q).await.map_err(gql_error)?.into_iter().map(Into::into).collect())
+    Ok(super::memo::once(ctx, "aggregate", &q, || analytics.aggregate(&q)).await.map_err(gql_error)?.into_iter().map(Into::into).collect())
 }
 
 #[Object]
@@ -369,7 +369,7 @@ impl TelemetryQuery {
             alpha: alpha.unwrap_or(d.alpha),
             all: all.unwrap_or(false),
         };
-        let r = analytics.alarms(&q).await.map_err(gql_error)?;
+        let r = super::memo::once(ctx, "alarms", &q, || analytics.alarms(&q)).await.map_err(gql_error)?;
         Ok(AlarmReportOut {
             rule: r.rule,
             as_of: r.as_of.map(Date),
@@ -428,7 +428,7 @@ impl TelemetryQuery {
             },
             correlate: correlate.unwrap_or(false),
         };
-        let r = analytics.service_levels(&q).await.map_err(gql_error)?;
+        let r = super::memo::once(ctx, "service_levels", &q, || analytics.service_levels(&q)).await.map_err(gql_error)?;
         Ok(ServiceLevelsOut {
             rows: r
                 .rows
@@ -467,6 +467,6 @@ impl TelemetryQuery {
     async fn hisp_report(&self, ctx: &Context<'_>, fiscal_year: i32, quarter: u32, agency: Option<Vec<String>>) -> Result<HispReportOut> {
         let analytics = ctx.data::<Analytics>()?;
         let q = HispQuery { quarter: fiscal_quarter(fiscal_year, quarter).map_err(gql_error)?, agencies: agency };
-        Ok(HispReportOut::from(&analytics.hisp_report(&q).await.map_err(gql_error)?))
+        Ok(HispReportOut::from(&super::memo::once(ctx, "hisp_report", &q, || analytics.hisp_report(&q)).await.map_err(gql_error)?))
     }
 }
