@@ -359,4 +359,58 @@ mod tests {
         // A job that completes is not cancelled.
         assert_eq!(admission.run(Weight::Light, |cancel| cancel.check().map(|_| 7)).await.unwrap(), 7);
     }
+
+    /// A job that holds its slot until told to finish.
+    fn held(admission: &std::sync::Arc<Admission>, weight: Weight) -> (tokio::task::JoinHandle<Result<u8, AnalyticsError>>, std::sync::mpsc::Sender<()>) {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let a = admission.clone();
+        (tokio::spawn(async move { a.run(weight, move |_| Ok(rx.recv().map_or(0, |_| 1))).await }), tx)
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn admission_queues_then_refuses_and_keeps_light_work_moving() {
+        let slots = Slots { running: 1, queued: 1 };
+        let admission = std::sync::Arc::new(Admission::new(slots, slots));
+        let (first, release_first) = held(&admission, Weight::Heavy);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let (second, release_second) = held(&admission, Weight::Heavy);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // A third heavy query finds the slot taken and the queue full.
+        match admission.run(Weight::Heavy, |_| Ok(3u8)).await {
+            Err(e @ AnalyticsError::Busy { .. }) => assert!(e.to_string().contains("1 heavy queries are running and 1 waiting"), "{e}"),
+            other => panic!("expected BUSY, got {other:?}"),
+        }
+        // Light work has its own slots.
+        assert_eq!(admission.run(Weight::Light, |_| Ok(4u8)).await.unwrap(), 4);
+        release_first.send(()).unwrap();
+        assert_eq!(first.await.unwrap().unwrap(), 1);
+        release_second.send(()).unwrap();
+        assert_eq!(second.await.unwrap().unwrap(), 1, "the queued query ran once a slot was free");
+        // A caller that gave up while queued leaves the queue.
+        let (third, release_third) = held(&admission, Weight::Heavy);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(50), admission.run(Weight::Heavy, |_| Ok(5u8))).await.is_err());
+        let (fourth, release_fourth) = held(&admission, Weight::Heavy);
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        release_third.send(()).unwrap();
+        release_fourth.send(()).unwrap();
+        assert_eq!((third.await.unwrap().unwrap(), fourth.await.unwrap().unwrap()), (1, 1));
+    }
+
+    /// A gated plan gives the same answer as the plan, and stops with an error once cancelled.
+    #[test]
+    fn a_gated_plan_stops_when_cancelled() {
+        use polars::prelude::*;
+        let n = 2_000_000i64;
+        let df = df!("k" => (0..n).map(|i| i % 1000).collect::<Vec<_>>(), "v" => (0..n).collect::<Vec<_>>()).unwrap();
+        let plan = |lf: LazyFrame| lf.filter(col("k").lt(lit(500))).group_by([col("k")]).agg([col("v").sum()]).sort(["k"], Default::default());
+        let run = |lf: LazyFrame| plan(lf).collect_with_engine(Engine::Streaming).map(|r| r.unwrap_single());
+        let cancel = Cancel::default();
+        let plain = run(df.clone().lazy()).unwrap();
+        assert_eq!(run(gated(df.clone().lazy(), &cancel)).unwrap(), plain);
+        assert_eq!(plain.height(), 500);
+        cancel.cancel();
+        let err = run(gated(df.lazy(), &cancel)).unwrap_err();
+        assert!(err.to_string().contains("cancelled"), "{err}");
+    }
 }

@@ -282,9 +282,12 @@ fn run(lf: LazyFrame, q: &TappedQuery, suppression: Suppression, max_groups: usi
         return Err(AnalyticsError::TooManyGroups { groups: groups.len(), max: max_groups });
     }
     cancel.check()?;
-    let out: Vec<TappedGroup> = groups
+    let out: Option<Vec<TappedGroup>> = groups
         .into_par_iter()
         .map(|(key, all)| {
+            if cancel.is_cancelled() {
+                return None; // abandoned
+            }
             // The model's responses; the others are only counted.
             let in_model = |c: &Cell| c.answered && (q.model == TappedModel::Logistic || c.likert);
             let cells: Vec<Cell> = all.iter().copied().filter(in_model).collect();
@@ -300,11 +303,11 @@ fn run(lf: LazyFrame, q: &TappedQuery, suppression: Suppression, max_groups: usi
             if let (Some(b), None, None) = (q.bootstrap, &group.error, &group.suppressed) {
                 bootstrap(&mut group, &cells, q, &prepared, b, q.seed ^ super::drivers::key_hash(&key), cancel);
             }
-            group
+            Some(group)
         })
         .collect();
     cancel.check()?;
-    Ok(out)
+    Ok(out.unwrap_or_default())
 }
 
 /// Which asked indicators a group's model holds and which cells it uses.

@@ -259,3 +259,50 @@ fn serve_refuses_a_public_address_without_keys_and_serves_with_them() {
     child.wait().unwrap();
     assert_eq!((anonymous, keyed), (Some(401), Some(200)));
 }
+
+/// Issue 18: a fragment of aliased heavy fields spread N times ran N times the work past every
+/// limit. Aliases are counted with spreads expanded, and a field repeated with the same
+/// arguments within a request is computed once.
+#[tokio::test(flavor = "multi_thread")]
+async fn fragment_spreads_count_their_aliases_and_repeats_are_computed_once() {
+    let lake = crate::common::shared_lake();
+    let cli = client(lake, Limits::default());
+    let fragment: String = (0..9).map(|i| format!("a{i}: scores(groupBy: [AGENCY]) {{ n }} ")).collect();
+    let query = format!("{{ ...F ...F }} fragment F on QueryRoot {{ {fragment} }}");
+    let (status, v) = body(cli.post("/graphql").body_json(&json!({ "query": query })).send().await).await;
+    assert!(status < 500, "{v}");
+    let message = v["errors"][0]["message"].as_str().unwrap_or_else(|| panic!("18 aliases allowed: {v}"));
+    assert!(message.contains("18 aliased fields") && message.contains("at most 16"), "{message}");
+
+    let schema = cxlake::api::schema(analytics(lake));
+    let memo = Arc::new(cxlake::api::memo::Memo::default());
+    let query = "{ a: scores(groupBy: [AGENCY]) { n mean } b: scores(groupBy: [AGENCY]) { n mean } c: scores(groupBy: [CHANNEL]) { n } ...F } \
+                 fragment F on QueryRoot { d: scores(groupBy: [AGENCY]) { n mean } e: scores(groupBy: [CHANNEL], weighted: true) { n } }";
+    let resp = schema.execute(async_graphql::Request::new(query).data(memo.clone())).await;
+    assert!(resp.errors.is_empty(), "{:?}", resp.errors);
+    let data = resp.data.into_json().unwrap();
+    assert!(data["a"].as_array().is_some_and(|a| !a.is_empty()));
+    assert_eq!(data["a"], data["b"]);
+    assert_eq!(data["a"], data["d"]);
+    assert_eq!(memo.computed(), 3, "AGENCY once, CHANNEL and weighted CHANNEL once each");
+}
+
+/// Issue 18: an aggregate grouped by everything by day returned 40 MB of JSON. The groups a
+/// query may return are capped, with an error naming the cap.
+#[tokio::test(flavor = "multi_thread")]
+async fn aggregates_beyond_the_group_cap_are_refused_with_the_cap_named() {
+    let lake = crate::common::shared_lake();
+    let a = analytics(lake);
+    let services = a.catalog().services.len();
+    let schema = cxlake::api::schema(a.with_max_groups(services - 1));
+    let resp = schema.execute("{ scores(groupBy: [SERVICE], period: FISCAL_YEAR) { n } }").await;
+    let e = &resp.errors[0];
+    assert!(e.message.contains(&format!("at most {} are returned", services - 1)), "{}", e.message);
+    assert_eq!(e.extensions.as_ref().and_then(|x| x.get("code")).map(|c| c.to_string()), Some("\"TOO_MANY_GROUPS\"".into()));
+    for query in ["{ tappedDriverImportance(groupBy: [SERVICE], period: FISCAL_YEAR) { n } }", "{ driverImportance(groupBy: [SERVICE], period: FISCAL_YEAR) { n } }"] {
+        let resp = schema.execute(query).await;
+        assert!(resp.errors.first().is_some_and(|e| e.message.contains("groups; at most")), "{query}: {:?}", resp.errors);
+    }
+    let resp = schema.execute("{ scores(groupBy: [AGENCY]) { n } }").await;
+    assert!(resp.errors.is_empty(), "{:?}", resp.errors);
+}
