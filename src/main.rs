@@ -590,7 +590,9 @@ async fn serve(analytics: Analytics, listen: SocketAddr, submitter: Option<std::
     };
     let app = cxlake::api::server::routes_with(schema, analytics, submitter, limits);
     tracing::info!(lake = %shown, "serving GraphiQL on http://{listen}/");
-    poem::Server::new(poem::listener::TcpListener::bind(listen))
+    use poem::listener::Listener;
+    let acceptor = poem::listener::TcpListener::bind(listen).into_acceptor().await.with_context(|| format!("listening on {listen}"))?;
+    poem::Server::new_with_acceptor(cxlake::api::peers::Watched(acceptor))
         .run_with_graceful_shutdown(app, async { tokio::signal::ctrl_c().await.ok(); }, None)
         .await
         .context("server failed")

@@ -11,6 +11,7 @@ pub mod keys;
 pub mod limits;
 pub mod memo;
 pub mod metrics;
+pub mod peers;
 pub mod mutation;
 pub mod query;
 pub mod report;

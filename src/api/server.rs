@@ -212,7 +212,16 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
     if key.is_some() {
         state.metrics.cache_misses.inc();
     }
-    let response = match tokio::time::timeout(state.limits.timeout, state.schema.execute(request)).await {
+    // The work stops (and its admission slot frees) when the time limit passes or the client
+    // hangs up, whichever comes first.
+    let executed = tokio::select! {
+        r = tokio::time::timeout(state.limits.timeout, state.schema.execute(request)) => r,
+        _ = super::peers::hung_up(req.remote_addr()) => {
+            tracing::info!("the client hung up; its query was stopped");
+            return reply(StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST), json!({"error": "the client closed the connection"}));
+        }
+    };
+    let response = match executed {
         Ok(r) => r,
         Err(_) => {
             let message = format!("the query took longer than the limit of {:?} and was stopped", state.limits.timeout);
