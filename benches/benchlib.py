@@ -1,7 +1,9 @@
 """Shared helpers of the benchmark scripts: timing, the lake under test, running cxlake."""
 import json
+import socket
 import subprocess
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,3 +35,22 @@ def cxlake_query(binary, lake, query, variables):
     proc = subprocess.run([binary, "query", "--lake", lake, "-", "--variables", json.dumps(variables)],
                           input=query, capture_output=True, text=True, check=True)
     return json.loads(proc.stdout)["data"]
+
+
+def serve(binary, lake, *args):
+    """Starts `cxlake serve` on a free loopback port; returns the process and its base URL once
+    it answers /health."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen([binary, "serve", "--lake", str(lake), "--listen", f"127.0.0.1:{port}", *map(str, args)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            urllib.request.urlopen(f"{base}/health", timeout=1).read()
+            return server, base
+        except OSError:
+            time.sleep(0.05)
+    server.kill()
+    raise RuntimeError(f"the server at {base} did not start")

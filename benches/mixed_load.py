@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import random
-import socket
 import statistics
 import subprocess
 import threading
@@ -24,7 +23,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from benchlib import ROOT, ensure_lake
+from benchlib import ROOT, ensure_lake, serve
 
 LIGHT = [
     "{{ scores(filter: {{ agency: [\"{agency}\"] }}, groupBy: [SERVICE], period: FISCAL_QUARTER) {{ service period measure n mean agreeShare }} }}",
@@ -135,20 +134,10 @@ def main():
     svc = c.execute(f"SELECT service_id, agency, bureau, service_type FROM '{args.lake}/dimensions/services.parquet' LIMIT 1").fetchone()
     template = {"agency": svc[1], "bureau": svc[2], "service_id": svc[0], "service_type": svc[3], "channel": "digital",
                 "collection_id": "mixed-load", "scale": "likert5", "trust": 4, "satisfaction": 3}
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    wal = Path(f"/tmp/cxlake-mixed-load-wal-{port}")
-    server = subprocess.Popen([binary, "serve", "--lake", str(args.lake), "--listen", f"127.0.0.1:{port}", "--rate-limit", "0",
-                               "--submit", "--wal", str(wal)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
+    wal = Path(f"/tmp/cxlake-mixed-load-wal-{os.getpid()}")
+    server, base = serve(binary, args.lake, "--rate-limit", "0", "--submit", "--wal", wal)
+    port = base.rsplit(":", 1)[1]
     try:
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(f"{base}/health", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.05)
         # Reference: the light queries on the idle server (first run computes, the rest are cached
         # in the load too, so both are measured uncached: distinct agencies).
         idle = []
@@ -156,20 +145,27 @@ def main():
             t = time.perf_counter()
             post(f"{base}/graphql", LIGHT[0].format(agency=a), 120)
             idle.append((time.perf_counter() - t) * 1000)
-        rss0, stats = rss_mb(server.pid), Stats()
-        until = time.time() + args.seconds
-        rng = random.Random(args.seed)
-        threads = [threading.Thread(target=client, args=(f"{base}/graphql", agencies, stats, until, random.Random(rng.random()), i < args.clients * args.heavy_share))
-                   for i in range(args.clients)]
-        threads += [threading.Thread(target=submitter, args=(base, template, stats, until, f"s{i}-{port}")) for i in range(args.submitters)]
-        for t in threads:
-            t.start()
-        rss = []
-        while time.time() < until:
-            rss.append(rss_mb(server.pid))
-            time.sleep(1)
-        for t in threads:
-            t.join()
+        def load(seconds, heavy_clients, light_clients, submitters):
+            stats, rss = Stats(), []
+            until = time.time() + seconds
+            rng = random.Random(args.seed)
+            threads = [threading.Thread(target=client, args=(f"{base}/graphql", agencies, stats, until, random.Random(rng.random()), i < heavy_clients))
+                       for i in range(heavy_clients + light_clients)]
+            threads += [threading.Thread(target=submitter, args=(base, template, stats, until, f"s{i}-{port}-{seconds}")) for i in range(submitters)]
+            for t in threads:
+                t.start()
+            while time.time() < until:
+                rss.append(rss_mb(server.pid))
+                time.sleep(1)
+            for t in threads:
+                t.join()
+            return stats, rss
+
+        n_heavy = int(args.clients * args.heavy_share)
+        # Reference in the same run: the light clients and submitters alone.
+        alone, _ = load(args.seconds // 2, 0, args.clients - n_heavy, args.submitters)
+        rss0 = rss_mb(server.pid)
+        stats, rss = load(args.seconds, n_heavy, args.clients - n_heavy, args.submitters)
         ended = time.time()
         cpu_end = cpu_seconds(server.pid)
         time.sleep(5)
@@ -179,10 +175,13 @@ def main():
         server.terminate()
         server.wait()
     fivexx = sum(v for k, v in stats.codes.items() if k.startswith("http 5") or k.startswith("submit 5"))
-    print(f"{args.clients} clients ({args.heavy_share:.0%} heavy, 20% of those hang up after 1 s), {args.submitters} submitters, {args.seconds} s, {args.rows:,}-row lake")
-    print(f"light query idle (reference): p50 {statistics.median(idle):.1f} ms, p99 {pct(idle, 99):.1f} ms")
-    print(f"light under load: {len(stats.light_ms)} answered, p50 {pct(stats.light_ms, 50):.1f} ms, p99 {pct(stats.light_ms, 99):.1f} ms "
-          f"(p99 / idle p50 = {pct(stats.light_ms, 99) / statistics.median(idle):.1f}x)")
+    print(f"{args.clients} clients without think time ({args.heavy_share:.0%} heavy, 20% of those hang up after 1 s), {args.submitters} submitters, {args.seconds} s, {args.rows:,}-row lake")
+    print(f"light query, one client, idle server: p50 {statistics.median(idle):.1f} ms, p99 {pct(idle, 99):.1f} ms")
+    print(f"light clients alone ({args.seconds // 2} s, reference): {len(alone.light_ms)} answered ({len(alone.light_ms) / (args.seconds // 2):.1f}/s), "
+          f"p50 {pct(alone.light_ms, 50):.1f} ms, p99 {pct(alone.light_ms, 99):.1f} ms; BUSY {alone.codes.get('light BUSY', 0)}")
+    print(f"light clients beside the heavy ones: {len(stats.light_ms)} answered ({len(stats.light_ms) / args.seconds:.1f}/s), "
+          f"p50 {pct(stats.light_ms, 50):.1f} ms, p99 {pct(stats.light_ms, 99):.1f} ms "
+          f"(p99 ratio to light alone: {pct(stats.light_ms, 99) / pct(alone.light_ms, 99):.2f}x)")
     print(f"heavy completed: {len(stats.heavy_ms)}, p50 {pct(stats.heavy_ms, 50):.0f} ms")
     print("outcomes:", ", ".join(f"{k}: {v}" for k, v in sorted(stats.codes.items())))
     print(f"5xx: {fivexx}")

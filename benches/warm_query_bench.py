@@ -9,14 +9,13 @@ cache: same query, same lake version). Goals: p50 <= 5 ms, >= 500 req/s on 2 cor
 """
 import argparse
 import json
-import socket
 import subprocess
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
 
-from benchlib import ROOT, ensure_lake
+from benchlib import ROOT, ensure_lake, serve
 
 QUERY = "{ scores(groupBy: [AGENCY], period: FISCAL_QUARTER, measures: [TRUST, SATISFACTION]) { agency period measure n mean agreeShare agreeLow agreeHigh } }"
 
@@ -30,19 +29,9 @@ def main():
     binary = str(ROOT / "target" / "release" / "cxlake")
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     ensure_lake(binary, args.lake, args.rows)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen([binary, "serve", "--lake", str(args.lake), "--listen", f"127.0.0.1:{port}"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/graphql"
+    server, base = serve(binary, args.lake)
+    url = f"{base}/graphql"
     try:
-        for _ in range(400):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1).read()
-                break
-            except OSError:
-                time.sleep(0.05)
         body = json.dumps({"query": QUERY})
 
         def once():

@@ -137,6 +137,23 @@ impl Gate {
     }
 }
 
+/// Where heavy jobs run, with their own parallel loops: threads at a lower scheduling priority
+/// (nice 10), so while a heavy job computes, light queries get the cores they ask for (its
+/// polars scans still use polars' own threads).
+fn heavy_pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::LazyLock<rayon::ThreadPool> = std::sync::LazyLock::new(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("cxlake-heavy-{i}"))
+            .start_handler(|_| {
+                // On Linux the nice value is per thread; failing to lower it is harmless.
+                let _ = rustix::process::setpriority_process(None, 10);
+            })
+            .build()
+            .expect("the heavy-job thread pool starts")
+    });
+    &POOL
+}
+
 /// Decrements a waiting count when dropped (the waiter got in or gave up).
 struct Waiting(std::sync::Arc<std::sync::atomic::AtomicUsize>);
 
@@ -193,7 +210,11 @@ impl Admission {
         let _guard = CancelOnDrop(cancel.clone());
         tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let result = match f(&cancel) {
+            let outcome = match weight {
+                Weight::Light => f(&cancel),
+                Weight::Heavy => heavy_pool().install(|| f(&cancel)),
+            };
+            let result = match outcome {
                 // A gated plan stopped by the cancellation.
                 Err(AnalyticsError::Polars(_)) if cancel.is_cancelled() => Err(AnalyticsError::Cancelled),
                 r => r,

@@ -57,6 +57,21 @@ def scan(lake):
     return f"read_parquet('{lake}/responses/**/*.parquet', hive_partitioning = true)"
 
 
+def stored_ids(lake, collection_id):
+    """Response id -> times stored, for the responses of one collection in a lake."""
+    return dict(duck().execute(f"SELECT response_id, count(*) FROM {scan(lake)} WHERE collection_id = '{collection_id}' GROUP BY 1").fetchall())
+
+
+def wait_stored(lake, ids, collection_id, timeout=30):
+    """Waits until every id is in the lake (or the time is up); returns what is stored."""
+    deadline = time.time() + timeout
+    while True:
+        stored = stored_ids(lake, collection_id)
+        if all(i in stored for i in ids) or time.time() > deadline:
+            return stored
+        time.sleep(0.2)
+
+
 def duck():
     """A DuckDB connection reading timestamps in UTC, as the lake stores them."""
     import duckdb  # noqa: PLC0415 (not every test needs it)

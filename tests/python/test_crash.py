@@ -12,7 +12,7 @@ import time
 import urllib.request
 
 
-from conftest import BIN, duck as con, free_port, graphql, run_cxlake, scan, wait_healthy
+from conftest import BIN, duck as con, free_port, graphql, run_cxlake, scan, wait_healthy, wait_stored
 
 KILLS = 50
 FILES = 10
@@ -114,12 +114,7 @@ def test_kill_9_while_writing(tmp_path):
         wait_up(port, server)
         run_cxlake("ingest", "--lake", lake, *exports)
         assert len(acked) > 500, f"only {len(acked)} submissions acknowledged"
-        deadline = time.time() + 30
-        while True:
-            stored = dict(con().execute(f"SELECT response_id, count(*) FROM {scan(lake)} WHERE collection_id = 'crash' GROUP BY 1").fetchall())
-            if all(a in stored for a in acked) or time.time() > deadline:
-                break
-            time.sleep(0.2)
+        stored = wait_stored(lake, acked, "crash")
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait()

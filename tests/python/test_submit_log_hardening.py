@@ -15,7 +15,7 @@ import urllib.request
 
 import pytest
 
-from conftest import BIN, duck, free_port, run_cxlake, scan, wait_healthy
+from conftest import BIN, duck, free_port, run_cxlake, wait_healthy, wait_stored
 
 
 def make_lake(tmp_path):
@@ -44,10 +44,6 @@ def submit(port, batch):
             return resp.status, json.loads(resp.read())["response_ids"]
     except urllib.error.HTTPError as e:
         return e.code, []
-
-
-def stored_ids(lake):
-    return dict(duck().execute(f"SELECT response_id, count(*) FROM {scan(lake)} WHERE collection_id = 'hardening' GROUP BY 1").fetchall())
 
 
 @pytest.fixture
@@ -114,12 +110,7 @@ def test_a_full_disk_loses_no_acknowledged_submission(tmp_path, tiny_disk, stop)
     # A restart replays whatever the log still holds.
     server, port = serve(lake, "--wal", tiny_disk)
     try:
-        deadline = time.time() + 30
-        while True:
-            stored = stored_ids(lake)
-            if all(a in stored for a in acked) or time.time() > deadline:
-                break
-            time.sleep(0.2)
+        stored = wait_stored(lake, acked, "hardening")
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait()
@@ -148,10 +139,7 @@ def test_a_log_directory_has_one_owner(tmp_path):
                     status, ids = submit(p, [dict(template, response_id=f"{p}-{i}")])
                     assert status == 200
                     acked.extend(ids)
-            deadline = time.time() + 30
-            while not all(a in stored_ids(lake) for a in acked) and time.time() < deadline:
-                time.sleep(0.2)
-            stored = stored_ids(lake)
+            stored = wait_stored(lake, acked, "hardening")
             assert all(stored.get(a) == 1 for a in acked)
         finally:
             other.send_signal(signal.SIGTERM)
