@@ -567,7 +567,7 @@ async fn serve(analytics: Analytics, listen: SocketAddr, submitter: Option<std::
     };
     let app = cxlake::api::server::routes_with(schema, analytics, submitter, limits);
     tracing::info!(lake = %shown, "serving GraphiQL on http://{listen}/");
-    poem::Server::new(poem::listener::TcpListener::bind(listen))
+    poem::Server::new(cxlake::api::connection::bind(listen))
         .run_with_graceful_shutdown(app, async { tokio::signal::ctrl_c().await.ok(); }, None)
         .await
         .context("server failed")

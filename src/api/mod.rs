@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod auth;
 pub mod cache;
+pub mod connection;
 pub mod delivery;
 pub mod download;
 pub mod export;

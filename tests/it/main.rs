@@ -2,6 +2,7 @@
 
 mod access;
 mod common;
+mod corrupt;
 mod drivers;
 mod fuzz;
 mod generator;
