@@ -197,7 +197,7 @@ pub fn partition_files_in(lake: &Lake, table: super::layout::Table, key: &Partit
 /// Calls `f` with every response id in a data file of the responses table, given relative to
 /// the lake root (reads only that column).
 pub fn for_each_id(lake: &Lake, file: &str, mut f: impl FnMut(&str)) -> Result<(), StoreError> {
-    let fail = |reason: String| StoreError::Write { path: lake.locate(file), reason };
+    let fail = |reason: String| lake.unreadable(file, reason);
     let builder = ParquetRecordBatchReaderBuilder::try_new(lake.objects().open(file)?).map_err(|e| fail(e.to_string()))?;
     let index = builder
         .parquet_schema()

@@ -18,7 +18,7 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
 }
 
 fn bad(path: &Path, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Write { path: path.display().to_string(), reason: e.to_string() }
+    StoreError::Corrupt { path: path.display().to_string(), reason: e.to_string() }
 }
 
 /// What compaction did.
