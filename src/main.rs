@@ -81,6 +81,14 @@ struct AccessArgs {
     /// Largest GraphQL request body in bytes.
     #[arg(long, env = "CXLAKE_MAX_BODY", default_value_t = 1 << 20)]
     max_body: usize,
+    /// Without --keys: another host name the server answers to (NAME or NAME:PORT), besides
+    /// localhost, 127.0.0.1 and [::1] with the listen port; e.g. a local proxy's. Repeatable.
+    #[arg(long = "allowed-host", value_name = "NAME", env = "CXLAKE_ALLOWED_HOSTS", value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
+    /// An origin whose pages may call this server (CORS), e.g. https://dash.example.gov.
+    /// Repeatable; by default no CORS headers are sent.
+    #[arg(long = "cors-origin", value_name = "ORIGIN", env = "CXLAKE_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
 }
 
 impl AccessArgs {
@@ -93,13 +101,18 @@ impl AccessArgs {
             }
             None => bail!("listening on {listen} needs --keys FILE (create keys with `cxlake keys add`); only a loopback address may run without"),
         };
-        Ok(cxlake::api::server::Limits {
+        let limits = cxlake::api::server::Limits {
             keys,
             anonymous: !self.no_anonymous,
             rate_per_second: self.rate_limit,
             max_body: self.max_body,
             timeout: std::time::Duration::from_secs(self.query_timeout.max(1)),
-        })
+            port: Some(listen.port()),
+            allowed_hosts: self.allowed_hosts.clone(),
+            cors_origins: self.cors_origins.clone(),
+        };
+        limits.browser().validate().map_err(anyhow::Error::msg)?;
+        Ok(limits)
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod browser;
 pub mod cache;
 pub mod connection;
 pub mod delivery;

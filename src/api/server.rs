@@ -3,6 +3,9 @@
 //! (real-time submit), `/health`, `/metrics` (Prometheus), `/schema.graphql`. Every response
 //! carries an `x-request-id` (the caller's, or a new UUID) that the request's log lines share.
 //!
+//! A server without keys first refuses what a web page on another site could make it do
+//! (foreign `Host` or `Origin`, form-like POSTs: `browser.rs`); CORS only for `--cors-origin`.
+//!
 //! Access (`auth.rs`): every request gets a principal from its `Authorization: Bearer` key
 //! (401 for a bad key, or for none when anonymous access is off), is rate-limited per key (per
 //! client address for anonymous callers; 429 with `retry-after`), and a GraphQL request is
@@ -41,11 +44,34 @@ pub struct Limits {
     pub max_body: usize,
     /// Time a GraphQL request may take.
     pub timeout: std::time::Duration,
+    /// The port the server listens on: without keys, the `Host` a browser sends must name it
+    /// (`browser.rs`). `None`: any port.
+    pub port: Option<u16>,
+    /// Host names a server without keys answers to besides the loopback names (`--allowed-host`).
+    pub allowed_hosts: Vec<String>,
+    /// Origins granted CORS (`--cors-origin`); none: no CORS headers at all.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { keys: None, anonymous: true, rate_per_second: 0, max_body: 1 << 20, timeout: std::time::Duration::from_secs(30) }
+        Limits {
+            keys: None,
+            anonymous: true,
+            rate_per_second: 0,
+            max_body: 1 << 20,
+            timeout: std::time::Duration::from_secs(30),
+            port: None,
+            allowed_hosts: Vec::new(),
+            cors_origins: Vec::new(),
+        }
+    }
+}
+
+impl Limits {
+    /// What a browser may make this server do (`browser.rs`).
+    pub fn browser(&self) -> super::browser::BrowserPolicy {
+        super::browser::BrowserPolicy { keyless: self.keys.is_none(), port: self.port, allowed_hosts: self.allowed_hosts.clone(), cors_origins: self.cors_origins.clone() }
     }
 }
 
@@ -81,14 +107,27 @@ pub(super) fn reply(status: StatusCode, body: Value) -> poem::Response {
     poem::Response::builder().status(status).content_type("application/json").body(body.to_string())
 }
 
+/// Whether a request's body is declared JSON (`application/json`, any parameters).
+fn is_json(req: &poem::Request) -> bool {
+    req.content_type().and_then(|t| t.split(';').next()).is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
 /// `POST /v1/responses`: one response object or an array of them, in the lake's columns.
-/// 200 with the ids once durable; 400 for a body that is not JSON; 422 naming each invalid
-/// response and field (nothing is stored); 503 when the log cannot be written.
+/// 200 with the ids once durable; 415 unless sent as `application/json` (a form or a
+/// `text/plain` body from a web page must not submit); 400 for a body that is not JSON; 422
+/// naming each invalid response and field (nothing is stored); 503 when the log cannot be
+/// written.
 #[handler]
-async fn submit(body: Body, state: Data<&Arc<State>>, principal: Data<&Principal>) -> poem::Response {
+async fn submit(req: &poem::Request, body: Body, state: Data<&Arc<State>>, principal: Data<&Principal>) -> poem::Response {
     let Some(submitter) = &state.submitter else {
         return reply(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "this server is read-only: it does not accept submissions"}));
     };
+    if !is_json(req) {
+        return reply(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            json!({"error": format!("POST /v1/responses takes JSON: send content-type: application/json (got {})", req.content_type().map_or("none".to_string(), |t| format!("'{t}'")))}),
+        );
+    }
     let bytes = match body.into_bytes_limit(MAX_SUBMIT_BYTES).await {
         Ok(b) => b,
         Err(e) => return reply(StatusCode::PAYLOAD_TOO_LARGE, json!({"error": format!("body: {e} (at most {MAX_SUBMIT_BYTES} bytes)")})),
@@ -316,8 +355,7 @@ async fn read_request(req: &poem::Request, body: Body, max: usize) -> Result<asy
             .map_err(|e| reply(StatusCode::BAD_REQUEST, json!({"error": format!("query string: {e}")})))?;
         return if request.query.is_empty() { Err(no_query()) } else { Ok(request) };
     }
-    let json_body = req.content_type().and_then(|t| t.split(';').next()).is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
-    if !json_body {
+    if !is_json(req) {
         return Err(reply(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             json!({"error": format!("a GraphQL POST is JSON: send content-type: application/json (got {})", req.content_type().map_or("none".to_string(), |t| format!("'{t}'")))}),
@@ -478,6 +516,8 @@ pub fn routes_with(schema: CxSchema, analytics: Analytics, submitter: Option<Arc
     });
     let counted = state.clone();
     let guarded = state.clone();
+    let browser = Arc::new(state.limits.browser());
+    let cors = super::browser::CorsPolicy(state.limits.cors_origins.clone());
     Route::new()
         .at("/", get(graphiql))
         .at("/graphiql/:file", get(graphiql_asset))
@@ -531,6 +571,16 @@ pub fn routes_with(schema: CxSchema, analytics: Analytics, submitter: Option<Arc
             }
         })
         .around(move |ep, req| {
+            // Before any key is looked at: what a web page must not make a keyless server do.
+            let browser = browser.clone();
+            async move {
+                match browser.refusal(&req) {
+                    Some(refused) => Ok(refused),
+                    None => ep.call(req).await.map(IntoResponse::into_response),
+                }
+            }
+        })
+        .around(move |ep, req| {
             let state = counted.clone();
             async move {
                 let path = req.uri().path().to_string();
@@ -541,6 +591,7 @@ pub fn routes_with(schema: CxSchema, analytics: Analytics, submitter: Option<Arc
             }
         })
         .with(super::delivery::Delivery)
+        .with(cors)
         .with(poem::middleware::CatchPanic::new())
         .with(poem::middleware::Tracing)
         .with(poem::middleware::RequestId::default().reuse_id(poem::middleware::ReuseId::Use))

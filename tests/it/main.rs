@@ -1,6 +1,7 @@
 //! Integration tests: one test crate (one link of the large binary), one module per capability.
 
 mod access;
+mod browser;
 mod common;
 mod corrupt;
 mod drivers;
