@@ -540,26 +540,26 @@ fn survey_check(file: &std::path::Path, edition: Option<cxlake::domain::survey_d
     Ok(())
 }
 
+/// Every change is a locked read-modify-write of the file (`KeyFile::update`), so a running
+/// server's `/v1/keys` and other `cxlake keys` processes never undo it.
 fn manage_keys(path: &std::path::Path, command: KeysCommand) -> Result<()> {
     use cxlake::api::keys::KeyFile;
-    let mut file = KeyFile::load(path)?;
     match command {
         KeysCommand::Add { name, role, agency } => {
             let role = cxlake::api::auth::Role::parse(&role, agency.as_deref()).map_err(anyhow::Error::msg)?;
-            let (entry, key) = file.add(&name, role);
-            file.save(path)?;
+            let ((entry, key), _) = KeyFile::update(path, |file| Ok(file.add(&name, role)))?;
             eprintln!("added key {} ({}) to {}; it is shown only now:", entry.id, entry.role.label(), path.display());
             println!("{key}");
         }
         KeysCommand::List => {
+            let file = KeyFile::load(path)?;
             for k in &file.keys {
                 let state = k.revoked_at.as_deref().map_or("live".to_string(), |at| format!("revoked {at}"));
                 println!("{}  {:<16} {:<28} created {}  {state}", k.id, k.role.label(), k.name, k.created_at);
             }
         }
         KeysCommand::Revoke { id } => {
-            let label = file.revoke(&id)?.role.label();
-            file.save(path)?;
+            let (label, _) = KeyFile::update(path, |file| Ok(file.revoke(&id)?.role.label()))?;
             println!("revoked key {id} ({label})");
         }
     }

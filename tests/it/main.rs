@@ -10,6 +10,7 @@ mod generator;
 mod hisp;
 mod http;
 mod inventory;
+mod keys;
 mod ingest;
 mod limits;
 mod observations;
