@@ -75,6 +75,10 @@ struct AccessArgs {
     /// Requests per second per key (per client address without a key); 0 for no limit.
     #[arg(long, env = "CXLAKE_RATE_LIMIT", default_value_t = 50)]
     rate_limit: u32,
+    /// Failed authentications (wrong or revoked keys) a client address may make per minute,
+    /// at once or spread out, before its requests with a key get 429; 0 for no limit.
+    #[arg(long, env = "CXLAKE_AUTH_FAILURES", default_value_t = 10)]
+    auth_failures: u32,
     /// Seconds a GraphQL request may take before it is stopped with a TIMEOUT error.
     #[arg(long, env = "CXLAKE_QUERY_TIMEOUT", default_value_t = 30)]
     query_timeout: u64,
@@ -110,6 +114,7 @@ impl AccessArgs {
             port: Some(listen.port()),
             allowed_hosts: self.allowed_hosts.clone(),
             cors_origins: self.cors_origins.clone(),
+            auth_failures_per_minute: self.auth_failures,
         };
         limits.browser().validate().map_err(anyhow::Error::msg)?;
         Ok(limits)

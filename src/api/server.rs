@@ -7,9 +7,10 @@
 //! (foreign `Host` or `Origin`, form-like POSTs: `browser.rs`); CORS only for `--cors-origin`.
 //!
 //! Access (`auth.rs`): every request gets a principal from its `Authorization: Bearer` key
-//! (401 for a bad key, or for none when anonymous access is off), is rate-limited per key (per
-//! client address for anonymous callers; 429 with `retry-after`), and a GraphQL request is
-//! bounded in body size and time (`Limits`).
+//! (401 for a bad key, or for none when anonymous access is off; an address with too many
+//! failed authentications gets 429 with `retry-after` for any key it presents), is
+//! rate-limited per key (per client address for anonymous callers; 429 with `retry-after`),
+//! and a GraphQL request is bounded in body size and time (`Limits`).
 
 use crate::analytics::Analytics;
 use super::auth::Principal;
@@ -51,6 +52,9 @@ pub struct Limits {
     pub allowed_hosts: Vec<String>,
     /// Origins granted CORS (`--cors-origin`); none: no CORS headers at all.
     pub cors_origins: Vec<String>,
+    /// Failed authentications a client address may make per minute (as a burst, then one
+    /// every 60/n s) before its requests with a key get 429 (`--auth-failures`); 0: no limit.
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for Limits {
@@ -64,6 +68,7 @@ impl Default for Limits {
             port: None,
             allowed_hosts: Vec::new(),
             cors_origins: Vec::new(),
+            auth_failures_per_minute: 10,
         }
     }
 }
@@ -76,6 +81,58 @@ impl Limits {
 }
 
 type Limiter = governor::DefaultKeyedRateLimiter<String>;
+
+/// Failed authentications by client address (against key guessing): governor's keyed limiter
+/// counts each failure; an address past its quota is refused (429, `retry-after`) on every
+/// request presenting a key, before the key is even looked at, until the quota lets one more
+/// attempt through. Requests without a key are not affected. Behind a proxy every client has
+/// the proxy's address.
+struct AuthFailures {
+    limiter: governor::DefaultKeyedRateLimiter<Option<std::net::IpAddr>>,
+    /// Addresses refused until the instant given.
+    blocked: std::sync::Mutex<std::collections::HashMap<Option<std::net::IpAddr>, std::time::Instant>>,
+    per_minute: u32,
+}
+
+impl AuthFailures {
+    fn new(per_minute: u32) -> Option<AuthFailures> {
+        let n = std::num::NonZeroU32::new(per_minute)?;
+        Some(AuthFailures { limiter: governor::RateLimiter::keyed(governor::Quota::per_minute(n)), blocked: Default::default(), per_minute })
+    }
+
+    /// How long `addr` is still refused, if it is.
+    fn blocked(&self, addr: Option<std::net::IpAddr>) -> Option<std::time::Duration> {
+        let blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
+        let until = *blocked.get(&addr)?;
+        until.checked_duration_since(std::time::Instant::now()).filter(|d| !d.is_zero())
+    }
+
+    /// Counts a failure of `addr`; how long it is refused from now, if it is over its quota.
+    fn failed(&self, addr: Option<std::net::IpAddr>) -> Option<std::time::Duration> {
+        let not_until = self.limiter.check_key(&addr).err()?;
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        let now = std::time::Instant::now();
+        let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
+        if blocked.len() >= 4096 {
+            blocked.retain(|_, until| *until > now);
+            self.limiter.retain_recent();
+        }
+        blocked.insert(addr, now + wait);
+        Some(wait)
+    }
+
+    fn refusal(&self, addr: Option<std::net::IpAddr>, wait: std::time::Duration) -> poem::Response {
+        let who = addr.map_or("an unknown address".to_string(), |a| a.to_string());
+        tracing::warn!(target: "cxlake::access", %who, "too many failed authentications");
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let mut r = reply(
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"error": format!("too many failed authentications from {who} (at most {} per minute): retry in {secs} s", self.per_minute)}),
+        );
+        r.headers_mut().insert("retry-after", poem::http::HeaderValue::from(secs));
+        r
+    }
+}
 
 /// The principal of a request from its `Authorization` header, or the reply refusing it.
 fn authenticate(req: &poem::Request, limits: &Limits) -> Result<Principal, poem::Response> {
@@ -438,6 +495,7 @@ pub struct State {
     pub submitter: Option<Arc<Submitter>>,
     pub limits: Limits,
     limiter: Option<Limiter>,
+    auth_failures: Option<AuthFailures>,
 }
 
 #[handler]
@@ -511,6 +569,7 @@ pub fn routes_with(schema: CxSchema, analytics: Analytics, submitter: Option<Arc
         cache: QueryCache::new(CACHE_ENTRIES, CACHE_BYTES),
         metrics: Metrics::default(),
         submitter,
+        auth_failures: AuthFailures::new(limits.auth_failures_per_minute),
         limits,
         limiter,
     });
@@ -547,9 +606,21 @@ pub fn routes_with(schema: CxSchema, analytics: Analytics, submitter: Option<Arc
             let state = guarded.clone();
             async move {
                 let open = matches!(req.uri().path(), "/" | "/health" | "/metrics") || req.uri().path().starts_with("/graphiql/");
+                // An address that failed too often is not even heard with a key (a right guess
+                // must look no different from a wrong one).
+                let guard = state.auth_failures.as_ref().filter(|_| !open && state.limits.keys.is_some() && req.header("authorization").is_some());
+                let addr = req.remote_addr().as_socket_addr().map(|a| a.ip());
+                if let Some(wait) = guard.and_then(|g| g.blocked(addr)) {
+                    return Ok(guard.expect("checked").refusal(addr, wait));
+                }
                 let principal = match authenticate(&req, &state.limits) {
                     Ok(p) => p,
-                    Err(refused) if !open => return Ok(refused),
+                    Err(refused) if !open => {
+                        if let Some((g, wait)) = guard.and_then(|g| g.failed(addr).map(|w| (g, w))) {
+                            return Ok(g.refusal(addr, wait));
+                        }
+                        return Ok(refused);
+                    }
                     Err(_) => Principal::anonymous(),
                 };
                 if let (Some(limiter), false) = (&state.limiter, open) {
