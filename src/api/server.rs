@@ -16,7 +16,7 @@ use crate::analytics::Analytics;
 use super::auth::Principal;
 use super::keys::KeyStore;
 use super::CxSchema;
-use super::cache::{self, is_read_only, Cached, QueryCache};
+use super::cache::{self, Cached, QueryCache};
 use super::download::{encode, table, TableFormat};
 use super::metrics::{operation_of, Metrics, OperationLabels, RouteLabels};
 use crate::store::commit::lake_version;
@@ -292,13 +292,12 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
         operation: operation_of(&request.query),
         format: format.map_or("json".to_string(), |f| format!("{f:?}").to_lowercase()),
     };
-    let key = if is_read_only(&request.query) {
-        version.map(|version| {
+    let key = match (cache::read_only_document(&request.query), version) {
+        (Some(doc), Some(version)) => {
             let vars = serde_json::to_value(&request.variables).unwrap_or_default();
-            cache::key(&request.query, &vars, request.operation_name.as_deref(), format, &principal.role.label(), version)
-        })
-    } else {
-        None
+            Some(cache::key(&doc, &vars, request.operation_name.as_deref(), format, &principal.role.label(), version))
+        }
+        _ => None,
     };
     if let Some(hit) = key.as_ref().and_then(|k| state.cache.get(k)) {
         state.metrics.cache_hits.inc();

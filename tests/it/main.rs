@@ -2,6 +2,7 @@
 
 mod access;
 mod browser;
+mod cache;
 mod common;
 mod corrupt;
 mod drivers;
