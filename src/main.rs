@@ -364,8 +364,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Merge small data files of each partition into few full ones (query results unchanged),
-    /// and remove temporary files left by killed writers.
+    /// Merge small data files of each partition into few full ones (query results unchanged);
+    /// like every writer, it first removes temporary files left by killed writers.
     Compact {
         /// Lake root directory (a lake on local disk).
         #[arg(long, env = "CXLAKE_LAKE", default_value = "lake")]
@@ -420,6 +420,9 @@ fn run() -> Result<()> {
                     (None, Some(root)) => root.join("_wal"),
                     (None, None) => bail!("a lake in object storage keeps the submit log on this replica's disk: give --wal DIR"),
                 };
+                // A writer starting: clear what writers that died left (temporary files,
+                // staging), unless another writer holds the lake now (it did so itself).
+                drop(cxlake::store::commit::WriteLock::try_acquire(&analytics.lake)?);
                 let inventory = analytics.catalog().inventory();
                 let interval = std::time::Duration::from_millis(submit.flush_ms.max(10));
                 Some(cxlake::ingest::submit::Submitter::start(&analytics.lake, &wal, inventory, interval)?)

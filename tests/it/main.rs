@@ -12,6 +12,7 @@ mod hisp;
 mod http;
 mod inventory;
 mod keys;
+mod leftovers;
 mod ingest;
 mod limits;
 mod observations;
