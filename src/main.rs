@@ -75,6 +75,10 @@ struct AccessArgs {
     /// Requests per second per key (per client address without a key); 0 for no limit.
     #[arg(long, env = "CXLAKE_RATE_LIMIT", default_value_t = 50)]
     rate_limit: u32,
+    /// Failed authentications (wrong or revoked keys) a client address may make per minute,
+    /// at once or spread out, before its requests with a key get 429; 0 for no limit.
+    #[arg(long, env = "CXLAKE_AUTH_FAILURES", default_value_t = 10)]
+    auth_failures: u32,
     /// Seconds a GraphQL request may take before it is stopped with a TIMEOUT error.
     #[arg(long, env = "CXLAKE_QUERY_TIMEOUT", default_value_t = 30)]
     query_timeout: u64,
@@ -95,6 +99,14 @@ struct AccessArgs {
     /// Groups an aggregate query may return (beyond, a TOO_MANY_GROUPS error).
     #[arg(long, env = "CXLAKE_MAX_GROUPS", default_value_t = cxlake::analytics::MAX_GROUPS)]
     max_groups: usize,
+    /// Without --keys: another host name the server answers to (NAME or NAME:PORT), besides
+    /// localhost, 127.0.0.1 and [::1] with the listen port; e.g. a local proxy's. Repeatable.
+    #[arg(long = "allowed-host", value_name = "NAME", env = "CXLAKE_ALLOWED_HOSTS", value_delimiter = ',')]
+    allowed_hosts: Vec<String>,
+    /// An origin whose pages may call this server (CORS), e.g. https://dash.example.gov.
+    /// Repeatable; by default no CORS headers are sent.
+    #[arg(long = "cors-origin", value_name = "ORIGIN", env = "CXLAKE_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
 }
 
 impl AccessArgs {
@@ -116,13 +128,19 @@ impl AccessArgs {
             }
             None => bail!("listening on {listen} needs --keys FILE (create keys with `cxlake keys add`); only a loopback address may run without"),
         };
-        Ok(cxlake::api::server::Limits {
+        let limits = cxlake::api::server::Limits {
             keys,
             anonymous: !self.no_anonymous,
             rate_per_second: self.rate_limit,
             max_body: self.max_body,
             timeout: std::time::Duration::from_secs(self.query_timeout.max(1)),
-        })
+            port: Some(listen.port()),
+            allowed_hosts: self.allowed_hosts.clone(),
+            cors_origins: self.cors_origins.clone(),
+            auth_failures_per_minute: self.auth_failures,
+        };
+        limits.browser().validate().map_err(anyhow::Error::msg)?;
+        Ok(limits)
     }
 }
 
@@ -369,8 +387,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Merge small data files of each partition into few full ones (query results unchanged),
-    /// and remove temporary files left by killed writers.
+    /// Merge small data files of each partition into few full ones (query results unchanged);
+    /// like every writer, it first removes temporary files left by killed writers.
     Compact {
         /// Lake root directory (a lake on local disk).
         #[arg(long, env = "CXLAKE_LAKE", default_value = "lake")]
@@ -425,6 +443,9 @@ fn run() -> Result<()> {
                     (None, Some(root)) => root.join("_wal"),
                     (None, None) => bail!("a lake in object storage keeps the submit log on this replica's disk: give --wal DIR"),
                 };
+                // A writer starting: clear what writers that died left (temporary files,
+                // staging), unless another writer holds the lake now (it did so itself).
+                drop(cxlake::store::commit::WriteLock::try_acquire(&analytics.lake)?);
                 let inventory = analytics.catalog().inventory();
                 let interval = std::time::Duration::from_millis(submit.flush_ms.max(10));
                 Some(cxlake::ingest::submit::Submitter::start(&analytics.lake, &wal, inventory, interval)?)
@@ -550,26 +571,26 @@ fn survey_check(file: &std::path::Path, edition: Option<cxlake::domain::survey_d
     Ok(())
 }
 
+/// Every change is a locked read-modify-write of the file (`KeyFile::update`), so a running
+/// server's `/v1/keys` and other `cxlake keys` processes never undo it.
 fn manage_keys(path: &std::path::Path, command: KeysCommand) -> Result<()> {
     use cxlake::api::keys::KeyFile;
-    let mut file = KeyFile::load(path)?;
     match command {
         KeysCommand::Add { name, role, agency } => {
             let role = cxlake::api::auth::Role::parse(&role, agency.as_deref()).map_err(anyhow::Error::msg)?;
-            let (entry, key) = file.add(&name, role);
-            file.save(path)?;
+            let ((entry, key), _) = KeyFile::update(path, |file| Ok(file.add(&name, role)))?;
             eprintln!("added key {} ({}) to {}; it is shown only now:", entry.id, entry.role.label(), path.display());
             println!("{key}");
         }
         KeysCommand::List => {
+            let file = KeyFile::load(path)?;
             for k in &file.keys {
                 let state = k.revoked_at.as_deref().map_or("live".to_string(), |at| format!("revoked {at}"));
                 println!("{}  {:<16} {:<28} created {}  {state}", k.id, k.role.label(), k.name, k.created_at);
             }
         }
         KeysCommand::Revoke { id } => {
-            let label = file.revoke(&id)?.role.label();
-            file.save(path)?;
+            let (label, _) = KeyFile::update(path, |file| Ok(file.revoke(&id)?.role.label()))?;
             println!("revoked key {id} ({label})");
         }
     }
@@ -590,9 +611,7 @@ async fn serve(analytics: Analytics, listen: SocketAddr, submitter: Option<std::
     };
     let app = cxlake::api::server::routes_with(schema, analytics, submitter, limits);
     tracing::info!(lake = %shown, "serving GraphiQL on http://{listen}/");
-    use poem::listener::Listener;
-    let acceptor = poem::listener::TcpListener::bind(listen).into_acceptor().await.with_context(|| format!("listening on {listen}"))?;
-    poem::Server::new_with_acceptor(cxlake::api::peers::Watched(acceptor))
+    poem::Server::new(cxlake::api::connection::bind(listen))
         .run_with_graceful_shutdown(app, async { tokio::signal::ctrl_c().await.ok(); }, None)
         .await
         .context("server failed")

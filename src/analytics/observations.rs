@@ -136,7 +136,7 @@ impl Analytics {
 
     /// Count, sum, mean, median, min and max of the observations per metric, keys and period.
     pub async fn aggregate(&self, q: &AggregateQuery) -> Result<Vec<AggregateRow>, AnalyticsError> {
-        let Some((_, lf)) = self.scan_observations(q.table, &q.filter).await? else {
+        let Some((files, lf)) = self.scan_observations(q.table, &q.filter).await? else {
             return Ok(Vec::new());
         };
         let mut keys: Vec<Expr> = vec![col("metric")];
@@ -151,7 +151,7 @@ impl Analytics {
             v.clone().min().alias("min"),
             v.max().alias("max"),
         ]);
-        let df = self.blocking(Weight::Light, move |_| Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single())).await?;
+        let df = self.blocking(Weight::Light, move |_| Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single())).await.map_err(|e| self.explain_failure(&files, e))?;
         let periods = KeyReader::new(&df, &[], q.period)?;
         let metric = df.column("metric")?.str()?;
         let key_cols: Vec<(ObservationKey, &StringChunked)> = q.by.iter().map(|k| Ok((*k, df.column(k.column())?.str()?))).collect::<PolarsResult<_>>()?;
@@ -262,11 +262,11 @@ impl Analytics {
         let as_of = match q.as_of {
             Some(d) => d,
             None => {
-                let Some((_, lf)) = self.scan_observations(ObservationTable::Telemetry, &q.filter).await? else {
+                let Some((files, lf)) = self.scan_observations(ObservationTable::Telemetry, &q.filter).await? else {
                     return Ok(report);
                 };
                 let lf = lf.select([col("observed_at").max().cast(DataType::Date).alias("last")]);
-                let df = self.blocking(Weight::Light, move |_| Ok(lf.collect()?)).await?;
+                let df = self.blocking(Weight::Light, move |_| Ok(lf.collect()?)).await.map_err(|e| self.explain_failure(&files, e))?;
                 let days = df.column("last")?.date()?.phys.get(0);
                 match days {
                     Some(d) => NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + Duration::days(d as i64),
@@ -282,7 +282,7 @@ impl Analytics {
         let mut f = q.filter.clone();
         f.filter.from = Some(f.filter.from.map_or(baseline_start, |d| d.max(baseline_start)));
         f.filter.to = Some(f.filter.to.map_or(as_of, |d| d.min(as_of)));
-        let Some((_, lf)) = self.scan_observations(ObservationTable::Telemetry, &f).await? else {
+        let Some((files, lf)) = self.scan_observations(ObservationTable::Telemetry, &f).await? else {
             return Ok(report);
         };
         let ws = window_start.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp_micros();
@@ -300,7 +300,7 @@ impl Analytics {
                 when(col("in_window")).then(lit(0.0)).otherwise(col("v")).sum().alias("baseline"),
                 when(col("in_window")).then(lit(0.0)).otherwise(col("v") * col("v")).sum().alias("baseline_sq"),
             ]);
-        let df = self.blocking(Weight::Light, move |_| Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single())).await?;
+        let df = self.blocking(Weight::Light, move |_| Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single())).await.map_err(|e| self.explain_failure(&files, e))?;
         let text = |c: &str| -> PolarsResult<Vec<Option<String>>> { Ok(df.column(c)?.str()?.iter().map(|v| v.map(str::to_string)).collect()) };
         let (agency, service, metric, channel, page) = (text("agency")?, text("service_id")?, text("metric")?, text("channel")?, text("page")?);
         let window = df.column("window")?.f64()?;

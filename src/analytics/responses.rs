@@ -24,12 +24,16 @@ impl Cursor {
         format!("{}.{}", self.submitted_at_us, self.response_id).bytes().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// The cursor a token names. Any text is handled (it is the caller's): the token is read as
+    /// bytes, never sliced as a string.
     pub fn decode(token: &str) -> Result<Cursor, AnalyticsError> {
         let bad = || AnalyticsError::invalid("after", "not a cursor returned by this API (use pageInfo.endCursor)".into());
-        if !token.len().is_multiple_of(2) || token.len() > 1024 {
+        let digits = token.as_bytes();
+        if !digits.len().is_multiple_of(2) || digits.len() > 1024 || !digits.iter().all(u8::is_ascii_hexdigit) {
             return Err(bad());
         }
-        let bytes: Vec<u8> = (0..token.len()).step_by(2).map(|i| u8::from_str_radix(&token[i..i + 2], 16)).collect::<Result<_, _>>().map_err(|_| bad())?;
+        let nibble = |d: u8| (d as char).to_digit(16).expect("checked hex digit") as u8;
+        let bytes: Vec<u8> = digits.chunks_exact(2).map(|pair| (nibble(pair[0]) << 4) | nibble(pair[1])).collect();
         let text = String::from_utf8(bytes).map_err(|_| bad())?;
         let (at, id) = text.split_once('.').ok_or_else(bad)?;
         Ok(Cursor { submitted_at_us: at.parse().map_err(|_| bad())?, response_id: id.to_string() })
@@ -181,7 +185,8 @@ mod tests {
     fn cursors_round_trip_and_reject_garbage() {
         let c = Cursor { submitted_at_us: 1_700_000_000_123_456, response_id: "r-1.x".into() };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
-        for bad in ["", "zz", "abc", "41", &"41".repeat(600)] {
+        // Multibyte, emoji, combining marks and signs (issue 18: "aéb" panicked slicing inside é).
+        for bad in ["", "zz", "abc", "41", &"41".repeat(600), "aéb", "éé", "🦀", "\u{301}a", "a\u{301}", "+1+1", "-1", "日本", &"é".repeat(100_000)] {
             assert!(Cursor::decode(bad).is_err(), "{bad}");
         }
     }

@@ -35,10 +35,9 @@ pub async fn list_keys(state: Data<&Arc<State>>, principal: Data<&Principal>) ->
 
 #[handler]
 pub async fn add_key(body: Body, state: Data<&Arc<State>>, principal: Data<&Principal>) -> poem::Response {
-    let keys = match store(&state, &principal) {
-        Ok(k) => k,
-        Err(r) => return r,
-    };
+    if let Err(r) = store(&state, &principal) {
+        return r;
+    }
     let Ok(bytes) = body.into_bytes_limit(64 * 1024).await else {
         return reply(StatusCode::PAYLOAD_TOO_LARGE, json!({"error": "body too large"}));
     };
@@ -52,7 +51,16 @@ pub async fn add_key(body: Body, state: Data<&Arc<State>>, principal: Data<&Prin
         Ok(r) => r,
         Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": e})),
     };
-    match keys.update(|file| Ok(file.add(name, role))) {
+    let (name, shared) = (name.to_string(), state.0.clone());
+    // The change waits for the keys file's lock (another process may hold it): off the async
+    // workers.
+    let added = tokio::task::spawn_blocking(move || match shared.limits.keys.as_deref() {
+        Some(keys) => keys.update(|file| Ok(file.add(&name, role))),
+        None => Err(super::keys::KeyError::Invalid("this server runs without a keys file".into())),
+    })
+    .await
+    .unwrap_or_else(|e| Err(super::keys::KeyError::File { path: "keys".into(), reason: format!("key creation failed: {e}") }));
+    match added {
         Ok((entry, key)) => {
             tracing::info!(target: "cxlake::access", admin = principal.key_id.as_deref().unwrap_or("-"), id = %entry.id, role = %entry.role.label(), "key added");
             let mut out = public(&entry);
@@ -65,11 +73,17 @@ pub async fn add_key(body: Body, state: Data<&Arc<State>>, principal: Data<&Prin
 
 #[handler]
 pub async fn revoke_key(id: Path<String>, state: Data<&Arc<State>>, principal: Data<&Principal>) -> poem::Response {
-    let keys = match store(&state, &principal) {
-        Ok(k) => k,
-        Err(r) => return r,
-    };
-    match keys.update(|file| file.revoke(&id).map(public)) {
+    if let Err(r) = store(&state, &principal) {
+        return r;
+    }
+    let (wanted, shared) = (id.0.clone(), state.0.clone());
+    let revoked = tokio::task::spawn_blocking(move || match shared.limits.keys.as_deref() {
+        Some(keys) => keys.update(|file| file.revoke(&wanted).map(public)),
+        None => Err(super::keys::KeyError::Invalid("this server runs without a keys file".into())),
+    })
+    .await
+    .unwrap_or_else(|e| Err(super::keys::KeyError::File { path: "keys".into(), reason: format!("revocation failed: {e}") }));
+    match revoked {
         Ok(entry) => {
             tracing::info!(target: "cxlake::access", admin = principal.key_id.as_deref().unwrap_or("-"), id = %id.0, "key revoked");
             reply(StatusCode::OK, entry)

@@ -1,10 +1,17 @@
-//! The result cache: a successful read-only query's encoded response, keyed by the normalized
-//! query text, its variables and operation, the requested table format and the lake version,
-//! so a repeated dashboard query does not rescan the lake and any commit (ingest, submit flush,
+//! The result cache: a successful read-only query's encoded response, keyed by the parsed
+//! document (its canonical form: every name, argument and value as parsed, so layout, commas
+//! and comments do not matter and the text inside a string literal does), its variables and
+//! operation, the requested table format, the caller's role and the lake version, so a
+//! repeated dashboard query does not rescan the lake and any commit (ingest, submit flush,
 //! compaction) changes the version and with it every key. Bounded in entries and bytes (LRU).
-//! Roles (issue 8) will join the key.
 
 use super::download::TableFormat;
+use async_graphql::parser::types::{
+    Directive, DocumentOperations, ExecutableDocument, Field, FragmentDefinition, FragmentSpread, InlineFragment, OperationDefinition, OperationType, Selection, SelectionSet,
+    TypeCondition, VariableDefinition,
+};
+use async_graphql::parser::Positioned;
+use async_graphql::Name;
 use bytes::Bytes;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,28 +34,136 @@ pub struct QueryCache {
     pub misses: AtomicU64,
 }
 
-/// Whether `query` is a document of read-only operations (no mutation or subscription), the
-/// only ones cached.
-pub fn is_read_only(query: &str) -> bool {
-    match async_graphql::parser::parse_query(query) {
-        Ok(doc) => doc.operations.iter().all(|(_, op)| op.node.ty == async_graphql::parser::types::OperationType::Query),
-        Err(_) => false,
-    }
+/// The parsed document of `query` if all its operations are read-only (no mutation or
+/// subscription): the only ones cached. `None` also for a document that does not parse.
+pub fn read_only_document(query: &str) -> Option<ExecutableDocument> {
+    let doc = async_graphql::parser::parse_query(query).ok()?;
+    doc.operations.iter().all(|(_, op)| op.node.ty == OperationType::Query).then_some(doc)
 }
 
-/// The cache key: whitespace-normalized query, variables (JSON), operation, format, version.
-pub fn key(query: &str, variables: &serde_json::Value, operation: Option<&str>, format: Option<TableFormat>, role: &str, version: u64) -> [u8; 32] {
+/// Whether `query` is a document of read-only operations.
+pub fn is_read_only(query: &str) -> bool {
+    read_only_document(query).is_some()
+}
+
+/// The cache key: the document's canonical form, variables (JSON), operation, format, role,
+/// version.
+pub fn key(doc: &ExecutableDocument, variables: &serde_json::Value, operation: Option<&str>, format: Option<TableFormat>, role: &str, version: u64) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
-    for word in query.split_whitespace() {
-        h.update(word.as_bytes());
-        h.update(b" ");
-    }
+    h.update(canonical(doc).as_bytes());
     h.update(b"\0");
     h.update(variables.to_string().as_bytes());
     h.update(b"\0");
     h.update(operation.unwrap_or("").as_bytes());
     h.update(format!("\0{format:?}\0{role}\0{version}").as_bytes());
     *h.finalize().as_bytes()
+}
+
+/// A document printed back from its syntax tree, one way for all its spellings: operations and
+/// fragments sorted by name, values printed by async-graphql (strings quoted and escaped as
+/// parsed). Two documents print alike only if they parse alike. Every node is destructured
+/// whole, so a field the parser adds breaks the build here instead of being left out.
+pub fn canonical(doc: &ExecutableDocument) -> String {
+    use std::fmt::Write;
+    fn directives(out: &mut String, ds: &[Positioned<Directive>]) {
+        for d in ds {
+            let Directive { name, arguments } = &d.node;
+            let _ = write!(out, " @{}", name.node);
+            args(out, arguments);
+        }
+    }
+    fn args<V: std::fmt::Display>(out: &mut String, arguments: &[(Positioned<Name>, Positioned<V>)]) {
+        if arguments.is_empty() {
+            return;
+        }
+        out.push('(');
+        for (i, (name, value)) in arguments.iter().enumerate() {
+            let _ = write!(out, "{}{}: {}", if i > 0 { ", " } else { "" }, name.node, value.node);
+        }
+        out.push(')');
+    }
+    fn selections(out: &mut String, set: &SelectionSet) {
+        let SelectionSet { items } = set;
+        if items.is_empty() {
+            return;
+        }
+        out.push_str(" {");
+        for item in items {
+            match &item.node {
+                Selection::Field(f) => {
+                    let Field { alias, name, arguments, directives: ds, selection_set } = &f.node;
+                    out.push(' ');
+                    if let Some(a) = alias {
+                        let _ = write!(out, "{}: ", a.node);
+                    }
+                    out.push_str(&name.node);
+                    args(out, arguments);
+                    directives(out, ds);
+                    selections(out, &selection_set.node);
+                }
+                Selection::FragmentSpread(s) => {
+                    let FragmentSpread { fragment_name, directives: ds } = &s.node;
+                    let _ = write!(out, " ...{}", fragment_name.node);
+                    directives(out, ds);
+                }
+                Selection::InlineFragment(i) => {
+                    let InlineFragment { type_condition, directives: ds, selection_set } = &i.node;
+                    out.push_str(" ...");
+                    if let Some(t) = type_condition {
+                        let TypeCondition { on } = &t.node;
+                        let _ = write!(out, " on {}", on.node);
+                    }
+                    directives(out, ds);
+                    selections(out, &selection_set.node);
+                }
+            }
+        }
+        out.push_str(" }");
+    }
+    fn operation(out: &mut String, name: Option<&Name>, op: &OperationDefinition) {
+        let OperationDefinition { ty, variable_definitions, directives: ds, selection_set } = op;
+        let _ = write!(out, "{ty}");
+        if let Some(n) = name {
+            let _ = write!(out, " {n}");
+        }
+        if !variable_definitions.is_empty() {
+            out.push('(');
+            for (i, v) in variable_definitions.iter().enumerate() {
+                let VariableDefinition { name, var_type, directives: vds, default_value } = &v.node;
+                let _ = write!(out, "{}${}: {}", if i > 0 { ", " } else { "" }, name.node, var_type.node);
+                if let Some(d) = default_value {
+                    let _ = write!(out, " = {}", d.node);
+                }
+                directives(out, vds);
+            }
+            out.push(')');
+        }
+        directives(out, ds);
+        selections(out, &selection_set.node);
+        out.push('\n');
+    }
+    let mut out = String::new();
+    match &doc.operations {
+        DocumentOperations::Single(op) => operation(&mut out, None, &op.node),
+        DocumentOperations::Multiple(ops) => {
+            let mut named: Vec<_> = ops.iter().collect();
+            named.sort_by(|a, b| a.0.cmp(b.0));
+            for (name, op) in named {
+                operation(&mut out, Some(name), &op.node);
+            }
+        }
+    }
+    let mut fragments: Vec<_> = doc.fragments.iter().collect();
+    fragments.sort_by(|a, b| a.0.cmp(b.0));
+    for (name, f) in fragments {
+        let FragmentDefinition { type_condition, directives: ds, selection_set } = &f.node;
+        let TypeCondition { on } = &type_condition.node;
+        let _ = write!(out, "fragment {name} on {}", on.node);
+        directives(&mut out, ds);
+        selections(&mut out, &selection_set.node);
+        out.push('\n');
+    }
+    out
 }
 
 impl QueryCache {
@@ -88,15 +203,35 @@ impl QueryCache {
 mod tests {
     use super::*;
 
+    fn k(query: &str, v: &serde_json::Value, format: Option<TableFormat>, role: &str, version: u64) -> [u8; 32] {
+        key(&read_only_document(query).expect("a read-only document"), v, None, format, role, version)
+    }
+
     #[test]
-    fn keys_normalize_whitespace_and_change_with_version() {
+    fn keys_follow_the_parsed_document_and_change_with_version() {
         let v = serde_json::json!({"a": 1});
-        let k = key("{ scores { n } }", &v, None, None, "admin", 3);
-        assert_eq!(k, key("{\n  scores {\n n }\n}", &v, None, None, "admin", 3));
-        assert_ne!(k, key("{ scores { n } }", &v, None, None, "admin", 4));
-        assert_ne!(k, key("{ scores { n } }", &v, None, Some(TableFormat::Csv), "admin", 3));
-        assert_ne!(k, key("{ scores { n } }", &serde_json::json!({"a": 2}), None, None, "admin", 3));
-        assert_ne!(k, key("{ scores { n } }", &v, None, None, "public", 3));
+        let base = k("{ scores { n } }", &v, None, "admin", 3);
+        // Layout, commas and comments are not the document.
+        assert_eq!(base, k("{\n  scores {\n n }\n}", &v, None, "admin", 3));
+        assert_eq!(base, k("query { scores { n, } } # a comment", &v, None, "admin", 3));
+        assert_ne!(base, k("{ scores { n } }", &v, None, "admin", 4));
+        assert_ne!(base, k("{ scores { n } }", &v, Some(TableFormat::Csv), "admin", 3));
+        assert_ne!(base, k("{ scores { n } }", &serde_json::json!({"a": 2}), None, "admin", 3));
+        assert_ne!(base, k("{ scores { n } }", &v, None, "public", 3));
+        // What is inside a string literal is (issue 18: two spaces hit the one-space entry).
+        let one = k(r#"{ services(search: "U.S. Citizenship") { id } }"#, &v, None, "admin", 3);
+        assert_ne!(one, k(r#"{ services(search: "U.S.  Citizenship") { id } }"#, &v, None, "admin", 3));
+        assert_ne!(one, k(r#"{ services(search: "U.S. Citizenship ") { id } }"#, &v, None, "admin", 3));
+        assert_eq!(one, k(r#"{ services(search:"U.S. Citizenship"){id} }"#, &v, None, "admin", 3));
+        assert_eq!(one, k(r#"{ services(search: """U.S. Citizenship""") { id } }"#, &v, None, "admin", 3));
+        assert_ne!(k(r#"{ a(s: "x\ny") }"#, &v, None, "admin", 3), k(r#"{ a(s: "x y") }"#, &v, None, "admin", 3));
+        // Directives, aliases, fragments and variables' defaults are part of it.
+        assert_ne!(k("{ a @include(if: true) }", &v, None, "admin", 3), k("{ a @include(if: false) }", &v, None, "admin", 3));
+        assert_ne!(k("{ x: a }", &v, None, "admin", 3), k("{ y: a }", &v, None, "admin", 3));
+        assert_ne!(k("query($n: Int = 1) { a(n: $n) }", &v, None, "admin", 3), k("query($n: Int = 2) { a(n: $n) }", &v, None, "admin", 3));
+        let frag = "{ ...F } fragment F on Q { a }";
+        assert_eq!(canonical(&read_only_document(frag).unwrap()), "query { ...F }\nfragment F on Q { a }\n");
+        assert_ne!(k(frag, &v, None, "admin", 3), k("{ ...F } fragment F on Q { b }", &v, None, "admin", 3));
         assert!(is_read_only("{ scores { n } }") && is_read_only("query Q { a }"));
         assert!(!is_read_only("mutation { submitResponses(responses: []) { accepted } }") && !is_read_only("{ broken"));
     }

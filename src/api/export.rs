@@ -4,8 +4,15 @@
 //!
 //! Parameters: `format=parquet|arrow|csv` (default parquet), `agency=VA,SSA`, `from=FY2024Q1`,
 //! `to=FY2025Q4` (fiscal quarters, inclusive). Filters select whole partitions.
+//!
+//! A failure after the headers were sent (an unreadable data file) cannot change the status:
+//! the transfer is aborted instead (no terminating chunk, the connection closed:
+//! `connection.rs`), so no client takes a partial export for a whole one. CSV also gets a last
+//! line `# cxlake export failed: <reason naming the file>` before the abort; Arrow and Parquet
+//! have no place for an error record (the stream lacks its end marker, the file its footer).
 
 use super::download::{TableFormat, TableSink};
+use super::connection::Abort;
 use super::server::State;
 use crate::domain::{FiscalQuarter, PeriodUnit};
 use crate::store::export::{export, EXPORT_SCHEMA};
@@ -66,7 +73,7 @@ impl Drop for ChannelWriter {
 }
 
 #[handler]
-pub async fn export_rows(params: Query<ExportParams>, state: Data<&Arc<State>>, principal: Data<&crate::api::auth::Principal>) -> poem::Response {
+pub async fn export_rows(req: &poem::Request, params: Query<ExportParams>, state: Data<&Arc<State>>, principal: Data<&crate::api::auth::Principal>) -> poem::Response {
     let format = match params.format.as_deref() {
         None => TableFormat::Parquet,
         Some(f) => match TableFormat::from_param(f) {
@@ -109,12 +116,17 @@ pub async fn export_rows(params: Query<ExportParams>, state: Data<&Arc<State>>, 
         match result {
             Ok(rows) => tracing::info!(rows, files = files.len(), "export streamed"),
             Err(e) => {
-                tracing::error!(error = %e, "export failed");
+                tracing::error!(error = %e, "export failed; the transfer is aborted");
+                if format == TableFormat::Csv {
+                    let line = format!("# cxlake export failed: {}\n", e.replace(['\r', '\n'], " "));
+                    let _ = tx.blocking_send(Ok(bytes::Bytes::from(line)));
+                }
                 let _ = tx.blocking_send(Err(std::io::Error::other(e)));
             }
         }
     });
-    let stream = futures::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    // The body's error aborts the connection: a client must not see a clean end.
+    let stream = Abort::of(req).on_error(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)));
     let ext = format.extension();
     poem::Response::builder()
         .content_type(format.content_type())

@@ -6,6 +6,12 @@
 //! constant time. A secret that random needs no slow password hash. The file is JSON, written
 //! atomically with mode 0600; the server rereads it when it changes, so a revocation takes
 //! effect within a second without a restart.
+//!
+//! Every change, by `cxlake keys` or a server's `/v1/keys`, is one read-modify-write under an
+//! exclusive lock (`flock`, std's `File::lock`) on `<keys file>.lock` beside it: read afresh,
+//! changed, written to a temporary file, fsynced, renamed over the old one, directory fsynced.
+//! Two writers never work from the same old content, so no change is lost (a revocation racing
+//! a key creation once was).
 
 use super::auth::Role;
 use serde::{Deserialize, Serialize};
@@ -56,7 +62,8 @@ impl KeyFile {
         }
     }
 
-    /// Writes the file atomically, readable by its owner only.
+    /// Writes the file atomically, readable by its owner only. A change of a file others may
+    /// change too goes through `update`, which holds the lock around read and write.
     pub fn save(&self, path: &Path) -> Result<(), KeyError> {
         let fail = |reason: String| KeyError::File { path: path.display().to_string(), reason };
         let bytes = serde_json::to_vec_pretty(self).expect("keys serialize");
@@ -65,7 +72,31 @@ impl KeyFile {
         std::io::Write::write_all(&mut tmp, &bytes).map_err(|e| fail(e.to_string()))?;
         tmp.as_file().sync_all().map_err(|e| fail(e.to_string()))?;
         tmp.persist(path).map_err(|e| fail(e.error.to_string()))?;
+        // The rename is durable once the directory is.
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| fail(format!("{}: {e}", dir.display())))?;
         Ok(())
+    }
+
+    /// The lock file of the keys file at `path`: `<path>.lock` beside it.
+    pub fn lock_path(path: &Path) -> PathBuf {
+        let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "keys".into());
+        name.push(".lock");
+        path.with_file_name(name)
+    }
+
+    /// Changes the keys file at `path`: under an exclusive lock on `lock_path`, reads it afresh,
+    /// applies `f` and writes the result atomically (nothing is written if `f` fails). Waits
+    /// for another process's change to finish. Returns `f`'s result and the keys as written.
+    pub fn update<T>(path: &Path, f: impl FnOnce(&mut KeyFile) -> Result<T, KeyError>) -> Result<(T, KeyFile), KeyError> {
+        let lock_path = Self::lock_path(path);
+        let fail = |reason: String| KeyError::File { path: lock_path.display().to_string(), reason };
+        let lock = std::fs::File::options().create(true).truncate(false).write(true).open(&lock_path).map_err(|e| fail(e.to_string()))?;
+        lock.lock().map_err(|e| fail(format!("cannot lock: {e}")))?;
+        let mut keys = KeyFile::load(path)?;
+        let out = f(&mut keys)?;
+        keys.save(path)?;
+        drop(lock);
+        Ok((out, keys))
     }
 
     /// Adds a key; returns its entry and the key itself (shown once, never stored).
@@ -120,7 +151,21 @@ impl KeyFile {
 /// at most once a second).
 pub struct KeyStore {
     path: PathBuf,
-    state: RwLock<(KeyFile, Option<SystemTime>, Instant)>,
+    state: RwLock<(KeyFile, Option<Stamp>, Instant)>,
+}
+
+/// What tells that the keys file changed: its modification time and inode (every write
+/// renames a new file into place, so the inode changes even within one clock tick).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp(SystemTime, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let m = std::fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    let ino = std::os::unix::fs::MetadataExt::ino(&m);
+    #[cfg(not(unix))]
+    let ino = m.len();
+    Some(Stamp(m.modified().ok()?, ino))
 }
 
 const RECHECK: Duration = Duration::from_secs(1);
@@ -128,19 +173,15 @@ const RECHECK: Duration = Duration::from_secs(1);
 impl KeyStore {
     pub fn open(path: &Path) -> Result<KeyStore, KeyError> {
         let keys = KeyFile::load(path)?;
-        let mtime = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-        Ok(KeyStore { path: path.to_path_buf(), state: RwLock::new((keys, mtime, Instant::now())) })
+        Ok(KeyStore { path: path.to_path_buf(), state: RwLock::new((keys, stamp(path), Instant::now())) })
     }
 
-    /// Changes the keys file (read afresh, changed by `f`, written atomically) and takes the
-    /// result into use at once. One change at a time within this process.
+    /// Changes the keys file (`KeyFile::update`: locked against every other writer, read
+    /// afresh, changed by `f`, written atomically) and takes the result into use at once.
     pub fn update<T>(&self, f: impl FnOnce(&mut KeyFile) -> Result<T, KeyError>) -> Result<T, KeyError> {
         let mut state = self.state.write().expect("keys lock");
-        let mut keys = KeyFile::load(&self.path)?;
-        let out = f(&mut keys)?;
-        keys.save(&self.path)?;
-        let mtime = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
-        *state = (keys, mtime, Instant::now());
+        let (out, keys) = KeyFile::update(&self.path, f)?;
+        *state = (keys, stamp(&self.path), Instant::now());
         Ok(out)
     }
 
@@ -164,12 +205,12 @@ impl KeyStore {
         }
         let mut state = self.state.write().expect("keys lock");
         state.2 = Instant::now();
-        let mtime = std::fs::metadata(&self.path).and_then(|m| m.modified()).ok();
-        if mtime != state.1 {
+        let now = stamp(&self.path);
+        if now != state.1 {
             match KeyFile::load(&self.path) {
                 Ok(keys) => {
                     tracing::info!(path = %self.path.display(), keys = keys.keys.len(), "keys file reloaded");
-                    *state = (keys, mtime, Instant::now());
+                    *state = (keys, now, Instant::now());
                 }
                 // Keep the keys in force; a half-edited file must not lock everyone out.
                 Err(e) => tracing::error!(error = %e, "keys file not reloaded"),

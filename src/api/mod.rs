@@ -3,7 +3,9 @@
 
 pub mod admin;
 pub mod auth;
+pub mod browser;
 pub mod cache;
+pub mod connection;
 pub mod delivery;
 pub mod download;
 pub mod export;
@@ -11,7 +13,6 @@ pub mod keys;
 pub mod limits;
 pub mod memo;
 pub mod metrics;
-pub mod peers;
 pub mod mutation;
 pub mod query;
 pub mod report;

@@ -12,7 +12,7 @@ pub struct QueryRoot;
 pub fn gql_error(e: AnalyticsError) -> async_graphql::Error {
     let code = match &e {
         AnalyticsError::Invalid { .. } => "BAD_USER_INPUT",
-        AnalyticsError::CorruptFile { .. } => "CORRUPT_DATA_FILE",
+        AnalyticsError::CorruptFile { .. } | AnalyticsError::Store(crate::store::StoreError::Corrupt { .. }) => "CORRUPT_DATA_FILE",
         AnalyticsError::Cancelled => "CANCELLED",
         AnalyticsError::Busy { .. } => "BUSY",
         AnalyticsError::TooManyGroups { .. } => "TOO_MANY_GROUPS",

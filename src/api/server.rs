@@ -3,16 +3,20 @@
 //! (real-time submit), `/health`, `/metrics` (Prometheus), `/schema.graphql`. Every response
 //! carries an `x-request-id` (the caller's, or a new UUID) that the request's log lines share.
 //!
+//! A server without keys first refuses what a web page on another site could make it do
+//! (foreign `Host` or `Origin`, form-like POSTs: `browser.rs`); CORS only for `--cors-origin`.
+//!
 //! Access (`auth.rs`): every request gets a principal from its `Authorization: Bearer` key
-//! (401 for a bad key, or for none when anonymous access is off), is rate-limited per key (per
-//! client address for anonymous callers; 429 with `retry-after`), and a GraphQL request is
-//! bounded in body size and time (`Limits`).
+//! (401 for a bad key, or for none when anonymous access is off; an address with too many
+//! failed authentications gets 429 with `retry-after` for any key it presents), is
+//! rate-limited per key (per client address for anonymous callers; 429 with `retry-after`),
+//! and a GraphQL request is bounded in body size and time (`Limits`).
 
 use crate::analytics::Analytics;
 use super::auth::Principal;
 use super::keys::KeyStore;
 use super::CxSchema;
-use super::cache::{self, is_read_only, Cached, QueryCache};
+use super::cache::{self, Cached, QueryCache};
 use super::download::{encode, table, TableFormat};
 use super::metrics::{operation_of, Metrics, OperationLabels, RouteLabels};
 use crate::store::commit::lake_version;
@@ -41,15 +45,94 @@ pub struct Limits {
     pub max_body: usize,
     /// Time a GraphQL request may take.
     pub timeout: std::time::Duration,
+    /// The port the server listens on: without keys, the `Host` a browser sends must name it
+    /// (`browser.rs`). `None`: any port.
+    pub port: Option<u16>,
+    /// Host names a server without keys answers to besides the loopback names (`--allowed-host`).
+    pub allowed_hosts: Vec<String>,
+    /// Origins granted CORS (`--cors-origin`); none: no CORS headers at all.
+    pub cors_origins: Vec<String>,
+    /// Failed authentications a client address may make per minute (as a burst, then one
+    /// every 60/n s) before its requests with a key get 429 (`--auth-failures`); 0: no limit.
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { keys: None, anonymous: true, rate_per_second: 0, max_body: 1 << 20, timeout: std::time::Duration::from_secs(30) }
+        Limits {
+            keys: None,
+            anonymous: true,
+            rate_per_second: 0,
+            max_body: 1 << 20,
+            timeout: std::time::Duration::from_secs(30),
+            port: None,
+            allowed_hosts: Vec::new(),
+            cors_origins: Vec::new(),
+            auth_failures_per_minute: 10,
+        }
+    }
+}
+
+impl Limits {
+    /// What a browser may make this server do (`browser.rs`).
+    pub fn browser(&self) -> super::browser::BrowserPolicy {
+        super::browser::BrowserPolicy { keyless: self.keys.is_none(), port: self.port, allowed_hosts: self.allowed_hosts.clone(), cors_origins: self.cors_origins.clone() }
     }
 }
 
 type Limiter = governor::DefaultKeyedRateLimiter<String>;
+
+/// Failed authentications by client address (against key guessing): governor's keyed limiter
+/// counts each failure; an address past its quota is refused (429, `retry-after`) on every
+/// request presenting a key, before the key is even looked at, until the quota lets one more
+/// attempt through. Requests without a key are not affected. Behind a proxy every client has
+/// the proxy's address.
+struct AuthFailures {
+    limiter: governor::DefaultKeyedRateLimiter<Option<std::net::IpAddr>>,
+    /// Addresses refused until the instant given.
+    blocked: std::sync::Mutex<std::collections::HashMap<Option<std::net::IpAddr>, std::time::Instant>>,
+    per_minute: u32,
+}
+
+impl AuthFailures {
+    fn new(per_minute: u32) -> Option<AuthFailures> {
+        let n = std::num::NonZeroU32::new(per_minute)?;
+        Some(AuthFailures { limiter: governor::RateLimiter::keyed(governor::Quota::per_minute(n)), blocked: Default::default(), per_minute })
+    }
+
+    /// How long `addr` is still refused, if it is.
+    fn blocked(&self, addr: Option<std::net::IpAddr>) -> Option<std::time::Duration> {
+        let blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
+        let until = *blocked.get(&addr)?;
+        until.checked_duration_since(std::time::Instant::now()).filter(|d| !d.is_zero())
+    }
+
+    /// Counts a failure of `addr`; how long it is refused from now, if it is over its quota.
+    fn failed(&self, addr: Option<std::net::IpAddr>) -> Option<std::time::Duration> {
+        let not_until = self.limiter.check_key(&addr).err()?;
+        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
+        let now = std::time::Instant::now();
+        let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
+        if blocked.len() >= 4096 {
+            blocked.retain(|_, until| *until > now);
+            self.limiter.retain_recent();
+        }
+        blocked.insert(addr, now + wait);
+        Some(wait)
+    }
+
+    fn refusal(&self, addr: Option<std::net::IpAddr>, wait: std::time::Duration) -> poem::Response {
+        let who = addr.map_or("an unknown address".to_string(), |a| a.to_string());
+        tracing::warn!(target: "cxlake::access", %who, "too many failed authentications");
+        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+        let mut r = reply(
+            StatusCode::TOO_MANY_REQUESTS,
+            json!({"error": format!("too many failed authentications from {who} (at most {} per minute): retry in {secs} s", self.per_minute)}),
+        );
+        r.headers_mut().insert("retry-after", poem::http::HeaderValue::from(secs));
+        r
+    }
+}
 
 /// The principal of a request from its `Authorization` header, or the reply refusing it.
 fn authenticate(req: &poem::Request, limits: &Limits) -> Result<Principal, poem::Response> {
@@ -81,14 +164,27 @@ pub(super) fn reply(status: StatusCode, body: Value) -> poem::Response {
     poem::Response::builder().status(status).content_type("application/json").body(body.to_string())
 }
 
+/// Whether a request's body is declared JSON (`application/json`, any parameters).
+fn is_json(req: &poem::Request) -> bool {
+    req.content_type().and_then(|t| t.split(';').next()).is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
 /// `POST /v1/responses`: one response object or an array of them, in the lake's columns.
-/// 200 with the ids once durable; 400 for a body that is not JSON; 422 naming each invalid
-/// response and field (nothing is stored); 503 when the log cannot be written.
+/// 200 with the ids once durable; 415 unless sent as `application/json` (a form or a
+/// `text/plain` body from a web page must not submit); 400 for a body that is not JSON; 422
+/// naming each invalid response and field (nothing is stored); 503 when the log cannot be
+/// written.
 #[handler]
-async fn submit(body: Body, state: Data<&Arc<State>>, principal: Data<&Principal>) -> poem::Response {
+async fn submit(req: &poem::Request, body: Body, state: Data<&Arc<State>>, principal: Data<&Principal>) -> poem::Response {
     let Some(submitter) = &state.submitter else {
         return reply(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "this server is read-only: it does not accept submissions"}));
     };
+    if !is_json(req) {
+        return reply(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            json!({"error": format!("POST /v1/responses takes JSON: send content-type: application/json (got {})", req.content_type().map_or("none".to_string(), |t| format!("'{t}'")))}),
+        );
+    }
     let bytes = match body.into_bytes_limit(MAX_SUBMIT_BYTES).await {
         Ok(b) => b,
         Err(e) => return reply(StatusCode::PAYLOAD_TOO_LARGE, json!({"error": format!("body: {e} (at most {MAX_SUBMIT_BYTES} bytes)")})),
@@ -196,13 +292,12 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
         operation: operation_of(&request.query),
         format: format.map_or("json".to_string(), |f| format!("{f:?}").to_lowercase()),
     };
-    let key = if is_read_only(&request.query) {
-        version.map(|version| {
+    let key = match (cache::read_only_document(&request.query), version) {
+        (Some(doc), Some(version)) => {
             let vars = serde_json::to_value(&request.variables).unwrap_or_default();
-            cache::key(&request.query, &vars, request.operation_name.as_deref(), format, &principal.role.label(), version)
-        })
-    } else {
-        None
+            Some(cache::key(&doc, &vars, request.operation_name.as_deref(), format, &principal.role.label(), version))
+        }
+        _ => None,
     };
     if let Some(hit) = key.as_ref().and_then(|k| state.cache.get(k)) {
         state.metrics.cache_hits.inc();
@@ -216,7 +311,7 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
     // hangs up, whichever comes first.
     let executed = tokio::select! {
         r = tokio::time::timeout(state.limits.timeout, state.schema.execute(request)) => r,
-        _ = super::peers::hung_up(req.remote_addr()) => {
+        _ = super::connection::hung_up(req) => {
             tracing::info!("the client hung up; its query was stopped");
             return reply(StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST), json!({"error": "the client closed the connection"}));
         }
@@ -325,8 +420,7 @@ async fn read_request(req: &poem::Request, body: Body, max: usize) -> Result<asy
             .map_err(|e| reply(StatusCode::BAD_REQUEST, json!({"error": format!("query string: {e}")})))?;
         return if request.query.is_empty() { Err(no_query()) } else { Ok(request) };
     }
-    let json_body = req.content_type().and_then(|t| t.split(';').next()).is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
-    if !json_body {
+    if !is_json(req) {
         return Err(reply(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             json!({"error": format!("a GraphQL POST is JSON: send content-type: application/json (got {})", req.content_type().map_or("none".to_string(), |t| format!("'{t}'")))}),
@@ -409,6 +503,7 @@ pub struct State {
     pub submitter: Option<Arc<Submitter>>,
     pub limits: Limits,
     limiter: Option<Limiter>,
+    auth_failures: Option<AuthFailures>,
 }
 
 #[handler]
@@ -486,11 +581,14 @@ pub fn routes_with(schema: CxSchema, analytics: Analytics, submitter: Option<Arc
         cache: QueryCache::new(CACHE_ENTRIES, CACHE_BYTES),
         metrics: Metrics::default(),
         submitter,
+        auth_failures: AuthFailures::new(limits.auth_failures_per_minute),
         limits,
         limiter,
     });
     let counted = state.clone();
     let guarded = state.clone();
+    let browser = Arc::new(state.limits.browser());
+    let cors = super::browser::CorsPolicy(state.limits.cors_origins.clone());
     Route::new()
         .at("/", get(graphiql))
         .at("/graphiql/:file", get(graphiql_asset))
@@ -520,9 +618,21 @@ pub fn routes_with(schema: CxSchema, analytics: Analytics, submitter: Option<Arc
             let state = guarded.clone();
             async move {
                 let open = matches!(req.uri().path(), "/" | "/health" | "/metrics") || req.uri().path().starts_with("/graphiql/");
+                // An address that failed too often is not even heard with a key (a right guess
+                // must look no different from a wrong one).
+                let guard = state.auth_failures.as_ref().filter(|_| !open && state.limits.keys.is_some() && req.header("authorization").is_some());
+                let addr = req.remote_addr().as_socket_addr().map(|a| a.ip());
+                if let Some(wait) = guard.and_then(|g| g.blocked(addr)) {
+                    return Ok(guard.expect("checked").refusal(addr, wait));
+                }
                 let principal = match authenticate(&req, &state.limits) {
                     Ok(p) => p,
-                    Err(refused) if !open => return Ok(refused),
+                    Err(refused) if !open => {
+                        if let Some((g, wait)) = guard.and_then(|g| g.failed(addr).map(|w| (g, w))) {
+                            return Ok(g.refusal(addr, wait));
+                        }
+                        return Ok(refused);
+                    }
                     Err(_) => Principal::anonymous(),
                 };
                 if let (Some(limiter), false) = (&state.limiter, open) {
@@ -544,6 +654,16 @@ pub fn routes_with(schema: CxSchema, analytics: Analytics, submitter: Option<Arc
             }
         })
         .around(move |ep, req| {
+            // Before any key is looked at: what a web page must not make a keyless server do.
+            let browser = browser.clone();
+            async move {
+                match browser.refusal(&req) {
+                    Some(refused) => Ok(refused),
+                    None => ep.call(req).await.map(IntoResponse::into_response),
+                }
+            }
+        })
+        .around(move |ep, req| {
             let state = counted.clone();
             async move {
                 let path = req.uri().path().to_string();
@@ -554,6 +674,7 @@ pub fn routes_with(schema: CxSchema, analytics: Analytics, submitter: Option<Arc
             }
         })
         .with(super::delivery::Delivery)
+        .with(cors)
         .with(poem::middleware::CatchPanic::new())
         .with(poem::middleware::Tracing)
         .with(poem::middleware::RequestId::default().reuse_id(poem::middleware::ReuseId::Use))

@@ -55,21 +55,116 @@ enum Held {
 pub struct WriteLock {
     lake: Lake,
     held: Held,
+    /// Temporary files of dead writers removed when the lock was taken.
+    swept: usize,
+}
+
+/// The lake directories writers write into (besides the tables' partition directories): where
+/// a killed writer can leave a temporary file. Not the root
+/// (`lake.json` is created without the lock) nor the submit log.
+const WRITER_DIRS: [&str; 5] = ["_lake", COMMITS_DIR, INGESTED_DIR, super::layout::DIMENSIONS, super::quarantine::QUARANTINE_DIR];
+
+/// Removes the temporary files (`.tmp-*.partial`) that writers killed mid-write left in the
+/// partition directories of every table and in `WRITER_DIRS` of the local lake at `root`;
+/// returns how many. Only for a holder of the lock; a file some live process holds locked (each
+/// writer locks its temporary file while it writes) is left alone. (In object storage there
+/// are none: objects are uploaded whole from the writer's local disk.)
+fn sweep_temporary_files(root: &Path) -> Result<usize, StoreError> {
+    use super::layout::{is_temporary_file_name, Table};
+    /// The directories `depth` levels below `dir` (missing ones: none).
+    fn dirs_below(dir: &Path, depth: usize, out: &mut Vec<std::path::PathBuf>) -> Result<(), StoreError> {
+        if depth == 0 {
+            out.push(dir.to_path_buf());
+            return Ok(());
+        }
+        let entries = match std::fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err(dir)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io_err(dir))?;
+            if entry.file_type().map_err(io_err(dir))?.is_dir() {
+                dirs_below(&entry.path(), depth - 1, out)?;
+            }
+        }
+        Ok(())
+    }
+    let mut dirs = Vec::new();
+    for table in [Table::Responses, Table::TELEMETRY, Table::INDICATORS] {
+        // <table>/agency=*/fiscal_year=*/fiscal_quarter=*
+        dirs_below(&root.join(table.root()), 3, &mut dirs)?;
+    }
+    dirs.extend(WRITER_DIRS.iter().map(|d| root.join(d)));
+    let mut removed = 0;
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries {
+            let entry = entry.map_err(io_err(&dir))?;
+            if entry.file_name().to_str().is_some_and(is_temporary_file_name) && entry.file_type().map_err(io_err(&dir))?.is_file() {
+                // A live writer holds its temporary file locked (an ingest writes its
+                // quarantine while it stages, without the write lock).
+                let Ok(file) = File::open(entry.path()) else { continue };
+                if file.try_lock().is_err() {
+                    continue;
+                }
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err(&entry.path())(e)),
+                }
+            }
+        }
+    }
+    if removed > 0 {
+        tracing::info!(lake = %root.display(), removed, "removed temporary files left by writers that died");
+    }
+    Ok(removed)
 }
 
 impl WriteLock {
-    /// Waits for the lock, then clears staging left by writers that died.
+    /// Waits for the lock, then clears what writers that died left: their staging, and their
+    /// temporary files in the lake's directories (local lakes).
     pub fn acquire(lake: &Lake) -> Result<WriteLock, StoreError> {
         let Some(root) = lake.local_root() else {
             let lease = super::lease::Lease::acquire(lake.objects(), LOCK_FILE)?;
-            return Ok(WriteLock { lake: lake.clone(), held: Held::Lease(lease) });
+            return Ok(WriteLock { lake: lake.clone(), held: Held::Lease(lease), swept: 0 });
         };
+        let file = Self::lock_file(root)?;
+        file.lock().map_err(io_err(&root.join(LOCK_FILE)))?;
+        Self::held(lake, root, file)
+    }
+
+    /// `acquire` if no other writer holds the lock of the local lake now; `None` if one does
+    /// (and for a lake in object storage, which has nothing to clear). For a writing server
+    /// starting up: it clears what dead writers left without waiting behind a long ingest.
+    pub fn try_acquire(lake: &Lake) -> Result<Option<WriteLock>, StoreError> {
+        let Some(root) = lake.local_root() else { return Ok(None) };
+        let file = Self::lock_file(root)?;
+        match file.try_lock() {
+            Ok(()) => Self::held(lake, root, file).map(Some),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(io_err(&root.join(LOCK_FILE))(e)),
+        }
+    }
+
+    fn lock_file(root: &Path) -> Result<File, StoreError> {
         let path = root.join(LOCK_FILE);
         std::fs::create_dir_all(path.parent().expect("lock file has a parent")).map_err(io_err(&path))?;
-        let file = File::options().create(true).truncate(false).write(true).open(&path).map_err(io_err(&path))?;
-        file.lock().map_err(io_err(&path))?;
+        File::options().create(true).truncate(false).write(true).open(&path).map_err(io_err(&path))
+    }
+
+    /// The lock of the local lake at `root`, once `file` is locked: dead writers' leftovers
+    /// cleared (staging directories and temporary files whose owner is gone).
+    fn held(lake: &Lake, root: &Path, file: File) -> Result<WriteLock, StoreError> {
         clear_dead_staging(&root.join(STAGING_DIR))?;
-        Ok(WriteLock { lake: lake.clone(), held: Held::File { _locked: file } })
+        let swept = sweep_temporary_files(root)?;
+        Ok(WriteLock { lake: lake.clone(), held: Held::File { _locked: file }, swept })
+    }
+
+    /// How many temporary files of dead writers taking the lock removed.
+    pub fn temporary_files_removed(&self) -> usize {
+        self.swept
     }
 
     pub fn lake(&self) -> &Lake {
@@ -265,7 +360,7 @@ pub fn partition_files_in(lake: &Lake, table: super::layout::Table, key: &Partit
 /// Calls `f` with every response id in a data file of the responses table, given relative to
 /// the lake root (reads only that column).
 pub fn for_each_id(lake: &Lake, file: &str, mut f: impl FnMut(&str)) -> Result<(), StoreError> {
-    let fail = |reason: String| StoreError::Write { path: lake.locate(file), reason };
+    let fail = |reason: String| lake.unreadable(file, reason);
     let builder = ParquetRecordBatchReaderBuilder::try_new(lake.objects().open(file)?).map_err(|e| fail(e.to_string()))?;
     let index = builder
         .parquet_schema()

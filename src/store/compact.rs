@@ -18,7 +18,7 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
 }
 
 fn bad(path: &Path, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Write { path: path.display().to_string(), reason: e.to_string() }
+    StoreError::Corrupt { path: path.display().to_string(), reason: e.to_string() }
 }
 
 /// What compaction did.
@@ -48,7 +48,7 @@ fn partitions(root: &Path, removed: &mut usize) -> Result<Vec<PartitionKey>, Sto
                 let mut first = None;
                 for f in std::fs::read_dir(q.path()).map_err(io_err(&q.path()))?.flatten() {
                     let name = f.file_name().to_string_lossy().into_owned();
-                    if name.starts_with(".tmp-") && name.ends_with(".partial") {
+                    if super::layout::is_temporary_file_name(&name) {
                         std::fs::remove_file(f.path()).map_err(io_err(&f.path()))?;
                         *removed += 1;
                     } else if first.is_none() {
@@ -74,7 +74,8 @@ pub fn compact(lock: &WriteLock, run_id: &str) -> Result<Compacted, StoreError> 
             reason: "compaction swaps partition directories, which object storage cannot do atomically; compact a local copy of the lake and upload it".into(),
         });
     };
-    let mut out = Compacted::default();
+    // (Taking the lock already removed dead writers' temporary files; count them here.)
+    let mut out = Compacted { temporary_files_removed: lock.temporary_files_removed(), ..Compacted::default() };
     let staging = lock.staging(run_id)?;
     let mut record = CommitRecord { operation: "compact".into(), ..Default::default() };
     for key in partitions(root, &mut out.temporary_files_removed)? {

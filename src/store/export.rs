@@ -25,7 +25,7 @@ pub static EXPORT_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 pub fn export(lake: &Lake, files: &[DataFile], mut sink: impl FnMut(RecordBatch) -> Result<(), StoreError>) -> Result<u64, StoreError> {
     let mut rows = 0;
     for f in files {
-        let fail = |e: &dyn std::fmt::Display| StoreError::Write { path: lake.locate(&f.path), reason: e.to_string() };
+        let fail = |e: &dyn std::fmt::Display| lake.unreadable(&f.path, e);
         let file = lake.objects().open(&f.path)?;
         let reader = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| fail(&e))?.with_batch_size(EXPORT_BATCH_ROWS).build().map_err(|e| fail(&e))?;
         for batch in reader {

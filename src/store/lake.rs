@@ -25,6 +25,9 @@ pub enum StoreError {
     InUse { path: String, holder: String },
     #[error("object store error on '{path}': {reason}")]
     Object { path: String, reason: String },
+    /// A data file of the lake cannot be read (footer, schema, or a page that does not decode).
+    #[error("data file '{path}' of the lake is unreadable: {reason}")]
+    Corrupt { path: String, reason: String },
 }
 
 /// `lake.json` at the lake root: marks a directory as a cxlake lake and records its layout.
@@ -255,29 +258,68 @@ impl Lake {
         LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
     }
 
-    /// The first of `files` that is not a readable Parquet file of the responses table, with the
-    /// reason: used to name the culprit when a scan fails. Reads only footers.
+    /// The first of `files` that is not a readable Parquet file of its table, with the reason:
+    /// used to name the culprit when a scan fails. Footers and schemas first (cheap: zero-byte,
+    /// truncated and foreign files), then, if they are all sound, every page of every file is
+    /// decoded (bytes damaged inside a column chunk), which reads the files whole.
     pub fn find_unreadable(&self, files: &[DataFile]) -> Option<(String, String)> {
-        let expected = schema::arrow_schema();
-        files.iter().find_map(|f| {
-            let check = || -> Result<(), String> {
-                let file = self.objects.open(&f.path).map_err(|e| e.to_string())?;
-                let builder = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                    .map_err(|e| e.to_string())?;
-                let schema = builder.schema();
-                for field in expected.fields() {
-                    match schema.field_with_name(field.name()) {
-                        Ok(found) if found.data_type() == field.data_type() => {}
-                        Ok(found) => {
-                            return Err(format!("column '{}' is {} where the lake stores {}", field.name(), found.data_type(), field.data_type()))
-                        }
-                        Err(_) => return Err(format!("column '{}' is missing", field.name())),
-                    }
+        use rayon::prelude::*;
+        let first = |deep: bool| files.par_iter().find_map_first(|f| self.check_data_file(&f.path, deep).err().map(|reason| (f.path.clone(), reason)));
+        first(false).or_else(|| first(true))
+    }
+
+    /// The error of a read of the data file `path` (relative to the root) that failed with
+    /// `error`: `StoreError::Corrupt` naming the file and, when a check finds it, the column
+    /// and row group that do not decode.
+    pub fn unreadable(&self, path: &str, error: impl std::fmt::Display) -> StoreError {
+        let reason = self.check_data_file(path, true).err().unwrap_or_else(|| error.to_string());
+        tracing::error!(path = %self.locate(path), %reason, "unreadable data file");
+        StoreError::Corrupt { path: self.locate(path), reason }
+    }
+
+    /// Whether the data file `path` (relative to the root) is a readable Parquet file of its
+    /// table (the responses or an observations table, by its directory): its footer and
+    /// columns, and with `deep` every page of every column, each decoded on its own when the
+    /// whole file fails so the reason names the column and row group.
+    pub fn check_data_file(&self, path: &str, deep: bool) -> Result<(), String> {
+        use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+        use parquet::arrow::ProjectionMask;
+        let expected = if path.starts_with(&format!("{}/", layout::RESPONSES)) { schema::arrow_schema() } else { super::observations::arrow_schema() };
+        let file = self.objects.open(path).map_err(|e| e.to_string())?;
+        let meta = ArrowReaderMetadata::load(&file, ArrowReaderOptions::default()).map_err(|e| e.to_string())?;
+        for field in expected.fields() {
+            match meta.schema().field_with_name(field.name()) {
+                Ok(found) if found.data_type() == field.data_type() => {}
+                Ok(found) => return Err(format!("column '{}' is {} where the lake stores {}", field.name(), found.data_type(), field.data_type())),
+                Err(_) => return Err(format!("column '{}' is missing", field.name())),
+            }
+        }
+        if !deep {
+            return Ok(());
+        }
+        let decode = |row_groups: Option<Vec<usize>>, mask: Option<ProjectionMask>| -> Result<(), String> {
+            let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file.try_clone().map_err(|e| e.to_string())?, meta.clone()).with_batch_size(64 * 1024);
+            if let Some(rg) = row_groups {
+                builder = builder.with_row_groups(rg);
+            }
+            if let Some(mask) = mask {
+                builder = builder.with_projection(mask);
+            }
+            for batch in builder.build().map_err(|e| e.to_string())? {
+                batch.map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        };
+        let Err(whole) = decode(None, None) else { return Ok(()) };
+        let parquet_schema = meta.metadata().file_metadata().schema_descr_ptr();
+        for rg in 0..meta.metadata().num_row_groups() {
+            for (j, column) in parquet_schema.columns().iter().enumerate() {
+                if let Err(e) = decode(Some(vec![rg]), Some(ProjectionMask::leaves(&parquet_schema, [j]))) {
+                    return Err(format!("column '{}' of row group {rg} does not decode: {e}", column.name()));
                 }
-                Ok(())
-            };
-            check().err().map(|reason| (f.path.clone(), reason))
-        })
+            }
+        }
+        Err(format!("its pages do not decode: {whole}"))
     }
 
     /// Reads a whole dimension table (small by design).

@@ -85,6 +85,12 @@ impl PartitionKey {
     }
 }
 
+/// A writer's temporary file (`.tmp-<random>.partial`, hidden from readers), published under
+/// its final name by a rename when complete.
+pub fn is_temporary_file_name(name: &str) -> bool {
+    name.starts_with(".tmp-") && name.ends_with(".partial")
+}
+
 /// Data files end in `.parquet` and are not hidden (temporary files start with `.`, side data
 /// lives under `_` directories).
 pub fn is_data_file_name(name: &str) -> bool {

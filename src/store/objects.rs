@@ -356,6 +356,16 @@ pub enum LakeFile {
     Remote(Bytes),
 }
 
+impl LakeFile {
+    /// Another handle on the same file (bytes are shared, not copied).
+    pub fn try_clone(&self) -> std::io::Result<LakeFile> {
+        Ok(match self {
+            LakeFile::Local(f) => LakeFile::Local(f.try_clone()?),
+            LakeFile::Remote(b) => LakeFile::Remote(b.clone()),
+        })
+    }
+}
+
 impl parquet::file::reader::Length for LakeFile {
     fn len(&self) -> u64 {
         match self {

@@ -69,7 +69,7 @@ pub fn batch(rows: &[Observation]) -> RecordBatch {
 
 /// The key (`Observation::key`) and value of every observation in a stored file.
 pub fn read_keys(lake: &Lake, file: &str, agency: &str, into: &mut HashMap<String, f64>) -> Result<(), StoreError> {
-    let fail = |reason: String| StoreError::Write { path: lake.locate(file), reason };
+    let fail = |reason: String| lake.unreadable(file, reason);
     let reader = ParquetRecordBatchReaderBuilder::try_new(lake.objects().open(file)?)
         .and_then(|b| b.with_batch_size(64 * 1024).build())
         .map_err(|e| fail(e.to_string()))?;

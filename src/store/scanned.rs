@@ -61,7 +61,7 @@ fn footer_len(tail: &[u8]) -> Option<usize> {
 }
 
 fn rows_in_footer(tail: &[u8], path: &str) -> Result<u64, StoreError> {
-    let bad = |reason: String| StoreError::Write { path: path.to_string(), reason };
+    let bad = |reason: String| StoreError::Corrupt { path: path.to_string(), reason };
     let n = tail.len();
     let len = footer_len(tail).ok_or_else(|| bad("not a Parquet file (no footer magic)".into()))?;
     if len + 8 > n {

@@ -44,9 +44,13 @@ pub fn parquet_properties(unique_columns: &[&str]) -> WriterProperties {
     b.build()
 }
 
+/// A temporary file in `dir`, locked (flock) while this process has it open, so a writer
+/// sweeping dead writers' temporary files leaves it alone.
 fn temp_in(dir: &Path) -> Result<NamedTempFile, StoreError> {
     std::fs::create_dir_all(dir).map_err(io_err(dir))?;
-    tempfile::Builder::new().prefix(".tmp-").suffix(".partial").tempfile_in(dir).map_err(io_err(dir))
+    let tmp = tempfile::Builder::new().prefix(".tmp-").suffix(".partial").tempfile_in(dir).map_err(io_err(dir))?;
+    tmp.as_file().lock().map_err(io_err(tmp.path()))?;
+    Ok(tmp)
 }
 
 /// Makes the temporary file durable and visible as `target`; fails if `target` exists.

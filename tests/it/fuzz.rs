@@ -1,7 +1,9 @@
 //! Hostile input, generated: 10,000 random and mutated GraphQL requests (valid documents with
 //! bytes flipped, inserted and cut, enums and numbers swapped for nonsense, huge numbers, deep
-//! nesting, long strings, invalid UTF-8, random variables) against the server in-process.
-//! Every one must get an answer below 500, and the server must not panic. Fixed seed.
+//! nesting, long strings, invalid UTF-8, random variables, and every string argument and
+//! cursor replaced by multibyte text, emoji, lone combining marks or very long strings)
+//! against the server in-process. Every one must get an answer below 500, and the server must
+//! not panic. Fixed seed.
 
 use crate::common::fresh_lake;
 use poem::test::TestClient;
@@ -26,6 +28,21 @@ const SEEDS: &[&str] = &[
     "{ __schema { types { name fields { name } } } }",
     "{ __type(name: \"ScoreRowOut\") { fields { name type { name } } } }",
     "mutation { submitResponses(responses: [{agency: \"VA\", bureau: \"x\", serviceId: \"s\", serviceType: BENEFITS, channel: DIGITAL, collectionId: \"c\", scale: LIKERT_5, trust: 4}]) { accepted } }",
+    // String arguments and cursors (the `Strings` edit replaces them with hostile text).
+    "{ responses(after: \"3137.6964\", first: 2) { totalCount pageInfo { endCursor } rows { responseId } } }",
+    "{ services(search: \"U.S. Citizenship\", agency: [\"VA\"]) { id name } }",
+    "{ scores(filter: {agency: [\"VA\"], service: [\"VA-S01\"], office: [\"o\"], region: [\"CA\"], from: \"2022-01-01\"}) { n } }",
+    "{ telemetry(filter: {agency: [\"VA\"], metric: [\"page_views\"], page: [\"/apply\"]}) { count } }",
+    "{ hispReport(fiscalYear: 2022, quarter: 1) { dueDate } }",
+    "{ surveyCheck(definition: \"questions: []\") { findings { rule message } } }",
+];
+
+/// What the `Strings` edit puts inside every string literal: multibyte characters at odd
+/// offsets (a byte slice would cut one), emoji and ZWJ sequences, lone combining marks, bidi
+/// controls, hex-looking text that is not UTF-8, signs, and very long strings.
+const HOSTILE: &[&str] = &[
+    "aéb", "é", "éé", "€", "🦀", "🦀🦀🦀", "👩\u{200d}👩\u{200d}👧", "\u{301}", "e\u{301}\u{301}\u{301}", "\u{202e}VA", "日本語", "ff", "c3", "+1+1",
+    "-0", "\u{feff}", "\u{10ffff}", "a\u{0}b",
 ];
 
 /// Replacement tokens: nonsense enums, huge and negative numbers, odd strings.
@@ -42,6 +59,8 @@ enum Edit {
     Token(usize, usize),
     Nest(usize),
     Long(usize),
+    /// Every string literal's content replaced by `HOSTILE[i]`, or by a long run of it.
+    Strings(usize, usize),
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +80,7 @@ fn edit() -> impl Strategy<Value = Edit> {
         (any::<usize>(), 0..TOKENS.len()).prop_map(|(i, t)| Edit::Token(i, t)),
         (1usize..5000).prop_map(Edit::Nest),
         (1usize..200_000).prop_map(Edit::Long),
+        (0..HOSTILE.len(), prop_oneof![Just(1usize), 2usize..64, 10_000usize..60_000]).prop_map(|(t, n)| Edit::Strings(t, n)),
     ]
 }
 
@@ -114,9 +134,65 @@ fn document(c: &Case) -> Vec<u8> {
                 let i = at(0, doc.len());
                 doc.splice(i..i, format!("# {}\n", "x".repeat(*n)).into_bytes());
             }
+            Edit::Strings(t, n) => doc = with_strings(&doc, &HOSTILE[*t].repeat(*n)),
         }
     }
     doc
+}
+
+/// `doc` with the content of every `"..."` literal replaced by `text` (JSON-escaped, which is
+/// valid GraphQL string syntax).
+fn with_strings(doc: &[u8], text: &str) -> Vec<u8> {
+    let escaped = serde_json::to_string(text).expect("a string serializes");
+    let inner = &escaped.as_bytes()[1..escaped.len() - 1];
+    let mut out = Vec::with_capacity(doc.len());
+    let mut inside = false;
+    for &b in doc {
+        match (b, inside) {
+            (b'"', false) => {
+                out.push(b'"');
+                out.extend_from_slice(inner);
+                inside = true;
+            }
+            (b'"', true) => {
+                out.push(b'"');
+                inside = false;
+            }
+            (_, true) => {}
+            (b, false) => out.push(b),
+        }
+    }
+    out
+}
+
+/// A caller's text in a cursor or string argument is an input error naming the argument,
+/// never a panic (issue 18: `responses(after: "aéb")` was a 500 from slicing inside é).
+#[tokio::test(flavor = "multi_thread")]
+async fn multibyte_and_long_string_arguments_are_clear_errors() {
+    let lake = crate::common::shared_lake();
+    let a = crate::common::analytics(lake);
+    let cli = TestClient::new(cxlake::api::server::routes(cxlake::api::schema(a.clone()), a, None).into_endpoint());
+    let ask = |query: String| {
+        let req = cli.post("/graphql").body_json(&serde_json::json!({ "query": query }));
+        async move {
+            let resp = req.send().await;
+            let status = resp.0.status().as_u16();
+            let v: serde_json::Value = serde_json::from_str(&resp.0.into_body().into_string().await.unwrap()).unwrap();
+            (status, v)
+        }
+    };
+    for text in HOSTILE.iter().map(|t| t.to_string()).chain([format!("a{}", "é".repeat(300)), "🦀".repeat(50_000)]) {
+        let literal = serde_json::to_string(&text).unwrap();
+        let (status, v) = ask(format!("{{ responses(after: {literal}) {{ totalCount }} }}")).await;
+        assert_eq!(status, 200, "{text:?}: {v}");
+        let e = &v["errors"][0];
+        assert_eq!((e["extensions"]["code"].as_str(), e["extensions"]["argument"].as_str()), (Some("BAD_USER_INPUT"), Some("after")), "{text:?}: {v}");
+        assert!(e["message"].as_str().unwrap().contains("after"), "{v}");
+        let (status, v) = ask(format!("{{ services(search: {literal}) {{ id }} }}")).await;
+        assert!(status == 200 && v["errors"].is_null() && v["data"]["services"].is_array(), "{text:?}: {v}");
+        let (status, v) = ask(format!("{{ scores(filter: {{agency: [{literal}]}}) {{ n }} }}")).await;
+        assert_eq!((status, v["errors"][0]["extensions"]["code"].as_str()), (200, Some("BAD_USER_INPUT")), "{text:?}: {v}");
+    }
 }
 
 #[test]

@@ -1,13 +1,18 @@
 //! Integration tests: one test crate (one link of the large binary), one module per capability.
 
 mod access;
+mod browser;
+mod cache;
 mod common;
+mod corrupt;
 mod drivers;
 mod fuzz;
 mod generator;
 mod hisp;
 mod http;
 mod inventory;
+mod keys;
+mod leftovers;
 mod ingest;
 mod limits;
 mod observations;

@@ -163,8 +163,11 @@ async fn http_submit_statuses() {
     resp.assert_status(poem::http::StatusCode::UNPROCESSABLE_ENTITY);
     let body: Value = serde_json::from_str(&resp.0.into_body().into_string().await.unwrap()).unwrap();
     assert_eq!((body["problems"][0]["index"].clone(), body["problems"][0]["column"].clone()), (json!(1), json!("channel")));
-    let resp = cli.post("/v1/responses").body("{\"agency\": ").send().await;
+    let resp = cli.post("/v1/responses").content_type("application/json").body("{\"agency\": ").send().await;
     resp.assert_status(poem::http::StatusCode::BAD_REQUEST);
+    // Only JSON is a submission: a form or text/plain body (what any web page can send) is not.
+    let resp = cli.post("/v1/responses").content_type("text/plain").body(response(&lake, "h-plain").to_string()).send().await;
+    resp.assert_status(poem::http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // The GraphQL mutation goes through the same validation.
     let q = r#"mutation { submitResponses(responses: [{agency: "VA", bureau: "x", serviceId: "nope", serviceType: BENEFITS, channel: DIGITAL, collectionId: "c", scale: LIKERT_5, trust: 4}]) { accepted } }"#;
     let resp = cli.post("/graphql").body_json(&json!({ "query": q })).send().await;
