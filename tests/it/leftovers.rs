@@ -111,3 +111,32 @@ fn a_writing_server_clears_them_when_it_starts() {
     assert!(theirs.iter().all(|f| f.exists()));
     assert_eq!(digests(&root), before);
 }
+
+/// An ingest stages and writes its quarantine without the write lock: its temporary files are
+/// locked while it writes, and a writer taking the lock meanwhile leaves them alone.
+#[test]
+fn a_live_writers_temporary_file_survives_the_sweep() {
+    let root = fresh_lake(2_000, 52, 1);
+    let lake = Lake::open(&root).unwrap();
+    let mut live = cxlake::store::quarantine::QuarantineWriter::new(&lake, "live-run");
+    // Past 8,192 rows the writer starts its file.
+    for i in 0..9_000 {
+        live.push(cxlake::store::quarantine::QuarantineRow { source: "x.csv".into(), line: Some(i), column: None, reason: "bad".into(), raw: None })
+            .unwrap();
+    }
+    let temporary = |root: &Path| -> Vec<PathBuf> {
+        walkdirs(&root.join(cxlake::store::quarantine::QUARANTINE_DIR), 0)
+            .into_iter()
+            .flat_map(|d| std::fs::read_dir(d).map(|e| e.map(|e| e.unwrap().path()).collect::<Vec<_>>()).unwrap_or_default())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().ends_with(".partial"))
+            .collect()
+    };
+    let before = temporary(&root);
+    assert_eq!(before.len(), 1, "the quarantine writer holds one temporary file: {before:?}");
+    let lock = WriteLock::acquire(&lake).unwrap();
+    assert_eq!(lock.temporary_files_removed(), 0);
+    assert!(before[0].exists());
+    drop(lock);
+    let written = live.finish().unwrap();
+    assert!(written.is_some(), "the quarantine file was published");
+}
