@@ -39,4 +39,27 @@ impl Suppression {
     pub fn check(n: u64, minimum: u64) -> Option<String> {
         (n < minimum).then(|| format!("n = {n} is below the minimum cell size of {minimum}"))
     }
+
+    /// The count a perturbed view shows for a cell whose true count is on the `suppressed`
+    /// side of `minimum`: its perturbed count moved to that side (at most `minimum − 1` for a
+    /// suppressed cell, at least `minimum` for a shown one). Without it the flag and the
+    /// perturbed count together could pin the true count at the boundary (suppressed with
+    /// 11 shown would mean 9 under a minimum of 10, as the perturbation is at most 2); with it
+    /// what is shown is a function of the perturbed count and the flag, nothing more.
+    pub fn clip(perturbed: u64, suppressed: bool, minimum: u64) -> u64 {
+        match (minimum, suppressed) {
+            (0, _) => perturbed,
+            (_, true) => perturbed.min(minimum - 1),
+            (_, false) => perturbed.max(minimum),
+        }
+    }
+
+    /// `check`, for a view that shows `n` (`perturbed: false`) or only a perturbed n: the
+    /// decision is on the true `n`, and the reason then does not state it.
+    pub fn check_shown(n: u64, minimum: u64, perturbed: bool) -> Option<String> {
+        match perturbed {
+            false => Suppression::check(n, minimum),
+            true => (n < minimum).then(|| format!("n is below the minimum cell size of {minimum} (the n shown is perturbed)")),
+        }
+    }
 }

@@ -108,7 +108,16 @@ pub async fn hisp_download(req: &poem::Request, state: Data<&Arc<State>>) -> poe
         Some("xlsx") => true,
         Some(other) => return bad(format!("format '{other}': expected csv or xlsx")),
     };
-    let analytics = &state.analytics;
+    // The public role's counts are perturbed here as in `hispReport`.
+    let exact = req.extensions().get::<crate::api::auth::Principal>().is_some_and(|p| p.role.exact_counts());
+    let analytics = if exact {
+        state.analytics.clone()
+    } else {
+        match state.analytics.perturbed().await {
+            Ok(a) => a,
+            Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, poem::web::Json(serde_json::json!({ "error": e.to_string() }))).into_response(),
+        }
+    };
     let q = HispQuery { quarter, agencies: params.agency.map(|a| vec![a]) };
     let report = match analytics.hisp_report(&q).await {
         Ok(r) => r,

@@ -412,7 +412,7 @@ impl TelemetryQuery {
         #[graphql(desc = "Default: trust and satisfaction.")] measures: Option<Vec<MeasureName>>,
         #[graphql(desc = "Default false.")] correlate: Option<bool>,
     ) -> Result<ServiceLevelsOut> {
-        let analytics = ctx.data::<Analytics>()?;
+        let analytics = super::query::analytics_for(ctx).await?;
         let f: ObservationFilter = filter.unwrap_or_default().into();
         if f.pages.is_some() {
             return Err(gql_error(AnalyticsError::invalid("filter.page", "indicators have no pages".into())));
@@ -465,7 +465,7 @@ impl TelemetryQuery {
     /// designated services without data. Download it as CSV or XLSX from
     /// `GET /v1/reports/hisp?fiscalYear=Y&quarter=Q&format=csv|xlsx`.
     async fn hisp_report(&self, ctx: &Context<'_>, fiscal_year: i32, quarter: u32, agency: Option<Vec<String>>) -> Result<HispReportOut> {
-        let analytics = ctx.data::<Analytics>()?;
+        let analytics = super::query::analytics_for(ctx).await?;
         let q = HispQuery { quarter: fiscal_quarter(fiscal_year, quarter).map_err(gql_error)?, agencies: agency };
         Ok(HispReportOut::from(&analytics.hisp_report(&q).await.map_err(gql_error)?))
     }
