@@ -74,6 +74,8 @@ pub struct HispReport {
     /// Designated services (in scope) with no responses in the quarter.
     pub services_without_data: Vec<ServiceRecord>,
     pub min_cell: u64,
+    /// The counts are perturbed (a perturbed view: the public role's).
+    pub perturbed: bool,
 }
 
 /// One cell of the report table.
@@ -151,7 +153,7 @@ impl Analytics {
             .collect();
         let due = hisp_due_date(q.quarter);
         let min_cell = self.suppression.min_cell;
-        let mut report = HispReport { quarter: q.quarter, due, rows: Vec::new(), services_without_data: Vec::new(), min_cell };
+        let mut report = HispReport { quarter: q.quarter, due, rows: Vec::new(), services_without_data: Vec::new(), min_cell, perturbed: self.perturb.is_some() };
         if designated.is_empty() {
             return Ok(report);
         }

@@ -107,13 +107,22 @@ impl ScoreRow {
     }
 
     /// In a perturbed row, moves the counts shown to the side of the minimum cell size the
-    /// true count is on (`Suppression::clip`): n, and for a suppressed cell n by scale too.
+    /// true count is on (`Suppression::clip`): n, and for a suppressed cell n by scale and the
+    /// effective sizes too.
     pub fn clip_counts(&mut self, suppressed: bool, minimum: u64) {
         use super::suppression::Suppression;
         self.n = Suppression::clip(self.n, suppressed, minimum);
         if suppressed {
             self.n_likert = Suppression::clip(self.n_likert, true, minimum);
             self.n_thumbs = Suppression::clip(self.n_thumbs, true, minimum);
+            // A suppressed cell's effective sizes say no more than its n: the true ones scaled
+            // to the n shown (not the sums of its perturbed, withheld bins).
+            let scaled = |on: &dyn Fn(Scale) -> bool, shown: u64| {
+                let d = Distribution::new(self.bins.iter().filter(|(s, _)| on(*s)).map(|(_, b)| *b).collect());
+                if d.n() > 0 { d.n_effective() * shown as f64 / d.n() as f64 } else { 0.0 }
+            };
+            self.n_effective = scaled(&|_| true, self.n);
+            self.n_effective_likert = scaled(&|s| s == Scale::Likert5, self.n_likert);
         }
     }
 

@@ -268,6 +268,9 @@ pub struct HispReportOut {
     pub due_statement: String,
     /// Questions with fewer answers than this in a row have their counts withheld.
     pub min_cell: u64,
+    /// True when every count of answers, each question's n and the respondents are perturbed
+    /// by the cell-key method (the public role); other roles get exact counts.
+    pub perturbed: bool,
     /// The columns of the CSV/XLSX download (performance.gov layout).
     pub columns: Vec<String>,
     pub rows: Vec<HispRowOut>,
@@ -283,6 +286,7 @@ impl From<&HispReport> for HispReportOut {
             due_date_source: r.due.source.as_str().to_string(),
             due_statement: r.due_statement(),
             min_cell: r.min_cell,
+            perturbed: r.perturbed,
             columns: domain::hisp::columns(),
             rows: r.rows.iter().map(Into::into).collect(),
             services_without_data: r.services_without_data.iter().map(ServiceOut::from).collect(),
