@@ -11,6 +11,7 @@ mod inventory;
 mod ingest;
 mod limits;
 mod observations;
+mod perturbation;
 mod pruning;
 mod schema_drift;
 mod scores;
