@@ -439,3 +439,42 @@ def test_averaging_many_differencing_routes(server, con):
     assert tried >= 3, tried
     if recovered:
         raise Recovered(f"averaging recovered {len(recovered)} of {tried} cells: {recovered}")
+
+
+SIZES = [(10, 19), (20, 49), (50, 99), (100, 499), (500, 10 ** 9)]
+
+
+def test_what_the_perturbation_costs_the_public_numbers(server):
+    """The published score of cells of each size, public against exact (the sample lake, every
+    service by fiscal quarter and by month, trust): how far n, the mean and the agree share
+    move. Printed as the table of ARCHITECTURE.md; bounded here."""
+    url, analyst = server["url"], server["keys"]["analyst"]
+    q = "query($p: PeriodUnit) { scores(groupBy: [SERVICE], period: $p, measures: [TRUST]) { service period n mean agreeShare suppressed } }"
+    deltas = {s: [] for s in SIZES}
+    for period in ("FISCAL_QUARTER", "MONTH"):
+        public = post(url, q, {"p": period})["scores"]
+        exact = post(url, q, {"p": period}, analyst)["scores"]
+        assert len(public) == len(exact)
+        for p, e in zip(public, exact):
+            assert (p["service"], p["period"]) == (e["service"], e["period"])
+            if e["suppressed"]:
+                continue
+            size = next(s for s in SIZES if s[0] <= e["n"] <= s[1])
+            dm = abs(p["mean"] - e["mean"]) if p["mean"] is not None and e["mean"] is not None else None
+            deltas[size].append((abs(p["n"] - e["n"]), dm, abs(p["agreeShare"] - e["agreeShare"]) * 100))
+    print("\n| cell size n | cells | mean abs change of n | of the mean (1-5) | of the agree share (points) | 95th percentile (points) |")
+    print("|---|---|---|---|---|---|")
+    for (lo, hi), rows in deltas.items():
+        if not rows:
+            continue
+        dn = sum(r[0] for r in rows) / len(rows)
+        means = [r[1] for r in rows if r[1] is not None]
+        dmean = sum(means) / len(means) if means else float("nan")
+        agree = sorted(r[2] for r in rows)
+        p95 = agree[int(0.95 * (len(agree) - 1))]
+        label = f"{lo}-{hi}" if hi < 10 ** 9 else f"{lo}+"
+        print(f"| {label} | {len(rows)} | {dn:.2f} | {dmean:.3f} | {sum(agree) / len(agree):.2f} | {p95:.2f} |")
+        # Bounded by the perturbation: every count moves at most 2, so a share of a cell of n
+        # moves by about 2 * sqrt(bins) / n at most.
+        assert sum(agree) / len(agree) <= 100 * 3.0 / lo, (lo, sum(agree) / len(agree))
+        assert dn <= 1.2
