@@ -309,6 +309,11 @@ enum Command {
         submit: SubmitArgs,
         #[command(flatten)]
         access: AccessArgs,
+        /// Secret of the record keys that perturb the public role's counts (cell-key method), 64
+        /// hex digits; default: the lake's `_lake/cell_key_secret`, created on first need.
+        /// Every replica of a lake must use the same one.
+        #[arg(long, env = "CXLAKE_CELL_KEY_SECRET", hide_env_values = true)]
+        cell_key_secret: Option<String>,
     },
     /// Manage API keys and their roles in a keys file.
     Keys {
@@ -432,9 +437,13 @@ fn run() -> Result<()> {
     }
     match cli.command {
         // Opening reads the dimension tables with polars, which must not run on an async worker.
-        Command::Serve { lake, cells, listen, submit, access } => {
+        Command::Serve { lake, cells, listen, submit, access, cell_key_secret } => {
             let limits = access.limits(&listen)?;
-            let analytics = open(&lake)?.with_suppression(cells.suppression()).with_admission(access.admission()).with_max_groups(access.max_groups);
+            let mut analytics = open(&lake)?.with_suppression(cells.suppression()).with_admission(access.admission()).with_max_groups(access.max_groups);
+            if let Some(secret) = cell_key_secret {
+                let secret = cxlake::analytics::cellkey::CellKeySecret::from_hex(&secret).map_err(|e| anyhow::anyhow!("--cell-key-secret: {e}"))?;
+                analytics = analytics.with_cell_key_secret(secret);
+            }
             let submitter = if !submit.submit {
                 None
             } else {

@@ -5,8 +5,10 @@
 //! One scores pass gives the bins of each (entity, peer key, period) cell; a peer group's bins
 //! are the cell total minus the entity's own (exact: bins are sums). Pooled peer scores are
 //! respondent-weighted; equal-weighted peer scores are the mean of the other entities' scores.
+//! In a perturbed view the peer group is a cell of its own: its bins' cell keys are the cell's
+//! minus the entity's, and its published counts and scores are perturbed by them.
 
-use super::scores::{score_row, ScoreRow, ScoresQuery};
+use super::scores::{perturbed_row, score_row, ScoreRow, ScoresQuery};
 use super::{Analytics, AnalyticsError, Filter, GroupKey};
 use crate::domain::{Dimension, Measure, Period, PeriodUnit, Scale};
 use crate::stats::hypothesis::normal_p_value;
@@ -128,7 +130,17 @@ fn subtract(total: &[(Scale, Bin)], own: &[(Scale, Bin)]) -> Vec<(Scale, Bin)> {
         .iter()
         .map(|(s, t)| {
             let o = own.iter().find(|(os, ob)| os == s && ob.value == t.value).map(|x| x.1).unwrap_or_default();
-            (*s, Bin { value: t.value, count: t.count - o.count, weight: t.weight - o.weight, weight_sq: t.weight_sq - o.weight_sq })
+            (
+                *s,
+                Bin {
+                    value: t.value,
+                    count: t.count - o.count,
+                    weight: t.weight - o.weight,
+                    weight_sq: t.weight_sq - o.weight_sq,
+                    // The key of the peers' records: the cell's minus the entity's (mod 2^32).
+                    key: t.key.wrapping_sub(o.key),
+                },
+            )
         })
         .collect()
 }
@@ -140,6 +152,7 @@ fn add(total: &mut Vec<(Scale, Bin)>, more: &[(Scale, Bin)]) {
                 t.count += b.count;
                 t.weight += b.weight;
                 t.weight_sq += b.weight_sq;
+                t.key = t.key.wrapping_add(b.key);
             }
             None => total.push((*s, *b)),
         }
@@ -176,21 +189,24 @@ impl Analytics {
                 confidence: q.confidence,
             })
             .await?;
-        Ok(compare(scores.rows, q, self.suppression.min_cell))
+        Ok(compare(scores.rows, q, self.suppression.min_cell, self.perturb.is_some()))
     }
 }
 
 /// Builds the comparison rows from per-(entity, peer key, period) score rows (already
 /// suppressed below `min_cell`), applying the benchmark's suppression rules (see
-/// `analytics::suppression`).
-pub fn compare(rows: Vec<ScoreRow>, q: &BenchmarkQuery, min_cell: u64) -> Vec<BenchmarkRow> {
+/// `analytics::suppression`). With `perturb` (the rows are perturbed: a perturbed view), the
+/// peers' scores are computed from their exact bins and then perturbed by their own cell keys
+/// like any published cell; decisions (suppression, which entity is withheld next) use true
+/// counts.
+pub fn compare(rows: Vec<ScoreRow>, q: &BenchmarkQuery, min_cell: u64, perturb: bool) -> Vec<BenchmarkRow> {
     let entity_dim = q.level.dimension();
     let peer_dim = q.peers.dimension();
     // Cells: (peer key, period) -> entities' rows (entities without a value, such as digital
     // responses' office, are not entities).
     let mut cells: BTreeMap<(Option<String>, Option<Period>), Vec<ScoreRow>> = BTreeMap::new();
     for r in rows {
-        if r.key.get(entity_dim).is_none() || r.n == 0 {
+        if r.key.get(entity_dim).is_none() || r.true_n() == 0 {
             continue;
         }
         let peer = peer_dim.and_then(|d| r.key.get(d).map(str::to_string));
@@ -205,7 +221,7 @@ pub fn compare(rows: Vec<ScoreRow>, q: &BenchmarkQuery, min_cell: u64) -> Vec<Be
             if let Some(next) = entities
                 .iter_mut()
                 .filter(|e| e.suppressed.is_none())
-                .min_by(|a, b| a.n.cmp(&b.n).then_with(|| a.key.cmp(&b.key)))
+                .min_by(|a, b| a.true_n().cmp(&b.true_n()).then_with(|| a.key.cmp(&b.key)))
             {
                 next.suppress("complementary suppression: withheld so that a small cell of the same peer group cannot be recovered by subtraction".into());
             }
@@ -218,8 +234,15 @@ pub fn compare(rows: Vec<ScoreRow>, q: &BenchmarkQuery, min_cell: u64) -> Vec<Be
         for e in &entities {
             let peer_key_struct = GroupKey { values: Vec::new(), period: period.clone() };
             let peer = score_row(peer_key_struct, q.measure, &subtract(&total, &e.bins), q.confidence);
-            let others: Vec<&ScoreRow> = entities.iter().filter(|o| !std::ptr::eq(*o, e)).filter(|o| o.n > 0).collect();
-            let peer_suppressed = match (&e.suppressed, super::suppression::Suppression::check(peer.n, min_cell)) {
+            let peer = if perturb {
+                let mut p = perturbed_row(&peer, q.confidence);
+                p.clip_counts(p.true_n() < min_cell, min_cell);
+                p
+            } else {
+                peer
+            };
+            let others: Vec<&ScoreRow> = entities.iter().filter(|o| !std::ptr::eq(*o, e)).filter(|o| o.true_n() > 0).collect();
+            let peer_suppressed = match (&e.suppressed, super::suppression::Suppression::check_shown(peer.true_n(), min_cell, perturb)) {
                 (Some(_), _) => Some("the entity is suppressed; its peer scores would reveal it".to_string()),
                 (None, reason) => reason.map(|r| format!("peers: {r}")),
             };

@@ -13,7 +13,9 @@
 
 use super::{gated, Weight};
 use super::grouping::{key_exprs, GroupKey, KeyReader};
+use super::cellkey::{key_sum, CellKeySecret, RECORD_KEY};
 use super::suppression::Suppression;
+use crate::stats::cellkey::{cell_key, perturb as perturb_count};
 use super::{Analytics, AnalyticsError, Filter};
 use crate::domain::survey::{tap_column, tap_columns, TAP_TOPICS};
 use crate::domain::{Dimension, Driver, Measure, PeriodUnit};
@@ -163,6 +165,8 @@ pub struct DriverGroup {
     pub bootstrap_replicates: u32,
     /// Why the estimates are withheld (small cell), if they are.
     pub suppressed: Option<String>,
+    /// The counts are perturbed (a perturbed view).
+    pub perturbed: bool,
 }
 
 impl TapStat {
@@ -302,14 +306,85 @@ impl Layout {
     }
 }
 
+/// What a perturbed view needs beyond [`Layout`]'s sums, summed in the same pass (all
+/// `UInt64`, `__k{j}`; record keys summed unsigned, so they cannot overflow): listwise,
+/// [key of the rows used]; pairwise, [key of the rows of each pair i < j]; then per driver
+/// [count of the rows used agreeing (4-5), their key].
+struct KeyLayout {
+    p: usize,
+    missing: Missing,
+}
+
+impl KeyLayout {
+    fn used_len(&self) -> usize {
+        match self.missing {
+            Missing::Listwise => 1,
+            Missing::Pairwise => self.p * (self.p - 1) / 2,
+        }
+    }
+    fn len(&self) -> usize {
+        self.used_len() + 2 * (self.p - 1)
+    }
+    fn aggregates(&self, vars: &[&str]) -> Vec<Expr> {
+        let present = |i: usize| col(vars[i]).is_not_null();
+        let agree = |i: usize| col(format!("__x{i}")).gt_eq(lit(1.0));
+        let mut out = Vec::new();
+        let used = |i: usize| match self.missing {
+            Missing::Listwise => lit(true),
+            Missing::Pairwise => present(0).and(present(i)),
+        };
+        match self.missing {
+            Missing::Listwise => out.push(col(RECORD_KEY).sum()),
+            Missing::Pairwise => {
+                for i in 0..self.p {
+                    for j in (i + 1)..self.p {
+                        out.push(key_sum(present(i).and(present(j))));
+                    }
+                }
+            }
+        }
+        for i in 1..self.p {
+            let hit = used(i).and(agree(i));
+            out.push(hit.clone().sum().cast(DataType::UInt64));
+            out.push(key_sum(hit));
+        }
+        out.into_iter().enumerate().map(|(k, e)| e.cast(DataType::UInt64).alias(format!("__k{k}"))).collect()
+    }
+}
+
+/// Reads the `UInt64` sums `__k0..__k{n}` of a collected plan per group, summed over buckets
+/// (wrapping: keys count modulo 2^32).
+fn read_keys(df: &DataFrame, q: &DriverQuery, n: usize) -> PolarsResult<BTreeMap<GroupKey, Vec<u64>>> {
+    let reader = KeyReader::new(df, &q.group_by, q.period)?;
+    let cols: Vec<&UInt64Chunked> = (0..n).map(|k| df.column(&format!("__k{k}")).and_then(|c| c.u64())).collect::<PolarsResult<_>>()?;
+    let mut groups: BTreeMap<GroupKey, Vec<u64>> = BTreeMap::new();
+    for i in 0..df.height() {
+        let sums = groups.entry(reader.key(i)).or_insert_with(|| vec![0; n]);
+        for (t, c) in sums.iter_mut().zip(&cols) {
+            *t = t.wrapping_add(c.get(i).unwrap_or(0));
+        }
+    }
+    Ok(groups)
+}
+
 /// Responses answering the outcome per group: [on Likert (listwise: those not used were
 /// dropped for a missing driver), on any scale]. A narrow scan of the scale, the outcome and the
 /// keys; it also finds the groups that have answers but no Likert driver answers, so they are
 /// reported with a warning instead of silently missing.
-fn candidates_plan(lf: LazyFrame, outcome: &str, keys: Vec<Expr>) -> LazyFrame {
-    lf.filter(col(outcome).is_not_null())
-        .group_by(keys)
-        .agg([col("scale").eq(lit("likert5")).cast(DataType::Float64).sum().alias("__a0"), len().cast(DataType::Float64).alias("__a1")])
+fn candidates_plan(lf: LazyFrame, outcome: &str, keys: Vec<Expr>, record_keys: Option<&CellKeySecret>) -> LazyFrame {
+    let likert = col("scale").eq(lit("likert5"));
+    let mut aggs = vec![likert.clone().cast(DataType::Float64).sum().alias("__a0"), len().cast(DataType::Float64).alias("__a1")];
+    let lf = lf.filter(col(outcome).is_not_null());
+    let lf = match record_keys {
+        Some(secret) => {
+            // Their record keys: [on Likert, on any scale].
+            aggs.push(key_sum(likert).alias("__k0"));
+            aggs.push(col(RECORD_KEY).sum().alias("__k1"));
+            lf.with_column(secret.record_key_expr())
+        }
+        None => lf,
+    };
+    lf.group_by(keys).agg(aggs)
 }
 
 /// The warning of a group whose responses have no Likert driver answers.
@@ -321,9 +396,23 @@ const CANDIDATE_SUMS: usize = 2;
 /// Tapped-indicator sums per group over every response shown the tap list, whatever the scale
 /// of its trust question (Touchpoints A-11 v2 asks it on thumbs or, in its `a11_v2_radio`
 /// variant, 1-5): a tap column that is not null was shown.
-fn taps_plan(lf: LazyFrame, weighted: bool, keys: Vec<Expr>) -> LazyFrame {
+fn taps_plan(lf: LazyFrame, weighted: bool, keys: Vec<Expr>, record_keys: Option<&CellKeySecret>) -> LazyFrame {
     let w = if weighted { col("weight") } else { lit(1.0) };
     let mut aggs = Vec::new();
+    // A perturbed view: per topic [shown, positive, negative] counts and record keys.
+    let mut key_aggs = Vec::new();
+    if record_keys.is_some() {
+        for t in TAP_TOPICS {
+            let (pos, neg) = (tap_column(t, true), tap_column(t, false));
+            let shown = col(pos.as_str()).is_not_null();
+            let (p, n) = (col(pos.as_str()).eq(lit(true)), col(neg.as_str()).eq(lit(true)));
+            key_aggs.push(key_sum(shown));
+            key_aggs.push(p.clone().sum().cast(DataType::UInt64));
+            key_aggs.push(key_sum(p));
+            key_aggs.push(n.clone().sum().cast(DataType::UInt64));
+            key_aggs.push(key_sum(n));
+        }
+    }
     for t in TAP_TOPICS {
         let (pos, neg) = (tap_column(t, true), tap_column(t, false));
         let shown = col(pos.as_str()).is_not_null();
@@ -334,13 +423,23 @@ fn taps_plan(lf: LazyFrame, weighted: bool, keys: Vec<Expr>) -> LazyFrame {
         aggs.push(when(col(pos.as_str()).eq(lit(true))).then(w.clone()).otherwise(lit(0.0)).sum());
         aggs.push(when(col(neg.as_str()).eq(lit(true))).then(w.clone()).otherwise(lit(0.0)).sum());
     }
-    let aggs: Vec<Expr> = aggs.into_iter().enumerate().map(|(k, e)| e.alias(format!("__a{k}"))).collect();
+    let mut aggs: Vec<Expr> = aggs.into_iter().enumerate().map(|(k, e)| e.alias(format!("__a{k}"))).collect();
+    aggs.extend(key_aggs.into_iter().enumerate().map(|(k, e)| e.cast(DataType::UInt64).alias(format!("__k{k}"))));
     let shown_any = tap_columns()
         .map(|c| col(c.as_str()).is_not_null())
         .reduce(|a, b| a.or(b))
         .expect("tap topics");
-    lf.filter(shown_any).group_by(keys).agg(aggs)
+    let lf = lf.filter(shown_any);
+    let lf = match record_keys {
+        Some(secret) => lf.with_column(secret.record_key_expr()),
+        None => lf,
+    };
+    lf.group_by(keys).agg(aggs)
 }
+
+/// Per tap topic in [`taps_plan`]'s key sums: [key shown, positive count, key, negative count,
+/// key].
+const TAP_KEYS: usize = 5;
 
 /// Reads a collected plan into sums per group (and per bucket, in bucket order: polars returns
 /// groups in no fixed order, and neither the Poisson draws nor the floating-point sums may
@@ -386,14 +485,25 @@ impl Analytics {
         let lf = self.lake.scan_responses(&files)?;
         let q = q.clone();
         let suppression = self.suppression;
+        let perturb = self.perturb.clone();
         let max_groups = self.max_groups;
-        self.blocking(Weight::Heavy, move |cancel| run(gated(lf, cancel), &q, suppression, max_groups, cancel)).await.map_err(|e| self.explain_failure(&files, e))
+        self.blocking(Weight::Heavy, move |cancel| run(gated(lf, cancel), &q, suppression, max_groups, perturb.as_ref(), cancel)).await.map_err(|e| self.explain_failure(&files, e))
     }
 }
 
-fn run(lf: LazyFrame, q: &DriverQuery, suppression: Suppression, max_groups: usize, cancel: &super::Cancel) -> Result<Vec<DriverGroup>, AnalyticsError> {
+fn run(lf: LazyFrame, q: &DriverQuery, suppression: Suppression, max_groups: usize, perturb: Option<&CellKeySecret>, cancel: &super::Cancel) -> Result<Vec<DriverGroup>, AnalyticsError> {
     let vars: Vec<&str> = std::iter::once(q.outcome.column()).chain(q.drivers.iter().map(|d| d.as_str())).collect();
     let layout = Layout { p: vars.len(), missing: q.missing };
+    let key_layout = KeyLayout { p: vars.len(), missing: q.missing };
+    // A perturbed view adds the record keys to the rows used and sums them beside the moments.
+    let with_keys = |lf: LazyFrame| match perturb {
+        Some(secret) => lf.with_column(secret.record_key_expr()),
+        None => lf,
+    };
+    let mut aggregates = layout.aggregates(&vars, q.weighted);
+    if perturb.is_some() {
+        aggregates.extend(key_layout.aggregates(&vars));
+    }
     let filtered = match q.filter.predicate() {
         Some(p) => lf.clone().filter(p),
         None => lf.clone(),
@@ -409,24 +519,30 @@ fn run(lf: LazyFrame, q: &DriverQuery, suppression: Suppression, max_groups: usi
             };
             let mut bucketed = keys.clone();
             bucketed.push((col("__row") % lit(BOOTSTRAP_BUCKETS)).alias("__bucket"));
-            layout.prepare(lf, &vars, q.weighted).group_by(bucketed)
+            with_keys(layout.prepare(lf, &vars, q.weighted)).group_by(bucketed)
         }
-        None => layout.prepare(filtered.clone(), &vars, q.weighted).group_by(keys.clone()),
+        None => with_keys(layout.prepare(filtered.clone(), &vars, q.weighted)).group_by(keys.clone()),
     }
-    .agg(layout.aggregates(&vars, q.weighted));
+    .agg(aggregates);
     let collect = |lf: LazyFrame| {
         let start = std::time::Instant::now();
         let df = lf.collect_with_engine(Engine::Streaming).map(|r| r.unwrap_single());
         tracing::debug!(elapsed = ?start.elapsed(), "driver importance plan collected");
         df
     };
-    let main = read_sums(&collect(main)?, q, layout.len(), q.bootstrap.is_some())?;
+    let main = collect(main)?;
+    let main_keys = if perturb.is_some() { read_keys(&main, q, key_layout.len())? } else { BTreeMap::new() };
+    let main = read_sums(&main, q, layout.len(), q.bootstrap.is_some())?;
     cancel.check()?;
-    let candidates = read_sums(&collect(candidates_plan(filtered.clone(), vars[0], keys.clone()))?, q, CANDIDATE_SUMS, false)?;
-    let taps = if q.taps {
-        read_sums(&collect(taps_plan(filtered, q.weighted, keys))?, q, TAP_SUMS * TAP_TOPICS.len(), false)?
+    let candidates = collect(candidates_plan(filtered.clone(), vars[0], keys.clone(), perturb))?;
+    let candidate_keys = if perturb.is_some() { read_keys(&candidates, q, CANDIDATE_SUMS)? } else { BTreeMap::new() };
+    let candidates = read_sums(&candidates, q, CANDIDATE_SUMS, false)?;
+    let (taps, tap_keys) = if q.taps {
+        let df = collect(taps_plan(filtered, q.weighted, keys, perturb))?;
+        let tap_keys = if perturb.is_some() { read_keys(&df, q, TAP_KEYS * TAP_TOPICS.len())? } else { BTreeMap::new() };
+        (read_sums(&df, q, TAP_SUMS * TAP_TOPICS.len(), false)?, tap_keys)
     } else {
-        BTreeMap::new()
+        (BTreeMap::new(), BTreeMap::new())
     };
 
     cancel.check()?;
@@ -447,25 +563,50 @@ fn run(lf: LazyFrame, q: &DriverQuery, suppression: Suppression, max_groups: usi
             let first = |m: &BTreeMap<GroupKey, Vec<Vec<f64>>>| m.get(&key).and_then(|v| v.first().cloned());
             let answered = first(&candidates).unwrap_or_else(|| vec![0.0; CANDIDATE_SUMS]);
             let likert = (q.count_dropped && q.missing == Missing::Listwise).then_some(answered[0].round() as u64);
-            let mut group = assess(key.clone(), &layout, &total, likert, q);
+            // A perturbed view: the counts shown, each perturbed by the cell key of its records.
+            let published = perturb.map(|_| {
+                let k = main_keys.get(&key).cloned().unwrap_or_else(|| vec![0; key_layout.len()]);
+                let c = candidate_keys.get(&key).cloned().unwrap_or_else(|| vec![0; CANDIDATE_SUMS]);
+                let mut p = Published::of(&layout, &key_layout, &total, &k, &c, &answered);
+                // Moved to the side of the minimum the true n is on (`Suppression::clip`).
+                p.n = Suppression::clip(p.n, p.true_n < suppression.min_cell_drivers, suppression.min_cell_drivers);
+                p
+            });
+            let mut group = assess(key.clone(), &layout, &total, likert, q, published.as_ref());
+            let true_n = group.n;
             // Said even when the group is suppressed: it holds no estimate, only counts.
-            let no_likert = (group.n == 0 && answered[0] == 0.0).then(|| {
-                format!(
-                    "{NO_LIKERT} ({} responses answer {}, {} of them on the Likert scale)",
-                    answered[1].round() as u64,
-                    q.outcome,
-                    answered[0].round() as u64,
-                )
+            let no_likert = (true_n == 0 && answered[0] == 0.0).then(|| {
+                let (all, on_likert) = match &published {
+                    Some(p) => p.answering,
+                    None => (answered[1].round() as u64, answered[0].round() as u64),
+                };
+                format!("{NO_LIKERT} ({all} responses answer {}, {on_likert} of them on the Likert scale)", q.outcome)
             });
             if q.taps {
-                group.taps = tap_stats(&first(&taps).unwrap_or_else(|| vec![0.0; TAP_SUMS * TAP_TOPICS.len()]), q.confidence);
-                for t in &mut group.taps {
-                    if let Some(reason) = Suppression::check(t.shown, suppression.min_cell) {
+                let sums = first(&taps).unwrap_or_else(|| vec![0.0; TAP_SUMS * TAP_TOPICS.len()]);
+                let shown: Vec<u64> = (0..TAP_TOPICS.len()).map(|t| sums[TAP_SUMS * t].round() as u64).collect();
+                group.taps = match &published {
+                    None => tap_stats(&sums, q.confidence),
+                    Some(_) => {
+                        let k = tap_keys.get(&key).cloned().unwrap_or_else(|| vec![0; TAP_KEYS * TAP_TOPICS.len()]);
+                        tap_stats(&perturbed_tap_sums(&sums, &k), q.confidence)
+                    }
+                };
+                for (t, true_shown) in group.taps.iter_mut().zip(shown) {
+                    let reason = Suppression::check_shown(true_shown, suppression.min_cell, published.is_some());
+                    if published.is_some() {
+                        t.shown = Suppression::clip(t.shown, reason.is_some(), suppression.min_cell);
+                    }
+                    if let Some(reason) = reason {
                         t.suppress(reason);
                     }
                 }
             }
-            if let Some(reason) = Suppression::check(group.n, suppression.min_cell_drivers) {
+            if let Some(p) = &published {
+                group.n = p.n;
+                group.n_dropped = group.n_dropped.and(p.dropped);
+            }
+            if let Some(reason) = Suppression::check_shown(true_n, suppression.min_cell_drivers, published.is_some()) {
                 group.suppress(reason);
                 // Without the counts: a suppressed group says nothing of its responses but n.
                 if no_likert.is_some() {
@@ -561,16 +702,110 @@ fn explain(e: &StatsError, vars: &[String]) -> String {
     }
 }
 
-/// Every estimate of one group from its summed aggregates.
-fn assess(key: GroupKey, layout: &Layout, s: &[f64], candidates: Option<u64>, q: &DriverQuery) -> DriverGroup {
+/// The counts a perturbed view shows of one group, each perturbed by the cell key of its own
+/// records (`stats::cellkey`), with the true counts they stand for.
+struct Published {
+    /// The n shown (listwise: the rows used; pairwise: the smallest pair's rows), and the true n.
+    n: u64,
+    true_n: u64,
+    /// Likert responses answering the outcome but not used (listwise).
+    dropped: Option<u64>,
+    /// Per driver: (rows used answering it: true, shown; of them agreeing: true, shown).
+    performance: Vec<(u64, u64, u64, u64)>,
+    /// Responses answering the outcome: (on any scale, on Likert), shown.
+    answering: (u64, u64),
+}
+
+impl Published {
+    /// From a group's moments (`total`), its key sums (`keys`, [`KeyLayout`]), its candidates'
+    /// key sums (`candidate_keys`: [Likert, any]) and counts (`answered`: [Likert, any]).
+    fn of(layout: &Layout, key_layout: &KeyLayout, total: &[f64], keys: &[u64], candidate_keys: &[u64], answered: &[f64]) -> Published {
+        let shown = |n: u64, key: u64| perturb_count(n, cell_key(key));
+        // The rows used by each driver's performance (and their key), and the n of the group.
+        let (n, key, per_driver): (u64, u64, Vec<(u64, u64)>) = match layout.missing {
+            Missing::Listwise => {
+                let n = total[0].round() as u64;
+                (n, keys[0], vec![(n, keys[0]); layout.p - 1])
+            }
+            Missing::Pairwise => {
+                let pairs = layout.p * (layout.p - 1) / 2;
+                let counts: Vec<u64> = (0..pairs).map(|k| total[8 * k].round() as u64).collect();
+                // The smallest pair, the first of equals (pairs in (i, j) order).
+                let (min, _) = counts.iter().enumerate().fold((0, u64::MAX), |(bi, bn), (i, &c)| if c < bn { (i, c) } else { (bi, bn) });
+                // Pairs (0, d) come first, in driver order.
+                (counts[min], keys[min], (0..layout.p - 1).map(|d| (counts[d], keys[d])).collect())
+            }
+        };
+        let start = key_layout.used_len();
+        let performance = per_driver
+            .iter()
+            .enumerate()
+            .map(|(d, &(m, mk))| {
+                let (a, ak) = (keys[start + 2 * d], keys[start + 2 * d + 1]);
+                (m, shown(m, mk), a, shown(a, ak))
+            })
+            .collect();
+        let likert = answered[0].round() as u64;
+        Published {
+            n: shown(n, key),
+            true_n: n,
+            dropped: (layout.missing == Missing::Listwise).then(|| shown(likert.saturating_sub(n), candidate_keys[0].wrapping_sub(key))),
+            performance,
+            answering: (shown(answered[1].round() as u64, candidate_keys[1]), shown(likert, candidate_keys[0])),
+        }
+    }
+}
+
+/// The tapped-indicator sums of a perturbed view: per topic the count shown the list and the
+/// positive and negative taps perturbed by their cell keys ([`taps_plan`]'s key sums), the
+/// sums of weights scaled alike (the cell's mean weight kept), a share at most 1.
+fn perturbed_tap_sums(sums: &[f64], keys: &[u64]) -> Vec<f64> {
+    let mut out = sums.to_vec();
+    for t in 0..TAP_TOPICS.len() {
+        let (v, k) = (&sums[TAP_SUMS * t..TAP_SUMS * (t + 1)], &keys[TAP_KEYS * t..TAP_KEYS * (t + 1)]);
+        let factor = |n: u64, key: u64| if n > 0 { perturb_count(n, cell_key(key)) as f64 / n as f64 } else { 0.0 };
+        let shown = v[0].round() as u64;
+        let f = factor(shown, k[0]);
+        let sw = v[1] * f;
+        out[TAP_SUMS * t..TAP_SUMS * (t + 1)].copy_from_slice(&[
+            perturb_count(shown, cell_key(k[0])) as f64,
+            sw,
+            v[2] * f,
+            (v[3] * factor(k[1], k[2])).min(sw),
+            (v[4] * factor(k[3], k[4])).min(sw),
+        ]);
+    }
+    out
+}
+
+/// Every estimate of one group from its summed aggregates. With `published` (a perturbed
+/// view), the effective n, the adjusted R², the small-n warning and each driver's performance
+/// come from the perturbed counts; the model's estimates from the exact sums (see
+/// `analytics::suppression` on why differencing them gives no cell's counts). `n` and
+/// `n_dropped` stay true here (the caller decides suppression on them, then shows the
+/// perturbed ones).
+fn assess(key: GroupKey, layout: &Layout, s: &[f64], candidates: Option<u64>, q: &DriverQuery, published: Option<&Published>) -> DriverGroup {
     let (drivers, weighted) = (&q.drivers, q.weighted);
     let k = drivers.len();
     let (corr, n, n_eff) = correlations(layout, s);
     let n_eff = if weighted { n_eff } else { n as f64 };
+    // The n the view shows: the effective n scaled to it.
+    let (n_shown, n_eff) = match published {
+        Some(p) => (p.n, if n > 0 { n_eff * p.n as f64 / n as f64 } else { 0.0 }),
+        None => (n, n_eff),
+    };
     let perf: Vec<Option<f64>> = (0..k)
         .map(|d| {
             let (answered, agree) = (s[layout.perf_start() + 2 * d], s[layout.perf_start() + 2 * d + 1]);
-            (answered > 0.0).then(|| agree / answered)
+            match published.map(|p| p.performance[d]) {
+                None => (answered > 0.0).then(|| agree / answered),
+                // Sums of weights scaled by the perturbed counts (unweighted: a′ / m′).
+                Some((m, m_shown, a, a_shown)) => {
+                    let answered = if m > 0 { answered * m_shown as f64 / m as f64 } else { 0.0 };
+                    let agree = if a > 0 { agree * a_shown as f64 / a as f64 } else { 0.0 };
+                    (answered > 0.0).then(|| (agree / answered).min(1.0))
+                }
+            }
         })
         .collect();
     let names: Vec<String> = std::iter::once(q.outcome.to_string()).chain(drivers.iter().map(|d| d.to_string())).collect();
@@ -588,10 +823,11 @@ fn assess(key: GroupKey, layout: &Layout, s: &[f64], candidates: Option<u64>, q:
         taps: Vec::new(),
         bootstrap_replicates: 0,
         suppressed: None,
+        perturbed: published.is_some(),
     };
     let minimum = (10 * k).max(30);
-    if (n as usize) < minimum {
-        group.warnings.push(format!("n = {n} is below max(30, 10 x {k} drivers) = {minimum}: estimates are unstable"));
+    if (n_shown as usize) < minimum {
+        group.warnings.push(format!("n = {n_shown} is below max(30, 10 x {k} drivers) = {minimum}: estimates are unstable"));
     }
     match result {
         Err(e) => {

@@ -7,8 +7,11 @@
 //!
 //! Suppression: a question whose answers in the row number fewer than the minimum cell size
 //! has its counts withheld (empty) and is listed in `suppressed_questions`; volumes are
-//! operational counts and stay. On the thumbs scale (`point_scale` 2) down is counted in
-//! `qN_1` and up in `qN_2`; drivers are not asked on that scale (they are tapped).
+//! operational counts and stay. In a perturbed view (the public's) every count of answers,
+//! each question's n and the respondents are perturbed by their cell keys (decisions on the
+//! true counts), and the summary's shares come from the perturbed counts. On the thumbs scale
+//! (`point_scale` 2) down is counted in `qN_1` and up in `qN_2`; drivers are not asked on that
+//! scale (they are tapped).
 
 use super::{gated, Weight};
 use super::observations::{AggregateQuery, ObservationFilter, ObservationKey};
@@ -19,11 +22,13 @@ use crate::domain::hisp::QUESTIONS;
 use crate::domain::inventory::ServiceRecord;
 use crate::domain::observations::ObservationTable;
 use crate::domain::{Dimension, FiscalQuarter, Measure, Scale};
+use crate::stats::cellkey::{cell_key, perturb};
 use polars::prelude::*;
 use std::collections::BTreeMap;
 
-/// Answer counts of a row by (measure, answer value).
-type Bins = BTreeMap<(Measure, i64), u64>;
+/// Answer counts of a row by (measure, answer value), with the sum of their record keys (0
+/// unless perturbing).
+type Bins = BTreeMap<(Measure, i64), (u64, u64)>;
 
 /// Which quarter and services.
 #[derive(Debug, Clone)]
@@ -70,6 +75,8 @@ pub struct HispReport {
     /// Designated services (in scope) with no responses in the quarter.
     pub services_without_data: Vec<ServiceRecord>,
     pub min_cell: u64,
+    /// The counts are perturbed (a perturbed view: the public role's).
+    pub perturbed: bool,
 }
 
 /// One cell of the report table.
@@ -147,7 +154,7 @@ impl Analytics {
             .collect();
         let due = hisp_due_date(q.quarter);
         let min_cell = self.suppression.min_cell;
-        let mut report = HispReport { quarter: q.quarter, due, rows: Vec::new(), services_without_data: Vec::new(), min_cell };
+        let mut report = HispReport { quarter: q.quarter, due, rows: Vec::new(), services_without_data: Vec::new(), min_cell, perturbed: self.perturb.is_some() };
         if designated.is_empty() {
             return Ok(report);
         }
@@ -164,28 +171,46 @@ impl Analytics {
         let files = self.lake.response_files(&filter.partitions()).await?;
         let mut cells: BTreeMap<(String, String, String), (u64, Bins)> = BTreeMap::new();
         if !files.is_empty() {
+            let mut extra = vec![len().cast(DataType::UInt64).alias("respondents")];
+            if self.perturb.is_some() {
+                extra.push(col(super::cellkey::RECORD_KEY).sum().alias("respondents__k"));
+            }
             let scan = self.lake.scan_responses(&files)?;
-            let sq2 = sq.clone();
+            let (sq2, secret) = (sq.clone(), self.perturb.clone());
             let df = self
                 .blocking(Weight::Heavy, move |cancel| {
-                    let lf = plan_with(gated(scan, cancel), &sq2, vec![len().cast(DataType::UInt64).alias("respondents")]);
+                    let lf = plan_with(gated(scan, cancel), &sq2, extra, secret.as_ref());
                     Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single())
                 })
                 .await
                 .map_err(|e| self.explain_failure(&files, e))?;
             let (service, channel, scale, respondents) =
                 (df.column("service_id")?.str()?, df.column("channel")?.str()?, df.column("scale")?.str()?, df.column("respondents")?.u64()?);
+            let respondent_keys = match df.column("respondents__k") {
+                Ok(c) => Some(c.u64()?),
+                Err(_) => None,
+            };
             for i in 0..df.height() {
                 let key = (service.get(i).unwrap_or_default().to_string(), channel.get(i).unwrap_or_default().to_string(), scale.get(i).unwrap_or_default().to_string());
                 let mut bins = BTreeMap::new();
                 for &m in &measures {
                     for v in 0..=5i64 {
                         if let Ok(c) = df.column(&super::scores::bin_column(m, v)) {
-                            bins.insert((m, v), c.u64()?.get(i).unwrap_or(0));
+                            let k = match df.column(&super::scores::key_column(m, v)) {
+                                Ok(k) => k.u64()?.get(i).unwrap_or(0),
+                                Err(_) => 0,
+                            };
+                            bins.insert((m, v), (c.u64()?.get(i).unwrap_or(0), k));
                         }
                     }
                 }
-                cells.insert(key, (respondents.get(i).unwrap_or(0), bins));
+                let n = respondents.get(i).unwrap_or(0);
+                // A perturbed view shows the number of respondents perturbed by its cell key.
+                let n = match respondent_keys {
+                    Some(k) => perturb(n, cell_key(k.get(i).unwrap_or(0))),
+                    None => n,
+                };
+                cells.insert(key, (n, bins));
             }
         }
 
@@ -231,17 +256,26 @@ impl Analytics {
                     let Some(m) = hq.measure else {
                         return QuestionCounts { number: hq.number, text: hq.text, counts: None, n: 0, suppressed: false };
                     };
-                    let get = |v: i64| bins.get(&(m, v)).copied().unwrap_or(0);
-                    let counts = if thumbs {
+                    let get = |v: i64| bins.get(&(m, v)).copied().unwrap_or((0, 0));
+                    let cells = if thumbs {
                         if !m.has_thumbs() {
                             return QuestionCounts { number: hq.number, text: hq.text, counts: None, n: 0, suppressed: false };
                         }
-                        [get(0), get(1), 0, 0, 0]
+                        [get(0), get(1), (0, 0), (0, 0), (0, 0)]
                     } else {
                         [get(1), get(2), get(3), get(4), get(5)]
                     };
-                    let n: u64 = counts.iter().sum();
+                    let n: u64 = cells.iter().map(|c| c.0).sum();
+                    // Decided on the true n.
                     let suppressed = n > 0 && super::suppression::Suppression::check(n, min_cell).is_some();
+                    // A perturbed view: each count, and n, perturbed by its own cell key.
+                    let (counts, n) = if self.perturb.is_some() {
+                        let key = cell_key(cells.iter().map(|c| c.1).fold(0u64, u64::wrapping_add));
+                        let shown = if n > 0 { super::suppression::Suppression::clip(perturb(n, key), suppressed, min_cell) } else { 0 };
+                        (cells.map(|(c, k)| perturb(c, cell_key(k))), shown)
+                    } else {
+                        (cells.map(|c| c.0), n)
+                    };
                     QuestionCounts { number: hq.number, text: hq.text, counts: (!suppressed).then_some(counts), n, suppressed }
                 })
                 .collect();
@@ -255,8 +289,10 @@ impl Analytics {
                 if let (Some(c), false) = (q.counts, q.suppressed) {
                     let agree = if thumbs { c[1] } else { c[3] + c[4] };
                     let label = if q.number == 1 { "satisfaction" } else { "trust" };
-                    if q.n > 0 {
-                        summary.push_str(&format!("; {label} {} agree", pct(agree as f64 / q.n as f64)));
+                    // Of the counts shown (perturbed ones in a perturbed view).
+                    let answered: u64 = c.iter().sum();
+                    if answered > 0 {
+                        summary.push_str(&format!("; {label} {} agree", pct(agree as f64 / answered as f64)));
                     }
                 }
             }

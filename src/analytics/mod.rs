@@ -7,6 +7,7 @@
 
 pub mod benchmark;
 pub mod catalog;
+pub mod cellkey;
 pub mod drivers;
 pub mod filter;
 pub mod hisp;
@@ -263,6 +264,13 @@ pub struct Analytics {
     admission: std::sync::Arc<Admission>,
     /// Groups an aggregate query may return.
     pub max_groups: usize,
+    /// The secret of the record keys (cell-key perturbation): given, or read (created if
+    /// absent) from the lake the first time a perturbed view needs it; shared by clones.
+    cell_key: std::sync::Arc<std::sync::OnceLock<cellkey::CellKeySecret>>,
+    /// Set in a view that publishes perturbed counts (the public role's, `perturbed`): every
+    /// count it returns, and every statistic, comes from counts perturbed by their cell keys
+    /// (`crate::stats::cellkey`). `None`: exact numbers.
+    pub perturb: Option<cellkey::CellKeySecret>,
 }
 
 /// Groups an aggregate query returns at most, unless configured otherwise.
@@ -280,7 +288,33 @@ impl Analytics {
             suppression: suppression::Suppression::default(),
             admission: std::sync::Arc::new(Admission::default()),
             max_groups: MAX_GROUPS,
+            cell_key: Default::default(),
+            perturb: None,
         })
+    }
+
+    /// The same analytics with the record keys' secret given (instead of the lake's).
+    pub fn with_cell_key_secret(self, secret: cellkey::CellKeySecret) -> Analytics {
+        let cell_key = std::sync::OnceLock::new();
+        let _ = cell_key.set(secret);
+        Analytics { cell_key: std::sync::Arc::new(cell_key), ..self }
+    }
+
+    /// The view that publishes perturbed counts (the public role's; see `suppression.rs`),
+    /// over the same lake, catalog and minimum cell sizes. Reads or creates the lake's secret
+    /// the first time it is needed (blocking I/O off the async workers).
+    pub async fn perturbed(&self) -> Result<Analytics, AnalyticsError> {
+        let secret = match self.cell_key.get() {
+            Some(s) => s.clone(),
+            None => {
+                let lake = self.lake.clone();
+                let loaded = tokio::task::spawn_blocking(move || cellkey::CellKeySecret::load_or_create(&lake))
+                    .await
+                    .map_err(|e| AnalyticsError::Task(e.to_string()))??;
+                self.cell_key.get_or_init(|| loaded).clone()
+            }
+        };
+        Ok(Analytics { perturb: Some(secret), ..self.clone() })
     }
 
     /// The lake's catalog (codes, services, offices) as last read.

@@ -5,11 +5,19 @@
 //! One pass: the lake is reduced per (group, period, scale) to the count (and, weighted, the sum
 //! of weights and of squared weights) of each answer value of each measure. `crate::stats`
 //! computes every estimate from those bins.
+//!
+//! In a perturbed view (`Analytics::perturbed`, the public role's) the same pass also sums the
+//! record keys of each bin (`analytics::cellkey`); every count shown is then perturbed by its
+//! cell key (each bin of the distribution, n, n by scale: `crate::stats::cellkey`) and every
+//! statistic is computed from the perturbed bins ([`perturbed_row`]). Suppression decisions
+//! keep using the true n.
 
 use super::{gated, Weight};
 use super::grouping::{key_exprs, GroupKey, KeyReader};
 use super::{Analytics, AnalyticsError, Filter};
 use crate::domain::{Dimension, Measure, PeriodUnit, Scale};
+use super::cellkey::{key_sum, CellKeySecret};
+use crate::stats::cellkey::{cell_key, perturb, perturb_bin};
 use crate::stats::{mean_interval, two_proportions, welch, wilson, Bin, Comparison, Distribution, Interval};
 use polars::prelude::*;
 use std::collections::BTreeMap;
@@ -75,6 +83,8 @@ pub struct ScoreRow {
     pub bins: Vec<(Scale, Bin)>,
     /// Why the statistics are withheld (small cell), if they are.
     pub suppressed: Option<String>,
+    /// True when the counts and statistics are perturbed (cell-key method); `bins` stay exact.
+    pub perturbed: bool,
 }
 
 impl ScoreRow {
@@ -89,6 +99,32 @@ impl ScoreRow {
     /// (Kish effective sizes). `None` when either side has no share (or is suppressed).
     pub fn agree_difference(&self, other: &ScoreRow, confidence: f64) -> Option<Comparison> {
         two_proportions(self.agree_share?, self.n_effective, other.agree_share?, other.n_effective, confidence)
+    }
+
+    /// The true number of answers (from the exact bins), for decisions such as suppression:
+    /// never shown where counts are perturbed.
+    pub fn true_n(&self) -> u64 {
+        self.bins.iter().map(|(_, b)| b.count).sum()
+    }
+
+    /// In a perturbed row, moves the counts shown to the side of the minimum cell size the
+    /// true count is on (`Suppression::clip`): n, and for a suppressed cell n by scale and the
+    /// effective sizes too.
+    pub fn clip_counts(&mut self, suppressed: bool, minimum: u64) {
+        use super::suppression::Suppression;
+        self.n = Suppression::clip(self.n, suppressed, minimum);
+        if suppressed {
+            self.n_likert = Suppression::clip(self.n_likert, true, minimum);
+            self.n_thumbs = Suppression::clip(self.n_thumbs, true, minimum);
+            // A suppressed cell's effective sizes say no more than its n: the true ones scaled
+            // to the n shown (not the sums of its perturbed, withheld bins).
+            let scaled = |on: &dyn Fn(Scale) -> bool, shown: u64| {
+                let d = Distribution::new(self.bins.iter().filter(|(s, _)| on(*s)).map(|(_, b)| *b).collect());
+                if d.n() > 0 { d.n_effective() * shown as f64 / d.n() as f64 } else { 0.0 }
+            };
+            self.n_effective = scaled(&|_| true, self.n);
+            self.n_effective_likert = scaled(&|s| s == Scale::Likert5, self.n_likert);
+        }
     }
 
     /// Withholds every statistic (n stays), giving the reason. The bins stay for exact
@@ -138,8 +174,9 @@ impl Analytics {
         }
         let lf = self.lake.scan_responses(&files)?;
         let q2 = q.clone();
+        let keys = self.perturb.clone();
         let df = self
-            .blocking(Weight::Light, move |cancel| Ok(plan(gated(lf, cancel), &q2).collect_with_engine(Engine::Streaming)?.unwrap_single()))
+            .blocking(Weight::Light, move |cancel| Ok(plan_with(gated(lf, cancel), &q2, Vec::new(), keys.as_ref()).collect_with_engine(Engine::Streaming)?.unwrap_single()))
             .await
             .map_err(|e| self.explain_failure(&files, e))?;
         // A row per group and scale: only past the cap can the groups be too many.
@@ -148,8 +185,15 @@ impl Analytics {
             self.check_groups((0..df.height()).map(|i| keys.key(i)).collect::<std::collections::BTreeSet<_>>().len())?;
         }
         let mut rows = assemble(&df, q)?;
+        let perturb = self.perturb.is_some();
         for r in &mut rows {
-            if let Some(reason) = super::suppression::Suppression::check(r.n, self.suppression.min_cell) {
+            // Decided on the true n; a perturbed view shows the perturbed n with the reason.
+            let reason = super::suppression::Suppression::check_shown(r.n, self.suppression.min_cell, perturb);
+            if perturb {
+                *r = perturbed_row(r, q.confidence);
+                r.clip_counts(reason.is_some(), self.suppression.min_cell);
+            }
+            if let Some(reason) = reason {
                 r.suppress(reason);
             }
         }
@@ -163,15 +207,27 @@ pub(crate) fn bin_column(m: Measure, v: i64) -> String {
     format!("{}__{}__n", m.column(), v)
 }
 
-/// The one-pass plan: filter, then per (group, period, scale) the bins of every measure.
-pub fn plan(lf: LazyFrame, q: &ScoresQuery) -> LazyFrame {
-    plan_with(lf, q, Vec::new())
+/// The plan's column holding the sum of the record keys of the answers `v` to `m` in a group
+/// (when planned with keys).
+pub(crate) fn key_column(m: Measure, v: i64) -> String {
+    format!("{}__{}__k", m.column(), v)
 }
 
-/// `plan` with further aggregates per group (such as a row count).
-pub fn plan_with(lf: LazyFrame, q: &ScoresQuery, extra: Vec<Expr>) -> LazyFrame {
+/// The one-pass plan: filter, then per (group, period, scale) the bins of every measure.
+pub fn plan(lf: LazyFrame, q: &ScoresQuery) -> LazyFrame {
+    plan_with(lf, q, Vec::new(), None)
+}
+
+/// `plan` with further aggregates per group (such as a row count), and with `record_keys` the sum of
+/// the record keys of each bin (`…__k`; the further aggregates may use the record keys'
+/// column, `cellkey::RECORD_KEY`).
+pub fn plan_with(lf: LazyFrame, q: &ScoresQuery, extra: Vec<Expr>, record_keys: Option<&CellKeySecret>) -> LazyFrame {
     let lf = match q.filter.predicate() {
         Some(p) => lf.filter(p),
+        None => lf,
+    };
+    let lf = match record_keys {
+        Some(secret) => lf.with_column(secret.record_key_expr()),
         None => lf,
     };
     let mut keys = key_exprs(&q.group_by, q.period);
@@ -187,6 +243,9 @@ pub fn plan_with(lf: LazyFrame, q: &ScoresQuery, extra: Vec<Expr>) -> LazyFrame 
             let hit = col(m.column()).eq(lit(v as i8));
             let base = format!("{}__{}", m.column(), v);
             aggs.push(hit.clone().sum().cast(DataType::UInt64).alias(bin_column(m, v)));
+            if record_keys.is_some() {
+                aggs.push(key_sum(hit.clone()).alias(key_column(m, v)));
+            }
             if q.weighted {
                 let w = when(hit).then(col("weight")).otherwise(lit(0.0));
                 aggs.push(w.clone().sum().alias(format!("{base}__w")));
@@ -204,12 +263,12 @@ fn assemble(df: &DataFrame, q: &ScoresQuery) -> Result<Vec<ScoreRow>, AnalyticsE
     let scale_col = df.column("scale")?.str()?;
 
     // The aggregate columns of each measure and value, resolved once.
-    type Cols<'a> = (i64, &'a UInt64Chunked, Option<(&'a Float64Chunked, &'a Float64Chunked)>);
+    type Cols<'a> = (i64, &'a UInt64Chunked, Option<(&'a Float64Chunked, &'a Float64Chunked)>, Option<&'a UInt64Chunked>);
     let mut agg_cols: Vec<Vec<Cols>> = Vec::new();
     for &m in &q.measures {
         let mut per_value = Vec::new();
         for v in values(m, Scale::Likert5).iter().chain(values(m, Scale::Thumbs)) {
-            if per_value.iter().any(|(pv, _, _): &Cols| pv == v) {
+            if per_value.iter().any(|(pv, _, _, _): &Cols| pv == v) {
                 continue;
             }
             let base = format!("{}__{}", m.column(), v);
@@ -219,7 +278,11 @@ fn assemble(df: &DataFrame, q: &ScoresQuery) -> Result<Vec<ScoreRow>, AnalyticsE
             } else {
                 None
             };
-            per_value.push((*v, n, w));
+            let k = match df.column(&key_column(m, *v)) {
+                Ok(c) => Some(c.u64()?),
+                Err(_) => None,
+            };
+            per_value.push((*v, n, w, k));
         }
         agg_cols.push(per_value);
     }
@@ -239,7 +302,7 @@ fn assemble(df: &DataFrame, q: &ScoresQuery) -> Result<Vec<ScoreRow>, AnalyticsE
             // A response's scale is that of trust and satisfaction; driver items are 1-5 on
             // every row (280.10), so a thumbs survey's driver answers count as Likert answers.
             let on = if m.has_thumbs() { scale } else { Scale::Likert5 };
-            for (v, n, w) in &agg_cols[mi] {
+            for (v, n, w, k) in &agg_cols[mi] {
                 if !values(m, on).contains(v) {
                     continue;
                 }
@@ -248,13 +311,15 @@ fn assemble(df: &DataFrame, q: &ScoresQuery) -> Result<Vec<ScoreRow>, AnalyticsE
                     Some((w, w2)) => (w.get(i).unwrap_or(0.0), w2.get(i).unwrap_or(0.0)),
                     None => (count as f64, count as f64),
                 };
+                let key = k.and_then(|k| k.get(i)).map_or(0, cell_key);
                 match bins.iter_mut().find(|(sc, b)| *sc == on && b.value == *v as f64) {
                     Some((_, b)) => {
                         b.count += count;
                         b.weight += weight;
                         b.weight_sq += weight_sq;
+                        b.key = b.key.wrapping_add(key);
                     }
-                    None => bins.push((on, Bin { value: *v as f64, count, weight, weight_sq })),
+                    None => bins.push((on, Bin { value: *v as f64, count, weight, weight_sq, key })),
                 }
             }
         }
@@ -305,5 +370,28 @@ pub fn score_row(key: GroupKey, measure: Measure, bins: &[(Scale, Bin)], confide
         distribution,
         bins,
         suppressed: None,
+        perturbed: false,
     }
+}
+
+/// A row as a perturbed view publishes it: each bin's count perturbed by its cell key (its
+/// weights scaled alike: `stats::cellkey::perturb_bin`), every statistic computed from those
+/// bins, and n, n on Likert and n on thumbs each perturbed by the cell key of its own records
+/// (the sum of its bins' keys). The counts are perturbed independently, so the distribution
+/// need not add up to n, nor n_likert and n_thumbs to n; the effective sizes behind the
+/// intervals are those of the perturbed bins. The exact bins stay in `bins` (never shown) so
+/// comparisons (peers = cell − entity) can perturb the records they describe.
+pub fn perturbed_row(r: &ScoreRow, confidence: f64) -> ScoreRow {
+    let shown: Vec<(Scale, Bin)> = r.bins.iter().map(|(s, b)| (*s, perturb_bin(b))).collect();
+    let mut out = score_row(r.key.clone(), r.measure, &shown, confidence);
+    let count = |on: &dyn Fn(Scale) -> bool| {
+        let (n, key) = r.bins.iter().filter(|(s, _)| on(*s)).fold((0u64, 0u32), |(n, k), (_, b)| (n + b.count, k.wrapping_add(b.key)));
+        perturb(n, key)
+    };
+    out.n = count(&|_| true);
+    out.n_likert = count(&|s| s == Scale::Likert5);
+    out.n_thumbs = count(&|s| s == Scale::Thumbs);
+    out.bins = r.bins.clone();
+    out.perturbed = true;
+    out
 }

@@ -1,5 +1,7 @@
 //! Small-cell suppression: statistics of fewer respondents than a deployment's minimum are never
-//! shown, in any query or format.
+//! shown, in any query or format. With the cell-key perturbation of the public role's counts
+//! (`analytics::cellkey`, `stats::cellkey`) it makes the small-cell protection of
+//! ARCHITECTURE.md.
 //!
 //! Rules (documented in ARCHITECTURE.md):
 //! 1. A cell (a group, or a group in one period) with fewer respondents than the minimum (default
@@ -13,6 +15,16 @@
 //!    scores are suppressed when the peers number fewer respondents than the minimum; ranks and
 //!    percentiles are among shown entities only.
 //! 4. Alerts only test cells that are both shown.
+//!
+//! Across queries suppression is not enough: a suppressed cell is the difference of two shown
+//! ones (the agency minus its other services, two date ranges ending a month apart). So a
+//! perturbed view (`Analytics::perturbed`, the public role's) publishes every count perturbed
+//! by its cell key and every statistic from perturbed counts. Decisions stay on the true
+//! counts: which cells are suppressed here (with complementary suppression and the peers'
+//! rule); a perturbed view then shows its n moved to the same side of the minimum
+//! ([`Suppression::clip`]) and a reason without the n ([`Suppression::check_shown`]), so the
+//! flag and the n shown together cannot pin the true n. What the perturbation costs, and its
+//! limits (averaging many distinct differencing pairs), are in ARCHITECTURE.md.
 
 /// The minimum cell sizes of a deployment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,5 +50,28 @@ impl Suppression {
     /// Why a cell of `n` respondents is suppressed under `minimum`, if it is.
     pub fn check(n: u64, minimum: u64) -> Option<String> {
         (n < minimum).then(|| format!("n = {n} is below the minimum cell size of {minimum}"))
+    }
+
+    /// The count a perturbed view shows for a cell whose true count is on the `suppressed`
+    /// side of `minimum`: its perturbed count moved to that side (at most `minimum − 1` for a
+    /// suppressed cell, at least `minimum` for a shown one). Without it the flag and the
+    /// perturbed count together could pin the true count at the boundary (suppressed with
+    /// 11 shown would mean 9 under a minimum of 10, as the perturbation is at most 2); with it
+    /// what is shown is a function of the perturbed count and the flag, nothing more.
+    pub fn clip(perturbed: u64, suppressed: bool, minimum: u64) -> u64 {
+        match (minimum, suppressed) {
+            (0, _) => perturbed,
+            (_, true) => perturbed.min(minimum - 1),
+            (_, false) => perturbed.max(minimum),
+        }
+    }
+
+    /// `check`, for a view that shows `n` (`perturbed: false`) or only a perturbed n: the
+    /// decision is on the true `n`, and the reason then does not state it.
+    pub fn check_shown(n: u64, minimum: u64, perturbed: bool) -> Option<String> {
+        match perturbed {
+            false => Suppression::check(n, minimum),
+            true => (n < minimum).then(|| format!("n is below the minimum cell size of {minimum} (the n shown is perturbed)")),
+        }
     }
 }

@@ -2,17 +2,21 @@
 //! request (from `Authorization: Bearer <key>`, checked against the keys file), and the checks
 //! every path calls, GraphQL resolvers and REST handlers alike.
 //!
-//! | role | aggregates (suppressed) | raw rows, free text | submit |
-//! |---|---|---|---|
-//! | public (no key, unless anonymous access is off) | yes | no | no |
-//! | analyst | yes | no | no |
-//! | agency(code) | yes | own agency only | no |
-//! | collector(code) | yes | no | own agency only |
-//! | admin | yes | every agency | every agency |
+//! | role | aggregates (suppressed) | counts | raw rows, free text | submit |
+//! |---|---|---|---|---|
+//! | public (no key, unless anonymous access is off) | yes (no `tappedDriverImportance`) | perturbed | no | no |
+//! | analyst | yes | exact | no | no |
+//! | agency(code) | yes | exact | own agency only | no |
+//! | collector(code) | yes | exact | no | own agency only |
+//! | admin | yes | exact | every agency | every agency |
 //!
-//! Suppression of small cells is applied inside analytics for every role. A server started
-//! without a keys file treats every caller as admin and refuses to listen on anything but
-//! loopback (a workstation, tests).
+//! Suppression of small cells is applied inside analytics for every role. The public role's
+//! counts, and every statistic computed from them, are perturbed by the cell-key method
+//! (`crate::stats::cellkey`, `Analytics::perturbed`), so small cells cannot be recovered by
+//! differencing queries; the other roles get exact numbers. A request without a principal
+//! (a library caller that attached none) is public. A server started without a keys file
+//! treats every caller as admin and refuses to listen on anything but loopback (a
+//! workstation, tests).
 
 use serde::{Deserialize, Serialize};
 
@@ -103,6 +107,11 @@ impl Role {
             Some(a) => format!("{}:{a}", self.name()),
             None => self.name().to_string(),
         }
+    }
+
+    /// Whether the role gets exact counts; the public role's are perturbed (cell-key method).
+    pub fn exact_counts(&self) -> bool {
+        !matches!(self, Role::Public)
     }
 
     pub fn raw_scope(&self) -> RawScope {

@@ -33,6 +33,18 @@ pub fn gql_error(e: AnalyticsError) -> async_graphql::Error {
     })
 }
 
+/// The analytics of the caller's role: exact numbers, or for the public role the view whose
+/// counts are perturbed by the cell-key method (`Analytics::perturbed`). Every resolver that
+/// publishes counts of responses or statistics of them asks this, never `Analytics` directly.
+pub(crate) async fn analytics_for(ctx: &Context<'_>) -> Result<Analytics> {
+    let analytics = ctx.data::<Analytics>()?;
+    if crate::api::auth::principal(ctx).role.exact_counts() {
+        Ok(analytics.clone())
+    } else {
+        analytics.perturbed().await.map_err(gql_error)
+    }
+}
+
 /// The values in first-seen order without repeats.
 pub(crate) fn dedup<T: PartialEq>(values: impl IntoIterator<Item = T>) -> Vec<T> {
     let mut out = Vec::new();
@@ -58,7 +70,7 @@ impl QueryRoot {
         #[graphql(desc = "Measures to score (default: trust and satisfaction).")] measures: Option<Vec<MeasureName>>,
         #[graphql(desc = "Use the survey weights, intervals from Kish's effective n (default false).")] weighted: Option<bool>,
     ) -> Result<Vec<ScoreRowOut>> {
-        let analytics = ctx.data::<Analytics>()?;
+        let analytics = analytics_for(ctx).await?;
         let q = ScoresQuery {
             filter: filter.unwrap_or_default().into(),
             group_by: dedup(group_by.unwrap_or_default().into_iter().map(Into::into)),
@@ -94,7 +106,7 @@ impl QueryRoot {
         #[graphql(desc = "Number of bootstrap replicates (1-2000) for intervals.")] bootstrap: Option<u32>,
         #[graphql(desc = "Seed of the bootstrap (default 2025).")] seed: Option<u64>,
     ) -> Result<Vec<DriverGroupOut>> {
-        let analytics = ctx.data::<Analytics>()?;
+        let analytics = analytics_for(ctx).await?;
         let outcome = outcome.unwrap_or(OutcomeName::Trust);
         let ds = match drivers {
             Some(list) => dedup(list.into_iter().map(Into::into)),
@@ -138,7 +150,7 @@ impl QueryRoot {
         #[graphql(desc = "Default POOLED.")] pooling: Option<PeerPooling>,
         #[graphql(desc = "Use the survey weights (default false).")] weighted: Option<bool>,
     ) -> Result<Vec<BenchmarkRowOut>> {
-        let analytics = ctx.data::<Analytics>()?;
+        let analytics = analytics_for(ctx).await?;
         let q = crate::analytics::benchmark::BenchmarkQuery {
             level: level.into(),
             measure: measure.unwrap_or(MeasureName::Trust).into(),
@@ -164,7 +176,7 @@ impl QueryRoot {
         filter: Option<ResponseFilter>,
         #[graphql(desc = "Use the survey weights (default false).")] weighted: Option<bool>,
     ) -> Result<Vec<TrendRowOut>> {
-        let analytics = ctx.data::<Analytics>()?;
+        let analytics = analytics_for(ctx).await?;
         let q = crate::analytics::trends::TrendsQuery {
             measure: measure.unwrap_or(MeasureName::Trust).into(),
             group_by: dedup(group_by.unwrap_or_default().into_iter().map(Into::into)),
@@ -194,7 +206,7 @@ impl QueryRoot {
         #[graphql(desc = "Use the survey weights (default false).")] weighted: Option<bool>,
     ) -> Result<Vec<AlertOut>> {
         use crate::domain::{Dimension, Measure};
-        let analytics = ctx.data::<Analytics>()?;
+        let analytics = analytics_for(ctx).await?;
         let q = crate::analytics::trends::AlertsQuery {
             measures: match measures {
                 Some(m) => dedup(m.into_iter().map(Into::into)),

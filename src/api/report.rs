@@ -60,6 +60,7 @@ pub fn xlsx_bytes(report: &HispReport) -> Result<Vec<u8>, rust_xlsxwriter::XlsxE
         ("due_date_source".into(), report.due.source.as_str().to_string()),
         ("due_statement".into(), report.due_statement()),
         ("suppression".into(), format!("questions with fewer than {} answers in a row have their counts withheld (listed in suppressed_questions)", report.min_cell)),
+        ("counts".into(), counts_statement(report).into()),
         ("generated_by".into(), format!("cxlake {}", env!("CARGO_PKG_VERSION"))),
     ];
     for (i, (k, v)) in lines.iter().enumerate() {
@@ -79,6 +80,15 @@ pub fn xlsx_bytes(report: &HispReport) -> Result<Vec<u8>, rust_xlsxwriter::XlsxE
         about.write_string(r, 3, &s.bureau)?;
     }
     book.save_to_buffer()
+}
+
+/// Whether the counts are exact or perturbed, in words.
+fn counts_statement(report: &HispReport) -> &'static str {
+    if report.perturbed {
+        "perturbed: each count of answers, each question's n and the respondents are perturbed by the cell-key method (at most 2 either way, zero on average), as every count published to the public role is"
+    } else {
+        "exact"
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -108,7 +118,16 @@ pub async fn hisp_download(req: &poem::Request, state: Data<&Arc<State>>) -> poe
         Some("xlsx") => true,
         Some(other) => return bad(format!("format '{other}': expected csv or xlsx")),
     };
-    let analytics = &state.analytics;
+    // The public role's counts are perturbed here as in `hispReport`.
+    let exact = req.extensions().get::<crate::api::auth::Principal>().is_some_and(|p| p.role.exact_counts());
+    let analytics = if exact {
+        state.analytics.clone()
+    } else {
+        match state.analytics.perturbed().await {
+            Ok(a) => a,
+            Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, poem::web::Json(serde_json::json!({ "error": e.to_string() }))).into_response(),
+        }
+    };
     let q = HispQuery { quarter, agencies: params.agency.map(|a| vec![a]) };
     let report = match analytics.hisp_report(&q).await {
         Ok(r) => r,
@@ -133,5 +152,6 @@ pub async fn hisp_download(req: &poem::Request, state: Data<&Arc<State>>) -> poe
         .header("x-cxlake-due-date", report.due.date.to_string())
         .header("x-cxlake-due-date-source", report.due.source.as_str().to_string())
         .header("x-cxlake-services-without-data", report.services_without_data.len().to_string())
+        .header("x-cxlake-counts", if report.perturbed { "perturbed" } else { "exact" })
         .body(body)
 }

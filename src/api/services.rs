@@ -75,6 +75,7 @@ impl ServiceOut {
                 Some(m) => m.into_iter().map(Into::into).collect(),
                 None => vec![domain::Measure::Trust, domain::Measure::Satisfaction],
             },
+            perturbed: !crate::api::auth::principal(ctx).role.exact_counts(),
         };
         let rows = match ctx.data_opt::<DataLoader<ServiceScoresLoader>>() {
             Some(loader) => loader.load_one(key).await.map_err(|e| gql_error(AnalyticsError::Task(e.to_string())))?.unwrap_or_default(),
@@ -93,11 +94,15 @@ pub struct ServiceScoresKey {
     from: Option<chrono::NaiveDate>,
     to: Option<chrono::NaiveDate>,
     measures: Vec<domain::Measure>,
+    /// The caller's role gets perturbed counts (the loader is shared by every request, so the
+    /// view is part of the key).
+    perturbed: bool,
 }
 
 /// Batches the `scores` of listed services: keys with the same arguments become one scores
 /// query grouped by service (over only those services' agencies), whose rows are handed back
-/// per service. The cells are the ones a query per service would give, suppression included.
+/// per service. The cells are the ones a query per service would give, suppression and (for
+/// the public role) perturbation included.
 pub struct ServiceScoresLoader(pub Analytics);
 
 impl Loader<ServiceScoresKey> for ServiceScoresLoader {
@@ -105,20 +110,21 @@ impl Loader<ServiceScoresKey> for ServiceScoresLoader {
     type Error = std::sync::Arc<AnalyticsError>;
 
     async fn load(&self, keys: &[ServiceScoresKey]) -> Result<HashMap<ServiceScoresKey, Self::Value>, Self::Error> {
-        type Arguments = (Option<domain::PeriodUnit>, Option<chrono::NaiveDate>, Option<chrono::NaiveDate>, Vec<domain::Measure>);
+        type Arguments = (Option<domain::PeriodUnit>, Option<chrono::NaiveDate>, Option<chrono::NaiveDate>, Vec<domain::Measure>, bool);
         let mut batches: HashMap<Arguments, Vec<&ServiceScoresKey>> = HashMap::new();
         for k in keys {
-            batches.entry((k.period, k.from, k.to, k.measures.clone())).or_default().push(k);
+            batches.entry((k.period, k.from, k.to, k.measures.clone(), k.perturbed)).or_default().push(k);
         }
         let mut out = HashMap::new();
-        for ((period, from, to, measures), batch) in batches {
+        for ((period, from, to, measures, perturbed), batch) in batches {
+            let analytics = if perturbed { self.0.perturbed().await.map_err(std::sync::Arc::new)? } else { self.0.clone() };
             let agencies: std::collections::BTreeSet<String> = batch.iter().map(|k| k.agency.clone()).collect();
             let services: std::collections::BTreeSet<String> = batch.iter().map(|k| k.service.clone()).collect();
             let mut filter = Filter::default().with(Dimension::Agency, agencies).with(Dimension::Service, services);
             filter.from = from;
             filter.to = to;
             let q = ScoresQuery { filter, group_by: vec![Dimension::Service], period, measures, ..Default::default() };
-            let rows = self.0.scores(&q).await.map_err(std::sync::Arc::new)?.rows;
+            let rows = analytics.scores(&q).await.map_err(std::sync::Arc::new)?.rows;
             let mut by_service: HashMap<String, Vec<crate::analytics::ScoreRow>> = HashMap::new();
             for r in rows {
                 if let Some(s) = r.key.get(Dimension::Service) {

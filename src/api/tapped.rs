@@ -5,6 +5,11 @@ use super::query::{dedup, gql_error};
 use super::types::{GroupDimension, GroupOut, OutcomeName, PeriodUnit, ResponseFilter, TapTopicName, TappedModelName};
 use crate::analytics::tapped::{TapCoefficient, TapLift, TappedDriver, TappedGroup, TappedModel, TappedQuery};
 use crate::analytics::Analytics;
+
+/// Why the public role may not run `tappedDriverImportance`: its outputs are fitted to exact
+/// pattern counts, and some (the log-likelihoods, the lift shares) give those counts back, so
+/// two groups differing by a small cell would give that cell's counts by subtraction.
+pub const PUBLIC_REFUSAL: &str = "tappedDriverImportance is not offered to the public role: its log-likelihoods and lift shares are fitted to exact counts, which differencing two queries would turn into a small cell's answers; use a key of another role (analyst or above)";
 use crate::domain::TapIndicator;
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
 
@@ -302,6 +307,9 @@ impl TappedQueryRoot {
         #[graphql(desc = "Number of bootstrap replicates (1-2000) for intervals of importance and shares.")] bootstrap: Option<u32>,
         #[graphql(desc = "Seed of the bootstrap (default 2025).")] seed: Option<u64>,
     ) -> Result<Vec<TappedDriverGroupOut>> {
+        if !crate::api::auth::principal(ctx).role.exact_counts() {
+            return Err(crate::api::auth::forbidden(ctx, PUBLIC_REFUSAL.into()));
+        }
         let analytics = ctx.data::<Analytics>()?;
         let outcome = outcome.unwrap_or(OutcomeName::Trust);
         let q = TappedQuery {

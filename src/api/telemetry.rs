@@ -268,6 +268,9 @@ pub struct HispReportOut {
     pub due_statement: String,
     /// Questions with fewer answers than this in a row have their counts withheld.
     pub min_cell: u64,
+    /// True when every count of answers, each question's n and the respondents are perturbed
+    /// by the cell-key method (the public role); other roles get exact counts.
+    pub perturbed: bool,
     /// The columns of the CSV/XLSX download (performance.gov layout).
     pub columns: Vec<String>,
     pub rows: Vec<HispRowOut>,
@@ -283,6 +286,7 @@ impl From<&HispReport> for HispReportOut {
             due_date_source: r.due.source.as_str().to_string(),
             due_statement: r.due_statement(),
             min_cell: r.min_cell,
+            perturbed: r.perturbed,
             columns: domain::hisp::columns(),
             rows: r.rows.iter().map(Into::into).collect(),
             services_without_data: r.services_without_data.iter().map(ServiceOut::from).collect(),
@@ -412,7 +416,7 @@ impl TelemetryQuery {
         #[graphql(desc = "Default: trust and satisfaction.")] measures: Option<Vec<MeasureName>>,
         #[graphql(desc = "Default false.")] correlate: Option<bool>,
     ) -> Result<ServiceLevelsOut> {
-        let analytics = ctx.data::<Analytics>()?;
+        let analytics = super::query::analytics_for(ctx).await?;
         let f: ObservationFilter = filter.unwrap_or_default().into();
         if f.pages.is_some() {
             return Err(gql_error(AnalyticsError::invalid("filter.page", "indicators have no pages".into())));
@@ -465,7 +469,7 @@ impl TelemetryQuery {
     /// designated services without data. Download it as CSV or XLSX from
     /// `GET /v1/reports/hisp?fiscalYear=Y&quarter=Q&format=csv|xlsx`.
     async fn hisp_report(&self, ctx: &Context<'_>, fiscal_year: i32, quarter: u32, agency: Option<Vec<String>>) -> Result<HispReportOut> {
-        let analytics = ctx.data::<Analytics>()?;
+        let analytics = super::query::analytics_for(ctx).await?;
         let q = HispQuery { quarter: fiscal_quarter(fiscal_year, quarter).map_err(gql_error)?, agencies: agency };
         Ok(HispReportOut::from(&super::memo::once(ctx, "hisp_report", &q, || analytics.hisp_report(&q)).await.map_err(gql_error)?))
     }

@@ -280,6 +280,11 @@ pub struct ScoreOut {
     /// cell size (or complementary suppression in a benchmark).
     pub suppressed: bool,
     pub suppressed_reason: Option<String>,
+    /// True when the counts (n, n by scale, the distribution) are perturbed by the cell-key
+    /// method and the statistics computed from the perturbed distribution (the public role);
+    /// each count is perturbed on its own, so the distribution need not add up to n. Other
+    /// roles get exact numbers (false).
+    pub perturbed: bool,
 }
 
 impl From<&ScoreRow> for ScoreOut {
@@ -299,6 +304,7 @@ impl From<&ScoreRow> for ScoreOut {
             n_effective: r.n_effective,
             suppressed: r.suppressed.is_some(),
             suppressed_reason: r.suppressed.clone(),
+            perturbed: r.perturbed,
         }
     }
 }
@@ -520,6 +526,10 @@ pub struct DriverGroupOut {
     /// minimum cell size for driver importance.
     pub suppressed: bool,
     pub suppressed_reason: Option<String>,
+    /// True when the counts (n, nDropped, nEffective, the tap counts) are perturbed by the
+    /// cell-key method and performance and tap shares computed from perturbed counts (the
+    /// public role); the model's estimates come from the exact data.
+    pub perturbed: bool,
 }
 
 impl DriverGroupOut {
@@ -539,6 +549,7 @@ impl DriverGroupOut {
             taps: g.taps.into_iter().map(Into::into).collect(),
             suppressed: g.suppressed.is_some(),
             suppressed_reason: g.suppressed,
+            perturbed: g.perturbed,
         }
     }
 }
@@ -714,6 +725,9 @@ pub struct AlertOut {
     pub q_value: f64,
     /// Cohen's h of the agree shares (negative: a drop).
     pub effect_size: f64,
+    /// True when the counts and the statistics computed from them are perturbed (the public
+    /// role; see `ScoreOut.perturbed`).
+    pub perturbed: bool,
 }
 
 impl From<crate::analytics::trends::Alert> for AlertOut {
@@ -731,6 +745,7 @@ impl From<crate::analytics::trends::Alert> for AlertOut {
             p_value: a.p_value,
             q_value: a.q_value,
             effect_size: a.effect_size,
+            perturbed: a.now.perturbed,
         }
     }
 }

@@ -13,12 +13,16 @@ pub struct Bin {
     pub weight: f64,
     /// Sum of the squared weights (equal to `count` without weights).
     pub weight_sq: f64,
+    /// The cell key of these answers for cell-key perturbation (`stats::cellkey`): the sum of
+    /// their records' keys modulo 2^32, additive (wrapping) like the other fields; 0 when not
+    /// computed.
+    pub key: u32,
 }
 
 impl Bin {
     /// An unweighted bin: every answer has weight 1.
     pub fn unweighted(value: f64, count: u64) -> Self {
-        Bin { value, count, weight: count as f64, weight_sq: count as f64 }
+        Bin { value, count, weight: count as f64, weight_sq: count as f64, key: 0 }
     }
 }
 
@@ -118,8 +122,8 @@ mod tests {
     fn weighted_mean_and_kish_effective_n() {
         // Two answers: 1 with weight 1, 5 with weight 3.
         let d = Distribution::new(vec![
-            Bin { value: 1.0, count: 1, weight: 1.0, weight_sq: 1.0 },
-            Bin { value: 5.0, count: 1, weight: 3.0, weight_sq: 9.0 },
+            Bin { value: 1.0, count: 1, weight: 1.0, weight_sq: 1.0, key: 0 },
+            Bin { value: 5.0, count: 1, weight: 3.0, weight_sq: 9.0, key: 0 },
         ]);
         assert_eq!(d.mean(), Some(4.0));
         assert!((d.n_effective() - 1.6).abs() < 1e-12); // 16 / 10

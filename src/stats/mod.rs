@@ -1,6 +1,7 @@
 //! Pure statistics on plain numbers: moments of weighted discrete distributions, confidence
 //! intervals, two-group comparisons, correlation from sufficient statistics, regression from the
-//! correlation matrix and relative importance. Each function cites the formula's source and is
+//! correlation matrix and relative importance, and the cell-key perturbation of published
+//! counts (`cellkey`). Each function cites the formula's source and is
 //! tested against published values.
 //!
 //! Architecture invariant: no polars, no I/O, no async. Inputs are numbers, outputs are
@@ -11,6 +12,7 @@
 // input takes the documented degenerate path instead of slipping through.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
+pub mod cellkey;
 pub mod correlation;
 pub mod descriptive;
 pub mod distribution;

@@ -118,25 +118,34 @@ async fn services_join_their_scores() {
         measures: vec![cxlake::domain::Measure::Trust],
         ..Default::default()
     };
-    let all = a.scores(&by_service).await.unwrap().rows;
-    let direct = all.iter().max_by_key(|r| r.n).unwrap().clone();
-    let id = direct.key.get(cxlake::domain::Dimension::Service).unwrap().to_string();
-    let first = a.catalog().services.iter().find(|s| s.id == id).unwrap().clone();
-    let out = run(&lake, Role::Public, &format!(r#"{{ services(agency: ["{}"]) {{ id scores(measures: [TRUST]) {{ n agreeShare suppressed }} }} }}"#, first.agency)).await;
-    let joined = out["data"]["services"].as_array().unwrap().iter().find(|s| s["id"] == json!(first.id)).unwrap();
-    let score = &joined["scores"][0];
-    assert!(direct.n >= 10);
-    // Every listed service's scores (fetched in one batch) are its row of the grouped query.
-    for listed in out["data"]["services"].as_array().unwrap() {
-        let row = all.iter().find(|r| r.key.get(cxlake::domain::Dimension::Service) == listed["id"].as_str());
-        let got = &listed["scores"];
-        match row {
-            Some(r) => assert_eq!((got[0]["n"].as_u64(), got[0]["agreeShare"].as_f64()), (Some(r.n), r.agree_share), "{listed}"),
-            None => assert_eq!(got, &json!([]), "{listed}"),
+    let exact = a.scores(&by_service).await.unwrap().rows;
+    // The public role's view perturbs the counts (cell-key method); an analyst's is exact.
+    let perturbed = a.perturbed().await.unwrap().scores(&by_service).await.unwrap().rows;
+    for (role, all) in [(Role::Public, &perturbed), (Role::Analyst, &exact)] {
+        let direct = all.iter().max_by_key(|r| r.true_n()).unwrap().clone();
+        let id = direct.key.get(cxlake::domain::Dimension::Service).unwrap().to_string();
+        let first = a.catalog().services.iter().find(|s| s.id == id).unwrap().clone();
+        let out = run(&lake, role.clone(), &format!(r#"{{ services(agency: ["{}"]) {{ id scores(measures: [TRUST]) {{ n agreeShare suppressed perturbed }} }} }}"#, first.agency)).await;
+        let joined = out["data"]["services"].as_array().unwrap().iter().find(|s| s["id"] == json!(first.id)).unwrap();
+        let score = &joined["scores"][0];
+        assert!(direct.n >= 10);
+        assert_eq!(score["perturbed"].as_bool(), Some(role == Role::Public));
+        // Every listed service's scores (fetched in one batch) are its row of the grouped query.
+        for listed in out["data"]["services"].as_array().unwrap() {
+            let row = all.iter().find(|r| r.key.get(cxlake::domain::Dimension::Service) == listed["id"].as_str());
+            let got = &listed["scores"];
+            match row {
+                Some(r) => assert_eq!((got[0]["n"].as_u64(), got[0]["agreeShare"].as_f64()), (Some(r.n), r.agree_share), "{listed}"),
+                None => assert_eq!(got, &json!([]), "{listed}"),
+            }
         }
+        assert_eq!(score["n"].as_u64(), Some(direct.n));
+        assert_eq!(score["agreeShare"].as_f64(), direct.agree_share);
     }
-    assert_eq!(score["n"].as_u64(), Some(direct.n));
-    assert_eq!(score["agreeShare"].as_f64(), direct.agree_share);
+    // The public numbers differ from the exact ones somewhere (they are perturbed), and the
+    // same records always give the same numbers.
+    assert!(perturbed.iter().zip(&exact).any(|(p, e)| p.n != e.n || p.agree_share != e.agree_share));
+    assert_eq!(perturbed, a.perturbed().await.unwrap().scores(&by_service).await.unwrap().rows);
 }
 
 #[test]

@@ -16,6 +16,7 @@ mod leftovers;
 mod ingest;
 mod limits;
 mod observations;
+mod perturbation;
 mod pruning;
 mod schema_drift;
 mod scores;
