@@ -262,7 +262,8 @@ pub struct Analytics {
     pub suppression: suppression::Suppression,
     /// Slots for blocking jobs, shared by clones.
     admission: std::sync::Arc<Admission>,
-    /// Groups an aggregate query may return.
+    /// Groups an aggregate query may return (no cap unless set: a server sets `MAX_GROUPS` or
+    /// its `--max-groups`; a local `cxlake query` is not capped).
     pub max_groups: usize,
     /// The secret of the record keys (cell-key perturbation): given, or read (created if
     /// absent) from the lake the first time a perturbed view needs it; shared by clones.
@@ -273,7 +274,7 @@ pub struct Analytics {
     pub perturb: Option<cellkey::CellKeySecret>,
 }
 
-/// Groups an aggregate query returns at most, unless configured otherwise.
+/// Groups an aggregate query served over HTTP returns at most, unless configured otherwise.
 pub const MAX_GROUPS: usize = 20_000;
 
 impl Analytics {
@@ -287,7 +288,7 @@ impl Analytics {
             catalog: std::sync::Arc::new(std::sync::RwLock::new((version, catalog))),
             suppression: suppression::Suppression::default(),
             admission: std::sync::Arc::new(Admission::default()),
-            max_groups: MAX_GROUPS,
+            max_groups: usize::MAX,
             cell_key: Default::default(),
             perturb: None,
         })
