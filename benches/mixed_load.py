@@ -89,7 +89,10 @@ def client(url, agencies, stats, until, rng, heavy):
         errors = body.get("errors") or []
         kind = "heavy" if heavy else "light"
         if errors:
-            stats.count(f"{kind} {errors[0].get('extensions', {}).get('code', 'error')}")
+            code = errors[0].get('extensions', {}).get('code', 'error')
+            stats.count(f"{kind} {code}")
+            if code == "BUSY":
+                time.sleep(0.2)  # what a client should do with BUSY: back off, then retry
         else:
             stats.count(f"{kind} ok")
             with stats.lock:
@@ -124,9 +127,11 @@ def main():
     ap.add_argument("--heavy-share", type=float, default=0.3)
     ap.add_argument("--submitters", type=int, default=4)
     ap.add_argument("--seed", type=int, default=18)
+    ap.add_argument("--binary", help="a cxlake binary to measure instead of this checkout's release build (an earlier build, for a before/after)")
     args = ap.parse_args()
-    binary = str(ROOT / "target" / "release" / "cxlake")
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    binary = args.binary or str(ROOT / "target" / "release" / "cxlake")
+    if not args.binary:
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     ensure_lake(binary, args.lake, args.rows)
     import duckdb  # noqa: PLC0415
     c = duckdb.connect()
@@ -175,7 +180,7 @@ def main():
         server.terminate()
         server.wait()
     fivexx = sum(v for k, v in stats.codes.items() if k.startswith("http 5") or k.startswith("submit 5"))
-    print(f"{args.clients} clients without think time ({args.heavy_share:.0%} heavy, 20% of those hang up after 1 s), {args.submitters} submitters, {args.seconds} s, {args.rows:,}-row lake")
+    print(f"{args.clients} clients without think time but 200 ms after a BUSY ({args.heavy_share:.0%} heavy, 20% of those hang up after 1 s), {args.submitters} submitters, {args.seconds} s, {args.rows:,}-row lake")
     print(f"light query, one client, idle server: p50 {statistics.median(idle):.1f} ms, p99 {pct(idle, 99):.1f} ms")
     print(f"light clients alone ({args.seconds // 2} s, reference): {len(alone.light_ms)} answered ({len(alone.light_ms) / (args.seconds // 2):.1f}/s), "
           f"p50 {pct(alone.light_ms, 50):.1f} ms, p99 {pct(alone.light_ms, 99):.1f} ms; BUSY {alone.codes.get('light BUSY', 0)}")

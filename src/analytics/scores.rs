@@ -176,7 +176,7 @@ impl Analytics {
         let q2 = q.clone();
         let keys = self.perturb.clone();
         let df = self
-            .blocking(Weight::Light, move |cancel| Ok(plan_with(gated(lf, cancel), &q2, Vec::new(), keys.as_ref()).collect_with_engine(Engine::Streaming)?.unwrap_single()))
+            .blocking(weight(q), move |cancel| Ok(plan_with(gated(lf, cancel), &q2, Vec::new(), keys.as_ref()).collect_with_engine(Engine::Streaming)?.unwrap_single()))
             .await
             .map_err(|e| self.explain_failure(&files, e))?;
         // A row per group and scale: only past the cap can the groups be too many.
@@ -198,6 +198,17 @@ impl Analytics {
             }
         }
         Ok(ScoresResult { rows, files_scanned })
+    }
+}
+
+/// How much a scores query weighs for admission: one scan, but grouping by many dimensions or
+/// by day or week builds a large table (up to the group cap), so it waits with the heavy ones.
+fn weight(q: &ScoresQuery) -> Weight {
+    use crate::domain::PeriodUnit::{Day, Week};
+    if q.group_by.len() >= 4 || (q.group_by.len() >= 2 && matches!(q.period, Some(Day | Week))) {
+        Weight::Heavy
+    } else {
+        Weight::Light
     }
 }
 
