@@ -25,8 +25,12 @@ pub fn gql_error(e: AnalyticsError) -> async_graphql::Error {
         AnalyticsError::Invalid { field, .. } => Some(field.clone()),
         _ => None,
     };
+    let busy = matches!(e, AnalyticsError::Busy { .. });
     e.extend_with(|_, ext| {
         ext.set("code", code);
+        if busy {
+            ext.set("retryAfterSeconds", 1);
+        }
         if let Some(f) = &field {
             ext.set("argument", f.as_str());
         }

@@ -307,3 +307,30 @@ async fn aggregates_beyond_the_group_cap_are_refused_with_the_cap_named() {
     let resp = schema.execute("{ scores(groupBy: [AGENCY]) { n } }").await;
     assert!(resp.errors.is_empty(), "{:?}", resp.errors);
 }
+
+/// Issue 18: past its running and queued slots a heavy query is refused at once with BUSY (and a
+/// retry hint), while light queries keep their own slots.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_heavy_query_past_its_slots_is_busy_and_light_ones_still_run() {
+    use cxlake::analytics::{Admission, Slots};
+    let lake = crate::common::shared_lake();
+    let one = Slots { running: 1, queued: 0 };
+    let schema = cxlake::api::schema(analytics(lake).with_admission(Admission::new(one, one)));
+    let analyst = || cxlake::api::auth::Principal { role: Role::Analyst, key_id: None };
+    let heavy = "{ driverImportance(groupBy: [AGENCY], bootstrap: 50) { n } }";
+    let (first, second) = tokio::join!(
+        schema.execute(async_graphql::Request::new(heavy).data(analyst())),
+        schema.execute(async_graphql::Request::new(heavy.replace("50", "60")).data(analyst()))
+    );
+    assert!(first.errors.is_empty(), "{:?}", first.errors);
+    let e = second.errors.first().expect("the second heavy query is refused");
+    let ext = e.extensions.as_ref().unwrap();
+    assert_eq!(ext.get("code").map(|c| c.to_string()), Some("\"BUSY\"".into()), "{e:?}");
+    assert_eq!(ext.get("retryAfterSeconds").map(|c| c.to_string()), Some("1".into()));
+    assert!(e.message.contains("1 heavy queries are running and 0 waiting"), "{}", e.message);
+    let (light, again) = tokio::join!(
+        schema.execute(async_graphql::Request::new("{ scores(groupBy: [AGENCY]) { n } }").data(analyst())),
+        schema.execute(async_graphql::Request::new(heavy).data(analyst()))
+    );
+    assert!(light.errors.is_empty() && again.errors.is_empty(), "{:?} {:?}", light.errors, again.errors);
+}
