@@ -45,6 +45,17 @@ fn server(lake: &Path, limits: Limits) -> TestClient<impl poem::Endpoint> {
     TestClient::new(cxlake::api::server::routes_with(schema, a, Some(submitter), limits).into_endpoint())
 }
 
+/// A CORS preflight of a JSON POST to `/graphql` from a page of `origin`.
+async fn preflight<E: poem::Endpoint>(cli: &TestClient<E>, origin: &str) -> poem::test::TestResponse {
+    cli.options("/graphql")
+        .header("host", HOST)
+        .header("origin", origin)
+        .header("access-control-request-method", "POST")
+        .header("access-control-request-headers", "content-type")
+        .send()
+        .await
+}
+
 fn keyless() -> Limits {
     Limits { port: Some(8080), ..Limits::default() }
 }
@@ -155,28 +166,14 @@ async fn hosts_origins_and_cors() {
     let resp = cli.post("/graphql").header("host", HOST).header("origin", "http://127.0.0.1:8080").body_json(&query).send().await;
     resp.assert_status_is_ok();
     assert!(resp.0.headers().get("access-control-allow-origin").is_none());
-    let preflight = cli
-        .options("/graphql")
-        .header("host", HOST)
-        .header("origin", "https://dash.example.gov")
-        .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "content-type")
-        .send()
-        .await;
-    assert!(preflight.0.status().is_client_error() && preflight.0.headers().get("access-control-allow-origin").is_none());
+    let refused = preflight(&cli, "https://dash.example.gov").await;
+    assert!(refused.0.status().is_client_error() && refused.0.headers().get("access-control-allow-origin").is_none());
 
     // --cors-origin: that origin's pages may call (preflight and request), others may not.
     let cors = client(Limits { cors_origins: vec!["https://dash.example.gov".into()], ..keyless() });
-    let preflight = cors
-        .options("/graphql")
-        .header("host", HOST)
-        .header("origin", "https://dash.example.gov")
-        .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "content-type")
-        .send()
-        .await;
-    preflight.assert_status_is_ok();
-    preflight.assert_header("access-control-allow-origin", "https://dash.example.gov");
+    let allowed = preflight(&cors, "https://dash.example.gov").await;
+    allowed.assert_status_is_ok();
+    allowed.assert_header("access-control-allow-origin", "https://dash.example.gov");
     let resp = cors.post("/graphql").header("host", HOST).header("origin", "https://dash.example.gov").body_json(&query).send().await;
     resp.assert_status_is_ok();
     resp.assert_header("access-control-allow-origin", "https://dash.example.gov");

@@ -72,6 +72,13 @@ def wait_stored(lake, ids, collection_id, timeout=30):
         time.sleep(0.2)
 
 
+def assert_stored_once(acked, stored):
+    """Every acknowledged id is stored, and nothing twice."""
+    missing = [a for a in acked if a not in stored]
+    assert not missing, f"{len(missing)} of {len(acked)} acknowledged responses lost, e.g. {missing[:3]}"
+    assert all(v == 1 for v in stored.values()), "responses stored twice"
+
+
 def duck():
     """A DuckDB connection reading timestamps in UTC, as the lake stores them."""
     import duckdb  # noqa: PLC0415 (not every test needs it)
