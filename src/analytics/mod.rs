@@ -363,9 +363,13 @@ impl Analytics {
     }
 
     /// Turns a failed scan of `files` into an error naming the unreadable file, when one is.
+    /// The search may decode every file (`Lake::find_unreadable`): on a multi-threaded runtime
+    /// the async worker hands its other tasks over meanwhile (`block_in_place`).
     pub(crate) fn explain_failure(&self, files: &[crate::store::DataFile], error: AnalyticsError) -> AnalyticsError {
+        let find = || self.lake.find_unreadable(files);
+        let multi_thread = tokio::runtime::Handle::try_current().is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
         match error {
-            AnalyticsError::Polars(_) => match self.lake.find_unreadable(files) {
+            AnalyticsError::Polars(_) => match if multi_thread { tokio::task::block_in_place(find) } else { find() } {
                 Some((path, reason)) => {
                     tracing::error!(%path, %reason, "unreadable data file");
                     AnalyticsError::CorruptFile { path, reason }
