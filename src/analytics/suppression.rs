@@ -75,3 +75,24 @@ impl Suppression {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_perturbed_n_is_shown_on_the_side_of_the_minimum_its_true_n_is_on() {
+        // Suppressed (true n below 10): at most 9 shown, whatever the perturbation gave.
+        assert_eq!(Suppression::clip(11, true, 10), 9);
+        assert_eq!(Suppression::clip(7, true, 10), 7);
+        // Shown: at least 10.
+        assert_eq!(Suppression::clip(8, false, 10), 10);
+        assert_eq!(Suppression::clip(12, false, 10), 12);
+        // No minimum: nothing moves.
+        assert_eq!(Suppression::clip(3, false, 0), 3);
+        // The reason of a perturbed view does not state the true n.
+        assert!(Suppression::check_shown(7, 10, true).is_some_and(|r| !r.contains('7')));
+        assert_eq!(Suppression::check_shown(7, 10, false), Suppression::check(7, 10));
+        assert_eq!(Suppression::check_shown(12, 10, true), None);
+    }
+}

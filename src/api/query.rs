@@ -204,7 +204,7 @@ impl QueryRoot {
         #[graphql(desc = "Default FISCAL_QUARTER.")] period: Option<PeriodUnit>,
         #[graphql(desc = "The period to check, by label (FY2026Q4); default the latest complete one.")] at: Option<String>,
         #[graphql(desc = "Default: SERVICE, OFFICE, AGENCY, CHANNEL.")] levels: Option<Vec<GroupDimension>>,
-        #[graphql(desc = "Both periods need at least this many answers (default 30).")] min_n: Option<u64>,
+        #[graphql(desc = "Both periods need at least this many answers (default 30): the n shown, perturbed for the public role.")] min_n: Option<u64>,
         #[graphql(desc = "Alerts have a q-value below this (default 0.05).")] alpha: Option<f64>,
         filter: Option<ResponseFilter>,
         #[graphql(desc = "Use the survey weights (default false).")] weighted: Option<bool>,

@@ -292,7 +292,8 @@ impl TappedQueryRoot {
     /// pattern counts of one pass over the data; with `bootstrap: B`, percentile 95% intervals
     /// of importance and shares from B Poisson bootstrap replicates of those counts (fixed
     /// `seed`), each replicate's models fitted by one Newton step from the full sample's
-    /// estimates (the one-step GLM bootstrap).
+    /// estimates (the one-step GLM bootstrap). Not offered to the public role (FORBIDDEN): its
+    /// fits would give exact counts back, and differences of them a small cell's answers.
     #[allow(clippy::too_many_arguments)]
     async fn tapped_driver_importance(
         &self,

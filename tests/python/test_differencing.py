@@ -6,10 +6,15 @@ unsuppressed queries (the agency minus its other services, a date range minus on
 month earlier, a service minus its other channels, offices or scale, ...). The true
 distributions come from DuckDB over the lake's Parquet.
 
-The public role's counts are perturbed by the cell-key method, so no difference gives the
-cell's distribution; the same queries with an analyst key recover every cell exactly (the
-battery has teeth, and exact roles are exact); a public query gives the same numbers when
-repeated, by another path and on another server with the same secret (consistency).
+The public role's counts are perturbed by the cell-key method, so a difference is the cell's
+distribution plus the difference of two independent perturbations: it equals the truth only by
+chance (probability 0.27 per bin holding the cell's answers under the ptable), which the attacker
+cannot tell from the many times it does not; the same queries with an analyst key recover every
+cell exactly (the battery has teeth, and exact roles are exact); a public query gives the same
+numbers when repeated, by another path and on another server with the same secret
+(consistency). Averaging many distinct differencing pairs does recover cells: a known limit of
+the method, kept here as an expected failure. And what the perturbation costs the public's
+numbers, by cell size (the table of ARCHITECTURE.md).
 """
 import datetime as dt
 import hashlib
