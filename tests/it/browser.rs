@@ -16,13 +16,7 @@ use std::time::{Duration, Instant};
 const HOST: &str = "127.0.0.1:8080";
 
 fn response(lake: &Path, id: &str) -> Value {
-    let a = analytics(lake);
-    let s = &a.catalog().services[0];
-    json!({
-        "response_id": id, "agency": s.agency, "bureau": s.bureau, "service_id": s.id,
-        "service_type": s.service_type.as_str(), "channel": "digital", "collection_id": "c-web",
-        "scale": "likert5", "trust": 4, "submitted_at": "2023-03-01T00:00:00Z",
-    })
+    crate::common::submission(lake, id, "c-web")
 }
 
 /// The submitResponses mutation storing `response`.

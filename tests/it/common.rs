@@ -56,3 +56,15 @@ pub fn data_files(root: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// A submitted response (the lake's columns as JSON) for the lake's first service, in
+/// collection `collection`, answering trust only.
+pub fn submission(lake: &Path, id: &str, collection: &str) -> serde_json::Value {
+    let a = analytics(lake);
+    let s = &a.catalog().services[0];
+    serde_json::json!({
+        "response_id": id, "agency": s.agency, "bureau": s.bureau, "service_id": s.id,
+        "service_type": s.service_type.as_str(), "channel": "digital", "collection_id": collection,
+        "scale": "likert5", "trust": 4, "submitted_at": "2023-03-01T00:00:00Z",
+    })
+}

@@ -6,7 +6,6 @@ use crate::common::{analytics, data_files, fresh_lake};
 use cxlake::ingest::formats::{Format, OpenOptions};
 use cxlake::ingest::pipeline::{ingest_file, Summary};
 use cxlake::ingest::IngestError;
-use cxlake::store::commit::WriteLock;
 use cxlake::store::Lake;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

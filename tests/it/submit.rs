@@ -15,13 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn response(lake: &Path, id: &str) -> Value {
-    let a = analytics(lake);
-    let s = &a.catalog().services[0];
-    json!({
-        "response_id": id, "agency": s.agency, "bureau": s.bureau, "service_id": s.id,
-        "service_type": s.service_type.as_str(), "channel": "digital", "collection_id": "c-rt",
-        "scale": "likert5", "trust": 4, "satisfaction": 5, "ease": 3, "submitted_at": "2023-03-01T00:00:00Z",
-    })
+    let mut r = crate::common::submission(lake, id, "c-rt");
+    r["satisfaction"] = json!(5);
+    r["ease"] = json!(3);
+    r
 }
 
 fn template_service(lake: &Path) -> String {
