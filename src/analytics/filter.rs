@@ -46,6 +46,39 @@ impl Filter {
         Ok(())
     }
 
+    /// The second protection of small cells for the public role (issue 18; next to cell-key
+    /// perturbation): whole fiscal quarters only (`from` the first day of one, `to` the last day
+    /// of one), periods of a quarter or longer, and at most one value per dimension and scale.
+    /// Then a small cell can only be reached as a sum of other separately perturbed cells, whose
+    /// noise adds up, not as the difference of two overlapping selections (an agency minus a
+    /// list of its other services; two date ranges a month apart). Not yet enforced: the
+    /// differencing battery must be adapted first (see the issue 18 note).
+    pub fn check_public(&self, period: Option<crate::domain::PeriodUnit>) -> Result<(), AnalyticsError> {
+        use crate::domain::PeriodUnit;
+        if let Some(from) = self.from {
+            if FiscalQuarter::of(from).start() != from {
+                return Err(AnalyticsError::invalid("filter.from", format!("{from}: the public role selects whole fiscal quarters; start on the first day of one ({})", FiscalQuarter::of(from).start())));
+            }
+        }
+        if let Some(to) = self.to {
+            if FiscalQuarter::of(to).end() != to {
+                return Err(AnalyticsError::invalid("filter.to", format!("{to}: the public role selects whole fiscal quarters; end on the last day of one ({})", FiscalQuarter::of(to).end())));
+            }
+        }
+        if let Some(unit @ (PeriodUnit::Day | PeriodUnit::Week | PeriodUnit::Month)) = period {
+            return Err(AnalyticsError::invalid("period", format!("{unit:?}: the public role sees periods of a quarter or longer")));
+        }
+        for (dim, values) in &self.values {
+            if values.len() > 1 {
+                return Err(AnalyticsError::invalid(&format!("filter.{}", dim.as_str()), format!("{} values: the public role selects one at a time", values.len())));
+            }
+        }
+        if self.scales.as_ref().is_some_and(|s| s.len() > 1) {
+            return Err(AnalyticsError::invalid("filter.scales", "the public role selects one scale at a time".into()));
+        }
+        Ok(())
+    }
+
     /// The partitions the filter can touch: agencies and the fiscal quarters of the date range.
     pub fn partitions(&self) -> PartitionFilter {
         PartitionFilter {
@@ -85,5 +118,28 @@ impl Filter {
             preds.push(col("scale").is_in(lit(series).implode(false), false));
         }
         preds.into_iter().reduce(|a, b| a.and(b))
+    }
+}
+
+#[cfg(test)]
+mod public_tests {
+    use super::*;
+    use crate::domain::PeriodUnit;
+
+    #[test]
+    fn the_public_selects_whole_quarters_and_one_value_per_dimension() {
+        let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let whole = Filter { from: Some(day("2024-10-01")), to: Some(day("2025-03-31")), ..Default::default() }.with(Dimension::Agency, ["VA"]);
+        assert!(whole.check_public(Some(PeriodUnit::FiscalQuarter)).is_ok());
+        assert!(whole.check_public(Some(PeriodUnit::Year)).is_ok());
+        let refused = |f: &Filter, p: Option<PeriodUnit>, field: &str| match f.check_public(p) {
+            Err(AnalyticsError::Invalid { field: got, .. }) => assert_eq!(got, field),
+            other => panic!("{f:?} {p:?}: {other:?}"),
+        };
+        refused(&Filter { from: Some(day("2024-11-01")), ..whole.clone() }, None, "filter.from");
+        refused(&Filter { to: Some(day("2025-02-28")), ..whole.clone() }, None, "filter.to");
+        refused(&whole, Some(PeriodUnit::Month), "period");
+        refused(&whole.clone().with(Dimension::Service, ["A", "B"]), None, &format!("filter.{}", Dimension::Service.as_str()));
+        refused(&Filter { scales: Some(vec![crate::domain::Scale::Likert5, crate::domain::Scale::Thumbs]), ..whole.clone() }, None, "filter.scales");
     }
 }
