@@ -470,20 +470,9 @@ fn run() -> Result<()> {
             if Lake::exists_at(&out)? {
                 bail!("'{out}' already holds a lake; choose another --out or remove it");
             }
-            let cfg = GenerateConfig {
-                out,
-                rows,
-                seed,
-                first_fiscal_year,
-                fiscal_years,
-                services,
-                drops: !no_drops,
-                ..Default::default()
-            };
-            let bar = ProgressBar::new(rows).with_style(
-                ProgressStyle::with_template("{bar:40} {human_pos}/{human_len} rows {per_sec} eta {eta}")
-                    .expect("valid template"),
-            );
+            let cfg = GenerateConfig { out, rows, seed, first_fiscal_year, fiscal_years, services, drops: !no_drops, ..Default::default() };
+            let bar = ProgressBar::new(rows)
+                .with_style(ProgressStyle::with_template("{bar:40} {human_pos}/{human_len} rows {per_sec} eta {eta}").expect("valid template"));
             let start = Instant::now();
             let report = generate(&cfg, &|n| bar.inc(n))?;
             bar.finish_and_clear();
@@ -500,9 +489,7 @@ fn run() -> Result<()> {
             );
             Ok(())
         }
-        Command::Query { lake, cells, file, variables } => {
-            query(open(&lake)?.with_suppression(cells.suppression()), file, variables)
-        }
+        Command::Query { lake, cells, file, variables } => query(open(&lake)?.with_suppression(cells.suppression()), file, variables),
         Command::Kda { csv, outcome, drivers, json } => kda(&csv, &outcome, &drivers, json),
         Command::Ingest { lake, files, format, table, coding, json } => ingest(&lake, &files, format, table, coding, json),
         Command::Compact { lake } => {
@@ -523,7 +510,15 @@ fn run() -> Result<()> {
 }
 
 #[tokio::main]
-async fn report_hisp(lake: &str, fiscal_year: i32, quarter: u32, agency: Option<String>, format: ReportFormat, out: Option<PathBuf>, cells: Cells) -> Result<()> {
+async fn report_hisp(
+    lake: &str,
+    fiscal_year: i32,
+    quarter: u32,
+    agency: Option<String>,
+    format: ReportFormat,
+    out: Option<PathBuf>,
+    cells: Cells,
+) -> Result<()> {
     let lake = lake.to_string();
     let analytics = tokio::task::spawn_blocking(move || open(&lake)).await??.with_suppression(cells.suppression());
     let q = cxlake::analytics::hisp::HispQuery { quarter: cxlake::api::telemetry::fiscal_quarter(fiscal_year, quarter)?, agencies: agency.map(|a| vec![a]) };
@@ -538,7 +533,11 @@ async fn report_hisp(lake: &str, fiscal_year: i32, quarter: u32, agency: Option<
         None => std::io::Write::write_all(&mut std::io::stdout(), &bytes)?,
     }
     eprintln!("{}", report.due_statement());
-    eprintln!("{} rows for {} designated services and channels", report.rows.len(), report.rows.iter().map(|r| (&r.service.id, &r.channel)).collect::<std::collections::BTreeSet<_>>().len());
+    eprintln!(
+        "{} rows for {} designated services and channels",
+        report.rows.len(),
+        report.rows.iter().map(|r| (&r.service.id, &r.channel)).collect::<std::collections::BTreeSet<_>>().len()
+    );
     if report.services_without_data.is_empty() {
         eprintln!("every designated service has data this quarter");
     } else {
@@ -612,7 +611,12 @@ fn open(lake: &str) -> Result<Analytics> {
 }
 
 #[tokio::main]
-async fn serve(analytics: Analytics, listen: SocketAddr, submitter: Option<std::sync::Arc<cxlake::ingest::submit::Submitter>>, limits: cxlake::api::server::Limits) -> Result<()> {
+async fn serve(
+    analytics: Analytics,
+    listen: SocketAddr,
+    submitter: Option<std::sync::Arc<cxlake::ingest::submit::Submitter>>,
+    limits: cxlake::api::server::Limits,
+) -> Result<()> {
     let shown = analytics.lake.to_string();
     let schema = match &submitter {
         Some(s) => cxlake::api::schema_with_submit(analytics.clone(), s.clone()),
@@ -621,7 +625,13 @@ async fn serve(analytics: Analytics, listen: SocketAddr, submitter: Option<std::
     let app = cxlake::api::server::routes_with(schema, analytics, submitter, limits);
     tracing::info!(lake = %shown, "serving GraphiQL on http://{listen}/");
     poem::Server::new(cxlake::api::connection::bind(listen))
-        .run_with_graceful_shutdown(app, async { tokio::signal::ctrl_c().await.ok(); }, None)
+        .run_with_graceful_shutdown(
+            app,
+            async {
+                tokio::signal::ctrl_c().await.ok();
+            },
+            None,
+        )
         .await
         .context("server failed")
 }
@@ -688,9 +698,7 @@ fn ingest(lake: &str, files: &[PathBuf], format: Option<cxlake::ingest::formats:
             failed = true;
             continue;
         };
-        let bar = ProgressBar::new_spinner().with_style(
-            ProgressStyle::with_template("{spinner} {msg} {human_pos} rows {per_sec}").expect("valid template"),
-        );
+        let bar = ProgressBar::new_spinner().with_style(ProgressStyle::with_template("{spinner} {msg} {human_pos} rows {per_sec}").expect("valid template"));
         bar.set_message(file.display().to_string());
         let result = match table {
             IngestTable::Responses => cxlake::ingest::pipeline::ingest_file(&lake, file, format, &opts, &|n| bar.inc(n)),
@@ -710,7 +718,11 @@ fn ingest(lake: &str, files: &[PathBuf], format: Option<cxlake::ingest::formats:
                     Ok(s) if json => println!("{}", serde_json::to_string(&s)?),
                     Ok(s) => println!(
                         "{source}: {} services added, {} updated, {} unchanged; the inventory holds {} (lake version {})",
-                        s.added.len(), s.updated.len(), s.unchanged.len(), s.services, s.lake_version
+                        s.added.len(),
+                        s.updated.len(),
+                        s.unchanged.len(),
+                        s.services,
+                        s.lake_version
                     ),
                     Err(cxlake::ingest::services::ServicesError::Invalid(problems)) => {
                         eprintln!("error: {source}: the inventory was not changed; {} problem(s):", problems.len());
@@ -784,10 +796,13 @@ fn kda(csv: &std::path::Path, outcome: &str, drivers: &[String], json: bool) -> 
                 })
             })
             .collect();
-        println!("{}", serde_json::json!({
+        println!(
+            "{}",
+            serde_json::json!({
                 "outcome": outcome, "n": report.n, "rows_read": report.rows_read,
                 "r2": imp.ols.r2, "adj_r2": imp.ols.adj_r2, "drivers": rows,
-            }));
+            })
+        );
         return Ok(());
     }
     println!(
@@ -798,12 +813,14 @@ fn kda(csv: &std::path::Path, outcome: &str, drivers: &[String], json: bool) -> 
         imp.ols.r2,
         imp.ols.adj_r2.map_or("n/a".to_string(), |a| format!("{a:.4}"))
     );
-    println!("{:<16} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6}", "driver", "r", "beta", "first", "last", "pratt", "johnson", "share", "shapley", "share", "vif");
+    println!(
+        "{:<16} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>8} {:>6}",
+        "driver", "r", "beta", "first", "last", "pratt", "johnson", "share", "shapley", "share", "vif"
+    );
     for j in 0..drivers.len() {
         println!(
             "{:<16} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>8.4} {:>6.2}",
-            drivers[j], imp.ols.r[j], imp.ols.beta[j], imp.first[j], imp.last[j], imp.pratt[j], imp.johnson[j], js[j],
-            imp.shapley[j], ss[j], imp.ols.vif[j]
+            drivers[j], imp.ols.r[j], imp.ols.beta[j], imp.first[j], imp.last[j], imp.pratt[j], imp.johnson[j], js[j], imp.shapley[j], ss[j], imp.ols.vif[j]
         );
     }
     Ok(())

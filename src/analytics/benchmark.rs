@@ -218,10 +218,8 @@ pub fn compare(rows: Vec<ScoreRow>, q: &BenchmarkQuery, min_cell: u64, perturb: 
         // total (derivable from any shown row) minus the shown entities.
         let hidden = entities.iter().filter(|e| e.suppressed.is_some()).count();
         if hidden == 1 {
-            if let Some(next) = entities
-                .iter_mut()
-                .filter(|e| e.suppressed.is_none())
-                .min_by(|a, b| a.true_n().cmp(&b.true_n()).then_with(|| a.key.cmp(&b.key)))
+            if let Some(next) =
+                entities.iter_mut().filter(|e| e.suppressed.is_none()).min_by(|a, b| a.true_n().cmp(&b.true_n()).then_with(|| a.key.cmp(&b.key)))
             {
                 next.suppress("complementary suppression: withheld so that a small cell of the same peer group cannot be recovered by subtraction".into());
             }
@@ -247,24 +245,13 @@ pub fn compare(rows: Vec<ScoreRow>, q: &BenchmarkQuery, min_cell: u64, perturb: 
                 (None, reason) => reason.map(|r| format!("peers: {r}")),
             };
             let (peer_mean, peer_agree, mean_difference, agree_difference) = match q.pooling {
-                Pooling::Pooled => (
-                    peer.mean,
-                    peer.agree_share,
-                    e.mean_difference(&peer, q.confidence),
-                    e.agree_difference(&peer, q.confidence),
-                ),
+                Pooling::Pooled => (peer.mean, peer.agree_share, e.mean_difference(&peer, q.confidence), e.agree_difference(&peer, q.confidence)),
                 Pooling::EqualWeighted => {
                     // Mean of the other entities' scores; its variance is the mean of their
                     // sampling variances divided by their number.
-                    let means: Vec<(f64, f64)> = others
-                        .iter()
-                        .filter_map(|o| Some((o.mean?, o.sd? * o.sd? / o.n_effective_likert)))
-                        .filter(|(_, v)| v.is_finite())
-                        .collect();
-                    let props: Vec<(f64, f64)> = others
-                        .iter()
-                        .filter_map(|o| o.agree_share.map(|p| (p, p * (1.0 - p) / o.n_effective)))
-                        .collect();
+                    let means: Vec<(f64, f64)> =
+                        others.iter().filter_map(|o| Some((o.mean?, o.sd? * o.sd? / o.n_effective_likert))).filter(|(_, v)| v.is_finite()).collect();
+                    let props: Vec<(f64, f64)> = others.iter().filter_map(|o| o.agree_share.map(|p| (p, p * (1.0 - p) / o.n_effective))).collect();
                     let avg = |v: &[(f64, f64)]| {
                         (!v.is_empty()).then(|| {
                             let m = v.len() as f64;
@@ -292,11 +279,8 @@ pub fn compare(rows: Vec<ScoreRow>, q: &BenchmarkQuery, min_cell: u64, perturb: 
                 }
                 None => (None, None),
             };
-            let (peer_mean, peer_agree, mean_difference, agree_difference) = if peer_suppressed.is_some() {
-                (None, None, None, None)
-            } else {
-                (peer_mean, peer_agree, mean_difference, agree_difference)
-            };
+            let (peer_mean, peer_agree, mean_difference, agree_difference) =
+                if peer_suppressed.is_some() { (None, None, None, None) } else { (peer_mean, peer_agree, mean_difference, agree_difference) };
             out.push(BenchmarkRow {
                 entity: e.key.get(entity_dim).expect("entities have a value").to_string(),
                 peer_key: peer_key.clone(),

@@ -8,7 +8,6 @@ use crate::store::Lake;
 use polars::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
-
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     /// Known values per dimension; a dimension without an entry is not checked.
@@ -94,10 +93,7 @@ impl Catalog {
                     _ => self.known.get(dim).is_none_or(|k| k.contains(v)),
                 };
                 if !ok {
-                    return Err(AnalyticsError::invalid(
-                        &format!("filter.{}", dim.as_str()),
-                        format!("unknown {} '{}'", dim.as_str(), v),
-                    ));
+                    return Err(AnalyticsError::invalid(&format!("filter.{}", dim.as_str()), format!("unknown {} '{}'", dim.as_str(), v)));
                 }
             }
         }

@@ -11,14 +11,14 @@
 //! add the responses dropped for a missing driver and the tapped indicators of thumbs
 //! responses. `crate::stats` computes every estimate.
 
-use super::{gated, Weight};
-use super::grouping::{key_exprs, GroupKey, KeyReader};
 use super::cellkey::{key_sum, CellKeySecret, RECORD_KEY};
+use super::grouping::{key_exprs, GroupKey, KeyReader};
 use super::suppression::Suppression;
-use crate::stats::cellkey::{cell_key, perturb as perturb_count};
+use super::{gated, Weight};
 use super::{Analytics, AnalyticsError, Filter};
 use crate::domain::survey::{tap_column, tap_columns, TAP_TOPICS};
 use crate::domain::{Dimension, Driver, Measure, PeriodUnit};
+use crate::stats::cellkey::{cell_key, perturb as perturb_count};
 use crate::stats::correlation::pairwise_correlation;
 use crate::stats::{importance, wilson, CrossProducts, Importance, Interval, PairSums, StatsError};
 use nalgebra::DMatrix;
@@ -236,7 +236,11 @@ impl Layout {
         };
         let x = |i: usize| {
             let e = col(vars[i]).cast(DataType::Float64) - lit(SHIFT);
-            if fill { e.fill_null(lit(0.0)) } else { e }
+            if fill {
+                e.fill_null(lit(0.0))
+            } else {
+                e
+            }
         };
         let mut cols: Vec<Expr> = (0..self.p).map(|i| x(i).alias(format!("__x{i}"))).collect();
         if weighted {
@@ -261,21 +265,13 @@ impl Layout {
             Missing::Listwise => {
                 let count = f(len());
                 let wx = |i: usize| if weighted { col(format!("__wx{i}")) } else { x(i) };
-                let (sw, sw2) = if weighted {
-                    (col("__w").sum(), (col("__w") * col("__w")).sum())
-                } else {
-                    (count.clone(), count.clone())
-                };
+                let (sw, sw2) = if weighted { (col("__w").sum(), (col("__w") * col("__w")).sum()) } else { (count.clone(), count.clone()) };
                 out.extend([count, sw.clone(), sw2]);
                 out.extend((0..self.p).map(|i| wx(i).sum()));
                 out.extend(self.pairs().into_iter().map(|(i, j)| (wx(i) * x(j)).sum()));
                 for i in 1..self.p {
                     out.push(sw.clone());
-                    out.push(if weighted {
-                        when(agree(i)).then(col("__w")).otherwise(lit(0.0)).sum()
-                    } else {
-                        f(agree(i).sum())
-                    });
+                    out.push(if weighted { when(agree(i)).then(col("__w")).otherwise(lit(0.0)).sum() } else { f(agree(i).sum()) });
                 }
             }
             Missing::Pairwise => {
@@ -425,10 +421,7 @@ fn taps_plan(lf: LazyFrame, weighted: bool, keys: Vec<Expr>, record_keys: Option
     }
     let mut aggs: Vec<Expr> = aggs.into_iter().enumerate().map(|(k, e)| e.alias(format!("__a{k}"))).collect();
     aggs.extend(key_aggs.into_iter().enumerate().map(|(k, e)| e.cast(DataType::UInt64).alias(format!("__k{k}"))));
-    let shown_any = tap_columns()
-        .map(|c| col(c.as_str()).is_not_null())
-        .reduce(|a, b| a.or(b))
-        .expect("tap topics");
+    let shown_any = tap_columns().map(|c| col(c.as_str()).is_not_null()).reduce(|a, b| a.or(b)).expect("tap topics");
     let lf = lf.filter(shown_any);
     let lf = match record_keys {
         Some(secret) => lf.with_column(secret.record_key_expr()),
@@ -487,11 +480,20 @@ impl Analytics {
         let suppression = self.suppression;
         let perturb = self.perturb.clone();
         let max_groups = self.max_groups;
-        self.blocking(Weight::Heavy, move |cancel| run(gated(lf, cancel), &q, suppression, max_groups, perturb.as_ref(), cancel)).await.map_err(|e| self.explain_failure(&files, e))
+        self.blocking(Weight::Heavy, move |cancel| run(gated(lf, cancel), &q, suppression, max_groups, perturb.as_ref(), cancel))
+            .await
+            .map_err(|e| self.explain_failure(&files, e))
     }
 }
 
-fn run(lf: LazyFrame, q: &DriverQuery, suppression: Suppression, max_groups: usize, perturb: Option<&CellKeySecret>, cancel: &super::Cancel) -> Result<Vec<DriverGroup>, AnalyticsError> {
+fn run(
+    lf: LazyFrame,
+    q: &DriverQuery,
+    suppression: Suppression,
+    max_groups: usize,
+    perturb: Option<&CellKeySecret>,
+    cancel: &super::Cancel,
+) -> Result<Vec<DriverGroup>, AnalyticsError> {
     let vars: Vec<&str> = std::iter::once(q.outcome.column()).chain(q.drivers.iter().map(|d| d.as_str())).collect();
     let layout = Layout { p: vars.len(), missing: q.missing };
     let key_layout = KeyLayout { p: vars.len(), missing: q.missing };
@@ -668,25 +670,13 @@ fn correlations(layout: &Layout, s: &[f64]) -> (Result<DMatrix<f64>, StatsError>
                     let v = &s[k..k + 8];
                     index.insert(
                         (i, j),
-                        PairSums {
-                            count: v[0].round() as u64,
-                            sum_w: v[1],
-                            sum_w2: v[2],
-                            sum_i: v[3],
-                            sum_j: v[4],
-                            sum_ii: v[5],
-                            sum_jj: v[6],
-                            sum_ij: v[7],
-                        },
+                        PairSums { count: v[0].round() as u64, sum_w: v[1], sum_w2: v[2], sum_i: v[3], sum_j: v[4], sum_ii: v[5], sum_jj: v[6], sum_ij: v[7] },
                     );
                     k += 8;
                 }
             }
             let n = index.values().map(|s| s.count).min().unwrap_or(0);
-            let n_eff = index
-                .values()
-                .map(|s| if s.sum_w2 > 0.0 { s.sum_w * s.sum_w / s.sum_w2 } else { 0.0 })
-                .fold(f64::INFINITY, f64::min);
+            let n_eff = index.values().map(|s| if s.sum_w2 > 0.0 { s.sum_w * s.sum_w / s.sum_w2 } else { 0.0 }).fold(f64::INFINITY, f64::min);
             (pairwise_correlation(p, |i, j| index[&(i, j)].clone()), n, if n_eff.is_finite() { n_eff } else { 0.0 })
         }
     }
@@ -832,11 +822,7 @@ fn assess(key: GroupKey, layout: &Layout, s: &[f64], candidates: Option<u64>, q:
     match result {
         Err(e) => {
             group.error = Some(explain(&e, &names));
-            group.drivers = drivers
-                .iter()
-                .zip(&perf)
-                .map(|(d, p)| DriverStat { driver: *d, performance: *p, ..empty_stat(*d) })
-                .collect();
+            group.drivers = drivers.iter().zip(&perf).map(|(d, p)| DriverStat { driver: *d, performance: *p, ..empty_stat(*d) }).collect();
         }
         Ok(imp) => {
             group.r2 = Some(imp.ols.r2);
@@ -1028,7 +1014,6 @@ pub fn kda_csv(path: &std::path::Path, outcome: &str, drivers: &[String]) -> Res
         let centred: Vec<f64> = row.iter().zip(s.iter()).map(|(x, c)| x - c).collect();
         cp.add_row(&centred, 1.0);
     })?;
-    let (importance, _) =
-        assess_cross_products(&cp, &names).map_err(|m| AnalyticsError::invalid("csv", format!("{}: {m}", path.display())))?;
+    let (importance, _) = assess_cross_products(&cp, &names).map_err(|m| AnalyticsError::invalid("csv", format!("{}: {m}", path.display())))?;
     Ok(KdaReport { outcome: outcome.to_string(), drivers: drivers.to_vec(), rows_read: counts.read, n: counts.complete, importance })
 }

@@ -57,12 +57,18 @@ impl Filter {
         use crate::domain::PeriodUnit;
         if let Some(from) = self.from {
             if FiscalQuarter::of(from).start() != from {
-                return Err(AnalyticsError::invalid("filter.from", format!("{from}: the public role selects whole fiscal quarters; start on the first day of one ({})", FiscalQuarter::of(from).start())));
+                return Err(AnalyticsError::invalid(
+                    "filter.from",
+                    format!("{from}: the public role selects whole fiscal quarters; start on the first day of one ({})", FiscalQuarter::of(from).start()),
+                ));
             }
         }
         if let Some(to) = self.to {
             if FiscalQuarter::of(to).end() != to {
-                return Err(AnalyticsError::invalid("filter.to", format!("{to}: the public role selects whole fiscal quarters; end on the last day of one ({})", FiscalQuarter::of(to).end())));
+                return Err(AnalyticsError::invalid(
+                    "filter.to",
+                    format!("{to}: the public role selects whole fiscal quarters; end on the last day of one ({})", FiscalQuarter::of(to).end()),
+                ));
             }
         }
         if let Some(unit @ (PeriodUnit::Day | PeriodUnit::Week | PeriodUnit::Month)) = period {
@@ -70,7 +76,10 @@ impl Filter {
         }
         for (dim, values) in &self.values {
             if values.len() > 1 {
-                return Err(AnalyticsError::invalid(&format!("filter.{}", dim.as_str()), format!("{} values: the public role selects one at a time", values.len())));
+                return Err(AnalyticsError::invalid(
+                    &format!("filter.{}", dim.as_str()),
+                    format!("{} values: the public role selects one at a time", values.len()),
+                ));
             }
         }
         if self.scales.as_ref().is_some_and(|s| s.len() > 1) {

@@ -77,10 +77,7 @@ impl<'a> KeyReader<'a> {
 
     /// The key of row `i`.
     pub fn key(&self, i: usize) -> GroupKey {
-        GroupKey {
-            values: self.dims.iter().map(|(d, c)| (*d, c.get(i).map(str::to_string))).collect(),
-            period: self.period(i),
-        }
+        GroupKey { values: self.dims.iter().map(|(d, c)| (*d, c.get(i).map(str::to_string))).collect(), period: self.period(i) }
     }
 
     fn period(&self, i: usize) -> Option<Period> {

@@ -13,9 +13,9 @@
 //! (`point_scale` 2) down is counted in `qN_1` and up in `qN_2`; drivers are not asked on that
 //! scale (they are tapped).
 
-use super::{gated, Weight};
 use super::observations::{AggregateQuery, ObservationFilter, ObservationKey};
 use super::scores::{plan_with, ScoresQuery};
+use super::{gated, Weight};
 use super::{Analytics, AnalyticsError, Filter};
 use crate::domain::due_dates::{hisp_due_date, DueDate};
 use crate::domain::hisp::QUESTIONS;
@@ -129,7 +129,9 @@ impl HispReport {
     pub fn due_statement(&self) -> String {
         let source = match self.due.source {
             crate::domain::due_dates::DueDateSource::Published => "the date OMB published",
-            crate::domain::due_dates::DueDateSource::Rule => "the rule of A-11 280.16: the last business day of the month after the quarter, federal holidays considered",
+            crate::domain::due_dates::DueDateSource::Rule => {
+                "the rule of A-11 280.16: the last business day of the month after the quarter, federal holidays considered"
+            }
         };
         format!("FY{} Q{} data are due {} ({source})", self.quarter.year, self.quarter.quarter, self.due.date)
     }
@@ -146,15 +148,12 @@ impl Analytics {
         if let Some(a) = &q.agencies {
             catalog.check(&Filter::default().with(Dimension::Agency, a.clone()))?;
         }
-        let designated: Vec<ServiceRecord> = catalog
-            .services
-            .iter()
-            .filter(|s| s.designated && q.agencies.as_ref().is_none_or(|a| a.contains(&s.agency)))
-            .cloned()
-            .collect();
+        let designated: Vec<ServiceRecord> =
+            catalog.services.iter().filter(|s| s.designated && q.agencies.as_ref().is_none_or(|a| a.contains(&s.agency))).cloned().collect();
         let due = hisp_due_date(q.quarter);
         let min_cell = self.suppression.min_cell;
-        let mut report = HispReport { quarter: q.quarter, due, rows: Vec::new(), services_without_data: Vec::new(), min_cell, perturbed: self.perturb.is_some() };
+        let mut report =
+            HispReport { quarter: q.quarter, due, rows: Vec::new(), services_without_data: Vec::new(), min_cell, perturbed: self.perturb.is_some() };
         if designated.is_empty() {
             return Ok(report);
         }
@@ -165,7 +164,8 @@ impl Analytics {
         filter.from = Some(q.quarter.start());
         filter.to = Some(q.quarter.end());
         let measures: Vec<Measure> = QUESTIONS.iter().filter_map(|q| q.measure).collect();
-        let sq = ScoresQuery { filter: filter.clone(), group_by: vec![Dimension::Service, Dimension::Channel], measures: measures.clone(), ..Default::default() };
+        let sq =
+            ScoresQuery { filter: filter.clone(), group_by: vec![Dimension::Service, Dimension::Channel], measures: measures.clone(), ..Default::default() };
 
         // Answer counts and respondents per service, channel and scale: one pass.
         let files = self.lake.response_files(&filter.partitions()).await?;
@@ -191,7 +191,11 @@ impl Analytics {
                 Err(_) => None,
             };
             for i in 0..df.height() {
-                let key = (service.get(i).unwrap_or_default().to_string(), channel.get(i).unwrap_or_default().to_string(), scale.get(i).unwrap_or_default().to_string());
+                let key = (
+                    service.get(i).unwrap_or_default().to_string(),
+                    channel.get(i).unwrap_or_default().to_string(),
+                    scale.get(i).unwrap_or_default().to_string(),
+                );
                 let mut bins = BTreeMap::new();
                 for &m in &measures {
                     for v in 0..=5i64 {
@@ -312,7 +316,13 @@ impl Analytics {
             });
         }
         report.rows.sort_by(|a, b| {
-            (&a.service.agency, &a.service.bureau, &a.service.id, &a.channel, a.point_scale).cmp(&(&b.service.agency, &b.service.bureau, &b.service.id, &b.channel, b.point_scale))
+            (&a.service.agency, &a.service.bureau, &a.service.id, &a.channel, a.point_scale).cmp(&(
+                &b.service.agency,
+                &b.service.bureau,
+                &b.service.id,
+                &b.channel,
+                b.point_scale,
+            ))
         });
         report.services_without_data = designated.iter().filter(|s| !report.rows.iter().any(|r| r.service.id == s.id)).cloned().collect();
         Ok(report)

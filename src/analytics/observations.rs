@@ -17,8 +17,8 @@
 //! Measured on generated telemetry without drops (`tests/it/observations.rs`), and the planted
 //! drop's detection delay, in ARCHITECTURE.md.
 
-use super::Weight;
 use super::grouping::{period_exprs, KeyReader};
+use super::Weight;
 use super::{Analytics, AnalyticsError, Filter, ScoresQuery};
 use crate::domain::observations::ObservationTable;
 use crate::domain::{Dimension, Measure, Period, PeriodUnit};
@@ -75,7 +75,10 @@ impl ObservationFilter {
     fn validate(&self) -> Result<(), AnalyticsError> {
         for dim in self.filter.values.keys() {
             if !matches!(dim, Dimension::Agency | Dimension::Service | Dimension::Channel | Dimension::Office) {
-                return Err(AnalyticsError::invalid(&format!("filter.{}", dim.as_str()), "telemetry and indicators are coded by agency, service, channel and office only".into()));
+                return Err(AnalyticsError::invalid(
+                    &format!("filter.{}", dim.as_str()),
+                    "telemetry and indicators are coded by agency, service, channel and office only".into(),
+                ));
             }
         }
         for (field, list) in [("metrics", &self.metrics), ("pages", &self.pages)] {
@@ -119,7 +122,11 @@ impl AggregateRow {
 
 impl Analytics {
     /// The files and scan of `table` the filter admits (`None`: no file).
-    async fn scan_observations(&self, table: ObservationTable, f: &ObservationFilter) -> Result<Option<(Vec<crate::store::DataFile>, LazyFrame)>, AnalyticsError> {
+    async fn scan_observations(
+        &self,
+        table: ObservationTable,
+        f: &ObservationFilter,
+    ) -> Result<Option<(Vec<crate::store::DataFile>, LazyFrame)>, AnalyticsError> {
         f.validate()?;
         self.catalog().check(&f.filter)?;
         let files = self.lake.table_files(Table::Observations(table), &f.filter.partitions()).await?;
@@ -151,7 +158,10 @@ impl Analytics {
             v.clone().min().alias("min"),
             v.max().alias("max"),
         ]);
-        let df = self.blocking(Weight::Light, move |_| Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single())).await.map_err(|e| self.explain_failure(&files, e))?;
+        let df = self
+            .blocking(Weight::Light, move |_| Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single()))
+            .await
+            .map_err(|e| self.explain_failure(&files, e))?;
         let periods = KeyReader::new(&df, &[], q.period)?;
         let metric = df.column("metric")?.str()?;
         let key_cols: Vec<(ObservationKey, &StringChunked)> = q.by.iter().map(|k| Ok((*k, df.column(k.column())?.str()?))).collect::<PolarsResult<_>>()?;
@@ -291,16 +301,15 @@ impl Analytics {
         let mut by_day: Vec<Expr> = series.to_vec();
         by_day.push(col("observed_at").dt().truncate(lit("1d")).alias("day"));
         by_day.push(in_window.alias("in_window"));
-        let lf = lf
-            .group_by(by_day)
-            .agg([col("value").sum().alias("v")])
-            .group_by(series)
-            .agg([
-                when(col("in_window")).then(col("v")).otherwise(lit(0.0)).sum().alias("window"),
-                when(col("in_window")).then(lit(0.0)).otherwise(col("v")).sum().alias("baseline"),
-                when(col("in_window")).then(lit(0.0)).otherwise(col("v") * col("v")).sum().alias("baseline_sq"),
-            ]);
-        let df = self.blocking(Weight::Light, move |_| Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single())).await.map_err(|e| self.explain_failure(&files, e))?;
+        let lf = lf.group_by(by_day).agg([col("value").sum().alias("v")]).group_by(series).agg([
+            when(col("in_window")).then(col("v")).otherwise(lit(0.0)).sum().alias("window"),
+            when(col("in_window")).then(lit(0.0)).otherwise(col("v")).sum().alias("baseline"),
+            when(col("in_window")).then(lit(0.0)).otherwise(col("v") * col("v")).sum().alias("baseline_sq"),
+        ]);
+        let df = self
+            .blocking(Weight::Light, move |_| Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single()))
+            .await
+            .map_err(|e| self.explain_failure(&files, e))?;
         let text = |c: &str| -> PolarsResult<Vec<Option<String>>> { Ok(df.column(c)?.str()?.iter().map(|v| v.map(str::to_string)).collect()) };
         let (agency, service, metric, channel, page) = (text("agency")?, text("service_id")?, text("metric")?, text("channel")?, text("page")?);
         let window = df.column("window")?.f64()?;
@@ -339,7 +348,9 @@ impl Analytics {
                 });
             }
         }
-        report.rows.sort_by(|a, b| b.alarm.cmp(&a.alarm).then(a.p_value.total_cmp(&b.p_value)).then((&a.service_id, &a.metric, &a.page).cmp(&(&b.service_id, &b.metric, &b.page))));
+        report.rows.sort_by(|a, b| {
+            b.alarm.cmp(&a.alarm).then(a.p_value.total_cmp(&b.p_value)).then((&a.service_id, &a.metric, &a.page).cmp(&(&b.service_id, &b.metric, &b.page)))
+        });
         Ok(report)
     }
 }
@@ -416,7 +427,13 @@ impl Analytics {
         };
         let indicators = self.aggregate(&agg).await?;
         let scores = self
-            .scores(&ScoresQuery { filter: q.filter.clone(), group_by: group_by.clone(), period: Some(q.period), measures: q.measures.clone(), ..Default::default() })
+            .scores(&ScoresQuery {
+                filter: q.filter.clone(),
+                group_by: group_by.clone(),
+                period: Some(q.period),
+                measures: q.measures.clone(),
+                ..Default::default()
+            })
             .await?;
         type Cell = (String, Option<String>, String);
         let mut score_rows: BTreeMap<Cell, Vec<super::ScoreRow>> = BTreeMap::new();

@@ -3,8 +3,8 @@
 //! pagination: the next page starts after the last row of this one, so pages stay consistent
 //! while new rows arrive). Who may read them is the API's business; this only reads.
 
-use super::{gated, Weight};
 use super::filter::Filter;
+use super::{gated, Weight};
 use super::{Analytics, AnalyticsError};
 use polars::prelude::*;
 
@@ -101,26 +101,29 @@ impl Analytics {
             None => lf,
         };
         let (first, after) = (q.first, q.after.clone());
-        let (total, page) = self.blocking(Weight::Light, move |cancel| {
-            let lf = gated(lf, cancel);
-            let total = lf.clone().select([len().alias("n")]).collect()?.column("n")?.u32()?.get(0).unwrap_or(0) as u64;
-            cancel.check()?;
-            let lf = match &after {
-                None => lf,
-                Some(c) => {
-                    let at = col("submitted_at").dt().timestamp(TimeUnit::Microseconds);
-                    lf.filter(at.clone().gt(lit(c.submitted_at_us)).or(at.eq(lit(c.submitted_at_us)).and(col("response_id").gt(lit(c.response_id.clone())))))
-                }
-            };
-            let page = lf
-                .sort(["submitted_at", "response_id"], SortMultipleOptions::default())
-                .limit(first as IdxSize + 1)
-                .with_column(col("submitted_at").dt().timestamp(TimeUnit::Microseconds).alias("submitted_at_us"))
-                .collect()?;
-            Ok((total, page))
-        })
-        .await
-        .map_err(|e| self.explain_failure(&files, e))?;
+        let (total, page) = self
+            .blocking(Weight::Light, move |cancel| {
+                let lf = gated(lf, cancel);
+                let total = lf.clone().select([len().alias("n")]).collect()?.column("n")?.u32()?.get(0).unwrap_or(0) as u64;
+                cancel.check()?;
+                let lf = match &after {
+                    None => lf,
+                    Some(c) => {
+                        let at = col("submitted_at").dt().timestamp(TimeUnit::Microseconds);
+                        lf.filter(
+                            at.clone().gt(lit(c.submitted_at_us)).or(at.eq(lit(c.submitted_at_us)).and(col("response_id").gt(lit(c.response_id.clone())))),
+                        )
+                    }
+                };
+                let page = lf
+                    .sort(["submitted_at", "response_id"], SortMultipleOptions::default())
+                    .limit(first as IdxSize + 1)
+                    .with_column(col("submitted_at").dt().timestamp(TimeUnit::Microseconds).alias("submitted_at_us"))
+                    .collect()?;
+                Ok((total, page))
+            })
+            .await
+            .map_err(|e| self.explain_failure(&files, e))?;
         let mut rows = to_rows(&page)?;
         let next = if rows.len() > first {
             rows.truncate(first);
@@ -142,12 +145,24 @@ fn to_rows(df: &DataFrame) -> Result<Vec<RawResponse>, AnalyticsError> {
     let flags = |name: &str| -> Result<Vec<Option<bool>>, AnalyticsError> { Ok(df.column(name)?.bool()?.iter().collect()) };
     let at = df.column("submitted_at_us")?.i64()?.iter().collect::<Vec<_>>();
     let (id, agency, coll, bureau, service, stype, channel, stage, office, region, scale, ft1, ft2) = (
-        text("response_id")?, text("agency")?, text("collection_id")?, text("bureau")?, text("service_id")?, text("service_type")?,
-        text("channel")?, text("stage")?, text("office_id")?, text("region")?, text("scale")?, text("free_text_1")?, text("free_text_2")?,
+        text("response_id")?,
+        text("agency")?,
+        text("collection_id")?,
+        text("bureau")?,
+        text("service_id")?,
+        text("service_type")?,
+        text("channel")?,
+        text("stage")?,
+        text("office_id")?,
+        text("region")?,
+        text("scale")?,
+        text("free_text_1")?,
+        text("free_text_2")?,
     );
     let (fy, fq) = (ints("fiscal_year")?, ints("fiscal_quarter")?);
     let weight: Vec<Option<f64>> = df.column("weight")?.f64()?.iter().collect();
-    let answer_cols: Vec<String> = ["trust", "satisfaction"].iter().map(|s| s.to_string()).chain(crate::domain::Driver::ALL.iter().map(|d| d.as_str().to_string())).collect();
+    let answer_cols: Vec<String> =
+        ["trust", "satisfaction"].iter().map(|s| s.to_string()).chain(crate::domain::Driver::ALL.iter().map(|d| d.as_str().to_string())).collect();
     let answers: Vec<(String, Vec<Option<i32>>)> = answer_cols.into_iter().map(|c| ints(&c).map(|v| (c, v))).collect::<Result<_, _>>()?;
     let tap_cols: Vec<String> = crate::domain::TapIndicator::all().into_iter().map(|i| i.column()).collect();
     let taps: Vec<(String, Vec<Option<bool>>)> = tap_cols.into_iter().map(|c| flags(&c).map(|v| (c, v))).collect::<Result<_, _>>()?;
@@ -155,7 +170,10 @@ fn to_rows(df: &DataFrame) -> Result<Vec<RawResponse>, AnalyticsError> {
     Ok((0..df.height())
         .map(|i| RawResponse {
             response_id: s(&id, i),
-            submitted_at: at[i].and_then(chrono::DateTime::from_timestamp_micros).map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)).unwrap_or_default(),
+            submitted_at: at[i]
+                .and_then(chrono::DateTime::from_timestamp_micros)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
+                .unwrap_or_default(),
             agency: s(&agency, i),
             fiscal_year: fy[i].unwrap_or_default(),
             fiscal_quarter: fq[i].unwrap_or_default(),

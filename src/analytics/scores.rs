@@ -12,11 +12,11 @@
 //! statistic is computed from the perturbed bins ([`perturbed_row`]). Suppression decisions
 //! keep using the true n.
 
-use super::{gated, Weight};
+use super::cellkey::{key_sum, CellKeySecret};
 use super::grouping::{key_exprs, GroupKey, KeyReader};
+use super::{gated, Weight};
 use super::{Analytics, AnalyticsError, Filter};
 use crate::domain::{Dimension, Measure, PeriodUnit, Scale};
-use super::cellkey::{key_sum, CellKeySecret};
 use crate::stats::cellkey::{cell_key, perturb, perturb_bin};
 use crate::stats::{mean_interval, two_proportions, welch, wilson, Bin, Comparison, Distribution, Interval};
 use polars::prelude::*;
@@ -120,7 +120,11 @@ impl ScoreRow {
             // to the n shown (not the sums of its perturbed, withheld bins).
             let scaled = |on: &dyn Fn(Scale) -> bool, shown: u64| {
                 let d = Distribution::new(self.bins.iter().filter(|(s, _)| on(*s)).map(|(_, b)| *b).collect());
-                if d.n() > 0 { d.n_effective() * shown as f64 / d.n() as f64 } else { 0.0 }
+                if d.n() > 0 {
+                    d.n_effective() * shown as f64 / d.n() as f64
+                } else {
+                    0.0
+                }
             };
             self.n_effective = scaled(&|_| true, self.n);
             self.n_effective_likert = scaled(&|s| s == Scale::Likert5, self.n_likert);
@@ -176,7 +180,9 @@ impl Analytics {
         let q2 = q.clone();
         let keys = self.perturb.clone();
         let df = self
-            .blocking(weight(q), move |cancel| Ok(plan_with(gated(lf, cancel), &q2, Vec::new(), keys.as_ref()).collect_with_engine(Engine::Streaming)?.unwrap_single()))
+            .blocking(weight(q), move |cancel| {
+                Ok(plan_with(gated(lf, cancel), &q2, Vec::new(), keys.as_ref()).collect_with_engine(Engine::Streaming)?.unwrap_single())
+            })
             .await
             .map_err(|e| self.explain_failure(&files, e))?;
         // A row per group and scale: only past the cap can the groups be too many.
@@ -284,11 +290,7 @@ fn assemble(df: &DataFrame, q: &ScoresQuery) -> Result<Vec<ScoreRow>, AnalyticsE
             }
             let base = format!("{}__{}", m.column(), v);
             let n = df.column(&bin_column(m, *v))?.u64()?;
-            let w = if q.weighted {
-                Some((df.column(&format!("{base}__w"))?.f64()?, df.column(&format!("{base}__w2"))?.f64()?))
-            } else {
-                None
-            };
+            let w = if q.weighted { Some((df.column(&format!("{base}__w"))?.f64()?, df.column(&format!("{base}__w2"))?.f64()?)) } else { None };
             let k = match df.column(&key_column(m, *v)) {
                 Ok(c) => Some(c.u64()?),
                 Err(_) => None,
@@ -353,18 +355,13 @@ pub fn score_row(key: GroupKey, measure: Measure, bins: &[(Scale, Bin)], confide
     let likert = on(Scale::Likert5);
     let thumbs = on(Scale::Thumbs);
     // Agreement over both scales: a 0/1 distribution.
-    let agreement = Distribution::new(
-        bins.iter().map(|(s, b)| Bin { value: if s.agrees(b.value as i64) { 1.0 } else { 0.0 }, ..*b }).collect(),
-    );
+    let agreement = Distribution::new(bins.iter().map(|(s, b)| Bin { value: if s.agrees(b.value as i64) { 1.0 } else { 0.0 }, ..*b }).collect());
     let mean = likert.mean();
     let sd = likert.sd();
     let n_eff_likert = likert.n_effective();
     let agree_share = agreement.share(|v| v == 1.0);
     let n_effective = agreement.n_effective();
-    let distribution: Vec<AnswerCount> = bins
-        .iter()
-        .map(|(s, b)| AnswerCount { scale: *s, value: b.value as i64, count: b.count, weight: b.weight })
-        .collect();
+    let distribution: Vec<AnswerCount> = bins.iter().map(|(s, b)| AnswerCount { scale: *s, value: b.value as i64, count: b.count, weight: b.weight }).collect();
     ScoreRow {
         key,
         measure,

@@ -15,9 +15,9 @@
 //! as a·Poisson(λ) with λ = (Σw)²/Σw² and a = Σw²/Σw, which has the mean and variance of the
 //! row-level Σ wᵢ·Poisson(1) (exact when the weights in a cell are equal).
 
-use super::{gated, Weight};
 use super::grouping::{key_exprs, GroupKey, KeyReader};
 use super::suppression::Suppression;
+use super::{gated, Weight};
 use super::{Analytics, AnalyticsError, Cancel, Filter};
 use crate::domain::{Dimension, Measure, PeriodUnit, Scale, TapIndicator, TapTopic};
 use crate::stats::logistic::{self, Dropped, Pattern};
@@ -205,7 +205,9 @@ impl Analytics {
         let q = q.clone();
         let suppression = self.suppression;
         let max_groups = self.max_groups;
-        self.blocking(Weight::Heavy, move |cancel| run(gated(lf, cancel), &q, suppression, max_groups, cancel)).await.map_err(|e| self.explain_failure(&files, e))
+        self.blocking(Weight::Heavy, move |cancel| run(gated(lf, cancel), &q, suppression, max_groups, cancel))
+            .await
+            .map_err(|e| self.explain_failure(&files, e))
     }
 }
 
@@ -235,11 +237,8 @@ fn plan(lf: LazyFrame, q: &TappedQuery) -> LazyFrame {
         bits(&|c: Expr| c.is_not_null()).alias("__shown"),
         bits(&|c: Expr| c.fill_null(lit(false))).alias("__tapped"),
     ]);
-    let (sum_w, sum_w2) = if q.weighted {
-        (col("weight").sum(), (col("weight") * col("weight")).sum())
-    } else {
-        (len().cast(DataType::Float64), len().cast(DataType::Float64))
-    };
+    let (sum_w, sum_w2) =
+        if q.weighted { (col("weight").sum(), (col("weight") * col("weight")).sum()) } else { (len().cast(DataType::Float64), len().cast(DataType::Float64)) };
     lf.filter(keep).group_by(keys).agg([len().cast(DataType::UInt64).alias("__n"), sum_w.alias("__w"), sum_w2.alias("__w2")])
 }
 
@@ -469,7 +468,16 @@ fn assess(key: GroupKey, cells: &[Cell], q: &TappedQuery, suppression: Suppressi
     });
     group.drivers = topics
         .iter()
-        .map(|&topic| TappedDriver { topic, importance: None, share: None, rank: None, johnson: None, johnson_share: None, importance_ci: None, share_ci: None })
+        .map(|&topic| TappedDriver {
+            topic,
+            importance: None,
+            share: None,
+            rank: None,
+            johnson: None,
+            johnson_share: None,
+            importance_ci: None,
+            share_ci: None,
+        })
         .collect();
     let (mut columns, mut fits) = (Vec::new(), None);
     let estimates = match q.model {
@@ -610,7 +618,14 @@ fn varying(cells: &[Cell], design: &Design) -> (Vec<usize>, Vec<(usize, Dropped)
     (keep, dropped)
 }
 
-fn linear_estimates(group: &mut TappedGroup, cells: &[Cell], design: &Design, columns: &[usize], dropped: Vec<(usize, Dropped)>, q: &TappedQuery) -> Result<SetValues, StatsError> {
+fn linear_estimates(
+    group: &mut TappedGroup,
+    cells: &[Cell],
+    design: &Design,
+    columns: &[usize],
+    dropped: Vec<(usize, Dropped)>,
+    q: &TappedQuery,
+) -> Result<SetValues, StatsError> {
     for (j, d) in dropped {
         group.coefficients[j].dropped = Some(d.reason().to_string());
         group.warnings.push(format!("{}: {}; no coefficient", q.indicators[j], d.reason()));
@@ -636,11 +651,8 @@ fn linear_estimates(group: &mut TappedGroup, cells: &[Cell], design: &Design, co
 /// sums of `columns`.
 fn linear_set_values(cp: &CrossProducts, design: &Design, columns: &[usize], with_johnson: bool) -> Result<SetValues, StatsError> {
     let (rxx, rxy) = split(&cp.correlation()?);
-    let set_masks: Vec<u32> = design
-        .sets
-        .iter()
-        .map(|(_, s)| columns.iter().enumerate().filter(|(_, j)| s.contains(j)).fold(0u32, |m, (k, _)| m | (1 << k)))
-        .collect();
+    let set_masks: Vec<u32> =
+        design.sets.iter().map(|(_, s)| columns.iter().enumerate().filter(|(_, j)| s.contains(j)).fold(0u32, |m, (k, _)| m | (1 << k))).collect();
     let m = set_masks.len();
     let values: Vec<f64> = (0..1u32 << m)
         .map(|mask| r2_subset(&rxx, &rxy, (0..m).filter(|s| mask & (1 << s) != 0).fold(0, |acc, s| acc | set_masks[s])))
@@ -718,7 +730,16 @@ impl TappedGroup {
             *c = TapCoefficient { indicator: c.indicator, estimate: None, std_error: None, interval: None, p_value: None, dropped: None };
         }
         for d in &mut self.drivers {
-            *d = TappedDriver { topic: d.topic, importance: None, share: None, rank: None, johnson: None, johnson_share: None, importance_ci: None, share_ci: None };
+            *d = TappedDriver {
+                topic: d.topic,
+                importance: None,
+                share: None,
+                rank: None,
+                johnson: None,
+                johnson_share: None,
+                importance_ci: None,
+                share_ci: None,
+            };
         }
         // The lift's shares would give back the group's agree count (the events withheld above).
         for l in &mut self.lift {

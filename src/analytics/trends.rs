@@ -40,12 +40,7 @@ pub struct Change {
 }
 
 fn change(now: &ScoreRow, before: &ScoreRow, against: Period, confidence: f64) -> Change {
-    Change {
-        against,
-        before: before.clone(),
-        mean: now.mean_difference(before, confidence),
-        agree: now.agree_difference(before, confidence),
-    }
+    Change { against, before: before.clone(), mean: now.mean_difference(before, confidence), agree: now.agree_difference(before, confidence) }
 }
 
 #[derive(Debug, Clone)]
@@ -166,7 +161,11 @@ impl Analytics {
                 };
                 let day = last.end().min(q.today - Duration::days(1));
                 let p = q.period.period(day);
-                if p.end < q.today { p } else { previous(q.period, &p) }
+                if p.end < q.today {
+                    p
+                } else {
+                    previous(q.period, &p)
+                }
             }
         };
         // Only the target, previous and year-ago periods are read.
@@ -223,17 +222,11 @@ impl Analytics {
         }
         let q_values = benjamini_hochberg(&tests.iter().map(|t| t.p_value).collect::<Vec<_>>());
         let count = tests.len();
-        let mut alerts: Vec<Alert> = tests
-            .into_iter()
-            .zip(q_values)
-            .map(|(t, qv)| Alert { q_value: qv, ..t })
-            .filter(|t| t.q_value < q.alpha && t.effect_size < 0.0)
-            .collect();
+        let mut alerts: Vec<Alert> =
+            tests.into_iter().zip(q_values).map(|(t, qv)| Alert { q_value: qv, ..t }).filter(|t| t.q_value < q.alpha && t.effect_size < 0.0).collect();
         // Most severe first: the strongest evidence (q-value, then p-value), then the largest
         // drop (effect size).
-        alerts.sort_by(|a, b| {
-            a.q_value.total_cmp(&b.q_value).then(a.p_value.total_cmp(&b.p_value)).then(a.effect_size.total_cmp(&b.effect_size))
-        });
+        alerts.sort_by(|a, b| a.q_value.total_cmp(&b.q_value).then(a.p_value.total_cmp(&b.p_value)).then(a.effect_size.total_cmp(&b.effect_size)));
         Ok(AlertsResult { period: Some(target), tests: count, alerts })
     }
 }

@@ -12,7 +12,6 @@ use poem::{handler, Body};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-
 /// The keys file, if the principal is an admin and the server has one.
 fn store<'a>(state: &'a State, principal: &Principal) -> Result<&'a super::keys::KeyStore, poem::Response> {
     if principal.role != Role::Admin {

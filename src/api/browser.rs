@@ -86,11 +86,12 @@ impl BrowserPolicy {
     /// Whether `name`/`port` (from a Host header or an origin) is this server.
     fn is_own(&self, name: &str, port: Option<u16>) -> bool {
         let listen = self.port.filter(|p| *p != 0);
-        let loopback = LOOPBACK_NAMES.contains(&name) && match (listen, port) {
-            (None, _) => true,
-            (Some(l), Some(p)) => l == p,
-            (Some(l), None) => l == 80,
-        };
+        let loopback = LOOPBACK_NAMES.contains(&name)
+            && match (listen, port) {
+                (None, _) => true,
+                (Some(l), Some(p)) => l == p,
+                (Some(l), None) => l == 80,
+            };
         loopback
             || self.allowed_hosts.iter().filter_map(|h| split_host(h)).any(|(allowed, fixed)| {
                 allowed == name
@@ -129,7 +130,9 @@ impl BrowserPolicy {
             }
         }
         if let Some(origin) = req.header(header::ORIGIN) {
-            let own = normalize_origin(origin).and_then(|o| o.split_once("://").and_then(|(_, a)| split_host(a))).is_some_and(|(name, port)| self.is_own(&name, port));
+            let own = normalize_origin(origin)
+                .and_then(|o| o.split_once("://").and_then(|(_, a)| split_host(a)))
+                .is_some_and(|(name, port)| self.is_own(&name, port));
             if !own && !self.is_cors_origin(origin) {
                 return refuse(
                     StatusCode::FORBIDDEN,
@@ -178,7 +181,15 @@ impl<E: Endpoint + 'static> Middleware<E> for CorsPolicy {
             poem::middleware::Cors::new()
                 .allow_origins(self.0.iter().filter_map(|o| normalize_origin(o)))
                 .allow_methods([Method::GET, Method::HEAD, Method::POST, Method::DELETE, Method::OPTIONS])
-                .expose_headers(["content-disposition", "x-cache", "x-request-id", "x-cxlake-totalcount", "x-cxlake-truncated", "x-cxlake-pageinfo-endcursor", "retry-after"])
+                .expose_headers([
+                    "content-disposition",
+                    "x-cache",
+                    "x-request-id",
+                    "x-cxlake-totalcount",
+                    "x-cxlake-truncated",
+                    "x-cxlake-pageinfo-endcursor",
+                    "retry-after",
+                ])
                 .allow_credentials(false)
                 .transform(inner.clone())
         });
@@ -228,7 +239,12 @@ mod tests {
 
     #[test]
     fn hosts_and_origins_of_a_keyless_server() {
-        let p = BrowserPolicy { keyless: true, port: Some(8080), allowed_hosts: vec!["cx.example.gov".into(), "proxy.local:8443".into()], cors_origins: vec!["https://dash.example.gov".into()] };
+        let p = BrowserPolicy {
+            keyless: true,
+            port: Some(8080),
+            allowed_hosts: vec!["cx.example.gov".into(), "proxy.local:8443".into()],
+            cors_origins: vec!["https://dash.example.gov".into()],
+        };
         p.validate().unwrap();
         for ok in ["127.0.0.1:8080", "localhost:8080", "[::1]:8080", "LOCALHOST:8080", "cx.example.gov", "cx.example.gov:8080", "proxy.local:8443"] {
             assert!(p.refusal(&get(Some(ok), None)).is_none(), "{ok}");
@@ -246,7 +262,13 @@ mod tests {
         // With keys nothing is checked here.
         let keyed = BrowserPolicy { keyless: false, ..p.clone() };
         assert!(keyed.refusal(&get(Some("evil.example"), Some("http://evil.example"))).is_none());
-        assert!(BrowserPolicy { allowed_hosts: vec!["https://x/".into()], ..Default::default() }.validate().unwrap_err().contains("--allowed-host 'https://x/'"));
-        assert!(BrowserPolicy { cors_origins: vec!["dash.example.gov".into()], ..Default::default() }.validate().unwrap_err().contains("--cors-origin 'dash.example.gov'"));
+        assert!(BrowserPolicy { allowed_hosts: vec!["https://x/".into()], ..Default::default() }
+            .validate()
+            .unwrap_err()
+            .contains("--allowed-host 'https://x/'"));
+        assert!(BrowserPolicy { cors_origins: vec!["dash.example.gov".into()], ..Default::default() }
+            .validate()
+            .unwrap_err()
+            .contains("--cors-origin 'dash.example.gov'"));
     }
 }

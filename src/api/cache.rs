@@ -7,8 +7,8 @@
 
 use super::download::TableFormat;
 use async_graphql::parser::types::{
-    Directive, DocumentOperations, ExecutableDocument, Field, FragmentDefinition, FragmentSpread, InlineFragment, OperationDefinition, OperationType, Selection, SelectionSet,
-    TypeCondition, VariableDefinition,
+    Directive, DocumentOperations, ExecutableDocument, Field, FragmentDefinition, FragmentSpread, InlineFragment, OperationDefinition, OperationType,
+    Selection, SelectionSet, TypeCondition, VariableDefinition,
 };
 use async_graphql::parser::Positioned;
 use async_graphql::Name;
@@ -48,7 +48,14 @@ pub fn is_read_only(query: &str) -> bool {
 
 /// The cache key: the document's canonical form, variables (JSON), operation, format, role,
 /// version.
-pub fn key(doc: &ExecutableDocument, variables: &serde_json::Value, operation: Option<&str>, format: Option<TableFormat>, role: &str, version: u64) -> [u8; 32] {
+pub fn key(
+    doc: &ExecutableDocument,
+    variables: &serde_json::Value,
+    operation: Option<&str>,
+    format: Option<TableFormat>,
+    role: &str,
+    version: u64,
+) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
     h.update(canonical(doc).as_bytes());
     h.update(b"\0");

@@ -232,10 +232,10 @@ pub async fn hung_up(req: &poem::Request) {
         tokio::time::sleep(HANG_UP_CHECK).await;
         let mut byte = [0u8; 1];
         match rustix::net::recv(fd, &mut byte[..], rustix::net::RecvFlags::PEEK | rustix::net::RecvFlags::DONTWAIT) {
-            Ok((_, 0)) => return, // end of stream
-            Ok(_) => {}           // a next request waits
+            Ok((_, 0)) => return,                                                         // end of stream
+            Ok(_) => {}                                                                   // a next request waits
             Err(e) if e == rustix::io::Errno::AGAIN || e == rustix::io::Errno::INTR => {} // open, idle
-            Err(_) => return,     // reset
+            Err(_) => return,                                                             // reset
         }
     }
 }

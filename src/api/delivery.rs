@@ -43,10 +43,7 @@ pub fn negotiate(accept_encoding: &str) -> Option<CompressionAlgo> {
     for item in accept_encoding.split(',') {
         let mut parts = item.split(';');
         let name = parts.next().unwrap_or("").trim().to_ascii_lowercase();
-        let q = parts
-            .filter_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok()))
-            .next()
-            .unwrap_or(1.0);
+        let q = parts.filter_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.trim().parse::<f32>().ok())).next().unwrap_or(1.0);
         let q = (q.clamp(0.0, 1.0) * 1000.0) as u32;
         let (rank, algo) = match name.as_str() {
             "zstd" => (4, CompressionAlgo::ZSTD),

@@ -100,10 +100,13 @@ fn flatten(obj: &async_graphql::indexmap::IndexMap<async_graphql::Name, GqlValue
                 exploded = Some((name, rows));
             }
             GqlValue::List(items) => {
-                let text: Vec<String> = items.iter().map(|i| match scalar(i) {
-                    Value::String(s) => s,
-                    other => other.to_string(),
-                }).collect();
+                let text: Vec<String> = items
+                    .iter()
+                    .map(|i| match scalar(i) {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    })
+                    .collect();
                 base.push((name, Value::String(text.join("; "))));
             }
             other => base.push((name, scalar(other))),
@@ -189,8 +192,7 @@ pub fn table(data: &GqlValue) -> Result<RecordBatch, String> {
         arrays.push(array);
     }
     let schema = Arc::new(Schema::new(schema_fields).with_metadata(metadata));
-    RecordBatch::try_new_with_options(schema, arrays, &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.len())))
-        .map_err(|e| e.to_string())
+    RecordBatch::try_new_with_options(schema, arrays, &arrow::array::RecordBatchOptions::new().with_row_count(Some(rows.len()))).map_err(|e| e.to_string())
 }
 
 /// A table being written in one of the formats, batch by batch (any `Write`: a buffer, or a

@@ -11,8 +11,8 @@
 //! line `# cxlake export failed: <reason naming the file>` before the abort; Arrow and Parquet
 //! have no place for an error record (the stream lacks its end marker, the file its footer).
 
-use super::download::{TableFormat, TableSink};
 use super::connection::Abort;
+use super::download::{TableFormat, TableSink};
 use super::server::State;
 use crate::domain::{FiscalQuarter, PeriodUnit};
 use crate::store::export::{export, EXPORT_SCHEMA};
@@ -73,7 +73,12 @@ impl Drop for ChannelWriter {
 }
 
 #[handler]
-pub async fn export_rows(req: &poem::Request, params: Query<ExportParams>, state: Data<&Arc<State>>, principal: Data<&crate::api::auth::Principal>) -> poem::Response {
+pub async fn export_rows(
+    req: &poem::Request,
+    params: Query<ExportParams>,
+    state: Data<&Arc<State>>,
+    principal: Data<&crate::api::auth::Principal>,
+) -> poem::Response {
     let format = match params.format.as_deref() {
         None => TableFormat::Parquet,
         Some(f) => match TableFormat::from_param(f) {

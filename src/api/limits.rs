@@ -12,8 +12,8 @@
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{ExecutableDocument, FragmentDefinition, Selection, SelectionSet};
 use async_graphql::{Name, Positioned};
-use std::collections::HashMap;
 use async_graphql::{ServerError, ServerResult, Variables};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Nesting of selections a query may have (ours need at most 4).

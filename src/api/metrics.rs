@@ -62,7 +62,11 @@ impl Default for Metrics {
         registry.register("submit_refused_responses", "Responses in refused submit requests", submit_refused.clone());
         registry.register("submit_committed_responses", "Submitted responses this process moved into the lake", committed.clone());
         registry.register("submit_log_pending_records", "Acknowledged submits (log records) not yet moved into the lake", submit_pending.clone());
-        registry.register("submit_log_lag_seconds", "How long the oldest acknowledged submit not yet in the lake has waited (0 when none waits)", submit_lag.clone());
+        registry.register(
+            "submit_log_lag_seconds",
+            "How long the oldest acknowledged submit not yet in the lake has waited (0 when none waits)",
+            submit_lag.clone(),
+        );
         registry.register("lake_version", "The lake version (number of its last commit)", lake_version.clone());
         let (ingested, quarantined) = (Counter::default(), Counter::default());
         registry.register("ingested_rows", "Rows stored by uploads (POST /v1/ingest)", ingested.clone());
@@ -72,7 +76,22 @@ impl Default for Metrics {
         registry.register("scanned_rows", "Rows in the data files handed to query scans", scanned[1].clone());
         registry.register("scanned_bytes", "Bytes of the data files handed to query scans", scanned[2].clone());
         let scanned = std::sync::Mutex::new(scanned);
-        Metrics { registry, requests, latency, cache_hits, cache_misses, submitted, submit_refused, committed, submit_pending, submit_lag, lake_version, ingested, quarantined, scanned }
+        Metrics {
+            registry,
+            requests,
+            latency,
+            cache_hits,
+            cache_misses,
+            submitted,
+            submit_refused,
+            committed,
+            submit_pending,
+            submit_lag,
+            lake_version,
+            ingested,
+            quarantined,
+            scanned,
+        }
     }
 }
 
@@ -107,7 +126,11 @@ pub fn operation_of(query: &str) -> String {
         .collect();
     names.sort();
     names.dedup();
-    if names.is_empty() { "none".into() } else { names.join(",") }
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(",")
+    }
 }
 
 #[cfg(test)]

@@ -109,7 +109,15 @@ impl ResponseInput {
         }
         for (positive, list) in [(true, self.positive), (false, self.negative)] {
             if let Some(list) = list {
-                for t in [TapTopic::Effectiveness, TapTopic::Ease, TapTopic::Efficiency, TapTopic::Transparency, TapTopic::Humanity, TapTopic::Employee, TapTopic::Other] {
+                for t in [
+                    TapTopic::Effectiveness,
+                    TapTopic::Ease,
+                    TapTopic::Efficiency,
+                    TapTopic::Transparency,
+                    TapTopic::Humanity,
+                    TapTopic::Employee,
+                    TapTopic::Other,
+                ] {
                     put(&crate::domain::survey::tap_column(topic(t), positive), Some(Value::Bool(list.contains(&t))));
                 }
             }
@@ -156,8 +164,7 @@ impl MutationRoot {
             return Err(crate::api::auth::forbidden(ctx, reason));
         }
         let submitter = ctx.data::<Arc<Submitter>>().map_err(|_| {
-            async_graphql::Error::new("this server is read-only: it does not accept submissions")
-                .extend_with(|_, ext| ext.set("code", "READ_ONLY"))
+            async_graphql::Error::new("this server is read-only: it does not accept submissions").extend_with(|_, ext| ext.set("code", "READ_ONLY"))
         })?;
         let items = responses.into_iter().map(ResponseInput::into_object).collect();
         let ids = submitter.submit(items).await.map_err(submit_error)?;

@@ -258,11 +258,8 @@ impl QueryRoot {
         }
         let analytics = ctx.data::<Analytics>()?;
         let first = first.unwrap_or(100);
-        let q = ResponsesQuery {
-            filter,
-            first: usize::try_from(first).unwrap_or(0),
-            after: after.as_deref().map(Cursor::decode).transpose().map_err(gql_error)?,
-        };
+        let q =
+            ResponsesQuery { filter, first: usize::try_from(first).unwrap_or(0), after: after.as_deref().map(Cursor::decode).transpose().map_err(gql_error)? };
         Ok(super::memo::once(ctx, "responses", &q, || analytics.responses(&q)).await.map_err(gql_error)?.into())
     }
 
@@ -278,11 +275,12 @@ impl QueryRoot {
         #[graphql(desc = "The rules to check against; overrides the definition's `edition` key (default A11_2022).")] edition: Option<SurveyEdition>,
     ) -> Result<Vec<crate::api::types::SurveyFindingOut>> {
         use async_graphql::ErrorExtensions;
-        let survey = crate::domain::survey_design::SurveyDefinition::parse(&definition)
-            .map_err(|e| async_graphql::Error::new(e).extend_with(|_, x| {
+        let survey = crate::domain::survey_design::SurveyDefinition::parse(&definition).map_err(|e| {
+            async_graphql::Error::new(e).extend_with(|_, x| {
                 x.set("code", "BAD_USER_INPUT");
                 x.set("field", "definition");
-            }))?;
+            })
+        })?;
         Ok(survey.check_as(survey.edition(edition.map(Into::into))).into_iter().map(Into::into).collect())
     }
 
@@ -299,12 +297,6 @@ impl QueryRoot {
     /// The offices of the lake (its offices dimension), optionally of some agencies.
     async fn offices(&self, ctx: &Context<'_>, agency: Option<Vec<String>>) -> Result<Vec<OfficeOut>> {
         let analytics = ctx.data::<Analytics>()?;
-        Ok(analytics
-            .catalog()
-            .offices
-            .iter()
-            .filter(|o| agency.as_ref().is_none_or(|a| a.contains(&o.agency)))
-            .map(OfficeOut::from)
-            .collect())
+        Ok(analytics.catalog().offices.iter().filter(|o| agency.as_ref().is_none_or(|a| a.contains(&o.agency))).map(OfficeOut::from).collect())
     }
 }

@@ -51,7 +51,8 @@ pub struct RawResponseOut {
 impl From<RawResponse> for RawResponseOut {
     fn from(r: RawResponse) -> Self {
         let answer = |name: &str| r.answers.iter().find(|(c, _)| c == name).and_then(|(_, v)| *v);
-        let taps = |prefix: &str| r.taps.iter().filter(|(c, v)| c.starts_with(prefix) && *v == Some(true)).map(|(c, _)| c[prefix.len()..].to_string()).collect();
+        let taps =
+            |prefix: &str| r.taps.iter().filter(|(c, v)| c.starts_with(prefix) && *v == Some(true)).map(|(c, _)| c[prefix.len()..].to_string()).collect();
         RawResponseOut {
             trust: answer("trust"),
             satisfaction: answer("satisfaction"),

@@ -59,7 +59,10 @@ pub fn xlsx_bytes(report: &HispReport) -> Result<Vec<u8>, rust_xlsxwriter::XlsxE
         ("due_date".into(), report.due.date.to_string()),
         ("due_date_source".into(), report.due.source.as_str().to_string()),
         ("due_statement".into(), report.due_statement()),
-        ("suppression".into(), format!("questions with fewer than {} answers in a row have their counts withheld (listed in suppressed_questions)", report.min_cell)),
+        (
+            "suppression".into(),
+            format!("questions with fewer than {} answers in a row have their counts withheld (listed in suppressed_questions)", report.min_cell),
+        ),
         ("counts".into(), counts_statement(report).into()),
         ("generated_by".into(), format!("cxlake {}", env!("CARGO_PKG_VERSION"))),
     ];
@@ -133,7 +136,10 @@ pub async fn hisp_download(req: &poem::Request, state: Data<&Arc<State>>) -> poe
         Ok(r) => r,
         Err(e @ crate::analytics::AnalyticsError::Invalid { .. }) => return bad(e.to_string()),
         Err(e @ crate::analytics::AnalyticsError::Busy { .. }) => {
-            return poem::web::Json(serde_json::json!({ "error": e.to_string() })).with_status(StatusCode::SERVICE_UNAVAILABLE).with_header("retry-after", "1").into_response()
+            return poem::web::Json(serde_json::json!({ "error": e.to_string() }))
+                .with_status(StatusCode::SERVICE_UNAVAILABLE)
+                .with_header("retry-after", "1")
+                .into_response()
         }
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, poem::web::Json(serde_json::json!({ "error": e.to_string() }))).into_response(),
     };

@@ -12,17 +12,17 @@
 //! rate-limited per key (per client address for anonymous callers; 429 with `retry-after`),
 //! and a GraphQL request is bounded in body size and time (`Limits`).
 
-use crate::analytics::Analytics;
 use super::auth::Principal;
-use super::keys::KeyStore;
-use super::CxSchema;
 use super::cache::{self, Cached, QueryCache};
 use super::download::{encode, table, TableFormat};
+use super::keys::KeyStore;
 use super::metrics::{operation_of, Metrics, OperationLabels, RouteLabels};
+use super::CxSchema;
+use crate::analytics::Analytics;
+use crate::ingest::submit::{SubmitError, Submitter};
 use crate::store::commit::lake_version;
 use crate::store::Lake;
 use async_graphql_poem::GraphQLResponse;
-use crate::ingest::submit::{SubmitError, Submitter};
 use poem::http::StatusCode;
 use poem::web::{Data, Html};
 use poem::{get, handler, post, Body, Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Route};
@@ -76,7 +76,12 @@ impl Default for Limits {
 impl Limits {
     /// What a browser may make this server do (`browser.rs`).
     pub fn browser(&self) -> super::browser::BrowserPolicy {
-        super::browser::BrowserPolicy { keyless: self.keys.is_none(), port: self.port, allowed_hosts: self.allowed_hosts.clone(), cors_origins: self.cors_origins.clone() }
+        super::browser::BrowserPolicy {
+            keyless: self.keys.is_none(),
+            port: self.port,
+            allowed_hosts: self.allowed_hosts.clone(),
+            cors_origins: self.cors_origins.clone(),
+        }
     }
 }
 
@@ -214,10 +219,7 @@ async fn submit(req: &poem::Request, body: Body, state: Data<&Arc<State>>, princ
         }
         Err(SubmitError::Invalid(problems)) => {
             state.metrics.submit_refused.inc_by(n);
-            reply(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            json!({"error": SubmitError::Invalid(problems.clone()).to_string(), "problems": problems}),
-            )
+            reply(StatusCode::UNPROCESSABLE_ENTITY, json!({"error": SubmitError::Invalid(problems.clone()).to_string(), "problems": problems}))
         }
         Err(e @ SubmitError::Unavailable(_)) => reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": e.to_string()})),
     }
@@ -242,10 +244,9 @@ fn graphiql() -> Html<&'static str> {
 #[handler]
 fn graphiql_asset(poem::web::Path(name): poem::web::Path<String>) -> poem::Response {
     match GRAPHIQL_ASSETS.iter().find(|(n, _, _)| *n == name) {
-        Some((_, content_type, bytes)) => poem::Response::builder()
-            .content_type(*content_type)
-            .header("cache-control", "public, max-age=86400")
-            .body(bytes::Bytes::from_static(bytes)),
+        Some((_, content_type, bytes)) => {
+            poem::Response::builder().content_type(*content_type).header("cache-control", "public, max-age=86400").body(bytes::Bytes::from_static(bytes))
+        }
         None => reply(StatusCode::NOT_FOUND, json!({"error": format!("no GraphiQL asset '{}'", name.escape_debug())})),
     }
 }
@@ -288,10 +289,7 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
     }
     let request = gql.data(principal.0.clone());
     let started = std::time::Instant::now();
-    let labels = OperationLabels {
-        operation: operation_of(&request.query),
-        format: format.map_or("json".to_string(), |f| format!("{f:?}").to_lowercase()),
-    };
+    let labels = OperationLabels { operation: operation_of(&request.query), format: format.map_or("json".to_string(), |f| format!("{f:?}").to_lowercase()) };
     let key = match (cache::read_only_document(&request.query), version) {
         (Some(doc), Some(version)) => {
             let vars = serde_json::to_value(&request.variables).unwrap_or_default();
@@ -326,7 +324,11 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
     let encoded = match format {
         // A document that failed to parse or validate, or whose variables or operation could
         // not be used, never executed: no field has a path and there is no data.
-        None if response.is_err() && media == JsonMedia::GraphqlResponse && response.data == async_graphql::Value::Null && response.errors.iter().all(|e| e.path.is_empty()) => {
+        None if response.is_err()
+            && media == JsonMedia::GraphqlResponse
+            && response.data == async_graphql::Value::Null
+            && response.errors.iter().all(|e| e.path.is_empty()) =>
+        {
             let mut body = json!({"errors": response.errors});
             if !response.extensions.is_empty() {
                 body["extensions"] = serde_json::to_value(&response.extensions).unwrap_or_default();
@@ -334,7 +336,9 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
             return media.typed(reply(StatusCode::BAD_REQUEST, body));
         }
         None if response.is_err() => return media.typed(GraphQLResponse(response).into_response()),
-        None => Cached { content_type: "application/json", disposition: None, headers: Vec::new(), body: serde_json::to_vec(&response).unwrap_or_default().into() },
+        None => {
+            Cached { content_type: "application/json", disposition: None, headers: Vec::new(), body: serde_json::to_vec(&response).unwrap_or_default().into() }
+        }
         Some(_) if response.is_err() => return reply(StatusCode::BAD_REQUEST, serde_json::to_value(&response).unwrap_or_default()),
         Some(format) => {
             let name = match &response.data {
@@ -347,10 +351,18 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
                     let mut headers: Vec<(String, String)> = schema
                         .metadata()
                         .iter()
-                        .filter_map(|(k, v)| k.strip_prefix(super::download::PAGE_METADATA).map(|k| (format!("x-cxlake-{}", k.to_ascii_lowercase().replace('_', "-")), v.clone())))
+                        .filter_map(|(k, v)| {
+                            k.strip_prefix(super::download::PAGE_METADATA)
+                                .map(|k| (format!("x-cxlake-{}", k.to_ascii_lowercase().replace('_', "-")), v.clone()))
+                        })
                         .collect();
                     headers.sort();
-                    Cached { content_type: format.content_type(), disposition: Some(format!("attachment; filename=\"{name}.{ext}\"")), headers, body: bytes.into() }
+                    Cached {
+                        content_type: format.content_type(),
+                        disposition: Some(format!("attachment; filename=\"{name}.{ext}\"")),
+                        headers,
+                        body: bytes.into(),
+                    }
                 }
                 Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": e})),
             }
@@ -572,8 +584,9 @@ pub fn routes(schema: CxSchema, analytics: Analytics, submitter: Option<Arc<Subm
 pub fn routes_with(schema: CxSchema, analytics: Analytics, submitter: Option<Arc<Submitter>>, limits: Limits) -> impl IntoEndpoint {
     let lake = analytics.lake.clone();
     let sdl = Arc::new(schema.sdl());
-    let limiter = std::num::NonZeroU32::new(limits.rate_per_second)
-        .map(|rate| governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(rate.saturating_mul(std::num::NonZeroU32::new(2).expect("2 > 0")))));
+    let limiter = std::num::NonZeroU32::new(limits.rate_per_second).map(|rate| {
+        governor::RateLimiter::keyed(governor::Quota::per_second(rate).allow_burst(rate.saturating_mul(std::num::NonZeroU32::new(2).expect("2 > 0"))))
+    });
     let state = Arc::new(State {
         schema,
         lake,

@@ -44,9 +44,7 @@ impl ServicesQuery {
             .filter(|s| channels.as_ref().is_none_or(|c| s.channels.iter().any(|x| c.contains(x))))
             .filter(|s| designated.is_none_or(|d| s.designated == d))
             .filter(|s| has_digital_channel.is_none_or(|d| s.has_digital_channel() == d))
-            .filter(|s| {
-                needle.as_ref().is_none_or(|n| [&s.name, &s.description, &s.org_unit].iter().any(|t| t.to_lowercase().contains(n)))
-            })
+            .filter(|s| needle.as_ref().is_none_or(|n| [&s.name, &s.description, &s.org_unit].iter().any(|t| t.to_lowercase().contains(n))))
             .map(ServiceOut::from)
             .collect())
     }
@@ -79,7 +77,12 @@ impl ServiceOut {
         };
         let rows = match ctx.data_opt::<DataLoader<ServiceScoresLoader>>() {
             Some(loader) => loader.load_one(key).await.map_err(|e| gql_error(AnalyticsError::Task(e.to_string())))?.unwrap_or_default(),
-            None => ServiceScoresLoader(ctx.data::<Analytics>()?.clone()).load(std::slice::from_ref(&key)).await.map_err(|e| async_graphql::Error::new(e.to_string()))?.remove(&key).unwrap_or_default(),
+            None => ServiceScoresLoader(ctx.data::<Analytics>()?.clone())
+                .load(std::slice::from_ref(&key))
+                .await
+                .map_err(|e| async_graphql::Error::new(e.to_string()))?
+                .remove(&key)
+                .unwrap_or_default(),
         };
         Ok(rows.into_iter().map(Into::into).collect())
     }
@@ -216,7 +219,9 @@ impl ServicesMutation {
         let result = tokio::task::spawn_blocking(move || -> Result<_, ServicesError> {
             let lock = crate::store::commit::WriteLock::acquire(&analytics.lake)?;
             let summary = upsert(&lock, changes, only.as_deref(), &format!("upsertServices by {who}"))?;
-            analytics.refresh(summary.lake_version).map_err(|e| ServicesError::Store(crate::store::StoreError::Write { path: "catalog".into(), reason: e.to_string() }))?;
+            analytics
+                .refresh(summary.lake_version)
+                .map_err(|e| ServicesError::Store(crate::store::StoreError::Write { path: "catalog".into(), reason: e.to_string() }))?;
             Ok(summary)
         })
         .await
@@ -225,7 +230,9 @@ impl ServicesMutation {
             submitter.set_inventory(ctx.data::<Analytics>()?.catalog().inventory());
         }
         match result {
-            Ok(s) => Ok(ServicesChange { added: s.added, updated: s.updated, unchanged: s.unchanged, services: s.services as u64, lake_version: s.lake_version }),
+            Ok(s) => {
+                Ok(ServicesChange { added: s.added, updated: s.updated, unchanged: s.unchanged, services: s.services as u64, lake_version: s.lake_version })
+            }
             Err(ServicesError::Invalid(problems)) => {
                 let message = ServicesError::Invalid(problems.clone()).to_string();
                 Err(async_graphql::Error::new(message).extend_with(|_, ext| {
@@ -248,4 +255,3 @@ impl ServicesMutation {
         }
     }
 }
-

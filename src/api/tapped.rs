@@ -50,8 +50,20 @@ impl TapIndicatorName {
     const ALL: [TapIndicatorName; 14] = {
         use TapIndicatorName::*;
         [
-            PositiveEffectiveness, PositiveEase, PositiveEfficiency, PositiveTransparency, PositiveHumanity, PositiveEmployee, PositiveOther,
-            NegativeEffectiveness, NegativeEase, NegativeEfficiency, NegativeTransparency, NegativeHumanity, NegativeEmployee, NegativeOther,
+            PositiveEffectiveness,
+            PositiveEase,
+            PositiveEfficiency,
+            PositiveTransparency,
+            PositiveHumanity,
+            PositiveEmployee,
+            PositiveOther,
+            NegativeEffectiveness,
+            NegativeEase,
+            NegativeEfficiency,
+            NegativeTransparency,
+            NegativeHumanity,
+            NegativeEmployee,
+            NegativeOther,
         ]
     };
 }

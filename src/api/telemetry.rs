@@ -248,7 +248,13 @@ impl From<&HispRow> for HispRowOut {
             questions: r
                 .questions
                 .iter()
-                .map(|q| HispQuestionOut { number: q.number as u32, text: q.text.to_string(), counts: q.counts.map(|c| c.to_vec()), n: q.n, suppressed: q.suppressed })
+                .map(|q| HispQuestionOut {
+                    number: q.number as u32,
+                    text: q.text.to_string(),
+                    counts: q.counts.map(|c| c.to_vec()),
+                    n: q.n,
+                    suppressed: q.suppressed,
+                })
                 .collect(),
             service_level_indicators: r.indicators.iter().cloned().map(Into::into).collect(),
             summary: r.summary.clone(),
@@ -308,7 +314,13 @@ pub fn fiscal_quarter(year: i32, quarter: u32) -> Result<FiscalQuarter, Analytic
 #[derive(Default)]
 pub struct TelemetryQuery;
 
-async fn aggregate(ctx: &Context<'_>, table: ObservationTable, filter: Option<ObservationFilterInput>, group_by: Option<Vec<ObservationGroup>>, period: Option<PeriodUnit>) -> Result<Vec<AggregateOut>> {
+async fn aggregate(
+    ctx: &Context<'_>,
+    table: ObservationTable,
+    filter: Option<ObservationFilterInput>,
+    group_by: Option<Vec<ObservationGroup>>,
+    period: Option<PeriodUnit>,
+) -> Result<Vec<AggregateOut>> {
     let analytics = ctx.data::<Analytics>()?;
     let mut by: Vec<ObservationKey> = Vec::new();
     for g in group_by.unwrap_or_default() {

@@ -16,9 +16,9 @@ pub struct Date(pub NaiveDate);
 impl ScalarType for Date {
     fn parse(value: Value) -> InputValueResult<Self> {
         match &value {
-            Value::String(s) => NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                .map(Date)
-                .map_err(|e| InputValueError::custom(format!("'{s}' is not a date YYYY-MM-DD ({e})"))),
+            Value::String(s) => {
+                NaiveDate::parse_from_str(s, "%Y-%m-%d").map(Date).map_err(|e| InputValueError::custom(format!("'{s}' is not a date YYYY-MM-DD ({e})")))
+            }
             other => Err(InputValueError::custom(format!("{other} is not a date string YYYY-MM-DD"))),
         }
     }
@@ -186,7 +186,8 @@ pub struct ResponseFilter {
 
 impl From<ResponseFilter> for Filter {
     fn from(f: ResponseFilter) -> Filter {
-        let mut out = Filter { from: f.from.map(|d| d.0), to: f.to.map(|d| d.0), scales: f.scale.map(|v| v.into_iter().map(Into::into).collect()), ..Default::default() };
+        let mut out =
+            Filter { from: f.from.map(|d| d.0), to: f.to.map(|d| d.0), scales: f.scale.map(|v| v.into_iter().map(Into::into).collect()), ..Default::default() };
         for (dim, values) in [
             (Dimension::Agency, f.agency),
             (Dimension::Bureau, f.bureau),

@@ -25,7 +25,6 @@ pub struct UploadParams {
     table: Option<String>,
 }
 
-
 #[handler]
 pub async fn ingest_upload(params: Query<UploadParams>, body: Body, state: Data<&Arc<State>>, principal: Data<&Principal>) -> poem::Response {
     let Some(submitter) = &state.submitter else {
@@ -38,7 +37,9 @@ pub async fn ingest_upload(params: Query<UploadParams>, body: Body, state: Data<
     let agency = principal.role.agency().map(str::to_string);
     let format = match params.format.as_deref().map(|f| <Format as clap::ValueEnum>::from_str(f, true)) {
         Some(Ok(f @ (Format::Csv | Format::Jsonl | Format::Parquet))) => f,
-        Some(Ok(_)) => return reply(StatusCode::BAD_REQUEST, json!({"error": "Touchpoints exports need a mapping: ingest them with `cxlake ingest --mapping`"})),
+        Some(Ok(_)) => {
+            return reply(StatusCode::BAD_REQUEST, json!({"error": "Touchpoints exports need a mapping: ingest them with `cxlake ingest --mapping`"}))
+        }
         _ => return reply(StatusCode::BAD_REQUEST, json!({"error": "format must be csv, jsonl or parquet"})),
     };
     let table = match params.table.as_deref() {
@@ -64,7 +65,9 @@ pub async fn ingest_upload(params: Query<UploadParams>, body: Body, state: Data<
         Ok::<u64, std::io::Error>(n)
     };
     match spooled.await {
-        Ok(n) if n > MAX_UPLOAD_BYTES => return reply(StatusCode::PAYLOAD_TOO_LARGE, json!({"error": format!("uploads are at most {MAX_UPLOAD_BYTES} bytes")})),
+        Ok(n) if n > MAX_UPLOAD_BYTES => {
+            return reply(StatusCode::PAYLOAD_TOO_LARGE, json!({"error": format!("uploads are at most {MAX_UPLOAD_BYTES} bytes")}))
+        }
         Ok(_) => {}
         Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": format!("reading the upload: {e}")})),
     }

@@ -140,11 +140,7 @@ impl PeriodUnit {
             }
             PeriodUnit::Month => {
                 let start = ymd(date.year(), date.month(), 1);
-                let next = if date.month() == 12 {
-                    ymd(date.year() + 1, 1, 1)
-                } else {
-                    ymd(date.year(), date.month() + 1, 1)
-                };
+                let next = if date.month() == 12 { ymd(date.year() + 1, 1, 1) } else { ymd(date.year(), date.month() + 1, 1) };
                 (format!("{}-{:02}", date.year(), date.month()), start, next - Duration::days(1))
             }
             PeriodUnit::Quarter => {
@@ -153,9 +149,7 @@ impl PeriodUnit {
                 let next = if q == 4 { ymd(date.year() + 1, 1, 1) } else { ymd(date.year(), q * 3 + 1, 1) };
                 (format!("{}Q{}", date.year(), q), start, next - Duration::days(1))
             }
-            PeriodUnit::Year => {
-                (date.year().to_string(), ymd(date.year(), 1, 1), ymd(date.year(), 12, 31))
-            }
+            PeriodUnit::Year => (date.year().to_string(), ymd(date.year(), 1, 1), ymd(date.year(), 12, 31)),
             PeriodUnit::FiscalQuarter => {
                 let fq = FiscalQuarter::of(date);
                 (fq.to_string(), fq.start(), fq.end())
@@ -209,7 +203,9 @@ mod tests {
     fn labels_parse_back_to_their_periods() {
         let mut day = d(2023, 12, 25);
         while day < d(2025, 2, 1) {
-            for unit in [PeriodUnit::Day, PeriodUnit::Week, PeriodUnit::Month, PeriodUnit::Quarter, PeriodUnit::Year, PeriodUnit::FiscalQuarter, PeriodUnit::FiscalYear] {
+            for unit in
+                [PeriodUnit::Day, PeriodUnit::Week, PeriodUnit::Month, PeriodUnit::Quarter, PeriodUnit::Year, PeriodUnit::FiscalQuarter, PeriodUnit::FiscalYear]
+            {
                 let p = unit.period(day);
                 assert_eq!(unit.parse(&p.label), Some(p.clone()), "{unit:?} {}", p.label);
             }

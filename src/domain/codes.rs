@@ -83,25 +83,21 @@ vocabulary! {
 
 /// USPS codes of the states, DC and the territories: the valid values of `region`.
 pub const US_REGIONS: &[&str] = &[
-    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID", "IL", "IN", "IA",
-    "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO", "MT", "NE", "NV", "NH", "NJ", "NM",
-    "NY", "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA",
-    "WV", "WI", "WY", "AS", "GU", "MP", "PR", "VI",
+    "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "DC", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS", "KY", "LA", "ME", "MD", "MA", "MI", "MN", "MS", "MO",
+    "MT", "NE", "NV", "NH", "NJ", "NM", "NY", "NC", "ND", "OH", "OK", "OR", "PA", "RI", "SC", "SD", "TN", "TX", "UT", "VT", "VA", "WA", "WV", "WI", "WY", "AS",
+    "GU", "MP", "PR", "VI",
 ];
 
 /// Whether `code` may be an agency code: 1-16 upper-case ASCII letters, digits, `_` or `-`.
 /// The code becomes a partition directory name, so nothing else is allowed.
 pub fn is_valid_agency_code(code: &str) -> bool {
-    !code.is_empty()
-        && code.len() <= 16
-        && code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    !code.is_empty() && code.len() <= 16 && code.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 /// Whether `code` is a valid `region` value.
 pub fn is_region(code: &str) -> bool {
     // Called for every ingested row: a set, not a scan of the list.
-    static SET: std::sync::LazyLock<std::collections::HashSet<&'static str>> =
-        std::sync::LazyLock::new(|| US_REGIONS.iter().copied().collect());
+    static SET: std::sync::LazyLock<std::collections::HashSet<&'static str>> = std::sync::LazyLock::new(|| US_REGIONS.iter().copied().collect());
     code.len() == 2 && SET.contains(code)
 }
 

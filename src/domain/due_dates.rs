@@ -40,12 +40,7 @@ pub struct DueDate {
 }
 
 /// Dates OMB published, by fiscal year and quarter (A-11 280.16, FY 2022).
-const PUBLISHED: [(i32, u32, (i32, u32, u32)); 4] = [
-    (2022, 1, (2022, 1, 28)),
-    (2022, 2, (2022, 4, 29)),
-    (2022, 3, (2022, 7, 29)),
-    (2022, 4, (2022, 10, 28)),
-];
+const PUBLISHED: [(i32, u32, (i32, u32, u32)); 4] = [(2022, 1, (2022, 1, 28)), (2022, 2, (2022, 4, 29)), (2022, 3, (2022, 7, 29)), (2022, 4, (2022, 10, 28))];
 
 fn date(y: i32, m: u32, d: u32) -> NaiveDate {
     NaiveDate::from_ymd_opt(y, m, d).expect("a valid calendar date")
@@ -138,13 +133,38 @@ mod tests {
         let d = |m, day, y| date(y, m, day);
         assert_eq!(
             federal_holidays(2024),
-            vec![d(1, 1, 2024), d(1, 15, 2024), d(2, 19, 2024), d(5, 27, 2024), d(6, 19, 2024), d(7, 4, 2024), d(9, 2, 2024), d(10, 14, 2024), d(11, 11, 2024), d(11, 28, 2024), d(12, 25, 2024)]
+            vec![
+                d(1, 1, 2024),
+                d(1, 15, 2024),
+                d(2, 19, 2024),
+                d(5, 27, 2024),
+                d(6, 19, 2024),
+                d(7, 4, 2024),
+                d(9, 2, 2024),
+                d(10, 14, 2024),
+                d(11, 11, 2024),
+                d(11, 28, 2024),
+                d(12, 25, 2024)
+            ]
         );
         // 2021: Independence Day (Sunday) on Monday July 5; Christmas (Saturday) on Friday
         // December 24; New Year's Day 2022 (Saturday) on Friday December 31, 2021.
         assert_eq!(
             federal_holidays(2021),
-            vec![d(1, 1, 2021), d(1, 18, 2021), d(2, 15, 2021), d(5, 31, 2021), d(6, 18, 2021), d(7, 5, 2021), d(9, 6, 2021), d(10, 11, 2021), d(11, 11, 2021), d(11, 25, 2021), d(12, 24, 2021), d(12, 31, 2021)]
+            vec![
+                d(1, 1, 2021),
+                d(1, 18, 2021),
+                d(2, 15, 2021),
+                d(5, 31, 2021),
+                d(6, 18, 2021),
+                d(7, 5, 2021),
+                d(9, 6, 2021),
+                d(10, 11, 2021),
+                d(11, 11, 2021),
+                d(11, 25, 2021),
+                d(12, 24, 2021),
+                d(12, 31, 2021)
+            ]
         );
         // ... so 2022 has no observed New Year's Day of its own.
         assert!(!federal_holidays(2022).iter().any(|h| h.month() == 1 && h.day() <= 3));

@@ -79,7 +79,14 @@ pub const TELEMETRY_METRICS: &[KnownMetric] = &[
 pub const INDICATORS: &[KnownMetric] = &[
     KnownMetric { name: "wait_time_minutes", unit: "minutes", count: false, min: 0.0, max: 525_600.0, description: "average wait before service" },
     KnownMetric { name: "processing_time_days", unit: "days", count: false, min: 0.0, max: 36_500.0, description: "average time from request to decision" },
-    KnownMetric { name: "first_contact_resolution", unit: "share", count: false, min: 0.0, max: 1.0, description: "share of contacts resolved at the first contact" },
+    KnownMetric {
+        name: "first_contact_resolution",
+        unit: "share",
+        count: false,
+        min: 0.0,
+        max: 1.0,
+        description: "share of contacts resolved at the first contact",
+    },
     KnownMetric { name: "backlog", unit: "count", count: true, min: 0.0, max: f64::MAX, description: "open requests at the end of the period" },
 ];
 
@@ -141,7 +148,10 @@ impl Observation {
             out.push(problem("observed_at", format!("{} is before 1990", self.observed_at.to_rfc3339())));
         }
         if !is_valid_metric_name(&self.metric) {
-            out.push(problem("metric", format!("'{}' is not a metric name (lower-case letters, digits and '_', a letter first, at most 64)", self.metric.escape_debug())));
+            out.push(problem(
+                "metric",
+                format!("'{}' is not a metric name (lower-case letters, digits and '_', a letter first, at most 64)", self.metric.escape_debug()),
+            ));
         }
         if !self.value.is_finite() {
             out.push(problem("value", format!("{} is not a finite number", self.value)));

@@ -62,7 +62,6 @@ impl Driver {
     }
 }
 
-
 vocabulary! {
     /// A topic of the Touchpoints A-11 v2 tap lists ("What went well?" / "What didn't go so
     /// well?"): the six drivers and `other`. One topic's two indicators form one driver set of

@@ -236,7 +236,12 @@ impl SurveyDefinition {
                 }
                 Some("taps") => {
                     if q.kind != QuestionType::MultipleChoice {
-                        add(Violation, "280.10 tapped drivers are a multiple-choice list", Some(q), format!("a taps question must be multiple_choice, not {:?}", q.kind));
+                        add(
+                            Violation,
+                            "280.10 tapped drivers are a multiple-choice list",
+                            Some(q),
+                            format!("a taps question must be multiple_choice, not {:?}", q.kind),
+                        );
                     }
                 }
                 Some("additional") => {
@@ -244,12 +249,9 @@ impl SurveyDefinition {
                         add(Review, RULE_ADDITIONAL, Some(q), "an additional question beyond trust, satisfaction and the drivers".into())
                     }
                 }
-                Some(other) => add(
-                    Violation,
-                    RULE_MAPPED,
-                    Some(q),
-                    format!("'{other}' is not a category (trust, satisfaction, {}, taps, additional)", DRIVERS.join(", ")),
-                ),
+                Some(other) => {
+                    add(Violation, RULE_MAPPED, Some(q), format!("'{other}' is not a category (trust, satisfaction, {}, taps, additional)", DRIVERS.join(", ")))
+                }
                 None => add(Violation, RULE_MAPPED, Some(q), "the question names no measure".into()),
             }
         }
@@ -279,12 +281,9 @@ impl SurveyDefinition {
                     }
                     match q.kind {
                         QuestionType::Likert5 => {}
-                        QuestionType::Thumbs | QuestionType::Stars5 => add(
-                            Review,
-                            RULE_OTHER_SCALE,
-                            Some(q),
-                            format!("the {measure} question uses {:?}: discuss with OMB before use", q.kind),
-                        ),
+                        QuestionType::Thumbs | QuestionType::Stars5 => {
+                            add(Review, RULE_OTHER_SCALE, Some(q), format!("the {measure} question uses {:?}: discuss with OMB before use", q.kind))
+                        }
                         other => add(Violation, rule, Some(q), format!("the {measure} question must be a rating (5-point Likert), not {other:?}")),
                     }
                 }
@@ -318,9 +317,7 @@ impl SurveyDefinition {
                 }
                 match q.kind {
                     QuestionType::Thumbs | QuestionType::Likert5 => {}
-                    QuestionType::Stars5 => {
-                        add(Review, RULE_OTHER_SCALE, Some(q), "the trust question uses Stars5: discuss with OMB before use".into())
-                    }
+                    QuestionType::Stars5 => add(Review, RULE_OTHER_SCALE, Some(q), "the trust question uses Stars5: discuss with OMB before use".into()),
                     other => add(Violation, RULE_V2_TRUST, Some(q), format!("the trust question must be thumbs up/down or 1-5 (likert5), not {other:?}")),
                 }
             }
@@ -387,7 +384,11 @@ mod tests {
     }
 
     fn list(id: &str, polarity: Polarity, options: &[&str]) -> Question {
-        Question { polarity: Some(polarity), options: options.iter().map(|o| o.to_string()).collect(), ..q(id, QuestionType::MultipleChoice, Some("taps"), false) }
+        Question {
+            polarity: Some(polarity),
+            options: options.iter().map(|o| o.to_string()).collect(),
+            ..q(id, QuestionType::MultipleChoice, Some("taps"), false)
+        }
     }
 
     fn good() -> SurveyDefinition {

@@ -181,9 +181,7 @@ impl Inventory {
         if let (Some(office), false) = (&r.office_id, self.offices.is_empty()) {
             match self.offices.get(office) {
                 None => out.push(problem("office_id", format!("'{}' is not in the lake's office list", office.escape_debug()))),
-                Some(agency) if *agency != r.agency => {
-                    out.push(problem("office_id", format!("'{office}' is an office of {agency}, not {}", r.agency)))
-                }
+                Some(agency) if *agency != r.agency => out.push(problem("office_id", format!("'{office}' is an office of {agency}, not {}", r.agency))),
                 Some(_) => {}
             }
         }
@@ -247,12 +245,26 @@ mod tests {
             (Box::new(|r| r.submitted_at = Utc.with_ymd_and_hms(1999, 1, 1, 0, 0, 0).unwrap()), "submitted_at"),
             (Box::new(|r| r.trust = Some(6)), "trust"),
             (Box::new(|r| r.trust = Some(0)), "trust"),
-            (Box::new(|r| { r.scale = Scale::Thumbs; r.trust = Some(1); r.satisfaction = Some(4) }), "satisfaction"),
+            (
+                Box::new(|r| {
+                    r.scale = Scale::Thumbs;
+                    r.trust = Some(1);
+                    r.satisfaction = Some(4)
+                }),
+                "satisfaction",
+            ),
             (Box::new(|r| r.drivers[5] = Some(9)), "employee"),
             (Box::new(|r| r.free_text[1] = Some("x".repeat(MAX_TEXT_LEN + 1))), "free_text_2"),
             (Box::new(|r| r.weight = 0.0), "weight"),
             (Box::new(|r| r.weight = f64::NAN), "weight"),
-            (Box::new(|r| { r.trust = None; r.satisfaction = None; r.drivers = [None; 6] }), "trust"),
+            (
+                Box::new(|r| {
+                    r.trust = None;
+                    r.satisfaction = None;
+                    r.drivers = [None; 6]
+                }),
+                "trust",
+            ),
         ];
         for (i, (breaks, column)) in cases.iter().enumerate() {
             let mut r = valid();

@@ -71,8 +71,8 @@ const BATCH_ROWS: usize = 64 * 1024;
 /// Generates the lake described by `cfg`. `progress` is told how many rows were written, from
 /// any thread.
 pub fn generate(cfg: &GenerateConfig, progress: &(dyn Fn(u64) + Sync)) -> Result<GenerateReport, StoreError> {
-    let quarters: Vec<FiscalQuarter> = FiscalQuarter::new(cfg.first_fiscal_year, 1)
-        .through(FiscalQuarter::new(cfg.first_fiscal_year + cfg.fiscal_years as i32 - 1, 4));
+    let quarters: Vec<FiscalQuarter> =
+        FiscalQuarter::new(cfg.first_fiscal_year, 1).through(FiscalQuarter::new(cfg.first_fiscal_year + cfg.fiscal_years as i32 - 1, 4));
     let universe = Universe::build(cfg.seed, cfg.services);
     let mut effects = Effects::draw(cfg.seed, &universe, &quarters);
     if !cfg.drops {
@@ -89,12 +89,7 @@ pub fn generate(cfg: &GenerateConfig, progress: &(dyn Fn(u64) + Sync)) -> Result
                 quarter: task.quarter,
             };
             let target = format!("{}/part-g{:x}-{:03}.parquet", key.dir(), cfg.seed, task.file);
-            let mut writer = AtomicParquetWriter::in_lake(
-                &lake,
-                &target,
-                schema::arrow_schema(),
-                parquet_properties(&UNIQUE_COLUMNS),
-            )?;
+            let mut writer = AtomicParquetWriter::in_lake(&lake, &target, schema::arrow_schema(), parquet_properties(&UNIQUE_COLUMNS))?;
             let mut drawer = RowDrawer::new(&universe, &effects, task, cfg.seed);
             while let Some(batch) = drawer.next_batch(BATCH_ROWS) {
                 writer.write(&batch)?;
@@ -111,8 +106,7 @@ pub fn generate(cfg: &GenerateConfig, progress: &(dyn Fn(u64) + Sync)) -> Result
             respondents[*c][t.quarter_index] += n;
         }
     }
-    let (telemetry, telemetry_drops) =
-        telemetry::telemetry(cfg.seed, &universe, &quarters, &respondents, cfg.rows as f64 / quarters.len() as f64, cfg.drops);
+    let (telemetry, telemetry_drops) = telemetry::telemetry(cfg.seed, &universe, &quarters, &respondents, cfg.rows as f64 / quarters.len() as f64, cfg.drops);
     let mut observation_files = write_observations(&lake, crate::store::Table::TELEMETRY, cfg.seed, telemetry)?;
     observation_files += write_observations(&lake, crate::store::Table::INDICATORS, cfg.seed, telemetry::indicators(cfg.seed, &universe, &effects, &quarters))?;
     tracing::debug!(observation_files, "telemetry and indicators written");
@@ -148,9 +142,7 @@ fn plan(cfg: &GenerateConfig, u: &Universe, quarters: &[FiscalQuarter]) -> Vec<T
     let mut cells: Vec<(usize, usize, f64)> = Vec::new(); // (collection, quarter, expected rows)
     for (si, s) in u.services.iter().enumerate() {
         let growth = 0.03 + 0.05 * universe::std_normal(&mut rng);
-        let qf: Vec<f64> = (0..quarters.len())
-            .map(|q| ((growth * q as f64).exp() * (1.0 + 0.15 * universe::std_normal(&mut rng))).max(0.2))
-            .collect();
+        let qf: Vec<f64> = (0..quarters.len()).map(|q| ((growth * q as f64).exp() * (1.0 + 0.15 * universe::std_normal(&mut rng))).max(0.2)).collect();
         let qsum: f64 = qf.iter().sum();
         for (ci, c) in u.collections.iter().enumerate().filter(|(_, c)| c.service == si) {
             for (q, f) in qf.iter().enumerate() {
@@ -188,8 +180,7 @@ fn plan(cfg: &GenerateConfig, u: &Universe, quarters: &[FiscalQuarter]) -> Vec<T
             for f in 0..files {
                 // Each file gets an even share of every collection.
                 let share = |n: u64| n / files as u64 + u64::from((f as u64) < n % files as u64);
-                let (collections, counts): (Vec<usize>, Vec<u64>) =
-                    members.iter().map(|(c, n)| (*c, share(*n))).filter(|m| m.1 > 0).unzip();
+                let (collections, counts): (Vec<usize>, Vec<u64>) = members.iter().map(|(c, n)| (*c, share(*n))).filter(|m| m.1 > 0).unzip();
                 tasks.push(Task {
                     partition,
                     file: f,
@@ -215,8 +206,7 @@ fn write_dimensions(lake: &Lake, u: &Universe) -> Result<(), StoreError> {
     crate::store::services::create(lake, &services)?;
 
     let of = &u.offices;
-    let offices_schema =
-        Arc::new(Schema::new(vec![text("office_id"), text("name"), text("city"), text("state"), text("agency")]));
+    let offices_schema = Arc::new(Schema::new(vec![text("office_id"), text("name"), text("city"), text("state"), text("agency")]));
     let offices = RecordBatch::try_new(
         offices_schema,
         vec![
@@ -233,11 +223,23 @@ fn write_dimensions(lake: &Lake, u: &Universe) -> Result<(), StoreError> {
 
 /// Writes one table of observations, one file per (agency, quarter) partition, rows sorted by
 /// series and time; returns the number of files.
-fn write_observations(lake: &Lake, table: crate::store::Table, seed: u64, per_agency: Vec<Vec<crate::domain::observations::Observation>>) -> Result<usize, StoreError> {
+fn write_observations(
+    lake: &Lake,
+    table: crate::store::Table,
+    seed: u64,
+    per_agency: Vec<Vec<crate::domain::observations::Observation>>,
+) -> Result<usize, StoreError> {
     let mut files = 0;
     for mut rows in per_agency.into_iter().filter(|r| !r.is_empty()) {
         rows.sort_by(|a, b| {
-            (&a.service_id, &a.metric, a.channel, &a.page, &a.office_id, a.observed_at).cmp(&(&b.service_id, &b.metric, b.channel, &b.page, &b.office_id, b.observed_at))
+            (&a.service_id, &a.metric, a.channel, &a.page, &a.office_id, a.observed_at).cmp(&(
+                &b.service_id,
+                &b.metric,
+                b.channel,
+                &b.page,
+                &b.office_id,
+                b.observed_at,
+            ))
         });
         let mut by_quarter: std::collections::BTreeMap<FiscalQuarter, Vec<crate::domain::observations::Observation>> = Default::default();
         for o in rows {
@@ -260,4 +262,3 @@ fn write_table(lake: &Lake, relative: &str, batch: RecordBatch) -> Result<(), St
     w.write(&batch)?;
     w.finish().map(|_| ())
 }
-

@@ -250,9 +250,7 @@ impl Effects {
         let mut rng = Pcg64Mcg::seed_from_u64(seed ^ 0x5eed_0002);
         let agency = (0..u.agencies.len()).map(|_| normal(&mut rng, 0.20)).collect();
         let office = (0..u.offices.len()).map(|_| normal(&mut rng, 0.20)).collect();
-        let service_driver = (0..u.services.len())
-            .map(|_| std::array::from_fn(|d| DRIVER_MEANS[d] + normal(&mut rng, SERVICE_DRIVER_SD)))
-            .collect();
+        let service_driver = (0..u.services.len()).map(|_| std::array::from_fn(|d| DRIVER_MEANS[d] + normal(&mut rng, SERVICE_DRIVER_SD))).collect();
         let service_trend = (0..u.services.len()).map(|_| normal(&mut rng, 0.01)).collect();
 
         // The service drop: the third-largest service, in the last quarter (so that the latest
@@ -262,26 +260,12 @@ impl Effects {
         by_volume.sort_by(|&a, &b| u.services[b].volume.total_cmp(&u.services[a].volume));
         let service = by_volume[2.min(by_volume.len() - 1)];
         let last = *quarters.last().expect("at least one quarter");
-        let mut drops = vec![Drop {
-            level: "service".into(),
-            id: u.services[service].id.clone(),
-            fiscal_quarter: last.to_string(),
-            quarter: last,
-            outcome_shift: -0.9,
-        }];
-        let office_service = by_volume
-            .iter()
-            .copied()
-            .find(|&s| u.services[s].agency != u.services[service].agency && !u.services[s].offices.is_empty());
+        let mut drops =
+            vec![Drop { level: "service".into(), id: u.services[service].id.clone(), fiscal_quarter: last.to_string(), quarter: last, outcome_shift: -0.9 }];
+        let office_service = by_volume.iter().copied().find(|&s| u.services[s].agency != u.services[service].agency && !u.services[s].offices.is_empty());
         if let (Some(s), Some(q)) = (office_service, quarters.len().checked_sub(3).map(|i| quarters[i])) {
             let office = u.services[s].offices[0];
-            drops.push(Drop {
-                level: "office".into(),
-                id: u.offices[office].id.clone(),
-                fiscal_quarter: q.to_string(),
-                quarter: q,
-                outcome_shift: -1.0,
-                });
+            drops.push(Drop { level: "office".into(), id: u.offices[office].id.clone(), fiscal_quarter: q.to_string(), quarter: q, outcome_shift: -1.0 });
         }
         let forms = draw_forms(seed, u, &drops);
         Effects { agency, office, service_driver, service_trend, drops, forms }
@@ -415,10 +399,7 @@ pub struct ModelConstants {
 impl Truth {
     pub fn new(seed: u64, rows: u64, quarters: &[FiscalQuarter], u: &Universe, e: &Effects, thumbs_share: f64, tapped: TappedTruth) -> Truth {
         let weights = |f: fn(ServiceType) -> [f64; 6]| {
-            ServiceType::ALL
-                .iter()
-                .map(|t| (t.as_str(), Driver::ALL.iter().zip(f(*t)).map(|(d, w)| (d.as_str(), w)).collect()))
-                .collect()
+            ServiceType::ALL.iter().map(|t| (t.as_str(), Driver::ALL.iter().zip(f(*t)).map(|(d, w)| (d.as_str(), w)).collect())).collect()
         };
         Truth {
             seed,
@@ -455,7 +436,6 @@ pub fn likert(latent: f64) -> i8 {
     let x = latent + POSITIVE_SHIFT;
     1 + LIKERT_CUTS.iter().filter(|c| x > **c).count() as i8
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -24,8 +24,7 @@ const NEGATIVE_TEXT: &[&str] = &[
     "Instructions were confusing and contradictory.",
     "I was transferred four times.",
 ];
-const SECOND_TEXT: &[&str] =
-    &["Please add more appointment times.", "Make the website work on phones.", "Send status updates by email."];
+const SECOND_TEXT: &[&str] = &["Please add more appointment times.", "Make the website work on phones.", "Send status updates by email."];
 
 /// One file's worth of rows: `counts[i]` rows of collection `collections[i]` in quarter `quarter`.
 pub struct Task {
@@ -182,21 +181,18 @@ impl<'a> RowDrawer<'a> {
         let (mut positive, mut negative) = ([None; 7], [None; 7]);
         let (trust, satisfaction, comment, agrees) = match form {
             None => {
-                let dropped = |level: &str, id: &str| {
-                    self.e.drops.iter().find(|d| d.level == level && d.id == id && d.quarter == self.task.quarter)
-                };
+                let dropped = |level: &str, id: &str| self.e.drops.iter().find(|d| d.level == level && d.id == id && d.quarter == self.task.quarter);
                 let drop = dropped("service", &s.id).or_else(|| office.and_then(|o| dropped("office", &self.u.offices[o].id)));
                 let base = drop.map_or(0.0, |d| d.outcome_shift);
                 let (wt, ws) = (trust_weights(s.service_type), satisfaction_weights(s.service_type));
                 let dot = |w: [f64; 6]| w.iter().zip(&z).map(|(a, b)| a * b).sum::<f64>();
                 let y_trust = base + dot(wt) + model::OUTCOME_NOISE_SD * std_normal(rng);
                 let y_sat = base + dot(ws) + model::OUTCOME_NOISE_SD * std_normal(rng);
-                let [mut trust, satisfaction] =
-                    [y_trust, y_sat].map(|y| (rng.random::<f64>() >= model::OUTCOME_MISSING).then(|| model::likert(y)));
+                let [mut trust, satisfaction] = [y_trust, y_sat].map(|y| (rng.random::<f64>() >= model::OUTCOME_MISSING).then(|| model::likert(y)));
                 let digital = matches!(c.channel, Channel::Digital | Channel::Chat);
                 for (d, v) in drivers.iter_mut().enumerate() {
-                    let missing = rng.random::<f64>() < model::DRIVER_MISSING
-                        || (d == 5 && digital && rng.random::<f64>() < model::EMPLOYEE_NOT_APPLICABLE_DIGITAL);
+                    let missing =
+                        rng.random::<f64>() < model::DRIVER_MISSING || (d == 5 && digital && rng.random::<f64>() < model::EMPLOYEE_NOT_APPLICABLE_DIGITAL);
                     *v = (!missing).then(|| model::likert(z[d]));
                 }
                 // A respondent always answers something.
@@ -222,8 +218,8 @@ impl<'a> RowDrawer<'a> {
                 negative[6] = Some(rng.random::<f64>() < model::OTHER_TAP.1);
                 // ...then the outcome from the taps alone.
                 let lo = model::tap_log_odds(s.service_type);
-                let eta = model::tap_intercept(s.service_type)
-                    + (0..7).map(|j| lo.positive[j] * tap(positive[j]) + lo.negative[j] * tap(negative[j])).sum::<f64>();
+                let eta =
+                    model::tap_intercept(s.service_type) + (0..7).map(|j| lo.positive[j] * tap(positive[j]) + lo.negative[j] * tap(negative[j])).sum::<f64>();
                 let agrees = rng.random::<f64>() < sigmoid(eta);
                 let x = rng.random::<f64>();
                 let value = match (f.radio, agrees) {

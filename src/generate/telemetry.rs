@@ -162,8 +162,7 @@ pub fn indicators(seed: u64, u: &Universe, e: &Effects, quarters: &[FiscalQuarte
     let mut rng = Pcg64Mcg::seed_from_u64(seed ^ 0x5eed_0005);
     let mut out: Vec<Vec<Observation>> = vec![Vec::new(); u.agencies.len()];
     for (qi, q) in quarters.iter().enumerate() {
-        let months: Vec<NaiveDate> =
-            q.start().iter_days().take_while(|d| *d <= q.end()).filter(|d| d.day() == 1).collect();
+        let months: Vec<NaiveDate> = q.start().iter_days().take_while(|d| *d <= q.end()).filter(|d| d.day() == 1).collect();
         for (si, s) in u.services.iter().enumerate() {
             let agency = u.agencies[s.agency].code.clone();
             let push = |out: &mut Vec<Vec<Observation>>, month: NaiveDate, metric: &str, value: f64, office: Option<usize>| {

@@ -145,9 +145,9 @@ pub trait Fields {
     fn timestamp(&self, column: usize) -> Result<Option<DateTime<Utc>>, Problem> {
         match self.text(column)? {
             None => Ok(None),
-            Some(t) => parse_timestamp(&t)
-                .map(Some)
-                .ok_or_else(|| bad(column, format!("'{}' is not a timestamp (RFC 3339, e.g. 2025-03-01T12:00:00Z)", shown(&t)))),
+            Some(t) => {
+                parse_timestamp(&t).map(Some).ok_or_else(|| bad(column, format!("'{}' is not a timestamp (RFC 3339, e.g. 2025-03-01T12:00:00Z)", shown(&t))))
+            }
         }
     }
 }
@@ -234,8 +234,14 @@ pub fn parse_response<F: Fields + ?Sized>(f: &F, now: DateTime<Utc>) -> Result<R
     let region = r.optional_text(col::REGION);
     let stage = r.code::<Stage>(col::STAGE, Some(Stage::Transaction));
     let scale = r.code::<Scale>(col::SCALE, None);
-    let trust = { let v = f.int(col::TRUST); r.keep(v) };
-    let satisfaction = { let v = f.int(col::SATISFACTION); r.keep(v) };
+    let trust = {
+        let v = f.int(col::TRUST);
+        r.keep(v)
+    };
+    let satisfaction = {
+        let v = f.int(col::SATISFACTION);
+        r.keep(v)
+    };
     let mut drivers = [None; 6];
     for (i, d) in drivers.iter_mut().enumerate() {
         let v = f.int(col::DRIVERS + i);
@@ -249,10 +255,12 @@ pub fn parse_response<F: Fields + ?Sized>(f: &F, now: DateTime<Utc>) -> Result<R
         negative[i] = r.keep(n);
     }
     let free_text = [r.optional_text(col::FREE_TEXT_1), r.optional_text(col::FREE_TEXT_2)];
-    let weight = { let v = f.real(col::WEIGHT); r.keep(v) }.unwrap_or(1.0);
-    let (Some(submitted_at), Some(service_type), Some(channel), Some(stage), Some(scale)) =
-        (submitted_at, service_type, channel, stage, scale)
-    else {
+    let weight = {
+        let v = f.real(col::WEIGHT);
+        r.keep(v)
+    }
+    .unwrap_or(1.0);
+    let (Some(submitted_at), Some(service_type), Some(channel), Some(stage), Some(scale)) = (submitted_at, service_type, channel, stage, scale) else {
         return Err(r.problems);
     };
     let response = Response {
@@ -342,7 +350,14 @@ mod tests {
     #[test]
     fn timestamps_in_the_forms_other_engines_write() {
         let want = "2025-03-01T12:00:00.250Z".parse::<DateTime<Utc>>().unwrap();
-        for t in ["2025-03-01T12:00:00.25Z", "2025-03-01T07:00:00.25-05:00", "2025-03-01 12:00:00.25+00", "2025-03-01 12:00:00.25+00:00", "2025-03-01 12:00:00.25", "2025-03-01 12:00:00.25 UTC"] {
+        for t in [
+            "2025-03-01T12:00:00.25Z",
+            "2025-03-01T07:00:00.25-05:00",
+            "2025-03-01 12:00:00.25+00",
+            "2025-03-01 12:00:00.25+00:00",
+            "2025-03-01 12:00:00.25",
+            "2025-03-01 12:00:00.25 UTC",
+        ] {
             assert_eq!(parse_timestamp(t), Some(want), "{t}");
         }
         assert_eq!(parse_timestamp("2025-03-01"), "2025-03-01T00:00:00Z".parse().ok());
@@ -363,7 +378,21 @@ mod tests {
     fn text_round_trip_and_every_problem_at_once() {
         let now = "2026-11-25T00:00:00Z".parse().unwrap();
         let mut row = vec![None; col::COUNT];
-        for (c, v) in [(col::AGENCY, "VA"), (col::RESPONSE_ID, "r1"), (col::SUBMITTED_AT, "2025-03-01T12:00:00Z"), (col::COLLECTION_ID, "c1"), (col::BUREAU, "VA-VBA"), (col::SERVICE_ID, "VA-S01"), (col::SERVICE_TYPE, "benefits"), (col::CHANNEL, "digital"), (col::SCALE, "thumbs"), (col::TRUST, "1"), (col::POSITIVE + 2, "true"), (col::NEGATIVE, "0"), (col::WEIGHT, "1.5")] {
+        for (c, v) in [
+            (col::AGENCY, "VA"),
+            (col::RESPONSE_ID, "r1"),
+            (col::SUBMITTED_AT, "2025-03-01T12:00:00Z"),
+            (col::COLLECTION_ID, "c1"),
+            (col::BUREAU, "VA-VBA"),
+            (col::SERVICE_ID, "VA-S01"),
+            (col::SERVICE_TYPE, "benefits"),
+            (col::CHANNEL, "digital"),
+            (col::SCALE, "thumbs"),
+            (col::TRUST, "1"),
+            (col::POSITIVE + 2, "true"),
+            (col::NEGATIVE, "0"),
+            (col::WEIGHT, "1.5"),
+        ] {
             row[c] = Some(v.to_string());
         }
         let r = parse_response(&Texts(row.clone()), now).unwrap();

@@ -21,11 +21,7 @@ fn is_missing(cell: &str) -> bool {
 
 /// Calls `row` with the values of `columns` (in that order) for every row where all of them are
 /// present (listwise deletion).
-pub fn for_each_complete_row(
-    path: &Path,
-    columns: &[String],
-    mut row: impl FnMut(&[f64]),
-) -> Result<RowCounts, IngestError> {
+pub fn for_each_complete_row(path: &Path, columns: &[String], mut row: impl FnMut(&[f64])) -> Result<RowCounts, IngestError> {
     let shown = path.display().to_string();
     let file = std::fs::File::open(path).map_err(|source| IngestError::Io { path: shown.clone(), source })?;
     let mut reader = csv::ReaderBuilder::new().flexible(false).from_reader(std::io::BufReader::new(file));

@@ -158,7 +158,13 @@ pub fn ingest_file(lock: &WriteLock, path: &Path, format: Format, table: Observa
                         summary.duplicates_skipped += 1;
                         skipped_lines.push(record.line);
                     } else {
-                        let p = problem("(row)", format!("conflict: repeats the service, metric, time, channel, page and office of line {first} with another value ({} there)", value));
+                        let p = problem(
+                            "(row)",
+                            format!(
+                                "conflict: repeats the service, metric, time, channel, page and office of line {first} with another value ({} there)",
+                                value
+                            ),
+                        );
                         summary.quarantine(&mut quarantine, record.line, vec![p], Some(record.raw()))?;
                     }
                     continue;
@@ -186,7 +192,10 @@ pub fn ingest_file(lock: &WriteLock, path: &Path, format: Format, table: Observa
                     skipped_lines.push(line);
                 }
                 Some(v) => {
-                    let p = problem("value", format!("{} but the lake already holds {v} for this service, metric and time; stored values are not overwritten", o.value));
+                    let p = problem(
+                        "value",
+                        format!("{} but the lake already holds {v} for this service, metric and time; stored values are not overwritten", o.value),
+                    );
                     summary.quarantine(&mut quarantine, line, vec![p], Some(raw))?;
                 }
             }
@@ -194,7 +203,16 @@ pub fn ingest_file(lock: &WriteLock, path: &Path, format: Format, table: Observa
         if fresh.is_empty() {
             continue;
         }
-        fresh.sort_by(|a, b| (&a.service_id, &a.metric, a.channel, &a.page, &a.office_id, a.observed_at).cmp(&(&b.service_id, &b.metric, b.channel, &b.page, &b.office_id, b.observed_at)));
+        fresh.sort_by(|a, b| {
+            (&a.service_id, &a.metric, a.channel, &a.page, &a.office_id, a.observed_at).cmp(&(
+                &b.service_id,
+                &b.metric,
+                b.channel,
+                &b.page,
+                &b.office_id,
+                b.observed_at,
+            ))
+        });
         let target = format!("{}/part-{run}.parquet", key.dir_in(store_table));
         let mut w = AtomicParquetWriter::in_lake(&lake, &target, stored::arrow_schema(), parquet_properties(&[]))?;
         w.write(&stored::batch(&fresh))?;

@@ -7,8 +7,8 @@
 use super::formats::{self, Format, OpenOptions};
 use super::stage::Stager;
 use super::IngestError;
-use crate::store::commit::{ingested, CommitRecord, IngestedFile, Staging, WriteLock};
 use crate::domain::validate::Response;
+use crate::store::commit::{ingested, CommitRecord, IngestedFile, Staging, WriteLock};
 use crate::store::quarantine::{QuarantineRow, QuarantineWriter};
 use crate::store::{Lake, StoreError};
 use serde::Serialize;
@@ -88,13 +88,7 @@ pub fn run_id() -> String {
 /// validation and staging run without the lake's write lock, so the submit flusher and other
 /// writers keep committing meanwhile; the lock is taken to publish (dedup against the lake,
 /// files, commit record).
-pub fn ingest_file(
-    lake: &Lake,
-    path: &Path,
-    format: Format,
-    opts: &OpenOptions,
-    progress: &dyn Fn(u64),
-) -> Result<Summary, IngestError> {
+pub fn ingest_file(lake: &Lake, path: &Path, format: Format, opts: &OpenOptions, progress: &dyn Fn(u64)) -> Result<Summary, IngestError> {
     let shown = opts.source_name.clone().unwrap_or_else(|| path.display().to_string());
     let mut summary = Summary { source: shown.clone(), format: format!("{format:?}"), table: "responses".into(), ..Default::default() };
     let digest = opts.ingest_key(path, format, "responses")?;
@@ -196,11 +190,8 @@ pub(crate) fn finish(
     summary.files_written = added.len();
     summary.quarantine_already_recorded = quarantine.already_recorded;
     summary.quarantine_file = quarantine.finish()?;
-    summary.lake_version = if added.is_empty() {
-        lock.version()?
-    } else {
-        lock.commit(CommitRecord { operation, added, rows_added: summary.rows_stored, ..Default::default() })?
-    };
+    summary.lake_version =
+        if added.is_empty() { lock.version()? } else { lock.commit(CommitRecord { operation, added, rows_added: summary.rows_stored, ..Default::default() })? };
     if summary.rows_quarantined == 0 {
         lock.mark_ingested(&IngestedFile {
             digest,

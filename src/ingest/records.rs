@@ -90,12 +90,7 @@ pub fn read(path: &Path, format: Format, columns: &[&str]) -> Result<Vec<Record>
     match format {
         Format::Csv => {
             let mut reader = csv::ReaderBuilder::new().flexible(false).from_path(path).map_err(|e| malformed(path, 1, e.to_string()))?;
-            let header: Vec<String> = reader
-                .headers()
-                .map_err(|e| malformed(path, 1, e.to_string()))?
-                .iter()
-                .map(|h| check(h, 1))
-                .collect::<Result<_, _>>()?;
+            let header: Vec<String> = reader.headers().map_err(|e| malformed(path, 1, e.to_string()))?.iter().map(|h| check(h, 1)).collect::<Result<_, _>>()?;
             let mut out = Vec::new();
             for row in reader.records() {
                 let row = row.map_err(|e| {
@@ -103,12 +98,7 @@ pub fn read(path: &Path, format: Format, columns: &[&str]) -> Result<Vec<Record>
                     malformed(path, line, e.to_string())
                 })?;
                 let line = row.position().map_or(out.len() as u64 + 2, |p| p.line());
-                let cells = header
-                    .iter()
-                    .zip(row.iter())
-                    .filter(|(_, v)| !v.trim().is_empty())
-                    .map(|(h, v)| (h.clone(), Cell::Text(v.to_string())))
-                    .collect();
+                let cells = header.iter().zip(row.iter()).filter(|(_, v)| !v.trim().is_empty()).map(|(h, v)| (h.clone(), Cell::Text(v.to_string()))).collect();
                 out.push(Record { line, cells });
             }
             Ok(out)
@@ -135,9 +125,9 @@ pub fn read(path: &Path, format: Format, columns: &[&str]) -> Result<Vec<Record>
                         serde_json::Value::String(s) => Cell::Text(s),
                         serde_json::Value::Number(x) => Cell::Number(x.as_f64().unwrap_or(f64::NAN)),
                         serde_json::Value::Bool(b) => Cell::Flag(b),
-                        serde_json::Value::Array(items) => Cell::List(
-                            items.into_iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect(),
-                        ),
+                        serde_json::Value::Array(items) => {
+                            Cell::List(items.into_iter().map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string())).collect())
+                        }
                         other @ serde_json::Value::Object(_) => Cell::Text(other.to_string()),
                     };
                     cells.insert(k, cell);
@@ -217,7 +207,8 @@ mod tests {
         assert_eq!(rows[0].get("service_id").unwrap().text(), "VA-S01");
         assert!(rows[0].get("page").is_none(), "empty text is absent");
         let jsonl = dir.path().join("t.jsonl");
-        std::fs::write(&jsonl, "{\"service_id\":\"VA-S01\",\"value\":12,\"page\":null}\n\n{\"service_id\":\"VA-S02\",\"value\":3.5,\"page\":\"/apply\"}\n").unwrap();
+        std::fs::write(&jsonl, "{\"service_id\":\"VA-S01\",\"value\":12,\"page\":null}\n\n{\"service_id\":\"VA-S02\",\"value\":3.5,\"page\":\"/apply\"}\n")
+            .unwrap();
         let j = read(&jsonl, Format::Jsonl, &["service_id", "value", "page"]).unwrap();
         assert_eq!(j[1].line, 3);
         assert_eq!(j[0].get("value"), Some(&Cell::Number(12.0)));

@@ -153,12 +153,7 @@ fn from_record(r: &Record) -> Result<ServiceRecord, Vec<RecordProblem>> {
 /// Validates `changes` (each with where it came from) against the rules and the current
 /// inventory and, when all pass, writes the merged inventory and commits. `only_agency`
 /// restricts the change to one agency's services (a collector).
-pub fn upsert(
-    lock: &WriteLock,
-    changes: Vec<Change>,
-    only_agency: Option<&str>,
-    source: &str,
-) -> Result<ServicesSummary, ServicesError> {
+pub fn upsert(lock: &WriteLock, changes: Vec<Change>, only_agency: Option<&str>, source: &str) -> Result<ServicesSummary, ServicesError> {
     let current = crate::store::services::read(lock.lake())?;
     let mut by_id: BTreeMap<String, ServiceRecord> = current.iter().map(|s| (s.id.clone(), s.clone())).collect();
     let mut problems = Vec::new();
@@ -180,7 +175,13 @@ pub fn upsert(
             bad("service_id", format!("'{}' is also given at {first}", record.id));
         }
         if let Some(old) = by_id.get(&record.id).filter(|old| old.agency != record.agency) {
-            bad("agency", format!("'{}' but service {} belongs to {}; a service cannot move to another agency (its responses are stored under it)", record.agency, record.id, old.agency));
+            bad(
+                "agency",
+                format!(
+                    "'{}' but service {} belongs to {}; a service cannot move to another agency (its responses are stored under it)",
+                    record.agency, record.id, old.agency
+                ),
+            );
         }
         if let Some(only) = only_agency.filter(|only| *only != record.agency) {
             bad("agency", format!("'{}' but this key may only change services of agency {only}", record.agency));

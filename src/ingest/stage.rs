@@ -242,8 +242,7 @@ fn commit_partition(
     // row's Arrow row encoding), so a repeat is told apart from a conflict.
     let mut seen: HashMap<Box<str>, (u64, u128), foldhash::fast::RandomState> = HashMap::default();
     let content_seeds = (foldhash::fast::RandomState::default(), foldhash::fast::RandomState::default());
-    let converter = RowConverter::new(lake_schema_fields())
-        .map_err(|e| StoreError::Write { path: key.dir(), reason: e.to_string() })?;
+    let converter = RowConverter::new(lake_schema_fields()).map_err(|e| StoreError::Write { path: key.dir(), reason: e.to_string() })?;
     let mut out = Committed::default();
     let mut writer: Option<(AtomicParquetWriter, usize)> = None;
     let mut files = 0;
@@ -251,9 +250,8 @@ fn commit_partition(
     let mut handle = |batch: RecordBatch, out: &mut Committed| -> Result<(), StoreError> {
         let ids = batch.column(0).as_any().downcast_ref::<StringArray>().expect("response_id is text");
         let lines = batch.column(batch.num_columns() - 1).as_any().downcast_ref::<UInt64Array>().expect("_line is u64");
-        let rows = converter
-            .convert_columns(&batch.columns()[..batch.num_columns() - 1])
-            .map_err(|e| StoreError::Write { path: key.dir(), reason: e.to_string() })?;
+        let rows =
+            converter.convert_columns(&batch.columns()[..batch.num_columns() - 1]).map_err(|e| StoreError::Write { path: key.dir(), reason: e.to_string() })?;
         let digest = |i: usize| -> u128 {
             use std::hash::BuildHasher;
             let bytes = rows.row(i);
@@ -277,10 +275,7 @@ fn commit_partition(
                         source: source.to_string(),
                         line: Some(line),
                         column: Some("response_id".into()),
-                        reason: format!(
-                            "conflict: response_id '{}' again with different content (first at line {first})",
-                            id.escape_debug()
-                        ),
+                        reason: format!("conflict: response_id '{}' again with different content (first at line {first})", id.escape_debug()),
                         raw: None,
                     });
                 }
@@ -296,8 +291,8 @@ fn commit_partition(
             };
             keep.push(fresh);
         }
-        let lake_batch = RecordBatch::try_new(lake_schema.clone(), batch.columns()[..batch.num_columns() - 1].to_vec())
-            .expect("staged columns match the lake schema");
+        let lake_batch =
+            RecordBatch::try_new(lake_schema.clone(), batch.columns()[..batch.num_columns() - 1].to_vec()).expect("staged columns match the lake schema");
         let kept = if keep.iter().all(|k| *k) {
             lake_batch
         } else {

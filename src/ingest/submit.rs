@@ -122,7 +122,13 @@ impl Submitter {
         let owner = Arc::new(DirOwner::acquire(wal_dir)?);
         let replayed = flush_segments(lake, wal_dir, None)?;
         if replayed.segments > 0 {
-            tracing::info!(segments = replayed.segments, stored = replayed.stored, duplicates = replayed.duplicates_skipped, dropped_tails = replayed.dropped_tails, "replayed the submit log");
+            tracing::info!(
+                segments = replayed.segments,
+                stored = replayed.stored,
+                duplicates = replayed.duplicates_skipped,
+                dropped_tails = replayed.dropped_tails,
+                "replayed the submit log"
+            );
         }
         let wal = Wal::start(wal_dir)?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -188,8 +194,7 @@ impl Submitter {
     pub async fn submit(&self, items: Vec<Value>) -> Result<Vec<String>, SubmitError> {
         let responses = validate_batch(items, &self.inventory())?;
         let ids: Vec<String> = responses.iter().map(|r| r.response_id.clone()).collect();
-        let payload = serde_json::to_vec(&responses.iter().map(|r| Value::Object(to_object(r))).collect::<Vec<_>>())
-            .expect("responses serialize");
+        let payload = serde_json::to_vec(&responses.iter().map(|r| Value::Object(to_object(r))).collect::<Vec<_>>()).expect("responses serialize");
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.wal.append(payload, move |r| {
             let _ = tx.send(r);
@@ -218,8 +223,7 @@ pub fn flush_segments(lake: &Lake, dir: &Path, upto: Option<&Path>) -> Result<Fl
 
 /// `flush_segments` reusing the partition ids the flusher keeps between flushes.
 pub fn flush_segments_cached(lake: &Lake, dir: &Path, upto: Option<&Path>, ids: Option<&std::sync::Mutex<IdCache>>) -> Result<Flushed, StoreError> {
-    let todo: Vec<PathBuf> =
-        segments(dir)?.into_iter().map(|(_, p)| p).filter(|p| upto.is_none_or(|u| p.as_path() <= u)).collect();
+    let todo: Vec<PathBuf> = segments(dir)?.into_iter().map(|(_, p)| p).filter(|p| upto.is_none_or(|u| p.as_path() <= u)).collect();
     let mut out = Flushed::default();
     if todo.is_empty() {
         return Ok(out);
@@ -248,7 +252,13 @@ pub fn flush_segments_cached(lake: &Lake, dir: &Path, upto: Option<&Path>, ids: 
             let items: Vec<Map<String, Value>> = match serde_json::from_slice(record) {
                 Ok(items) => items,
                 Err(e) => {
-                    quarantine.push(QuarantineRow { source: source.clone(), line: Some(i as u64 + 1), column: None, reason: format!("unreadable log record: {e}"), raw: None })?;
+                    quarantine.push(QuarantineRow {
+                        source: source.clone(),
+                        line: Some(i as u64 + 1),
+                        column: None,
+                        reason: format!("unreadable log record: {e}"),
+                        raw: None,
+                    })?;
                     continue;
                 }
             };
@@ -258,7 +268,13 @@ pub fn flush_segments_cached(lake: &Lake, dir: &Path, upto: Option<&Path>, ids: 
                     Ok(r) => stager.push(&r, i as u64 + 1)?,
                     Err(problems) => {
                         for p in problems {
-                            quarantine.push(QuarantineRow { source: source.clone(), line: Some(i as u64 + 1), column: Some(p.column), reason: p.reason, raw: Some(Value::Object(obj.clone()).to_string()) })?;
+                            quarantine.push(QuarantineRow {
+                                source: source.clone(),
+                                line: Some(i as u64 + 1),
+                                column: Some(p.column),
+                                reason: p.reason,
+                                raw: Some(Value::Object(obj.clone()).to_string()),
+                            })?;
                         }
                     }
                 }

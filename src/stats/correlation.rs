@@ -95,13 +95,7 @@ impl CrossProducts {
                 return Err(StatsError::ConstantVariable { index: i });
             }
         }
-        Ok(DMatrix::from_fn(self.p, self.p, |i, j| {
-            if i == j {
-                1.0
-            } else {
-                (self.centred(i, j) / (sd[i] * sd[j])).clamp(-1.0, 1.0)
-            }
-        }))
+        Ok(DMatrix::from_fn(self.p, self.p, |i, j| if i == j { 1.0 } else { (self.centred(i, j) / (sd[i] * sd[j])).clamp(-1.0, 1.0) }))
     }
 }
 

@@ -127,7 +127,7 @@ mod tests {
         ]);
         assert_eq!(d.mean(), Some(4.0));
         assert!((d.n_effective() - 1.6).abs() < 1e-12); // 16 / 10
-        // Σw(x-m)²/Σw = (9 + 3)/4 = 3; times 1.6/0.6.
+                                                        // Σw(x-m)²/Σw = (9 + 3)/4 = 3; times 1.6/0.6.
         assert!((d.variance().unwrap() - 3.0 * 1.6 / 0.6).abs() < 1e-12);
     }
 

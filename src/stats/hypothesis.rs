@@ -27,10 +27,7 @@ pub fn newcombe_difference(p1: f64, n1: f64, p2: f64, n2: f64, confidence: f64) 
     let a = wilson(p1, n1, confidence)?;
     let b = wilson(p2, n2, confidence)?;
     let d = p1 - p2;
-    Some(Interval {
-        low: d - ((p1 - a.low).powi(2) + (b.high - p2).powi(2)).sqrt(),
-        high: d + ((a.high - p1).powi(2) + (p2 - b.low).powi(2)).sqrt(),
-    })
+    Some(Interval { low: d - ((p1 - a.low).powi(2) + (b.high - p2).powi(2)).sqrt(), high: d + ((a.high - p1).powi(2) + (p2 - b.low).powi(2)).sqrt() })
 }
 
 /// Two-sided p-value of a standard normal statistic.
@@ -50,13 +47,7 @@ pub fn two_proportions(p1: f64, n1: f64, p2: f64, n2: f64, confidence: f64) -> O
         return None;
     }
     let z = (p1 - p2) / se;
-    Some(Comparison {
-        difference: p1 - p2,
-        interval: newcombe_difference(p1, n1, p2, n2, confidence)?,
-        statistic: z,
-        p_value: normal_p_value(z),
-        df: None,
-    })
+    Some(Comparison { difference: p1 - p2, interval: newcombe_difference(p1, n1, p2, n2, confidence)?, statistic: z, p_value: normal_p_value(z), df: None })
 }
 
 /// Welch's t-test and interval for mean1 − mean2 from each group's mean, sample variance and

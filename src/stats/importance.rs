@@ -49,9 +49,7 @@ pub fn importance(r: &DMatrix<f64>, n: f64) -> Result<Importance, StatsError> {
     let (rxx, rxy) = split(r);
     let k = rxx.nrows();
     let full = (1u32 << k) - 1;
-    let last = (0..k)
-        .map(|j| r2_subset(&rxx, &rxy, full & !(1 << j)).map(|without| fit.r2 - without))
-        .collect::<Result<Vec<_>, _>>()?;
+    let last = (0..k).map(|j| r2_subset(&rxx, &rxy, full & !(1 << j)).map(|without| fit.r2 - without)).collect::<Result<Vec<_>, _>>()?;
     Ok(Importance {
         first: fit.r.iter().map(|r| r * r).collect(),
         last,
@@ -169,14 +167,19 @@ mod tests {
     fn shapley_is_exact_for_fifteen_predictors() {
         // An equicorrelated design: by symmetry the Shapley values of equal-r predictors are equal.
         let k = 15;
-        let r = DMatrix::from_fn(k + 1, k + 1, |i, j| if i == j { 1.0 } else if i == 0 || j == 0 { 0.3 } else { 0.2 });
+        let r = DMatrix::from_fn(k + 1, k + 1, |i, j| {
+            if i == j {
+                1.0
+            } else if i == 0 || j == 0 {
+                0.3
+            } else {
+                0.2
+            }
+        });
         let imp = importance(&r, 1000.0).unwrap();
         let first = imp.shapley[0];
         assert!(imp.shapley.iter().all(|v| (v - first).abs() < 1e-12));
         assert!((first * k as f64 - imp.ols.r2).abs() < 1e-10);
-        assert!(matches!(
-            shapley(&DMatrix::identity(16, 16), &DVector::zeros(16)),
-            Err(StatsError::TooManyPredictors { .. })
-        ));
+        assert!(matches!(shapley(&DMatrix::identity(16, 16), &DVector::zeros(16)), Err(StatsError::TooManyPredictors { .. })));
     }
 }

@@ -58,12 +58,7 @@ mod tests {
     /// Newcombe (1998), Table I, method 3 (Wilson score, no continuity correction).
     #[test]
     fn wilson_matches_newcombe_1998_table_1() {
-        for (x, n, lo, hi) in [
-            (81.0, 263.0, 0.2553, 0.3662),
-            (15.0, 148.0, 0.0624, 0.1605),
-            (0.0, 20.0, 0.0, 0.1611),
-            (1.0, 29.0, 0.0061, 0.1718),
-        ] {
+        for (x, n, lo, hi) in [(81.0, 263.0, 0.2553, 0.3662), (15.0, 148.0, 0.0624, 0.1605), (0.0, 20.0, 0.0, 0.1611), (1.0, 29.0, 0.0061, 0.1718)] {
             let ci = wilson(x / n, n, 0.95).unwrap();
             assert!(close(ci.low, lo, 5e-5) && close(ci.high, hi, 5e-5), "{x}/{n}: {ci:?}");
         }

@@ -114,11 +114,7 @@ impl Coefficient {
             return None;
         }
         let z = super::z_quantile(confidence);
-        Some(Wald {
-            interval: super::Interval { low: b - z * se, high: b + z * se },
-            z: b / se,
-            p_value: super::hypothesis::normal_p_value(b / se),
-        })
+        Some(Wald { interval: super::Interval { low: b - z * se, high: b + z * se }, z: b / se, p_value: super::hypothesis::normal_p_value(b / se) })
     }
 }
 
@@ -258,11 +254,7 @@ fn aliased(patterns: &[Pattern], k: usize, share: f64) -> Vec<usize> {
 /// equal projections merged and empty ones left out: a model on few predictors sees few
 /// patterns.
 fn compact(patterns: &[Pattern], columns: &[usize]) -> Vec<Pattern> {
-    let mut out: Vec<Pattern> = patterns
-        .iter()
-        .filter(|p| p.events + p.non_events > 0.0)
-        .map(|p| Pattern { bits: project(p.bits, columns), ..*p })
-        .collect();
+    let mut out: Vec<Pattern> = patterns.iter().filter(|p| p.events + p.non_events > 0.0).map(|p| Pattern { bits: project(p.bits, columns), ..*p }).collect();
     out.sort_unstable_by_key(|p| p.bits);
     out.dedup_by(|next, kept| {
         let same = next.bits == kept.bits;
@@ -714,7 +706,8 @@ mod tests {
     fn collinear_indicators_are_dropped_as_aliased() {
         // Bits 0 and 1 always together; bit 2 the complement of bit 0 would alias with the
         // intercept too, so use an independent third indicator.
-        let with_pair: Vec<Pattern> = table().iter().map(|p| Pattern { bits: if p.bits & 1 != 0 { p.bits | 0b1000 } else { p.bits & !0b1000 }, ..*p }).collect();
+        let with_pair: Vec<Pattern> =
+            table().iter().map(|p| Pattern { bits: if p.bits & 1 != 0 { p.bits | 0b1000 } else { p.bits & !0b1000 }, ..*p }).collect();
         let f = logit(&with_pair, 4).unwrap();
         assert_eq!(f.coefficients[3].dropped, Some(Dropped::Aliased));
         let alone = logit(&table(), 3).unwrap();
@@ -741,8 +734,11 @@ mod tests {
         let starts: Vec<Vec<f64>> = lattice.fits(&table(), None).unwrap().into_iter().map(|v| v.1).collect();
         // A replicate: counts moved by about their Poisson spread.
         let factors = [1.1, 0.9, 1.05, 0.97, 1.12, 0.92, 1.0, 1.08];
-        let replicate: Vec<Pattern> =
-            table().iter().zip(factors).map(|(p, f)| Pattern { events: (p.events * f).round(), non_events: (p.non_events * (2.0 - f)).round(), ..*p }).collect();
+        let replicate: Vec<Pattern> = table()
+            .iter()
+            .zip(factors)
+            .map(|(p, f)| Pattern { events: (p.events * f).round(), non_events: (p.non_events * (2.0 - f)).round(), ..*p })
+            .collect();
         let exact = lattice.fits(&replicate, None).unwrap();
         let quick = lattice.replicate_fits(&replicate, &lattice.steps(&starts)).unwrap();
         for (mask, (e, q)) in exact.iter().zip(&quick).enumerate() {
@@ -767,10 +763,7 @@ mod tests {
     #[test]
     fn never_set_always_set_and_separated_indicators_are_dropped_with_the_reason() {
         // Bit 1 never set; bit 2 set on every row; bit 0 separates (all its rows are events).
-        let p = [
-            Pattern { bits: 0b101, events: 20.0, non_events: 0.0 },
-            Pattern { bits: 0b100, events: 15.0, non_events: 25.0 },
-        ];
+        let p = [Pattern { bits: 0b101, events: 20.0, non_events: 0.0 }, Pattern { bits: 0b100, events: 15.0, non_events: 25.0 }];
         let f = logit(&p, 3).unwrap();
         assert_eq!(f.coefficients[1].dropped, Some(Dropped::NeverSet));
         assert_eq!(f.coefficients[2].dropped, Some(Dropped::AlwaysSet));

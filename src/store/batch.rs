@@ -4,9 +4,7 @@
 
 use super::schema;
 use crate::domain::validate::Response;
-use arrow::array::{
-    ArrayRef, BooleanBuilder, Float64Builder, Int8Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
-};
+use arrow::array::{ArrayRef, BooleanBuilder, Float64Builder, Int8Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
 use std::sync::Arc;
 
 /// Column builders of the responses table.

@@ -362,12 +362,7 @@ pub fn partition_files_in(lake: &Lake, table: super::layout::Table, key: &Partit
 pub fn for_each_id(lake: &Lake, file: &str, mut f: impl FnMut(&str)) -> Result<(), StoreError> {
     let fail = |reason: String| lake.unreadable(file, reason);
     let builder = ParquetRecordBatchReaderBuilder::try_new(lake.objects().open(file)?).map_err(|e| fail(e.to_string()))?;
-    let index = builder
-        .parquet_schema()
-        .columns()
-        .iter()
-        .position(|c| c.name() == "response_id")
-        .ok_or_else(|| fail("has no response_id column".into()))?;
+    let index = builder.parquet_schema().columns().iter().position(|c| c.name() == "response_id").ok_or_else(|| fail("has no response_id column".into()))?;
     let mask = ProjectionMask::leaves(builder.parquet_schema(), [index]);
     let reader = builder.with_projection(mask).with_batch_size(64 * 1024).build().map_err(|e| fail(e.to_string()))?;
     for batch in reader {

@@ -91,10 +91,10 @@ impl Lake {
     /// Opens the lake at a local directory, checking that it holds a readable `lake.json`.
     pub fn open(root: impl AsRef<Path>) -> Result<Lake, StoreError> {
         let shown = root.as_ref().display().to_string();
-        let root = root.as_ref().canonicalize().map_err(|e| StoreError::NotALake {
-            path: shown,
-            reason: format!("{e} (create one with `cxlake generate --out DIR`)"),
-        })?;
+        let root = root
+            .as_ref()
+            .canonicalize()
+            .map_err(|e| StoreError::NotALake { path: shown, reason: format!("{e} (create one with `cxlake generate --out DIR`)") })?;
         Self::open_root(Root::Local(root))
     }
 
@@ -114,12 +114,14 @@ impl Lake {
             .read(LAKE_MANIFEST)
             .map_err(|e| not_a_lake(format!("cannot read {LAKE_MANIFEST}: {e}")))?
             .ok_or_else(|| not_a_lake(format!("there is no {LAKE_MANIFEST} (create a lake with `cxlake generate --out` or `cxlake ingest`)")))?;
-        let manifest: LakeManifest = serde_json::from_slice(&text)
-            .map_err(|e| not_a_lake(format!("{LAKE_MANIFEST} is not valid: {e}")))?;
+        let manifest: LakeManifest = serde_json::from_slice(&text).map_err(|e| not_a_lake(format!("{LAKE_MANIFEST} is not valid: {e}")))?;
         if manifest.format != LakeManifest::FORMAT || manifest.format_version != LakeManifest::VERSION {
             return Err(not_a_lake(format!(
                 "{LAKE_MANIFEST} declares format {} v{}, this cxlake reads {} v{}",
-                manifest.format, manifest.format_version, LakeManifest::FORMAT, LakeManifest::VERSION
+                manifest.format,
+                manifest.format_version,
+                LakeManifest::FORMAT,
+                LakeManifest::VERSION
             )));
         }
         Ok(lake)
@@ -205,11 +207,7 @@ impl Lake {
     pub async fn table_files(&self, table: Table, filter: &PartitionFilter) -> Result<Vec<DataFile>, StoreError> {
         let root = table.root();
         let prefixes: Vec<String> = match &filter.agencies {
-            Some(agencies) => agencies
-                .iter()
-                .filter(|a| layout::is_valid_agency_code(a))
-                .map(|a| format!("{root}/agency={a}/"))
-                .collect(),
+            Some(agencies) => agencies.iter().filter(|a| layout::is_valid_agency_code(a)).map(|a| format!("{root}/agency={a}/")).collect(),
             None => vec![format!("{root}/")],
         };
         let mut files = Vec::new();
@@ -240,17 +238,9 @@ impl Lake {
     fn scan_files(&self, files: &[DataFile], file_schema: Schema) -> PolarsResult<LazyFrame> {
         polars_ensure!(!files.is_empty(), ComputeError: "scan of an empty file list");
         super::scanned::record(self, files);
-        let paths: Vec<PlRefPath> = files
-            .iter()
-            .map(|f| PlRefPath::new(self.locate(&f.path)))
-            .collect();
+        let paths: Vec<PlRefPath> = files.iter().map(|f| PlRefPath::new(self.locate(&f.path))).collect();
         let args = ScanArgsParquet {
-            hive_options: HiveOptions {
-                enabled: Some(true),
-                hive_start_idx: 0,
-                schema: Some(Arc::new(schema::polars_hive_schema())),
-                try_parse_dates: false,
-            },
+            hive_options: HiveOptions { enabled: Some(true), hive_start_idx: 0, schema: Some(Arc::new(schema::polars_hive_schema())), try_parse_dates: false },
             schema: Some(Arc::new(file_schema)),
             cloud_options: self.objects.cloud_options(),
             ..Default::default()
@@ -298,7 +288,8 @@ impl Lake {
             return Ok(());
         }
         let decode = |row_groups: Option<Vec<usize>>, mask: Option<ProjectionMask>| -> Result<(), String> {
-            let mut builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file.try_clone().map_err(|e| e.to_string())?, meta.clone()).with_batch_size(64 * 1024);
+            let mut builder =
+                ParquetRecordBatchReaderBuilder::new_with_metadata(file.try_clone().map_err(|e| e.to_string())?, meta.clone()).with_batch_size(64 * 1024);
             if let Some(rg) = row_groups {
                 builder = builder.with_row_groups(rg);
             }

@@ -107,8 +107,7 @@ pub struct PartitionFilter {
 
 impl PartitionFilter {
     pub fn matches(&self, key: &PartitionKey) -> bool {
-        self.agencies.as_ref().is_none_or(|a| a.contains(&key.agency))
-            && self.quarters.is_none_or(|(lo, hi)| lo <= key.quarter && key.quarter <= hi)
+        self.agencies.as_ref().is_none_or(|a| a.contains(&key.agency)) && self.quarters.is_none_or(|(lo, hi)| lo <= key.quarter && key.quarter <= hi)
     }
 }
 
@@ -143,10 +142,7 @@ mod tests {
 
     #[test]
     fn filter_on_agency_and_quarter_range() {
-        let f = PartitionFilter {
-            agencies: Some(["VA".to_string()].into()),
-            quarters: Some((FiscalQuarter::new(2025, 1), FiscalQuarter::new(2025, 2))),
-        };
+        let f = PartitionFilter { agencies: Some(["VA".to_string()].into()), quarters: Some((FiscalQuarter::new(2025, 1), FiscalQuarter::new(2025, 2))) };
         let key = |a: &str, y, q| PartitionKey { agency: a.into(), quarter: FiscalQuarter::new(y, q) };
         assert!(f.matches(&key("VA", 2025, 2)));
         assert!(!f.matches(&key("VA", 2025, 3)) && !f.matches(&key("SSA", 2025, 1)));

@@ -132,7 +132,10 @@ impl Lease {
     /// commit.
     pub fn check(&self) -> Result<(), StoreError> {
         if self.lost.load(Ordering::SeqCst) {
-            return Err(StoreError::Write { path: self.objects.url(&self.path), reason: "the writer's lease on the lake expired and was taken over; nothing was committed".into() });
+            return Err(StoreError::Write {
+                path: self.objects.url(&self.path),
+                reason: "the writer's lease on the lake expired and was taken over; nothing was committed".into(),
+            });
         }
         Ok(())
     }
@@ -150,9 +153,10 @@ fn renew(objects: Objects, path: String, owner: String, mut e_tag: Option<String
         drop(stopped);
         let (store, at, body, tag) = (objects.store().clone(), StorePath::from(path.as_str()), LeaseBody::bytes(&owner), e_tag.clone());
         let attempt_at = std::time::Instant::now();
-        let renewed = block_on(async move {
-            store.put_opts(&at, PutPayload::from(body), conditional(PutMode::Update(UpdateVersion { e_tag: tag, version: None }))).await
-        });
+        let renewed =
+            block_on(
+                async move { store.put_opts(&at, PutPayload::from(body), conditional(PutMode::Update(UpdateVersion { e_tag: tag, version: None }))).await },
+            );
         match renewed {
             Ok(r) => {
                 e_tag = r.e_tag;

@@ -7,20 +7,20 @@
 //! rewrites or appends to a visible file. Per-file side data (rollups of sufficient
 //! statistics) will live beside the data under `_side/`, keyed by the data file's path.
 
-pub mod layout;
-pub mod quarantine;
-pub mod lake;
-pub mod lease;
-pub mod objects;
-pub mod observations;
-pub mod services;
-pub mod scanned;
-pub mod schema;
-pub mod wal;
 pub mod batch;
 pub mod commit;
 pub mod compact;
 pub mod export;
+pub mod lake;
+pub mod layout;
+pub mod lease;
+pub mod objects;
+pub mod observations;
+pub mod quarantine;
+pub mod scanned;
+pub mod schema;
+pub mod services;
+pub mod wal;
 pub mod writer;
 
 pub use lake::{DataFile, Lake, StoreError};

@@ -28,12 +28,7 @@ use std::sync::{Arc, LazyLock};
 pub const S3_SCHEME: &str = "s3://";
 
 static IO: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("cxlake-io")
-        .enable_all()
-        .build()
-        .expect("the object store I/O runtime starts")
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("cxlake-io").enable_all().build().expect("the object store I/O runtime starts")
 });
 
 /// Runs `f` on the I/O runtime and waits for it: callable from any thread, async or not.
@@ -71,7 +66,10 @@ impl Root {
             return Err(StoreError::NotALake { path: location.into(), reason: "an S3 location needs a bucket: s3://bucket/prefix".into() });
         }
         if prefix.contains('=') {
-            return Err(StoreError::NotALake { path: location.into(), reason: "a lake path must not contain '=' (it would be read as a hive partition)".into() });
+            return Err(StoreError::NotALake {
+                path: location.into(),
+                reason: "a lake path must not contain '=' (it would be read as a hive partition)".into(),
+            });
         }
         Ok(Root::S3 { bucket: bucket.into(), prefix })
     }
@@ -144,11 +142,7 @@ impl Objects {
                     builder = builder.with_config(*k, v);
                 }
                 let s3 = builder.build().map_err(|e| not_a_lake(e.to_string()))?;
-                let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
-                    Arc::new(s3)
-                } else {
-                    Arc::new(PrefixStore::new(s3, prefix.as_str()))
-                };
+                let store: Arc<dyn ObjectStore> = if prefix.is_empty() { Arc::new(s3) } else { Arc::new(PrefixStore::new(s3, prefix.as_str())) };
                 let cloud = polars::prelude::cloud::CloudOptions::default().with_aws(config);
                 Ok(Objects { root: Arc::new(root), store, cloud: Some(cloud) })
             }

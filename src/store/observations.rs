@@ -76,7 +76,10 @@ pub fn read_keys(lake: &Lake, file: &str, agency: &str, into: &mut HashMap<Strin
     for batch in reader {
         let batch = batch.map_err(|e| fail(e.to_string()))?;
         let text = |name: &str| -> Result<&StringArray, StoreError> {
-            batch.column_by_name(name).and_then(|c| c.as_any().downcast_ref::<StringArray>()).ok_or_else(|| fail(format!("column '{name}' is missing or not text")))
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+                .ok_or_else(|| fail(format!("column '{name}' is missing or not text")))
         };
         let (service, metric, channel, page, office) = (text("service_id")?, text("metric")?, text("channel")?, text("page")?, text("office_id")?);
         let at = batch

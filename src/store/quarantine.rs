@@ -119,15 +119,7 @@ pub struct QuarantineWriter {
 
 impl QuarantineWriter {
     pub fn new(lake: &Lake, run_id: &str) -> Self {
-        QuarantineWriter {
-            lake: lake.clone(),
-            run_id: run_id.to_string(),
-            pending: Vec::new(),
-            writer: None,
-            rows: 0,
-            recorded: None,
-            already_recorded: 0,
-        }
+        QuarantineWriter { lake: lake.clone(), run_id: run_id.to_string(), pending: Vec::new(), writer: None, rows: 0, recorded: None, already_recorded: 0 }
     }
 
     /// A writer for the rows of one source file that leaves out the problems the quarantine

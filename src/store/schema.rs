@@ -61,8 +61,7 @@ pub fn response_columns() -> Vec<Column> {
 }
 
 /// Partition columns and their types as scans expose them.
-pub const PARTITION_COLUMNS: [(&str, DataType); 3] =
-    [("agency", DataType::String), ("fiscal_year", DataType::Int32), ("fiscal_quarter", DataType::Int32)];
+pub const PARTITION_COLUMNS: [(&str, DataType); 3] = [("agency", DataType::String), ("fiscal_year", DataType::Int32), ("fiscal_quarter", DataType::Int32)];
 
 pub fn arrow_schema() -> Arc<ArrowSchema> {
     let fields: Vec<Field> = response_columns()

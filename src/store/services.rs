@@ -100,9 +100,7 @@ pub fn read(lake: &Lake) -> Result<Vec<ServiceRecord>, StoreError> {
         return Ok(Vec::new());
     }
     let fail = |reason: String| StoreError::Write { path: lake.locate(SERVICES_FILE), reason };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(objects.open(SERVICES_FILE)?)
-        .and_then(|b| b.build())
-        .map_err(|e| fail(e.to_string()))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(objects.open(SERVICES_FILE)?).and_then(|b| b.build()).map_err(|e| fail(e.to_string()))?;
     let mut out = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| fail(e.to_string()))?;
@@ -130,8 +128,10 @@ pub fn read(lake: &Lake) -> Result<Vec<ServiceRecord>, StoreError> {
             v.iter().position(Option::is_none).map_or(Ok(()), |i| Err(fail(format!("row {}: column '{name}' is missing or empty", i + 1))))?;
             Ok(v.into_iter().map(Option::unwrap_or_default).collect())
         };
-        let (id, name, agency, bureau, service_type) = (required("service_id")?, required("name")?, required("agency")?, required("bureau")?, required("service_type")?);
-        let (description, agency_name, bureau_name, org_unit, reason) = (text("description"), text("agency_name"), text("bureau_name"), text("org_unit"), text("non_digital_reason"));
+        let (id, name, agency, bureau, service_type) =
+            (required("service_id")?, required("name")?, required("agency")?, required("bureau")?, required("service_type")?);
+        let (description, agency_name, bureau_name, org_unit, reason) =
+            (text("description"), text("agency_name"), text("bureau_name"), text("org_unit"), text("non_digital_reason"));
         let (channels, options) = (list("channels"), list("digitization_options"));
         let designated: Vec<bool> = match batch.column_by_name("designated").and_then(|c| c.as_any().downcast_ref::<BooleanArray>()) {
             Some(a) => (0..n).map(|i| a.is_valid(i) && a.value(i)).collect(),
@@ -148,10 +148,7 @@ pub fn read(lake: &Lake) -> Result<Vec<ServiceRecord>, StoreError> {
                 bureau_name: bureau_name[i].clone().unwrap_or_default(),
                 org_unit: org_unit[i].clone().unwrap_or_default(),
                 service_type: service_type[i].parse().map_err(|e| fail(format!("row {}: service_type: {e}", i + 1)))?,
-                channels: channels[i]
-                    .iter()
-                    .map(|c| c.parse().map_err(|e| fail(format!("row {}: channels: {e}", i + 1))))
-                    .collect::<Result<_, _>>()?,
+                channels: channels[i].iter().map(|c| c.parse().map_err(|e| fail(format!("row {}: channels: {e}", i + 1)))).collect::<Result<_, _>>()?,
                 designated: designated[i],
                 non_digital_reason: reason[i].clone(),
                 digitization_options: options[i].clone(),

@@ -11,11 +11,11 @@
 //! their consumer. A log directory has one owner process (`DirOwner`, a lock on `LOCK`).
 
 use super::lake::StoreError;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::collections::BTreeMap;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::SystemTime;
 
@@ -177,9 +177,14 @@ impl DirOwner {
 type Done = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 enum Request {
-    Append { payload: Vec<u8>, done: Done },
+    Append {
+        payload: Vec<u8>,
+        done: Done,
+    },
     /// Closes the current segment (if it holds records); answers with the sealed segment.
-    Rotate { done: mpsc::Sender<Result<Option<PathBuf>, String>> },
+    Rotate {
+        done: mpsc::Sender<Result<Option<PathBuf>, String>>,
+    },
 }
 
 struct Open {

@@ -30,7 +30,8 @@ struct Setup {
 }
 
 fn canary_csv(dir: &Path, rows: &[(String, String, String, String, String, String)]) -> std::path::PathBuf {
-    let mut csv = "agency,response_id,submitted_at,collection_id,bureau,service_id,service_type,channel,scale,trust,satisfaction,free_text_1,free_text_2\n".to_string();
+    let mut csv =
+        "agency,response_id,submitted_at,collection_id,bureau,service_id,service_type,channel,scale,trust,satisfaction,free_text_1,free_text_2\n".to_string();
     for (agency, bureau, service, stype, channel, _) in rows {
         for i in 0..3 {
             csv += &format!("{agency},canary-{agency}-{i},2025-01-0{}T12:00:00Z,canary,{bureau},{service},{stype},{channel},likert5,{},2,CANARY-{agency}-secret,CANARY-{agency}-more\n", i + 1, 5 - i);
@@ -61,11 +62,7 @@ fn setup(lake: &Path) -> Setup {
     let path = lake.parent().unwrap().join("keys.json");
     let mut file = KeyFile::default();
     let mut keys = vec![("public", None)];
-    for (label, role) in [
-        ("analyst", Role::Analyst),
-        ("agency", Role::Agency(own.agency.clone())),
-        ("collector", Role::Collector(own.agency.clone())),
-    ] {
+    for (label, role) in [("analyst", Role::Analyst), ("agency", Role::Agency(own.agency.clone())), ("collector", Role::Collector(own.agency.clone()))] {
         keys.push((label, Some(file.add(label, role).1)));
     }
     let (revoked_entry, revoked) = file.add("revoked", Role::Agency(victim.agency.clone()));
@@ -79,16 +76,7 @@ fn setup(lake: &Path) -> Setup {
         )
     };
     let (evil_csv, own_csv) = (one_row(victim, "evil-csv-1"), one_row(own, "own-csv-1"));
-    Setup {
-        victim: victim.agency.clone(),
-        victim_service: victim.id.clone(),
-        own_csv,
-        own: own.agency.clone(),
-        keys,
-        revoked,
-        admin,
-        evil_csv,
-    }
+    Setup { victim: victim.agency.clone(), victim_service: victim.id.clone(), own_csv, own: own.agency.clone(), keys, revoked, admin, evil_csv }
 }
 
 /// One attempt: a request, and what it returned.
@@ -177,18 +165,39 @@ fn raw_attempts(s: &Setup) -> Vec<(&'static str, Req)> {
         ("plain raw query", Req::Gql(q(&raw))),
         ("filter naming the victim", Req::Gql(q(&victim_filter))),
         ("filter naming own and victim", Req::Gql(q(&format!(r#"{{ responses(filter: {{agency: ["{}", "{v}"]}}) {{ rows {{ freeText1 }} }} }}"#, s.own)))),
-        ("filter by the victim's service only", Req::Gql(q(&format!(r#"{{ responses(filter: {{service: ["{}"]}}) {{ rows {{ freeText1 }} }} }}"#, s.victim_service)))),
+        (
+            "filter by the victim's service only",
+            Req::Gql(q(&format!(r#"{{ responses(filter: {{service: ["{}"]}}) {{ rows {{ freeText1 }} }} }}"#, s.victim_service))),
+        ),
         ("alias", Req::Gql(q(&format!(r#"{{ x: responses(filter: {{agency: ["{v}"]}}) {{ rows {{ freeText1 }} }} }}"#)))),
-        ("two aliases, own then victim", Req::Gql(q(&format!(r#"{{ a: responses {{ rows {{ responseId }} }} b: responses(filter: {{agency: ["{v}"]}}) {{ rows {{ freeText1 }} }} }}"#)))),
-        ("named fragment", Req::Gql(q(&format!(r#"query {{ ...F }} fragment F on QueryRoot {{ responses(filter: {{agency: ["{v}"]}}) {{ rows {{ freeText1 }} }} }}"#)))),
+        (
+            "two aliases, own then victim",
+            Req::Gql(q(&format!(r#"{{ a: responses {{ rows {{ responseId }} }} b: responses(filter: {{agency: ["{v}"]}}) {{ rows {{ freeText1 }} }} }}"#))),
+        ),
+        (
+            "named fragment",
+            Req::Gql(q(&format!(r#"query {{ ...F }} fragment F on QueryRoot {{ responses(filter: {{agency: ["{v}"]}}) {{ rows {{ freeText1 }} }} }}"#))),
+        ),
         ("inline fragment", Req::Gql(q(&format!(r#"{{ ... on QueryRoot {{ responses(filter: {{agency: ["{v}"]}}) {{ rows {{ freeText2 }} }} }} }}"#)))),
-        ("variables", Req::Gql(json!({"query": "query($f: ResponseFilter) { responses(filter: $f) { rows { freeText1 } } }", "variables": {"f": {"agency": [v]}}}))),
-        ("operationName picks the raw operation", Req::Gql(json!({"query": format!("query A {{ services {{ id }} }} query B {victim_filter}"), "operationName": "B"}))),
+        (
+            "variables",
+            Req::Gql(json!({"query": "query($f: ResponseFilter) { responses(filter: $f) { rows { freeText1 } } }", "variables": {"f": {"agency": [v]}}})),
+        ),
+        (
+            "operationName picks the raw operation",
+            Req::Gql(json!({"query": format!("query A {{ services {{ id }} }} query B {victim_filter}"), "operationName": "B"})),
+        ),
         ("@include(if: true)", Req::Gql(q(&format!(r#"{{ responses(filter: {{agency: ["{v}"]}}) @include(if: true) {{ rows {{ freeText1 }} }} }}"#)))),
         ("@skip(if: false)", Req::Gql(q(&format!(r#"{{ responses(filter: {{agency: ["{v}"]}}) @skip(if: false) {{ rows {{ freeText1 }} }} }}"#)))),
         ("lower-case agency code", Req::Gql(q(&format!(r#"{{ responses(filter: {{agency: ["{}"]}}) {{ rows {{ freeText1 }} }} }}"#, v.to_lowercase())))),
         ("page size beyond the limit", Req::Gql(q(&format!(r#"{{ responses(filter: {{agency: ["{v}"]}}, first: 100000) {{ rows {{ freeText1 }} }} }}"#)))),
-        ("forged cursor", Req::Gql(q(&format!(r#"{{ responses(after: "{}") {{ rows {{ freeText1 }} }} }}"#, cxlake::analytics::responses::Cursor { submitted_at_us: 0, response_id: format!("canary-{v}-0") }.encode())))),
+        (
+            "forged cursor",
+            Req::Gql(q(&format!(
+                r#"{{ responses(after: "{}") {{ rows {{ freeText1 }} }} }}"#,
+                cxlake::analytics::responses::Cursor { submitted_at_us: 0, response_id: format!("canary-{v}-0") }.encode()
+            ))),
+        ),
         ("batched request", Req::Raw("POST", "/graphql".into(), "application/json", json!([q("{ services { id } }"), q(&victim_filter)]).to_string())),
         ("application/graphql body", Req::Raw("POST", "/graphql".into(), "application/graphql", victim_filter.clone())),
         ("GET query", Req::Get(format!("/graphql?query={}", enc(&victim_filter)))),
@@ -206,15 +215,34 @@ fn raw_attempts(s: &Setup) -> Vec<(&'static str, Req)> {
         ("introspect every type", Req::Gql(q("{ __schema { types { name fields { name } } } }"))),
         ("the whole schema file", Req::Get("/schema.graphql".into())),
         ("submit for the victim (REST)", Req::Raw("POST", "/v1/responses".into(), "application/json", submit_victim.to_string())),
-        ("submit own and victim (REST)", Req::Raw("POST", "/v1/responses".into(), "application/json", json!([dict_own(&submit_victim, &s.own), submit_victim]).to_string())),
+        (
+            "submit own and victim (REST)",
+            Req::Raw("POST", "/v1/responses".into(), "application/json", json!([dict_own(&submit_victim, &s.own), submit_victim]).to_string()),
+        ),
         ("submit for the victim (mutation)", Req::Gql(q(&mutation))),
         ("upload a file of the victim's rows", Req::Raw("POST", "/v1/ingest?format=csv&name=evil.csv".into(), "text/csv", s.evil_csv.clone())),
         ("keys: create an admin key", Req::Raw("POST", "/v1/keys".into(), "application/json", json!({"name": "mine", "role": "admin"}).to_string())),
         ("keys: list the keys", Req::Get("/v1/keys".into())),
         ("keys: revoke the admin's key", Req::Raw("DELETE", format!("/v1/keys/{}", &s.admin[4..12]), "application/json", String::new())),
         ("upload as JSON lines", Req::Raw("POST", "/v1/ingest?format=jsonl".into(), "application/x-ndjson", format!("{submit_victim}\n"))),
-        ("upload telemetry of the victim", Req::Raw("POST", "/v1/ingest?format=csv&table=telemetry".into(), "text/csv", format!("service_id,observed_at,metric,value\n{},2025-06-15,page_views,7\n", s.victim_service))),
-        ("upload indicators of the victim", Req::Raw("POST", "/v1/ingest?format=jsonl&table=indicators".into(), "application/x-ndjson", format!("{{\"agency\":\"{v}\",\"service_id\":\"{}\",\"observed_at\":\"2025-06-01\",\"metric\":\"backlog\",\"value\":7}}\n", s.victim_service))),
+        (
+            "upload telemetry of the victim",
+            Req::Raw(
+                "POST",
+                "/v1/ingest?format=csv&table=telemetry".into(),
+                "text/csv",
+                format!("service_id,observed_at,metric,value\n{},2025-06-15,page_views,7\n", s.victim_service),
+            ),
+        ),
+        (
+            "upload indicators of the victim",
+            Req::Raw(
+                "POST",
+                "/v1/ingest?format=jsonl&table=indicators".into(),
+                "application/x-ndjson",
+                format!("{{\"agency\":\"{v}\",\"service_id\":\"{}\",\"observed_at\":\"2025-06-01\",\"metric\":\"backlog\",\"value\":7}}\n", s.victim_service),
+            ),
+        ),
         ("inventory: change the victim's service", Req::Gql(q(&inventory_change(v, &s.victim_service)))),
         ("inventory: add a service to the victim", Req::Gql(q(&inventory_change(v, "EVIL-1")))),
     ]
@@ -236,8 +264,14 @@ fn dict_own(v: &Value, own: &str) -> Value {
 /// Attempts at small cells (the canary collection has 3 rows per agency).
 fn cell_attempts() -> Vec<(&'static str, Req)> {
     vec![
-        ("scores by service, office and week", Req::Gql(q("{ scores(groupBy: [SERVICE, OFFICE], period: WEEK) { n mean sd agreeShare agreeLow agreeHigh suppressed } }"))),
-        ("scores distribution", Req::Gql(q("{ scores(groupBy: [SERVICE, CHANNEL], period: WEEK, measures: [TRUST]) { n mean distribution { value count } suppressed } }"))),
+        (
+            "scores by service, office and week",
+            Req::Gql(q("{ scores(groupBy: [SERVICE, OFFICE], period: WEEK) { n mean sd agreeShare agreeLow agreeHigh suppressed } }")),
+        ),
+        (
+            "scores distribution",
+            Req::Gql(q("{ scores(groupBy: [SERVICE, CHANNEL], period: WEEK, measures: [TRUST]) { n mean distribution { value count } suppressed } }")),
+        ),
         ("benchmark by office", Req::Gql(q("{ benchmark(level: OFFICE, measure: TRUST) { entity n mean agreeShare suppressed } }"))),
         ("trends by service", Req::Gql(q("{ trends(groupBy: [SERVICE], period: WEEK) { n mean agreeShare suppressed } }"))),
         ("drivers by service", Req::Gql(q("{ driverImportance(groupBy: [SERVICE]) { n r2 suppressed drivers { shapley beta } } }"))),
@@ -276,9 +310,12 @@ async fn no_role_reads_what_it_may_not() {
     let s = setup(&lake);
     let limits = Limits { keys: Some(Arc::new(KeyStore::open(&lake.parent().unwrap().join("keys.json")).unwrap())), ..Limits::default() };
     let a = analytics(&lake);
-    let submitter = cxlake::ingest::submit::Submitter::start(&a.lake, &lake.join("_wal"), a.catalog().inventory(), std::time::Duration::from_millis(50)).unwrap();
+    let submitter =
+        cxlake::ingest::submit::Submitter::start(&a.lake, &lake.join("_wal"), a.catalog().inventory(), std::time::Duration::from_millis(50)).unwrap();
     let schema = cxlake::api::schema_with_submit(a, submitter.clone());
-    let cli = TestClient::new(routes_with(schema, cxlake::analytics::Analytics::open(cxlake::store::Lake::open(&lake).unwrap()).unwrap(), Some(submitter), limits).into_endpoint());
+    let cli = TestClient::new(
+        routes_with(schema, cxlake::analytics::Analytics::open(cxlake::store::Lake::open(&lake).unwrap()).unwrap(), Some(submitter), limits).into_endpoint(),
+    );
 
     // The admin reads everything, and so fills the result cache for the others to try.
     let everything = q(r#"{ responses(filter: {from: "2025-01-01", to: "2025-01-31"}, first: 1000) { totalCount rows { responseId freeText1 } } }"#);
@@ -322,7 +359,9 @@ async fn no_role_reads_what_it_may_not() {
                 || (out.status < 300 && what.starts_with("submit") && !out.body.contains("errors"))
                 || (out.status < 300 && what.starts_with("keys:"))
                 || (out.status < 300 && what.starts_with("inventory:") && !out.body.contains("errors"))
-                || (out.status < 300 && what.starts_with("upload") && serde_json::from_str::<Value>(&out.body).ok().and_then(|v| v["rows_stored"].as_u64()) != Some(0))
+                || (out.status < 300
+                    && what.starts_with("upload")
+                    && serde_json::from_str::<Value>(&out.body).ok().and_then(|v| v["rows_stored"].as_u64()) != Some(0))
                 || small_cell_shown(&serde_json::from_str(&out.body).unwrap_or(Value::Null), 10).is_some();
             if leaked {
                 failures.push(format!("{role}: {what}: {} {}: {}", out.status, out.content_type, &out.body[..out.body.len().min(300)]));
@@ -334,13 +373,21 @@ async fn no_role_reads_what_it_may_not() {
     assert!(services.iter().all(|x| x.name != "hijacked" && x.id != "EVIL-1"));
     // No telemetry or indicators were stored for the victim.
     for table in ["telemetry", "indicators"] {
-        let query = format!(r#"{{ {table}(filter: {{agency: ["{}"], from: "2025-06-01", to: "2025-06-30", metric: ["page_views", "backlog"]}}) {{ count }} }}"#, s.victim);
+        let query = format!(
+            r#"{{ {table}(filter: {{agency: ["{}"], from: "2025-06-01", to: "2025-06-30", metric: ["page_views", "backlog"]}}) {{ count }} }}"#,
+            s.victim
+        );
         let out = send(&cli, Some(&s.admin), &Req::Gql(q(&query))).await;
         assert!(out.body.contains(&format!("\"{table}\":[]")), "{table}: {}", short(&out.body));
     }
     // Nothing was written for the victim by anyone (every attempt dated its rows June 2025).
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-    let written = send(&cli, Some(&s.admin), &Req::Gql(q(&format!(r#"{{ responses(filter: {{agency: ["{}"], from: "2025-06-01", to: "2025-06-30"}}) {{ totalCount }} }}"#, s.victim)))).await;
+    let written = send(
+        &cli,
+        Some(&s.admin),
+        &Req::Gql(q(&format!(r#"{{ responses(filter: {{agency: ["{}"], from: "2025-06-01", to: "2025-06-30"}}) {{ totalCount }} }}"#, s.victim))),
+    )
+    .await;
     assert!(written.body.contains("\"totalCount\":0"), "{}", short(&written.body));
     // The admin's own upload of the same file is stored: the attempts failed for the role, not the file.
     let admin_upload = send(&cli, Some(&s.admin), &Req::Raw("POST", "/v1/ingest?format=csv&name=ok.csv".into(), "text/csv", s.evil_csv.clone())).await;
@@ -349,7 +396,12 @@ async fn no_role_reads_what_it_may_not() {
     // victim were quarantined above with the reason.
     let collector = send(&cli, s.keys[3].1.as_deref(), &Req::Raw("POST", "/v1/ingest?format=csv&name=own.csv".into(), "text/csv", s.own_csv.clone())).await;
     assert!(collector.body.contains("\"rows_stored\":1"), "{}", short(&collector.body));
-    let refused = send(&cli, s.keys[3].1.as_deref(), &Req::Raw("POST", "/v1/ingest?format=csv&name=evil2.csv".into(), "text/csv", s.evil_csv.replace("evil-csv-1", "evil-csv-2"))).await;
+    let refused = send(
+        &cli,
+        s.keys[3].1.as_deref(),
+        &Req::Raw("POST", "/v1/ingest?format=csv&name=evil2.csv".into(), "text/csv", s.evil_csv.replace("evil-csv-1", "evil-csv-2")),
+    )
+    .await;
     assert!(refused.body.contains("may only hold rows of agency"), "{}", short(&refused.body));
     // Uploads are counted in /metrics: the admin's and the collector's rows stored, at least
     // the collectors' refused rows quarantined.

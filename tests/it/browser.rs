@@ -80,7 +80,9 @@ async fn a_page_on_another_site_cannot_change_a_keyless_server() {
     let cli = server(&lake, keyless());
     let mut refused_ids = Vec::new();
     // Form-like POSTs of a mutation: any page can send them without a preflight.
-    for (i, content_type) in ["text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""].into_iter().enumerate() {
+    for (i, content_type) in
+        ["text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""].into_iter().enumerate()
+    {
         let id = format!("web-gql-{i}");
         let doc = json!({ "query": mutation(&response(&lake, &id)) }).to_string();
         let mut req = cli.post("/graphql").header("host", HOST).header("origin", "http://127.0.0.1:8080");
@@ -110,7 +112,8 @@ async fn a_page_on_another_site_cannot_change_a_keyless_server() {
     }
     // The same from a page of another origin, even as JSON, and to a foreign Host name.
     let id = "web-origin".to_string();
-    let (status, v) = body(cli.post("/v1/responses").header("host", HOST).header("origin", "https://evil.example").body_json(&response(&lake, &id)).send().await).await;
+    let (status, v) =
+        body(cli.post("/v1/responses").header("host", HOST).header("origin", "https://evil.example").body_json(&response(&lake, &id)).send().await).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{v}");
     assert!(v["error"].as_str().unwrap().contains("https://evil.example"), "{v}");
     refused_ids.push(id);
@@ -188,10 +191,28 @@ async fn with_keys_any_host_name_but_still_json_only() {
     let cli = server(&lake, Limits { keys: Some(keys), ..keyless() });
     let auth = format!("Bearer {admin}");
     // A deployment behind any host name, with pages of other origins using keys.
-    cli.post("/graphql").header("host", "cx.example.gov").header("origin", "https://dash.example.gov").header("authorization", &auth).body_json(&json!({"query": "{ services { id } }"})).send().await.assert_status_is_ok();
-    let (status, v) = body(cli.post("/v1/responses").header("authorization", &auth).header("content-type", "text/plain").body(response(&lake, "k-plain").to_string()).send().await).await;
+    cli.post("/graphql")
+        .header("host", "cx.example.gov")
+        .header("origin", "https://dash.example.gov")
+        .header("authorization", &auth)
+        .body_json(&json!({"query": "{ services { id } }"}))
+        .send()
+        .await
+        .assert_status_is_ok();
+    let (status, v) = body(
+        cli.post("/v1/responses").header("authorization", &auth).header("content-type", "text/plain").body(response(&lake, "k-plain").to_string()).send().await,
+    )
+    .await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{v}");
-    let (status, v) = body(cli.post("/graphql").header("authorization", &auth).header("content-type", "text/plain").body(json!({"query": mutation(&response(&lake, "k-gql"))}).to_string()).send().await).await;
+    let (status, v) = body(
+        cli.post("/graphql")
+            .header("authorization", &auth)
+            .header("content-type", "text/plain")
+            .body(json!({"query": mutation(&response(&lake, "k-gql"))}).to_string())
+            .send()
+            .await,
+    )
+    .await;
     assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{v}");
     let (status, v) = body(cli.post("/v1/responses").header("authorization", &auth).body_json(&response(&lake, "k-ok")).send().await).await;
     assert_eq!(status, StatusCode::OK, "{v}");

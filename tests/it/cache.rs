@@ -34,7 +34,12 @@ async fn string_literals_that_differ_only_in_spaces_have_their_own_entries() {
     let two = format!("{}  {}", words[0], words[1]);
     let fresh = |needle: &str| {
         let n = needle.to_lowercase();
-        let mut ids: Vec<String> = catalog.services.iter().filter(|s| [&s.name, &s.description, &s.org_unit].iter().any(|t| t.to_lowercase().contains(&n))).map(|s| s.id.clone()).collect();
+        let mut ids: Vec<String> = catalog
+            .services
+            .iter()
+            .filter(|s| [&s.name, &s.description, &s.org_unit].iter().any(|t| t.to_lowercase().contains(&n)))
+            .map(|s| s.id.clone())
+            .collect();
         ids.sort();
         ids
     };

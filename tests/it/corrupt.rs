@@ -63,7 +63,10 @@ async fn an_export_over_a_damaged_file_is_aborted_where_the_client_sees_it() {
         // The terminating zero-length chunk never comes: the transfer is cut short.
         assert!(!reply.ends_with(b"\r\n0\r\n\r\n"), "{format}: the body of a failed export ended cleanly");
         if format == "csv" {
-            assert!(text.contains("# cxlake export failed: data file") && text.contains(&damaged) && text.contains("does not decode"), "the CSV last line names the file: {text:?}");
+            assert!(
+                text.contains("# cxlake export failed: data file") && text.contains(&damaged) && text.contains("does not decode"),
+                "the CSV last line names the file: {text:?}"
+            );
         }
     }
     // An export that does not touch the file ends normally, on the same server.

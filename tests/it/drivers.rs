@@ -86,7 +86,8 @@ fn taps_count_on_likert_trust_surveys_with_tap_lists() {
     let dir = tempfile::tempdir().unwrap();
     let lake = dir.path().join("lake");
     let csv = dir.path().join("v2.csv");
-    let mut text = String::from("agency,response_id,submitted_at,collection_id,bureau,service_id,service_type,channel,scale,trust,positive_ease,negative_ease\n");
+    let mut text =
+        String::from("agency,response_id,submitted_at,collection_id,bureau,service_id,service_type,channel,scale,trust,positive_ease,negative_ease\n");
     for i in 0..40 {
         let (scale, trust) = if i % 2 == 0 { ("likert5", 1 + i % 5) } else { ("thumbs", i % 2) };
         text += &format!("VA,r{i},2025-03-01T12:00:00Z,c{scale},VA-VBA,VA-S01,benefits,digital,{scale},{trust},{},{}\n", i % 4 == 0, i % 3 == 0);

@@ -41,14 +41,48 @@ const SEEDS: &[&str] = &[
 /// offsets (a byte slice would cut one), emoji and ZWJ sequences, lone combining marks, bidi
 /// controls, hex-looking text that is not UTF-8, signs, and very long strings.
 const HOSTILE: &[&str] = &[
-    "aéb", "é", "éé", "€", "🦀", "🦀🦀🦀", "👩\u{200d}👩\u{200d}👧", "\u{301}", "e\u{301}\u{301}\u{301}", "\u{202e}VA", "日本語", "ff", "c3", "+1+1",
-    "-0", "\u{feff}", "\u{10ffff}", "a\u{0}b",
+    "aéb",
+    "é",
+    "éé",
+    "€",
+    "🦀",
+    "🦀🦀🦀",
+    "👩\u{200d}👩\u{200d}👧",
+    "\u{301}",
+    "e\u{301}\u{301}\u{301}",
+    "\u{202e}VA",
+    "日本語",
+    "ff",
+    "c3",
+    "+1+1",
+    "-0",
+    "\u{feff}",
+    "\u{10ffff}",
+    "a\u{0}b",
 ];
 
 /// Replacement tokens: nonsense enums, huge and negative numbers, odd strings.
 const TOKENS: &[&str] = &[
-    "NOT_AN_ENUM", "1e309", "-1", "99999999999999999999999", "0", "-2147483649", "null", "\"\\u0000\"", "\"\"", "true",
-    "[]", "{}", "$undefined", "@skip(if: $x)", "...Missing", "\"FY9999Q9\"", "\"2022-02-30\"", "__typename", "\u{202e}", "🦀",
+    "NOT_AN_ENUM",
+    "1e309",
+    "-1",
+    "99999999999999999999999",
+    "0",
+    "-2147483649",
+    "null",
+    "\"\\u0000\"",
+    "\"\"",
+    "true",
+    "[]",
+    "{}",
+    "$undefined",
+    "@skip(if: $x)",
+    "...Missing",
+    "\"FY9999Q9\"",
+    "\"2022-02-30\"",
+    "__typename",
+    "\u{202e}",
+    "🦀",
 ];
 
 #[derive(Debug, Clone)]
@@ -199,7 +233,8 @@ async fn multibyte_and_long_string_arguments_are_clear_errors() {
 fn ten_thousand_hostile_requests_get_answers_not_crashes() {
     let lake = fresh_lake(500, 91, 1);
     let schema = cxlake::api::schema(crate::common::analytics(&lake));
-    let routes = cxlake::api::server::routes(schema, cxlake::analytics::Analytics::open(cxlake::store::Lake::open(&lake).unwrap()).unwrap(), None).into_endpoint();
+    let routes =
+        cxlake::api::server::routes(schema, cxlake::analytics::Analytics::open(cxlake::store::Lake::open(&lake).unwrap()).unwrap(), None).into_endpoint();
     let cli = TestClient::new(routes);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let config = Config { cases: CASES, failure_persistence: None, max_shrink_iters: 200, ..Config::default() };

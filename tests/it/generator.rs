@@ -4,9 +4,9 @@ use crate::common::{analytics, data_files, fresh_lake, shared_lake};
 use cxlake::domain::survey::{tap_columns, TAP_TOPICS};
 use cxlake::domain::FiscalQuarter;
 use cxlake::stats::logistic::{self, Pattern};
-use std::collections::{BTreeMap, BTreeSet};
 use cxlake::store::{Lake, PartitionFilter};
 use polars::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
 
 fn all_rows(path: &std::path::Path) -> DataFrame {
     let lake = Lake::open(path).unwrap();
@@ -103,8 +103,7 @@ fn volumes_are_heavy_tailed() {
 
 #[test]
 fn truth_names_the_planted_structure() {
-    let truth: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(shared_lake().join("truth.json")).unwrap()).unwrap();
+    let truth: serde_json::Value = serde_json::from_slice(&std::fs::read(shared_lake().join("truth.json")).unwrap()).unwrap();
     assert_eq!(truth["trust_weights"].as_object().unwrap().len(), 7);
     assert_eq!(truth["agency_effects"].as_object().unwrap().len(), 25);
     let drops = truth["drops"].as_array().unwrap();
@@ -118,9 +117,8 @@ fn the_committed_sample_lake_is_what_the_generator_writes() {
     // data/sample is `cxlake generate --out data/sample --rows 200000` (seed 2025).
     let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/sample");
     let fresh = fresh_lake(200_000, 2025, 5);
-    let rel = |root: &std::path::Path| -> Vec<std::path::PathBuf> {
-        data_files(root).into_iter().map(|p| p.strip_prefix(root).unwrap().to_path_buf()).collect()
-    };
+    let rel =
+        |root: &std::path::Path| -> Vec<std::path::PathBuf> { data_files(root).into_iter().map(|p| p.strip_prefix(root).unwrap().to_path_buf()).collect() };
     assert_eq!(rel(&sample), rel(&fresh), "regenerate data/sample with the command above");
     let mut others: Vec<std::path::PathBuf> = rel(&fresh);
     others.extend(["truth.json", "dimensions/services.parquet", "dimensions/offices.parquet"].map(Into::into));
@@ -207,8 +205,7 @@ fn truth(path: &std::path::Path) -> serde_json::Value {
 #[test]
 fn the_v2_form_replaces_likert_on_designated_services_from_fy2024q2() {
     let rows = responses(shared_lake());
-    let designated: BTreeSet<String> =
-        analytics(shared_lake()).catalog().services.iter().filter(|s| s.designated).map(|s| s.id.clone()).collect();
+    let designated: BTreeSet<String> = analytics(shared_lake()).catalog().services.iter().filter(|s| s.designated).map(|s| s.id.clone()).collect();
     let from = FiscalQuarter::new(2024, 2);
     let mut first_v2: BTreeMap<&str, FiscalQuarter> = BTreeMap::new();
     let mut last_likert: BTreeMap<&str, FiscalQuarter> = BTreeMap::new();
@@ -342,7 +339,11 @@ fn v2_outcomes_follow_the_planted_logit() {
         for r in v2.iter().filter(|r| r.service_type == *name) {
             if let Some(a) = r.agrees() {
                 let c = counts.entry(r.bits()).or_default();
-                if a { c.0 += 1.0 } else { c.1 += 1.0 }
+                if a {
+                    c.0 += 1.0
+                } else {
+                    c.1 += 1.0
+                }
             }
         }
         let patterns: Vec<Pattern> = counts.iter().map(|(b, (e, ne))| Pattern { bits: *b, events: *e, non_events: *ne }).collect();

@@ -28,7 +28,11 @@ async fn report_counts_equal_the_scores_of_the_quarter() {
             let s = scores
                 .rows
                 .iter()
-                .find(|s| s.measure == m && s.key.get(Dimension::Service) == Some(row.service.id.as_str()) && s.key.get(Dimension::Channel) == Some(row.channel.as_str()))
+                .find(|s| {
+                    s.measure == m
+                        && s.key.get(Dimension::Service) == Some(row.service.id.as_str())
+                        && s.key.get(Dimension::Channel) == Some(row.channel.as_str())
+                })
                 .unwrap();
             let expected: Vec<u64> = if scale == Scale::Thumbs { vec![0, 1] } else { vec![1, 2, 3, 4, 5] }
                 .into_iter()

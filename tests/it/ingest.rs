@@ -11,8 +11,23 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 const COLUMNS: &[&str] = &[
-    "agency", "response_id", "submitted_at", "collection_id", "bureau", "service_id", "service_type", "channel",
-    "region", "stage", "scale", "trust", "satisfaction", "effectiveness", "positive_ease", "free_text_1", "weight",
+    "agency",
+    "response_id",
+    "submitted_at",
+    "collection_id",
+    "bureau",
+    "service_id",
+    "service_type",
+    "channel",
+    "region",
+    "stage",
+    "scale",
+    "trust",
+    "satisfaction",
+    "effectiveness",
+    "positive_ease",
+    "free_text_1",
+    "weight",
 ];
 
 /// A valid row for the first service of the lake's inventory.
@@ -228,9 +243,7 @@ fn the_cli_exits_non_zero_only_when_nothing_could_be_stored() {
     let lake = fresh_lake(2_000, 24, 1);
     let dir = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_cxlake");
-    let run = |files: &[&Path]| {
-        std::process::Command::new(bin).arg("ingest").arg("--lake").arg(&lake).args(files).output().unwrap()
-    };
+    let run = |files: &[&Path]| std::process::Command::new(bin).arg("ingest").arg("--lake").arg(&lake).args(files).output().unwrap();
     let mut bad = valid_row(&lake, "x");
     bad.insert("trust", "9".into());
     let (all_bad, mixed, dup) = (dir.path().join("bad.csv"), dir.path().join("mixed.csv"), dir.path().join("dup.csv"));

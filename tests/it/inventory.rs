@@ -85,8 +85,16 @@ async fn graphql_edits_are_checked_all_or_nothing_and_seen_at_once() {
     assert_eq!(change["added"], json!(["NEW-1", "NEW-2"]), "{out}");
     assert_eq!(change["services"].as_u64().unwrap() as usize, before.len() + 2);
     assert!(change["lakeVersion"].as_u64().unwrap() >= 1);
-    let listed = run(&lake, Role::Public, r#"{ services(hasDigitalChannel: false, search: "passport") { id nonDigitalReason digitizationOptions hasDigitalChannel designated } }"#).await;
-    assert_eq!(listed["data"]["services"], json!([{"id": "NEW-2", "nonDigitalReason": "wet signatures", "digitizationOptions": ["e-signature"], "hasDigitalChannel": false, "designated": true}]));
+    let listed = run(
+        &lake,
+        Role::Public,
+        r#"{ services(hasDigitalChannel: false, search: "passport") { id nonDigitalReason digitizationOptions hasDigitalChannel designated } }"#,
+    )
+    .await;
+    assert_eq!(
+        listed["data"]["services"],
+        json!([{"id": "NEW-2", "nonDigitalReason": "wet signatures", "digitizationOptions": ["e-signature"], "hasDigitalChannel": false, "designated": true}])
+    );
 
     // The same change again is unchanged; moving a service to another agency is refused.
     let out = run(&lake, Role::Admin, &good.replace("added updated unchanged services lakeVersion", "unchanged")).await;
@@ -125,7 +133,12 @@ async fn services_join_their_scores() {
         let direct = all.iter().max_by_key(|r| r.true_n()).unwrap().clone();
         let id = direct.key.get(cxlake::domain::Dimension::Service).unwrap().to_string();
         let first = a.catalog().services.iter().find(|s| s.id == id).unwrap().clone();
-        let out = run(&lake, role.clone(), &format!(r#"{{ services(agency: ["{}"]) {{ id scores(measures: [TRUST]) {{ n agreeShare suppressed perturbed }} }} }}"#, first.agency)).await;
+        let out = run(
+            &lake,
+            role.clone(),
+            &format!(r#"{{ services(agency: ["{}"]) {{ id scores(measures: [TRUST]) {{ n agreeShare suppressed perturbed }} }} }}"#, first.agency),
+        )
+        .await;
         let joined = out["data"]["services"].as_array().unwrap().iter().find(|s| s["id"] == json!(first.id)).unwrap();
         let score = &joined["scores"][0];
         assert!(direct.n >= 10);
@@ -153,7 +166,8 @@ fn cli_import_names_line_and_field_and_changes_nothing_on_error() {
     let lake = fresh_lake(2_000, 47, 1);
     let before = stored(&lake);
     let dir = lake.parent().unwrap();
-    let header = "service_id,name,description,agency,agency_name,bureau,bureau_name,org_unit,service_type,channels,designated,non_digital_reason,digitization_options\n";
+    let header =
+        "service_id,name,description,agency,agency_name,bureau,bureau_name,org_unit,service_type,channels,designated,non_digital_reason,digitization_options\n";
     let bad = dir.join("bad.csv");
     std::fs::write(
         &bad,
@@ -172,7 +186,12 @@ fn cli_import_names_line_and_field_and_changes_nothing_on_error() {
         format!("{header}X-1,Permits,Apply for a permit,DOI,Interior,DOI-NPS,Park Service,Permits office,regulatory,digital;phone,yes,,\nX-2,Visits,Visit a park,DOI,Interior,DOI-NPS,Park Service,Visitor office,recreation,in_person,no,The visit is the service,online booking|virtual tours\n"),
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cxlake")).args(["ingest", "--json", "--table", "services", "--lake"]).arg(&lake).arg(&good).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cxlake"))
+        .args(["ingest", "--json", "--table", "services", "--lake"])
+        .arg(&lake)
+        .arg(&good)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let s: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(s["added"], json!(["X-1", "X-2"]));
@@ -202,7 +221,8 @@ async fn a_running_server_accepts_submissions_for_a_service_added_elsewhere() {
         "service_id,name,description,agency,agency_name,bureau,bureau_name,org_unit,service_type,channels\nLATE-1,Permits,Apply for a permit,DOI,Interior,DOI-NPS,Park Service,Permits office,regulatory,digital\n",
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cxlake")).args(["ingest", "--table", "services", "--lake"]).arg(&lake).arg(&services).output().unwrap();
+    let out =
+        std::process::Command::new(env!("CARGO_BIN_EXE_cxlake")).args(["ingest", "--table", "services", "--lake"]).arg(&lake).arg(&services).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let after = cli.post("/v1/responses").body_json(&response).send().await;
     after.assert_status_is_ok();

@@ -37,10 +37,23 @@ async fn cli_revocations_racing_http_creations_all_hold() {
     // N `cxlake keys revoke` processes and N key creations over HTTP, all at once.
     let revokers: Vec<_> = victims
         .iter()
-        .map(|(id, _)| std::process::Command::new(env!("CARGO_BIN_EXE_cxlake")).arg("keys").arg("--keys").arg(&path).args(["revoke", id]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap())
+        .map(|(id, _)| {
+            std::process::Command::new(env!("CARGO_BIN_EXE_cxlake"))
+                .arg("keys")
+                .arg("--keys")
+                .arg(&path)
+                .args(["revoke", id])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
         .collect();
     let creations = futures::future::join_all((0..N).map(|i| {
-        let req = cli.post("/v1/keys").header("authorization", format!("Bearer {admin}")).body_json(&json!({"name": format!("created {i}"), "role": "agency", "agency": "VA"}));
+        let req = cli
+            .post("/v1/keys")
+            .header("authorization", format!("Bearer {admin}"))
+            .body_json(&json!({"name": format!("created {i}"), "role": "agency", "agency": "VA"}));
         async move {
             let resp = req.send().await;
             let status = resp.0.status().as_u16();
@@ -64,7 +77,8 @@ async fn cli_revocations_racing_http_creations_all_hold() {
 
     // The file holds every change...
     let file = KeyFile::load(&path).unwrap();
-    let lost: Vec<&String> = victims.iter().map(|(id, _)| id).filter(|id| file.keys.iter().find(|k| &k.id == *id).is_none_or(|k| k.revoked_at.is_none())).collect();
+    let lost: Vec<&String> =
+        victims.iter().map(|(id, _)| id).filter(|id| file.keys.iter().find(|k| &k.id == *id).is_none_or(|k| k.revoked_at.is_none())).collect();
     assert!(lost.is_empty(), "{} of {N} revocations lost: {lost:?}", lost.len());
     let missing: Vec<&String> = created.iter().map(|(id, _)| id).filter(|id| !file.keys.iter().any(|k| &k.id == *id && k.revoked_at.is_none())).collect();
     assert!(missing.is_empty(), "{} of {N} created keys lost: {missing:?}", missing.len());
@@ -93,7 +107,12 @@ async fn wrong_keys_are_limited_per_client_address() {
     let started = std::time::Instant::now();
     let mut codes = Vec::new();
     for i in 0..60 {
-        let resp = cli.post("/graphql").header("authorization", format!("Bearer cxk_{i:08x}_{}", "0".repeat(64))).body_json(&json!({"query": "{ services { id } }"})).send().await;
+        let resp = cli
+            .post("/graphql")
+            .header("authorization", format!("Bearer cxk_{i:08x}_{}", "0".repeat(64)))
+            .body_json(&json!({"query": "{ services { id } }"}))
+            .send()
+            .await;
         if resp.0.status().as_u16() == 429 {
             let retry: u64 = resp.0.headers().get("retry-after").expect("retry-after").to_str().unwrap().parse().unwrap();
             assert!((1..=6).contains(&retry), "{retry}");

@@ -121,8 +121,7 @@ fn a_live_writers_temporary_file_survives_the_sweep() {
     let mut live = cxlake::store::quarantine::QuarantineWriter::new(&lake, "live-run");
     // Past 8,192 rows the writer starts its file.
     for i in 0..9_000 {
-        live.push(cxlake::store::quarantine::QuarantineRow { source: "x.csv".into(), line: Some(i), column: None, reason: "bad".into(), raw: None })
-            .unwrap();
+        live.push(cxlake::store::quarantine::QuarantineRow { source: "x.csv".into(), line: Some(i), column: None, reason: "bad".into(), raw: None }).unwrap();
     }
     let temporary = |root: &Path| -> Vec<PathBuf> {
         walkdirs(&root.join(cxlake::store::quarantine::QUARANTINE_DIR), 0)

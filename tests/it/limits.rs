@@ -30,11 +30,9 @@ async fn documents_beyond_the_limits_get_clear_errors() {
     let aliases: String = (0..20).map(|i| format!("a{i}: services {{ id }} ")).collect();
     let deep = format!("{{ {}x{} }}", "services { ".repeat(13), " }".repeat(13));
     let wide: String = (0..1100).map(|_| "id ").collect();
-    for (query, expect) in [
-        (format!("{{ {aliases} }}"), "aliased fields"),
-        (deep, "nested 14 fields deep; at most 12"),
-        (format!("{{ services {{ {wide} }} }}"), "too complex"),
-    ] {
+    for (query, expect) in
+        [(format!("{{ {aliases} }}"), "aliased fields"), (deep, "nested 14 fields deep; at most 12"), (format!("{{ services {{ {wide} }} }}"), "too complex")]
+    {
         let (status, v) = body(cli.post("/graphql").body_json(&json!({ "query": query })).send().await).await;
         assert!(status < 500, "{v}");
         let message = v["errors"][0]["message"].as_str().unwrap_or_else(|| panic!("no error for {expect}: {v}")).to_lowercase();
@@ -109,7 +107,14 @@ async fn keys_rate_limits_anonymous_access_and_revocation() {
         std::thread::sleep(std::time::Duration::from_millis(1100));
         k
     };
-    let (status, created) = body(cli.post("/v1/keys").header("authorization", format!("Bearer {admin}")).body_json(&json!({"name": "va", "role": "agency", "agency": "VA"})).send().await).await;
+    let (status, created) = body(
+        cli.post("/v1/keys")
+            .header("authorization", format!("Bearer {admin}"))
+            .body_json(&json!({"name": "va", "role": "agency", "agency": "VA"}))
+            .send()
+            .await,
+    )
+    .await;
     assert_eq!(status, 201, "{created}");
     let new_key = created["key"].as_str().unwrap().to_string();
     let (status, _) = body(cli.post("/graphql").header("authorization", format!("Bearer {new_key}")).body_json(&q).send().await).await;
@@ -220,11 +225,7 @@ async fn raw_pages_say_when_they_are_cut_and_page_through_every_row_once() {
 #[test]
 fn serve_refuses_a_public_address_without_keys_and_serves_with_them() {
     let lake = crate::common::shared_lake();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cxlake"))
-        .args(["serve", "--listen", "0.0.0.0:0", "--lake"])
-        .arg(lake)
-        .output()
-        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cxlake")).args(["serve", "--listen", "0.0.0.0:0", "--lake"]).arg(lake).output().unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("needs --keys"), "{}", String::from_utf8_lossy(&out.stderr));
     let dir = tempfile::tempdir().unwrap();
     let keys = dir.path().join("keys.json");
@@ -245,7 +246,12 @@ fn serve_refuses_a_public_address_without_keys_and_serves_with_them() {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
         let body = r#"{"query":"{ services { id } }"}"#;
         let auth = auth.map(|k| format!("authorization: Bearer {k}\r\n")).unwrap_or_default();
-        write!(s, "POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{auth}connection: close\r\n\r\n{body}", body.len()).ok()?;
+        write!(
+            s,
+            "POST /graphql HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{auth}connection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .ok()?;
         let mut text = String::new();
         s.read_to_string(&mut text).ok()?;
         text.split_whitespace().nth(1)?.parse().ok()
@@ -299,7 +305,9 @@ async fn aggregates_beyond_the_group_cap_are_refused_with_the_cap_named() {
     let e = &resp.errors[0];
     assert!(e.message.contains(&format!("at most {} are returned", services - 1)), "{}", e.message);
     assert_eq!(e.extensions.as_ref().and_then(|x| x.get("code")).map(|c| c.to_string()), Some("\"TOO_MANY_GROUPS\"".into()));
-    for query in ["{ tappedDriverImportance(groupBy: [SERVICE], period: FISCAL_YEAR) { n } }", "{ driverImportance(groupBy: [SERVICE], period: FISCAL_YEAR) { n } }"] {
+    for query in
+        ["{ tappedDriverImportance(groupBy: [SERVICE], period: FISCAL_YEAR) { n } }", "{ driverImportance(groupBy: [SERVICE], period: FISCAL_YEAR) { n } }"]
+    {
         let analyst = cxlake::api::auth::Principal { role: Role::Analyst, key_id: None };
         let resp = schema.execute(async_graphql::Request::new(query).data(analyst)).await;
         assert!(resp.errors.first().is_some_and(|e| e.message.contains("groups; at most")), "{query}: {:?}", resp.errors);

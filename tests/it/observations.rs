@@ -47,7 +47,11 @@ async fn telemetry_ingestion_validates_quarantines_and_is_idempotent() {
              {id},yesterday,button_clicks,3,digital,submit\n\
              {id},2022-01-03T00:00:00Z,button_clicks,11,digital,submit\n\
              {id},2022-01-04,sessions,7,,\n",
-            valid[0].0, valid[0].1, valid[1].0, valid[1].1, id = s.id
+            valid[0].0,
+            valid[0].1,
+            valid[1].0,
+            valid[1].1,
+            id = s.id
         ),
     )
     .unwrap();
@@ -55,7 +59,10 @@ async fn telemetry_ingestion_validates_quarantines_and_is_idempotent() {
     assert_eq!((sum.rows_read, sum.rows_stored, sum.rows_quarantined), (7, 3, 4), "{sum:?}");
     let cols: Vec<&str> = sum.quarantined_by_column.keys().map(String::as_str).collect();
     assert_eq!(cols, ["(row)", "observed_at", "service_id", "value"]);
-    assert!(sum.quarantined_by_column["(row)"].example.starts_with("line 7: conflict: repeats") && sum.quarantined_by_column["(row)"].example.contains("line 2"), "{sum:?}");
+    assert!(
+        sum.quarantined_by_column["(row)"].example.starts_with("line 7: conflict: repeats") && sum.quarantined_by_column["(row)"].example.contains("line 2"),
+        "{sum:?}"
+    );
     assert!(sum.quarantined_by_column["value"].example.contains("not a count"));
     let rows = clicks(&lake, &s.id).await;
     let values: Vec<f64> = valid.iter().map(|v| v.1).collect();
@@ -96,7 +103,15 @@ async fn telemetry_ingestion_validates_quarantines_and_is_idempotent() {
     let pq = dir.join("t.parquet");
     let batch = RecordBatch::try_from_iter([
         ("service_id", std::sync::Arc::new(StringArray::from(vec![s.id.as_str()])) as ArrayRef),
-        ("observed_at", std::sync::Arc::new(TimestampMillisecondArray::from(vec![chrono::NaiveDate::from_ymd_opt(2022, 1, 6).unwrap().and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis()])) as ArrayRef),
+        (
+            "observed_at",
+            std::sync::Arc::new(TimestampMillisecondArray::from(vec![chrono::NaiveDate::from_ymd_opt(2022, 1, 6)
+                .unwrap()
+                .and_hms_opt(0, 0, 0)
+                .unwrap()
+                .and_utc()
+                .timestamp_millis()])) as ArrayRef,
+        ),
         ("metric", std::sync::Arc::new(StringArray::from(vec!["button_clicks"])) as ArrayRef),
         ("value", std::sync::Arc::new(Int64Array::from(vec![5])) as ArrayRef),
         ("channel", std::sync::Arc::new(StringArray::from(vec!["digital"])) as ArrayRef),
@@ -187,7 +202,15 @@ async fn the_planted_telemetry_drop_alarms_within_a_week() {
 async fn alarms_are_rare_without_a_drop() {
     let dir = tempfile::tempdir().unwrap().keep();
     let out = dir.join("lake");
-    let cfg = cxlake::generate::GenerateConfig { out: out.to_string_lossy().into_owned(), rows: 40_000, seed: 57, fiscal_years: 2, first_fiscal_year: 2022, drops: false, ..Default::default() };
+    let cfg = cxlake::generate::GenerateConfig {
+        out: out.to_string_lossy().into_owned(),
+        rows: 40_000,
+        seed: 57,
+        fiscal_years: 2,
+        first_fiscal_year: 2022,
+        drops: false,
+        ..Default::default()
+    };
     cxlake::generate::generate(&cfg, &|_| {}).unwrap();
     let a = analytics(&out);
     let end = cxlake::domain::FiscalQuarter::new(2023, 4).end();

@@ -96,13 +96,17 @@ async fn public_scores_are_perturbed_consistently_and_other_roles_exact() {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_public_query_with_counts_is_perturbed_or_refused() {
     // Benchmarks: the entity and its peers perturbed, the decisions as for exact roles.
-    let q = "{ benchmark(level: SERVICE, peers: SAME_AGENCY, period: FISCAL_YEAR) { entity peerKey period n peerN suppressed peerSuppressedReason perturbed } }";
+    let q =
+        "{ benchmark(level: SERVICE, peers: SAME_AGENCY, period: FISCAL_YEAR) { entity peerKey period n peerN suppressed peerSuppressedReason perturbed } }";
     let (p, e) = (run(Role::Public, q).await, run(Role::Analyst, q).await);
     let (p, e) = (p["benchmark"].as_array().unwrap(), e["benchmark"].as_array().unwrap());
     assert_eq!(p.len(), e.len());
     assert!(p.iter().zip(e).any(|(a, b)| a["peerN"] != b["peerN"]));
     for (a, b) in p.iter().zip(e) {
-        assert_eq!((&a["entity"], &a["suppressed"], &a["peerSuppressedReason"].is_null()), (&b["entity"], &b["suppressed"], &b["peerSuppressedReason"].is_null()));
+        assert_eq!(
+            (&a["entity"], &a["suppressed"], &a["peerSuppressedReason"].is_null()),
+            (&b["entity"], &b["suppressed"], &b["peerSuppressedReason"].is_null())
+        );
         assert!((u(a, "n") - u(b, "n")).abs() <= 2 && (u(a, "peerN") - u(b, "peerN")).abs() <= 2);
         assert!(a["perturbed"].as_bool().unwrap() && !b["perturbed"].as_bool().unwrap());
     }
@@ -167,7 +171,8 @@ async fn every_public_query_with_counts_is_perturbed_or_refused() {
     }
     assert!(differ > 0);
     // Services with their scores, and service levels: the public's rows are perturbed.
-    let v = run(Role::Public, r#"{ services(agency: ["VA"]) { id scores { n perturbed } } serviceLevels { rows { scores { score { n perturbed } } } } }"#).await;
+    let v =
+        run(Role::Public, r#"{ services(agency: ["VA"]) { id scores { n perturbed } } serviceLevels { rows { scores { score { n perturbed } } } } }"#).await;
     assert!(v["services"].as_array().unwrap().iter().flat_map(|s| s["scores"].as_array().unwrap()).all(|s| s["perturbed"] == true));
     assert!(v["serviceLevels"]["rows"].as_array().unwrap().iter().flat_map(|r| r["scores"].as_array().unwrap()).all(|s| s["score"]["perturbed"] == true));
     // Alerts compare the public's minimum with the n shown: each alert's n is a perturbed one.

@@ -23,8 +23,7 @@ fn one_agency_one_quarter_opens_only_its_partition() {
     assert!(kept >= 1);
 
     let q = ScoresQuery {
-        filter: Filter { from: Some(quarter.start()), to: Some(quarter.end()), ..Default::default() }
-            .with(Dimension::Agency, ["VA"]),
+        filter: Filter { from: Some(quarter.start()), to: Some(quarter.end()), ..Default::default() }.with(Dimension::Agency, ["VA"]),
         group_by: vec![Dimension::Service, Dimension::Channel],
         period: Some(PeriodUnit::Month),
         ..Default::default()
@@ -69,7 +68,9 @@ async fn a_truncated_file_fails_only_the_queries_that_touch_it_and_the_server_st
     });
     let other = other.expect("another agency");
     let schema = cxlake::api::schema(analytics(&lake));
-    let cli = poem::test::TestClient::new(cxlake::api::server::routes(schema, cxlake::analytics::Analytics::open(cxlake::store::Lake::open(&lake).unwrap()).unwrap(), None).into_endpoint());
+    let cli = poem::test::TestClient::new(
+        cxlake::api::server::routes(schema, cxlake::analytics::Analytics::open(cxlake::store::Lake::open(&lake).unwrap()).unwrap(), None).into_endpoint(),
+    );
     let ask = |agency: &str| serde_json::json!({"query": format!(r#"{{ scores(filter: {{agency: ["{agency}"]}}, measures: [TRUST]) {{ n }} }}"#)});
     let rel = target.strip_prefix(&lake).unwrap().display().to_string();
     for _ in 0..2 {

@@ -11,8 +11,7 @@ fn rt() -> tokio::runtime::Runtime {
 
 #[test]
 fn the_planted_service_drop_shows_in_its_quarter() {
-    let truth: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(shared_lake().join("truth.json")).unwrap()).unwrap();
+    let truth: serde_json::Value = serde_json::from_slice(&std::fs::read(shared_lake().join("truth.json")).unwrap()).unwrap();
     let drop = truth["drops"].as_array().unwrap().iter().find(|d| d["level"] == "service").unwrap().clone();
     let service = drop["id"].as_str().unwrap();
     let q = ScoresQuery {
@@ -41,8 +40,7 @@ fn means_use_likert_only_and_shares_pool_both_scales() {
     let mean = mixed.mean.unwrap();
     assert!((1.0..=5.0).contains(&mean));
     let likert_only = ScoresQuery {
-        filter: Filter { scales: Some(vec![Scale::Likert5]), ..Filter::default() }
-            .with(Dimension::Agency, [mixed.key.values[0].1.clone().unwrap()]),
+        filter: Filter { scales: Some(vec![Scale::Likert5]), ..Filter::default() }.with(Dimension::Agency, [mixed.key.values[0].1.clone().unwrap()]),
         ..Default::default()
     };
     let lr = rt().block_on(analytics(shared_lake()).scores(&likert_only)).unwrap().rows;
@@ -87,10 +85,7 @@ fn unknown_codes_and_bad_ranges_are_errors_naming_them() {
     assert!(rt().block_on(a.scores(&region)).unwrap_err().to_string().contains("'ZZ'"));
 
     let d = |s: &str| s.parse().unwrap();
-    let range = ScoresQuery {
-        filter: Filter { from: Some(d("2025-03-01")), to: Some(d("2025-01-01")), ..Default::default() },
-        ..Default::default()
-    };
+    let range = ScoresQuery { filter: Filter { from: Some(d("2025-03-01")), to: Some(d("2025-01-01")), ..Default::default() }, ..Default::default() };
     assert!(rt().block_on(a.scores(&range)).unwrap_err().to_string().contains("filter.from"));
 }
 

@@ -78,9 +78,8 @@ async fn concurrent_submitters_every_acknowledged_id_stored_once() {
     }
     assert!(acked.len() > 32 * 10, "only {} acknowledged", acked.len());
     let lake2 = lake.clone();
-    let stored = tokio::task::spawn_blocking(move || wait_for(&lake2, &acked.clone()).into_iter().filter(|(_, n)| *n > 0).collect::<HashMap<_, _>>())
-        .await
-        .unwrap();
+    let stored =
+        tokio::task::spawn_blocking(move || wait_for(&lake2, &acked.clone()).into_iter().filter(|(_, n)| *n > 0).collect::<HashMap<_, _>>()).await.unwrap();
     let rt: Vec<(&String, &usize)> = stored.iter().filter(|(id, _)| id.starts_with('t')).collect();
     assert!(rt.iter().all(|(_, n)| **n == 1), "an id stored more than once");
     drop(submitter);
@@ -95,9 +94,7 @@ async fn invalid_submits_name_response_and_field_and_store_nothing() {
     bad["trust"] = json!(9);
     let mut unknown = response(&lake, "b2");
     unknown["trsut"] = json!(4);
-    let Err(SubmitError::Invalid(problems)) = submitter.submit(vec![response(&lake, "ok-1"), bad, unknown]).await else {
-        panic!("accepted an invalid batch")
-    };
+    let Err(SubmitError::Invalid(problems)) = submitter.submit(vec![response(&lake, "ok-1"), bad, unknown]).await else { panic!("accepted an invalid batch") };
     let found: Vec<(usize, &str)> = problems.iter().map(|p| (p.index, p.column.as_str())).collect();
     assert_eq!(found, [(1, "trust"), (2, "trsut")]);
     let Err(SubmitError::Invalid(dup)) = submitter.submit(vec![response(&lake, "d"), response(&lake, "d")]).await else { panic!() };
@@ -149,7 +146,10 @@ async fn http_submit_statuses() {
     let a = analytics(&lake);
     let submitter = Submitter::start(&a.lake, &lake.join("_wal"), a.catalog().inventory(), Duration::from_millis(100)).unwrap();
     let schema = cxlake::api::schema_with_submit(a, submitter.clone());
-    let cli = TestClient::new(cxlake::api::server::routes(schema, cxlake::analytics::Analytics::open(cxlake::store::Lake::open(&lake).unwrap()).unwrap(), Some(submitter)).into_endpoint());
+    let cli = TestClient::new(
+        cxlake::api::server::routes(schema, cxlake::analytics::Analytics::open(cxlake::store::Lake::open(&lake).unwrap()).unwrap(), Some(submitter))
+            .into_endpoint(),
+    );
     let resp = cli.post("/v1/responses").body_json(&response(&lake, "h1")).send().await;
     resp.assert_status_is_ok();
     let body: Value = serde_json::from_str(&resp.0.into_body().into_string().await.unwrap()).unwrap();
@@ -193,7 +193,14 @@ async fn http_submit_statuses() {
     let n = |v: &Value| v["data"]["scores"][0]["n"].as_u64().unwrap_or(0);
     assert_eq!(n(&n_after), n(&n_before) + 1, "h9 counted once the log is flushed: {n_before} -> {n_after}");
     // A read-only server refuses.
-    let ro = TestClient::new(cxlake::api::server::routes(cxlake::api::schema(analytics(&lake)), cxlake::analytics::Analytics::open(cxlake::store::Lake::open(&lake).unwrap()).unwrap(), None).into_endpoint());
+    let ro = TestClient::new(
+        cxlake::api::server::routes(
+            cxlake::api::schema(analytics(&lake)),
+            cxlake::analytics::Analytics::open(cxlake::store::Lake::open(&lake).unwrap()).unwrap(),
+            None,
+        )
+        .into_endpoint(),
+    );
     ro.post("/v1/responses").body_json(&response(&lake, "h4")).send().await.assert_status(poem::http::StatusCode::METHOD_NOT_ALLOWED);
     let _ = Arc::new(());
 }

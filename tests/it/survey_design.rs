@@ -128,7 +128,9 @@ async fn graphql_gives_hisp_due_dates_and_says_where_they_come_from() {
         .data
         .into_json()
         .unwrap();
-    let dates = |k: &str| v[k].as_array().unwrap().iter().map(|d| (d["dueDate"].as_str().unwrap().to_string(), d["source"].as_str().unwrap().to_string())).collect::<Vec<_>>();
+    let dates = |k: &str| {
+        v[k].as_array().unwrap().iter().map(|d| (d["dueDate"].as_str().unwrap().to_string(), d["source"].as_str().unwrap().to_string())).collect::<Vec<_>>()
+    };
     let published = ["2022-01-28", "2022-04-29", "2022-07-29", "2022-10-28"];
     assert_eq!(dates("a"), published.iter().map(|d| (d.to_string(), "PUBLISHED".to_string())).collect::<Vec<_>>());
     let rule = ["2023-01-31", "2023-04-28", "2023-07-31", "2023-10-31"];

@@ -82,9 +82,7 @@ impl Fields for CsvRow<'_> {
             FieldSource::Absent => None,
             FieldSource::Column(i) => cell(*i).map(Cow::Borrowed),
             FieldSource::Constant(v) => Some(Cow::Borrowed(v.as_str())),
-            FieldSource::ColumnOrLine(i, prefix) => {
-                Some(cell(*i).map(Cow::Borrowed).unwrap_or_else(|| Cow::Owned(format!("{prefix}{}", self.line))))
-            }
+            FieldSource::ColumnOrLine(i, prefix) => Some(cell(*i).map(Cow::Borrowed).unwrap_or_else(|| Cow::Owned(format!("{prefix}{}", self.line)))),
         })
     }
 }
@@ -116,11 +114,7 @@ pub struct CsvSource {
 }
 
 impl CsvSource {
-    pub fn open(
-        path: &Path,
-        now: DateTime<Utc>,
-        layout: impl FnOnce(&StringRecord) -> Result<CsvLayout, String>,
-    ) -> Result<CsvSource, IngestError> {
+    pub fn open(path: &Path, now: DateTime<Utc>, layout: impl FnOnce(&StringRecord) -> Result<CsvLayout, String>) -> Result<CsvSource, IngestError> {
         let shown = path.display().to_string();
         let file = File::open(path).map_err(|source| IngestError::Io { path: shown.clone(), source })?;
         let mut reader = csv::ReaderBuilder::new().has_headers(true).buffer_capacity(1 << 20).from_reader(file);
@@ -134,8 +128,7 @@ impl CsvSource {
             fixed.extend(header.iter().skip(1));
             header = fixed;
         }
-        let layout = layout(&header)
-            .map_err(|message| IngestError::Malformed { path: shown.clone(), line: 1, message: format!("wrong header: {message}") })?;
+        let layout = layout(&header).map_err(|message| IngestError::Malformed { path: shown.clone(), line: 1, message: format!("wrong header: {message}") })?;
         let (tx, chunks) = std::sync::mpsc::sync_channel(2);
         let (recycle, recycled) = std::sync::mpsc::sync_channel::<Vec<StringRecord>>(4);
         let thread_path = shown.clone();
@@ -184,7 +177,9 @@ impl Source for CsvSource {
             .map(|rec| {
                 let line = rec.position().map_or(0, |p| p.line());
                 let row = CsvRow { rec, layout, line };
-                parse_row(&row, line, now, || rec.iter().map(|f| if f.contains(',') { format!("\"{f}\"") } else { f.to_string() }).collect::<Vec<_>>().join(","))
+                parse_row(&row, line, now, || {
+                    rec.iter().map(|f| if f.contains(',') { format!("\"{f}\"") } else { f.to_string() }).collect::<Vec<_>>().join(",")
+                })
             })
             .collect();
         let _ = self.recycle.try_send(records);

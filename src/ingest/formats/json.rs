@@ -3,8 +3,8 @@
 
 use super::{ParsedRow, Source, CHUNK_ROWS};
 use crate::domain::validate::{Problem, Response};
-use crate::ingest::fields::{input_column, parse_response, parse_timestamp, response_texts, Fields, INPUT_COLUMNS};
 use crate::ingest::fields::col;
+use crate::ingest::fields::{input_column, parse_response, parse_timestamp, response_texts, Fields, INPUT_COLUMNS};
 use crate::ingest::IngestError;
 use chrono::{DateTime, Utc};
 use rayon::prelude::*;
@@ -82,9 +82,7 @@ impl Fields for JsonRow<'_> {
     fn timestamp(&self, column: usize) -> Result<Option<DateTime<Utc>>, Problem> {
         match self.get(column) {
             None => Ok(None),
-            Some(v @ Value::String(s)) => {
-                parse_timestamp(s).map(Some).ok_or_else(|| wrong(column, v, "a timestamp (RFC 3339, e.g. 2025-03-01T12:00:00Z)"))
-            }
+            Some(v @ Value::String(s)) => parse_timestamp(s).map(Some).ok_or_else(|| wrong(column, v, "a timestamp (RFC 3339, e.g. 2025-03-01T12:00:00Z)")),
             Some(v) => Err(wrong(column, v, "a timestamp string")),
         }
     }
@@ -169,10 +167,7 @@ impl Source for JsonLinesSource {
         while n < CHUNK_ROWS {
             let buf = &mut self.lines[n];
             buf.clear();
-            let read = self
-                .reader
-                .read_until(b'\n', buf)
-                .map_err(|source| IngestError::Io { path: self.path.clone(), source })?;
+            let read = self.reader.read_until(b'\n', buf).map_err(|source| IngestError::Io { path: self.path.clone(), source })?;
             if read == 0 {
                 break;
             }

@@ -178,10 +178,7 @@ impl Source for ParquetSource {
             .map(|row| {
                 let r = ParquetRow { cols: &cols, row };
                 parse_row(&r, first + row as u64, now, || {
-                    (0..col::COUNT)
-                        .filter_map(|c| r.text(c).ok().flatten().map(|v| format!("{}={v}", INPUT_COLUMNS[c])))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    (0..col::COUNT).filter_map(|c| r.text(c).ok().flatten().map(|v| format!("{}={v}", INPUT_COLUMNS[c]))).collect::<Vec<_>>().join(", ")
                 })
             })
             .collect();

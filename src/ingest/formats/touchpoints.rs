@@ -157,10 +157,7 @@ pub fn layout_fn(format: Format, mapping: &Mapping, inventory: &Inventory) -> Re
     });
     set(col::SERVICE_TYPE, "service_type (not in the lake's inventory for this service)", &service_type, true);
     if !missing.is_empty() {
-        return Err(config(format!(
-            "a Touchpoints export needs its coding from --mapping or flags; missing: {}",
-            missing.join(", ")
-        )));
+        return Err(config(format!("a Touchpoints export needs its coding from --mapping or flags; missing: {}", missing.join(", "))));
     }
     let problems = mapping.problems(service_type.as_deref(), inventory);
     if !problems.is_empty() {
@@ -172,13 +169,14 @@ pub fn layout_fn(format: Format, mapping: &Mapping, inventory: &Inventory) -> Re
             questions.insert(column.clone(), None);
             continue;
         }
-        let c = question_target(target).ok_or_else(|| {
-            config(format!("questions.{column} = '{target}': expected trust, satisfaction, a driver, free_text_1, free_text_2 or ignore"))
-        })?;
+        let c = question_target(target)
+            .ok_or_else(|| config(format!("questions.{column} = '{target}': expected trust, satisfaction, a driver, free_text_1, free_text_2 or ignore")))?;
         questions.insert(column.clone(), Some(c));
     }
     if format == Format::TouchpointsV2 && !questions.contains_key("question_1") {
-        return Err(config("a Touchpoints v2 export needs the mapping to say what question_1 asks: questions.question_1 = \"trust\" or \"satisfaction\"".into()));
+        return Err(config(
+            "a Touchpoints v2 export needs the mapping to say what question_1 asks: questions.question_1 = \"trust\" or \"satisfaction\"".into(),
+        ));
     }
     questions.entry("question_4".into()).or_insert(if format == Format::TouchpointsV2 { input_column("free_text_1") } else { None });
     let submitted_at = mapping.submitted_at.clone();
