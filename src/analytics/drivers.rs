@@ -460,6 +460,7 @@ impl Analytics {
     /// Runs a driver-importance query.
     pub async fn driver_importance(&self, q: &DriverQuery) -> Result<Vec<DriverGroup>, AnalyticsError> {
         self.catalog().check(&q.filter)?;
+        self.check_published(&q.filter, &q.group_by, q.period)?;
         if !matches!(q.outcome, Measure::Trust | Measure::Satisfaction) {
             return Err(AnalyticsError::invalid("outcome", format!("{} is a driver; the outcome is trust or satisfaction", q.outcome)));
         }

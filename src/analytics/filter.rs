@@ -3,7 +3,7 @@
 //! (which directories are listed at all) and the row predicate polars pushes into the scan.
 
 use super::AnalyticsError;
-use crate::domain::{Dimension, FiscalQuarter, Scale};
+use crate::domain::{Dimension, FiscalQuarter, PeriodUnit, Scale};
 use crate::store::PartitionFilter;
 use chrono::{Duration, NaiveDate};
 use polars::prelude::*;
@@ -46,44 +46,80 @@ impl Filter {
         Ok(())
     }
 
-    /// The second protection of small cells for the public role (issue 18; next to cell-key
-    /// perturbation): whole fiscal quarters only (`from` the first day of one, `to` the last day
-    /// of one), periods of a quarter or longer, and at most one value per dimension and scale.
-    /// Then a small cell can only be reached as a sum of other separately perturbed cells, whose
-    /// noise adds up, not as the difference of two overlapping selections (an agency minus a
-    /// list of its other services; two date ranges a month apart). Not yet enforced: the
-    /// differencing battery must be adapted first (see the issue 18 note).
-    pub fn check_public(&self, period: Option<crate::domain::PeriodUnit>) -> Result<(), AnalyticsError> {
-        use crate::domain::PeriodUnit;
-        if let Some(from) = self.from {
-            if FiscalQuarter::of(from).start() != from {
-                return Err(AnalyticsError::invalid(
-                    "filter.from",
-                    format!("{from}: the public role selects whole fiscal quarters; start on the first day of one ({})", FiscalQuarter::of(from).start()),
-                ));
+    /// The public role's published grid, the second protection of small cells next to cell-key
+    /// perturbation (issue 18; ARCHITECTURE.md, "Small cells"). Every cell a public query
+    /// publishes must be a cell of a fixed grid: a time span of one fiscal quarter, one fiscal
+    /// year or the whole lake, crossed with one value (or all values) of each dimension.
+    ///
+    /// - With `period` FISCAL_QUARTER, QUARTER (the same quarters, other labels) or FISCAL_YEAR,
+    ///   `from` is the first day of one such period and `to` the last day of one: each row is
+    ///   one whole period. DAY, WEEK, MONTH and calendar YEAR are refused.
+    /// - Without `period`, `from` and `to` are both absent or span exactly one fiscal quarter or
+    ///   one fiscal year.
+    /// - A dimension lists more than one value only when the query groups by it (each row is
+    ///   still one value's cell).
+    ///
+    /// Then a suppressed cell can be reached only as a sum of other cells of the grid, each
+    /// perturbed by its own key, and there are few such sums (its fiscal year or the lake minus
+    /// its other quarters; its agency or bureau minus its other services), not the hundreds of
+    /// distinct date ranges or value lists whose differences average the noise away.
+    pub fn check_public(&self, grouped: &[Dimension], period: Option<PeriodUnit>) -> Result<(), AnalyticsError> {
+        let fiscal_year = |d: NaiveDate| PeriodUnit::FiscalYear.period(d);
+        match period {
+            Some(unit @ (PeriodUnit::FiscalQuarter | PeriodUnit::Quarter | PeriodUnit::FiscalYear)) => {
+                if let Some(from) = self.from {
+                    let p = unit.period(from);
+                    if p.start != from {
+                        return Err(AnalyticsError::invalid(
+                            "filter.from",
+                            format!("{from}: the public role sees whole periods; start on the first day of one ({} for {})", p.start, p.label),
+                        ));
+                    }
+                }
+                if let Some(to) = self.to {
+                    let p = unit.period(to);
+                    if p.end != to {
+                        return Err(AnalyticsError::invalid(
+                            "filter.to",
+                            format!("{to}: the public role sees whole periods; end on the last day of one ({} for {})", p.end, p.label),
+                        ));
+                    }
+                }
             }
-        }
-        if let Some(to) = self.to {
-            if FiscalQuarter::of(to).end() != to {
-                return Err(AnalyticsError::invalid(
-                    "filter.to",
-                    format!("{to}: the public role selects whole fiscal quarters; end on the last day of one ({})", FiscalQuarter::of(to).end()),
-                ));
+            Some(unit) => {
+                return Err(AnalyticsError::invalid("period", format!("{unit:?}: the public role sees fiscal quarters, quarters and fiscal years")));
             }
-        }
-        if let Some(unit @ (PeriodUnit::Day | PeriodUnit::Week | PeriodUnit::Month)) = period {
-            return Err(AnalyticsError::invalid("period", format!("{unit:?}: the public role sees periods of a quarter or longer")));
+            None => {
+                match (self.from, self.to) {
+                    (None, None) => {}
+                    (Some(from), Some(to)) => {
+                        let quarter = FiscalQuarter::of(from);
+                        let year = fiscal_year(from);
+                        let whole = (quarter.start() == from && quarter.end() == to) || (year.start == from && year.end == to);
+                        if !whole {
+                            return Err(AnalyticsError::invalid(
+                            "filter.from",
+                            format!("{from} to {to}: the public role selects one whole fiscal quarter ({} to {}) or fiscal year ({} to {}), or groups by period", quarter.start(), quarter.end(), year.start, year.end),
+                        ));
+                        }
+                    }
+                    (from, _) => {
+                        let (field, missing) = if from.is_some() { ("filter.to", "filter.to") } else { ("filter.from", "filter.from") };
+                        return Err(AnalyticsError::invalid(
+                            field,
+                            format!("the public role selects one whole fiscal quarter or fiscal year: give {missing} too, or group by period"),
+                        ));
+                    }
+                }
+            }
         }
         for (dim, values) in &self.values {
-            if values.len() > 1 {
+            if values.len() > 1 && !grouped.contains(dim) {
                 return Err(AnalyticsError::invalid(
                     &format!("filter.{}", dim.as_str()),
-                    format!("{} values: the public role selects one at a time", values.len()),
+                    format!("{} values: the public role selects one value of a dimension at a time, or groups by it", values.len()),
                 ));
             }
-        }
-        if self.scales.as_ref().is_some_and(|s| s.len() > 1) {
-            return Err(AnalyticsError::invalid("filter.scales", "the public role selects one scale at a time".into()));
         }
         Ok(())
     }
@@ -133,22 +169,42 @@ impl Filter {
 #[cfg(test)]
 mod public_tests {
     use super::*;
-    use crate::domain::PeriodUnit;
 
     #[test]
-    fn the_public_selects_whole_quarters_and_one_value_per_dimension() {
+    fn the_public_sees_cells_of_the_grid() {
         let day = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-        let whole = Filter { from: Some(day("2024-10-01")), to: Some(day("2025-03-31")), ..Default::default() }.with(Dimension::Agency, ["VA"]);
-        assert!(whole.check_public(Some(PeriodUnit::FiscalQuarter)).is_ok());
-        assert!(whole.check_public(Some(PeriodUnit::Year)).is_ok());
-        let refused = |f: &Filter, p: Option<PeriodUnit>, field: &str| match f.check_public(p) {
-            Err(AnalyticsError::Invalid { field: got, .. }) => assert_eq!(got, field),
+        let range = |from: &str, to: &str| Filter { from: Some(day(from)), to: Some(day(to)), ..Default::default() }.with(Dimension::Agency, ["VA"]);
+        let ok = |f: &Filter, g: &[Dimension], p: Option<PeriodUnit>| assert!(f.check_public(g, p).is_ok(), "{f:?} {g:?} {p:?}: {:?}", f.check_public(g, p));
+        let refused = |f: &Filter, g: &[Dimension], p: Option<PeriodUnit>, field: &str| match f.check_public(g, p) {
+            Err(AnalyticsError::Invalid { field: got, .. }) => {
+                assert_eq!(got, field, "{f:?} {p:?}")
+            }
             other => panic!("{f:?} {p:?}: {other:?}"),
         };
-        refused(&Filter { from: Some(day("2024-11-01")), ..whole.clone() }, None, "filter.from");
-        refused(&Filter { to: Some(day("2025-02-28")), ..whole.clone() }, None, "filter.to");
-        refused(&whole, Some(PeriodUnit::Month), "period");
-        refused(&whole.clone().with(Dimension::Service, ["A", "B"]), None, &format!("filter.{}", Dimension::Service.as_str()));
-        refused(&Filter { scales: Some(vec![crate::domain::Scale::Likert5, crate::domain::Scale::Thumbs]), ..whole.clone() }, None, "filter.scales");
+        // One fiscal quarter, one fiscal year, the whole lake.
+        ok(&range("2024-10-01", "2024-12-31"), &[], None);
+        ok(&range("2024-10-01", "2025-09-30"), &[], None);
+        ok(&Filter::default(), &[], None);
+        // Whole periods when grouped by them (calendar quarters are the fiscal quarters).
+        ok(&range("2024-10-01", "2025-06-30"), &[], Some(PeriodUnit::FiscalQuarter));
+        ok(&range("2025-01-01", "2025-06-30"), &[], Some(PeriodUnit::Quarter));
+        ok(&range("2022-10-01", "2025-09-30"), &[], Some(PeriodUnit::FiscalYear));
+        ok(&Filter { to: None, ..range("2024-10-01", "2025-06-30") }, &[], Some(PeriodUnit::FiscalQuarter));
+        // Anything else.
+        refused(&range("2024-10-01", "2025-03-31"), &[], None, "filter.from");
+        refused(&range("2024-11-01", "2024-12-31"), &[], None, "filter.from");
+        refused(&Filter { to: None, ..range("2024-10-01", "2024-12-31") }, &[], None, "filter.to");
+        refused(&Filter { from: None, ..range("2024-10-01", "2024-12-31") }, &[], None, "filter.from");
+        refused(&range("2024-11-01", "2025-06-30"), &[], Some(PeriodUnit::FiscalQuarter), "filter.from");
+        refused(&range("2024-10-01", "2025-05-31"), &[], Some(PeriodUnit::FiscalQuarter), "filter.to");
+        refused(&range("2025-01-01", "2025-09-30"), &[], Some(PeriodUnit::FiscalYear), "filter.from");
+        for unit in [PeriodUnit::Day, PeriodUnit::Week, PeriodUnit::Month, PeriodUnit::Year] {
+            refused(&Filter::default(), &[], Some(unit), "period");
+        }
+        // Lists of values only of grouped dimensions.
+        let two = Filter::default().with(Dimension::Service, ["A", "B"]);
+        refused(&two, &[], None, &format!("filter.{}", Dimension::Service.as_str()));
+        refused(&two, &[Dimension::Office], None, &format!("filter.{}", Dimension::Service.as_str()));
+        ok(&two, &[Dimension::Service], None);
     }
 }

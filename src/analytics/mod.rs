@@ -318,6 +318,20 @@ impl Analytics {
         Ok(Analytics { perturb: Some(secret), ..self.clone() })
     }
 
+    /// For a view publishing perturbed counts (the public role's), refuses a selection outside
+    /// the published grid (`Filter::check_public`); other views publish any selection exactly.
+    pub fn check_published(
+        &self,
+        filter: &Filter,
+        grouped: &[crate::domain::Dimension],
+        period: Option<crate::domain::PeriodUnit>,
+    ) -> Result<(), AnalyticsError> {
+        match self.perturb {
+            Some(_) => filter.check_public(grouped, period),
+            None => Ok(()),
+        }
+    }
+
     /// The lake's catalog (codes, services, offices) as last read.
     pub fn catalog(&self) -> std::sync::Arc<Catalog> {
         self.catalog.read().unwrap_or_else(|e| e.into_inner()).1.clone()

@@ -165,6 +165,7 @@ impl Analytics {
     /// Runs a scores query.
     pub async fn scores(&self, q: &ScoresQuery) -> Result<ScoresResult, AnalyticsError> {
         self.catalog().check(&q.filter)?;
+        self.check_published(&q.filter, &q.group_by, q.period)?;
         if q.measures.is_empty() {
             return Err(AnalyticsError::invalid("measures", "name at least one measure".into()));
         }

@@ -126,7 +126,9 @@ impl Loader<ServiceScoresKey> for ServiceScoresLoader {
             let mut filter = Filter::default().with(Dimension::Agency, agencies).with(Dimension::Service, services);
             filter.from = from;
             filter.to = to;
-            let q = ScoresQuery { filter, group_by: vec![Dimension::Service], period, measures, ..Default::default() };
+            // Grouped by agency too (a service is in one agency, so the cells are the services'):
+            // a list of values selects only dimensions it groups by (the public's grid).
+            let q = ScoresQuery { filter, group_by: vec![Dimension::Agency, Dimension::Service], period, measures, ..Default::default() };
             let rows = analytics.scores(&q).await.map_err(std::sync::Arc::new)?.rows;
             let mut by_service: HashMap<String, Vec<crate::analytics::ScoreRow>> = HashMap::new();
             for r in rows {

@@ -283,7 +283,14 @@ async fn compaction_merges_small_files_without_changing_any_result() {
     std::fs::write(some_partition.join(".tmp-dead.partial"), b"half a file").unwrap();
     let query = r#"{ scores(groupBy: [AGENCY, SERVICE], period: MONTH, weighted: true) { agency service period measure n mean sd agreeShare nEffective } }"#;
     let before_files = data_files(&lake);
-    let before = cxlake::api::schema(analytics(&lake)).execute(query).await.into_result().unwrap().data.into_json().unwrap();
+    let before = cxlake::api::schema(analytics(&lake))
+        .execute(async_graphql::Request::new(query).data(cxlake::api::auth::Principal { role: cxlake::api::auth::Role::Analyst, key_id: None }))
+        .await
+        .into_result()
+        .unwrap()
+        .data
+        .into_json()
+        .unwrap();
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cxlake")).args(["compact", "--lake"]).arg(&lake).output().unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -292,7 +299,14 @@ async fn compaction_merges_small_files_without_changing_any_result() {
     let after_files = data_files(&lake);
     assert!(after_files.len() < before_files.len(), "{} -> {}", before_files.len(), after_files.len());
     assert!(!some_partition.join(".tmp-dead.partial").exists());
-    let after = cxlake::api::schema(analytics(&lake)).execute(query).await.into_result().unwrap().data.into_json().unwrap();
+    let after = cxlake::api::schema(analytics(&lake))
+        .execute(async_graphql::Request::new(query).data(cxlake::api::auth::Principal { role: cxlake::api::auth::Role::Analyst, key_id: None }))
+        .await
+        .into_result()
+        .unwrap()
+        .data
+        .into_json()
+        .unwrap();
     assert_json_close(&before, &after);
     // Every response id is still stored exactly once.
     let ids = crate::common::stored_ids(&lake);

@@ -176,7 +176,7 @@ async fn every_public_query_with_counts_is_perturbed_or_refused() {
     assert!(v["services"].as_array().unwrap().iter().flat_map(|s| s["scores"].as_array().unwrap()).all(|s| s["perturbed"] == true));
     assert!(v["serviceLevels"]["rows"].as_array().unwrap().iter().flat_map(|r| r["scores"].as_array().unwrap()).all(|s| s["score"]["perturbed"] == true));
     // Alerts compare the public's minimum with the n shown: each alert's n is a perturbed one.
-    let q = r#"{ alerts(levels: [SERVICE], period: MONTH, at: "2024-03", minN: 10, alpha: 0.999) { entity n perturbed } }"#;
+    let q = r#"{ alerts(levels: [SERVICE], period: FISCAL_QUARTER, at: "FY2024Q2", minN: 10, alpha: 0.999) { entity n perturbed } }"#;
     let a = run(Role::Public, q).await;
     assert!(a["alerts"].as_array().unwrap().iter().all(|x| x["perturbed"] == true && u(x, "n") >= 10));
     // Tapped importance is refused to the public, with the reason; served to an analyst.
@@ -216,4 +216,61 @@ async fn the_hisp_download_is_perturbed_for_the_public_only() {
     assert_eq!(public.lines().count(), exact.lines().count());
     // The same download again: the same perturbed numbers.
     assert_eq!(cli.get(url).send().await.0.into_body().into_string().await.unwrap(), public);
+}
+
+/// The public's published grid (issue 18, `Filter::check_public`): a selection that is not a
+/// cell of it is refused naming the argument, in every query that publishes counts; the same
+/// selection is served to an analyst.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_public_sees_only_cells_of_the_published_grid() {
+    let schema = cxlake::api::schema(analytics(shared_lake()).with_cell_key_secret(secret()));
+    let ask = |role: Role, q: String| {
+        let schema = schema.clone();
+        async move { schema.execute(async_graphql::Request::new(q).data(Principal { role, key_id: None })).await }
+    };
+    let refused = [
+        ("scores(period: MONTH) { n }", "period"),
+        (r#"scores(filter: { from: "2024-01-01", to: "2024-01-31" }) { n }"#, "filter.from"),
+        (r#"scores(filter: { from: "2023-10-01", to: "2024-03-31" }) { n }"#, "filter.from"),
+        (r#"scores(filter: { from: "2023-10-01" }) { n }"#, "filter.to"),
+        (r#"scores(filter: { from: "2023-11-01", to: "2024-03-31" }, period: FISCAL_QUARTER) { n }"#, "filter.from"),
+        (r#"scores(filter: { agency: ["VA", "SSA"] }) { n }"#, "filter.agency"),
+        (r#"scores(filter: { agency: ["VA", "SSA"] }, groupBy: [SERVICE]) { n }"#, "filter.agency"),
+        ("trends(period: WEEK) { n }", "period"),
+        ("trends(period: YEAR) { n }", "period"),
+        (r#"benchmark(level: SERVICE, filter: { from: "2024-01-01", to: "2024-02-29" }) { n }"#, "filter.from"),
+        (r#"driverImportance(filter: { agency: ["VA", "SSA"] }) { n }"#, "filter.agency"),
+        (r#"alerts(period: MONTH, at: "2024-03") { n }"#, "period"),
+        ("serviceLevels(period: MONTH) { rows { period } }", "period"),
+    ];
+    for (q, argument) in refused {
+        let q = format!("{{ {q} }}");
+        let resp = ask(Role::Public, q.clone()).await;
+        let err = resp.errors.first().unwrap_or_else(|| panic!("{q}: served to the public"));
+        let ext = err.extensions.as_ref().expect("extensions");
+        assert_eq!(ext.get("argument").map(|a| a.to_string()), Some(format!("\"{argument}\"")), "{q}: {}", err.message);
+        assert!(err.message.contains("public role"), "{q}: {}", err.message);
+        let resp = ask(Role::Analyst, q.clone()).await;
+        assert!(resp.errors.is_empty(), "{q}: {:?}", resp.errors);
+    }
+    let served = [
+        r#"scores(filter: { from: "2023-10-01", to: "2023-12-31" }) { n }"#,
+        r#"scores(filter: { from: "2023-10-01", to: "2024-09-30" }) { n }"#,
+        r#"scores(filter: { agency: ["VA", "SSA"], from: "2023-10-01", to: "2024-09-30" }, groupBy: [AGENCY], period: FISCAL_QUARTER) { n }"#,
+        r#"trends(groupBy: [SERVICE], period: QUARTER, filter: { from: "2024-01-01" }) { n }"#,
+        "trends(period: FISCAL_YEAR) { n }",
+        r#"benchmark(level: SERVICE, period: FISCAL_QUARTER, filter: { from: "2023-10-01", to: "2024-09-30" }) { n }"#,
+        "alerts { n }",
+        r#"services(agency: ["VA"]) { scores(from: "2023-10-01", to: "2023-12-31") { n } }"#,
+        r#"services { scores(period: FISCAL_YEAR) { n } }"#,
+    ];
+    for q in served {
+        let q = format!("{{ {q} }}");
+        let resp = ask(Role::Public, q.clone()).await;
+        assert!(resp.errors.is_empty(), "{q}: {:?}", resp.errors);
+    }
+    // The list of a service's scores with a partial date range is refused too (it is a scores
+    // query of the listed services).
+    let resp = ask(Role::Public, r#"{ services(agency: ["VA"]) { scores(from: "2023-11-01", to: "2023-12-31") { n } } }"#.into()).await;
+    assert!(!resp.errors.is_empty());
 }

@@ -5,11 +5,17 @@ use crate::common::{analytics, shared_lake};
 use cxlake::analytics::suppression::Suppression;
 use serde_json::Value;
 
+/// As an analyst: suppression holds for every role (the public's grid and perturbation are
+/// tested in `perturbation.rs`).
 async fn run(query: &str) -> Value {
     let schema = cxlake::api::schema(analytics(shared_lake()));
-    let resp = schema.execute(query).await;
+    let resp = schema.execute(analyst(query)).await;
     assert!(resp.errors.is_empty(), "{:?}", resp.errors);
     resp.data.into_json().unwrap()
+}
+
+fn analyst(query: &str) -> async_graphql::Request {
+    async_graphql::Request::new(query).data(cxlake::api::auth::Principal { role: cxlake::api::auth::Role::Analyst, key_id: None })
 }
 
 fn n(v: &Value) -> u64 {
@@ -107,7 +113,7 @@ async fn driver_importance_and_alerts_withhold_small_cells() {
     // The same alert query without and with suppression: small cells are tested only without.
     let q = r#"{ alerts(levels: [OFFICE, SERVICE], period: MONTH, at: "2024-03", minN: 1, alpha: 0.999) { n change { n } } }"#;
     let open = cxlake::api::schema(analytics(shared_lake()).with_suppression(Suppression::none()));
-    let all = open.execute(q).await.data.into_json().unwrap();
+    let all = open.execute(analyst(q)).await.data.into_json().unwrap();
     let small = |v: &Value| v["alerts"].as_array().unwrap().iter().filter(|a| n(a) < 10 || n(&a["change"]) < 10).count();
     assert!(small(&all) > 0, "the query reaches small cells when nothing is suppressed");
     let v = run(q).await;
