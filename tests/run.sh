@@ -13,5 +13,5 @@ fi
 
 # `cargo test` also builds target/debug/cxlake (integration tests need the binary), with the
 # same features, so the Python tests below use what was just tested.
-cargo test --locked
+cargo test --workspace --locked
 .venv/bin/python -m pytest -q tests/python "$@"

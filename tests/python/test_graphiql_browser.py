@@ -1,5 +1,5 @@
 """GraphiQL at `/` in a real headless Chromium (Debian's chromium and chromium-driver, driven by
-Selenium): the page loads only the assets cxlake serves itself (src/api/graphiql/), opens with
+Selenium): the page loads only the assets cxlake serves itself (crates/server/src/graphiql/), opens with
 the README's first query from `?query=`, runs it with the execute button and shows rows with no
 errors. Every non-loopback request is blocked and any resource off 127.0.0.1 fails the test.
 Leaves a screenshot in $CXLAKE_ARTIFACTS/graphiql.png (default target/artifacts/)."""

@@ -2,7 +2,7 @@
 submission survives, whatever failed around it; a log directory has one owner.
 
 The full-disk test mounts a 4 MB tmpfs for the log (as root; elsewhere it is skipped and the
-unit test in src/store/wal.rs simulates the same failure)."""
+unit test in crates/lake/src/wal.rs simulates the same failure)."""
 import json
 import os
 import re
@@ -53,7 +53,7 @@ def tiny_disk(tmp_path):
     mnt.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mnt)], capture_output=True, text=True)
     if mounted.returncode != 0:
-        # Needs root (CAP_SYS_ADMIN); the same failure is simulated in src/store/wal.rs's
+        # Needs root (CAP_SYS_ADMIN); the same failure is simulated in crates/lake/src/wal.rs's
         # unit test `a_full_disk_loses_no_acknowledged_record`, which always runs.
         pytest.skip(f"cannot mount a 4 MB tmpfs here: {mounted.stderr.strip()}")
     yield mnt

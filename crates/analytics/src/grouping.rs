@@ -1,0 +1,97 @@
+//! Group keys shared by every analytical query: the grouping dimensions and the period, as
+//! polars key expressions in the plan and as a typed [`GroupKey`] when reading results back.
+
+use cx_domain::{Dimension, FiscalQuarter, Period, PeriodUnit};
+use chrono::NaiveDate;
+use polars::prelude::*;
+
+/// Which group a result row describes: the value of each grouped dimension (null where the
+/// response has none, such as a digital response's office) and the period.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GroupKey {
+    pub values: Vec<(Dimension, Option<String>)>,
+    pub period: Option<Period>,
+}
+
+impl GroupKey {
+    /// The value of `dim` in this key, when grouped by it.
+    pub fn get(&self, dim: Dimension) -> Option<&str> {
+        self.values.iter().find(|(d, _)| *d == dim).and_then(|(_, v)| v.as_deref())
+    }
+}
+
+/// The key expressions of a grouping: the dimensions' columns, then the period's column(s).
+/// Fiscal periods come straight from the partition columns; calendar periods truncate the
+/// timestamp (labels come from the domain calendar when read back).
+pub fn key_exprs(group_by: &[Dimension], period: Option<PeriodUnit>) -> Vec<Expr> {
+    let mut keys: Vec<Expr> = group_by.iter().map(|d| col(d.column())).collect();
+    keys.extend(period_exprs("submitted_at", period));
+    keys
+}
+
+/// The key expressions of a period over the timestamp `time_column`.
+pub fn period_exprs(time_column: &str, period: Option<PeriodUnit>) -> Vec<Expr> {
+    let mut keys = Vec::new();
+    // Truncating the UTC date is the same period as truncating the UTC timestamp, and much
+    // cheaper (no time zone arithmetic per row).
+    let truncated = |every: &str| col(time_column).cast(DataType::Date).dt().truncate(lit(every)).alias("period_start");
+    match period {
+        None => {}
+        Some(PeriodUnit::FiscalQuarter) => keys.extend([col("fiscal_year"), col("fiscal_quarter")]),
+        Some(PeriodUnit::FiscalYear) => keys.push(col("fiscal_year")),
+        Some(PeriodUnit::Day) => keys.push(col(time_column).cast(DataType::Date).alias("period_start")),
+        Some(PeriodUnit::Week) => keys.push(truncated("1w")),
+        Some(PeriodUnit::Month) => keys.push(truncated("1mo")),
+        Some(PeriodUnit::Quarter) => keys.push(truncated("1q")),
+        Some(PeriodUnit::Year) => keys.push(truncated("1y")),
+    }
+    keys
+}
+
+/// Reads the [`GroupKey`] of each row of a collected result.
+pub struct KeyReader<'a> {
+    dims: Vec<(Dimension, &'a StringChunked)>,
+    period: PeriodColumns<'a>,
+}
+
+enum PeriodColumns<'a> {
+    None,
+    Fiscal { unit: PeriodUnit, years: &'a Int32Chunked, quarters: Option<&'a Int32Chunked> },
+    Calendar { unit: PeriodUnit, starts: &'a DateChunked },
+}
+
+impl<'a> KeyReader<'a> {
+    pub fn new(df: &'a DataFrame, group_by: &[Dimension], period: Option<PeriodUnit>) -> PolarsResult<Self> {
+        let dims = group_by.iter().map(|d| Ok((*d, df.column(d.column())?.str()?))).collect::<PolarsResult<_>>()?;
+        let period = match period {
+            None => PeriodColumns::None,
+            Some(unit @ (PeriodUnit::FiscalQuarter | PeriodUnit::FiscalYear)) => PeriodColumns::Fiscal {
+                unit,
+                years: df.column("fiscal_year")?.i32()?,
+                quarters: if unit == PeriodUnit::FiscalQuarter { Some(df.column("fiscal_quarter")?.i32()?) } else { None },
+            },
+            Some(unit) => PeriodColumns::Calendar { unit, starts: df.column("period_start")?.date()? },
+        };
+        Ok(KeyReader { dims, period })
+    }
+
+    /// The key of row `i`.
+    pub fn key(&self, i: usize) -> GroupKey {
+        GroupKey { values: self.dims.iter().map(|(d, c)| (*d, c.get(i).map(str::to_string))).collect(), period: self.period(i) }
+    }
+
+    fn period(&self, i: usize) -> Option<Period> {
+        match &self.period {
+            PeriodColumns::None => None,
+            PeriodColumns::Fiscal { unit, years, quarters } => {
+                let y = years.get(i)?;
+                let q = quarters.map_or(Some(1), |c| c.get(i))?;
+                Some(unit.period(FiscalQuarter::new(y, q as u32).start()))
+            }
+            PeriodColumns::Calendar { unit, starts } => {
+                let days = starts.phys.get(i)?;
+                Some(unit.period(NaiveDate::from_ymd_opt(1970, 1, 1)? + chrono::Duration::days(days as i64)))
+            }
+        }
+    }
+}

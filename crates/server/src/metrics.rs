@@ -1,0 +1,152 @@
+//! `/metrics` in the Prometheus text format: requests by route and status, GraphQL latency by
+//! operation, cache hits and misses, submissions accepted and refused, responses the submit log
+//! committed to the lake, rows stored and quarantined by uploads, the lake version, and the data files, rows and bytes queries scanned
+//! (counted in `store::scanned`, copied here when scraped).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OperationLabels {
+    /// The top-level fields of the query (`scores`, `driverImportance,services`, ...).
+    pub operation: String,
+    /// json, arrow, csv or parquet.
+    pub format: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: Family<RouteLabels, Counter>,
+    pub latency: Family<OperationLabels, Histogram>,
+    pub cache_hits: Counter,
+    pub cache_misses: Counter,
+    pub submitted: Counter,
+    pub submit_refused: Counter,
+    pub committed: Gauge,
+    /// Acknowledged submits (log records) not yet in the lake.
+    pub submit_pending: Gauge,
+    /// Seconds the oldest of them has waited (0 when none waits).
+    pub submit_lag: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub lake_version: Gauge,
+    /// Rows stored and quarantined by uploads (`POST /v1/ingest`).
+    pub ingested: Counter,
+    pub quarantined: Counter,
+    /// Files, rows and bytes scanned; the lock keeps concurrent scrapes from adding twice.
+    scanned: std::sync::Mutex<[Counter; 3]>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("cxlake");
+        let requests = Family::<RouteLabels, Counter>::default();
+        // 0.5 ms to ~33 s.
+        let latency = Family::<OperationLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 17)));
+        let (cache_hits, cache_misses, submitted, submit_refused) = (Counter::default(), Counter::default(), Counter::default(), Counter::default());
+        let (committed, lake_version) = (Gauge::default(), Gauge::default());
+        let (submit_pending, submit_lag) = (Gauge::default(), Gauge::<f64, std::sync::atomic::AtomicU64>::default());
+        registry.register("http_requests", "HTTP requests by route and status", requests.clone());
+        registry.register("graphql_duration_seconds", "Time to answer a GraphQL request, by operation and format", latency.clone());
+        registry.register("cache_hits", "GraphQL results served from the cache", cache_hits.clone());
+        registry.register("cache_misses", "Cacheable GraphQL results computed afresh", cache_misses.clone());
+        registry.register("submitted_responses", "Responses acknowledged by the submit API", submitted.clone());
+        registry.register("submit_refused_responses", "Responses in refused submit requests", submit_refused.clone());
+        registry.register("submit_committed_responses", "Submitted responses this process moved into the lake", committed.clone());
+        registry.register("submit_log_pending_records", "Acknowledged submits (log records) not yet moved into the lake", submit_pending.clone());
+        registry.register(
+            "submit_log_lag_seconds",
+            "How long the oldest acknowledged submit not yet in the lake has waited (0 when none waits)",
+            submit_lag.clone(),
+        );
+        registry.register("lake_version", "The lake version (number of its last commit)", lake_version.clone());
+        let (ingested, quarantined) = (Counter::default(), Counter::default());
+        registry.register("ingested_rows", "Rows stored by uploads (POST /v1/ingest)", ingested.clone());
+        registry.register("quarantined_rows", "Rows of uploads quarantined (POST /v1/ingest)", quarantined.clone());
+        let scanned: [Counter; 3] = Default::default();
+        registry.register("scanned_files", "Data files handed to query scans (after partition pruning)", scanned[0].clone());
+        registry.register("scanned_rows", "Rows in the data files handed to query scans", scanned[1].clone());
+        registry.register("scanned_bytes", "Bytes of the data files handed to query scans", scanned[2].clone());
+        let scanned = std::sync::Mutex::new(scanned);
+        Metrics {
+            registry,
+            requests,
+            latency,
+            cache_hits,
+            cache_misses,
+            submitted,
+            submit_refused,
+            committed,
+            submit_pending,
+            submit_lag,
+            lake_version,
+            ingested,
+            quarantined,
+            scanned,
+        }
+    }
+}
+
+impl Metrics {
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        {
+            let counters = self.scanned.lock().expect("scan counters");
+            let t = cx_lake::scanned::totals();
+            for (c, total) in counters.iter().zip([t.files, t.rows, t.bytes]) {
+                c.inc_by(total.saturating_sub(c.get()));
+            }
+        }
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// A label for the operation of a query: its top-level field names, sorted and joined.
+pub fn operation_of(query: &str) -> String {
+    use async_graphql::parser::types::Selection;
+    let Ok(doc) = async_graphql::parser::parse_query(query) else { return "invalid".into() };
+    let mut names: Vec<String> = doc
+        .operations
+        .iter()
+        .flat_map(|(_, op)| op.node.selection_set.node.items.iter())
+        .filter_map(|s| match &s.node {
+            Selection::Field(f) => Some(f.node.name.node.to_string()),
+            _ => None,
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(",")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_are_labelled_by_their_fields() {
+        assert_eq!(operation_of("{ services { serviceId } scores { n } }"), "scores,services");
+        assert_eq!(operation_of("mutation { submitResponses(responses: []) { accepted } }"), "submitResponses");
+        assert_eq!(operation_of("{ nope"), "invalid");
+        let m = Metrics::default();
+        m.cache_hits.inc();
+        m.requests.get_or_create(&RouteLabels { route: "/graphql".into(), status: 200 }).inc();
+        let text = m.encode();
+        assert!(text.contains("cxlake_cache_hits_total 1"), "{text}");
+        assert!(text.contains("cxlake_http_requests_total{route=\"/graphql\",status=\"200\"} 1"), "{text}");
+    }
+}
