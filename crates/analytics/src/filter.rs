@@ -3,9 +3,9 @@
 //! (which directories are listed at all) and the row predicate polars pushes into the scan.
 
 use super::AnalyticsError;
+use chrono::{Duration, NaiveDate};
 use cx_domain::{Dimension, FiscalQuarter, PeriodUnit, Scale};
 use cx_lake::PartitionFilter;
-use chrono::{Duration, NaiveDate};
 use polars::prelude::*;
 use std::collections::BTreeMap;
 

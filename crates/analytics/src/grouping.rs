@@ -1,8 +1,8 @@
 //! Group keys shared by every analytical query: the grouping dimensions and the period, as
 //! polars key expressions in the plan and as a typed [`GroupKey`] when reading results back.
 
-use cx_domain::{Dimension, FiscalQuarter, Period, PeriodUnit};
 use chrono::NaiveDate;
+use cx_domain::{Dimension, FiscalQuarter, Period, PeriodUnit};
 use polars::prelude::*;
 
 /// Which group a result row describes: the value of each grouped dimension (null where the

@@ -320,12 +320,7 @@ impl Analytics {
 
     /// For a view publishing perturbed counts (the public role's), refuses a selection outside
     /// the published grid (`Filter::check_public`); other views publish any selection exactly.
-    pub fn check_published(
-        &self,
-        filter: &Filter,
-        grouped: &[cx_domain::Dimension],
-        period: Option<cx_domain::PeriodUnit>,
-    ) -> Result<(), AnalyticsError> {
+    pub fn check_published(&self, filter: &Filter, grouped: &[cx_domain::Dimension], period: Option<cx_domain::PeriodUnit>) -> Result<(), AnalyticsError> {
         match self.perturb {
             Some(_) => filter.check_public(grouped, period),
             None => Ok(()),

@@ -20,11 +20,11 @@
 use super::grouping::{period_exprs, KeyReader};
 use super::Weight;
 use super::{Analytics, AnalyticsError, Filter, ScoresQuery};
+use chrono::{Duration, NaiveDate};
 use cx_domain::observations::ObservationTable;
 use cx_domain::{Dimension, Measure, Period, PeriodUnit};
-use cx_stats::Interval;
 use cx_lake::Table;
-use chrono::{Duration, NaiveDate};
+use cx_stats::Interval;
 use polars::prelude::*;
 use std::collections::BTreeMap;
 
@@ -122,11 +122,7 @@ impl AggregateRow {
 
 impl Analytics {
     /// The files and scan of `table` the filter admits (`None`: no file).
-    async fn scan_observations(
-        &self,
-        table: ObservationTable,
-        f: &ObservationFilter,
-    ) -> Result<Option<(Vec<cx_lake::DataFile>, LazyFrame)>, AnalyticsError> {
+    async fn scan_observations(&self, table: ObservationTable, f: &ObservationFilter) -> Result<Option<(Vec<cx_lake::DataFile>, LazyFrame)>, AnalyticsError> {
         f.validate()?;
         self.catalog().check(&f.filter)?;
         let files = self.lake.table_files(Table::Observations(table), &f.filter.partitions()).await?;

@@ -8,10 +8,10 @@
 
 use super::scores::{ScoreRow, ScoresQuery};
 use super::{Analytics, AnalyticsError, Filter};
+use chrono::{Datelike, Duration, NaiveDate};
 use cx_domain::{Dimension, Measure, Period, PeriodUnit};
 use cx_stats::hypothesis::{benjamini_hochberg, cohens_h, normal_p_lower};
 use cx_stats::Comparison;
-use chrono::{Datelike, Duration, NaiveDate};
 use std::collections::BTreeMap;
 
 /// The period before `p`.

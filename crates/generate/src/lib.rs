@@ -9,12 +9,12 @@ pub mod rows;
 pub mod telemetry;
 pub mod universe;
 
+use arrow::array::{ArrayRef, RecordBatch};
+use arrow::datatypes::{DataType, Field, Schema};
 use cx_domain::FiscalQuarter;
 use cx_lake::layout::{PartitionKey, OFFICES_FILE};
 use cx_lake::writer::{parquet_properties, AtomicParquetWriter, UNIQUE_COLUMNS};
 use cx_lake::{schema, Lake, StoreError};
-use arrow::array::{ArrayRef, RecordBatch};
-use arrow::datatypes::{DataType, Field, Schema};
 use model::{Effects, Truth};
 use rand::SeedableRng;
 use rand_pcg::Pcg64Mcg;
@@ -223,12 +223,7 @@ fn write_dimensions(lake: &Lake, u: &Universe) -> Result<(), StoreError> {
 
 /// Writes one table of observations, one file per (agency, quarter) partition, rows sorted by
 /// series and time; returns the number of files.
-fn write_observations(
-    lake: &Lake,
-    table: cx_lake::Table,
-    seed: u64,
-    per_agency: Vec<Vec<cx_domain::observations::Observation>>,
-) -> Result<usize, StoreError> {
+fn write_observations(lake: &Lake, table: cx_lake::Table, seed: u64, per_agency: Vec<Vec<cx_domain::observations::Observation>>) -> Result<usize, StoreError> {
     let mut files = 0;
     for mut rows in per_agency.into_iter().filter(|r| !r.is_empty()) {
         rows.sort_by(|a, b| {

@@ -3,9 +3,9 @@
 
 use super::model::{self, satisfaction_weights, trust_weights, Effects};
 use super::universe::{std_normal, Universe};
+use arrow::array::RecordBatch;
 use cx_domain::{Channel, FiscalQuarter, Scale};
 use cx_lake::batch::ResponseBatchBuilder;
-use arrow::array::RecordBatch;
 use rand::{RngExt, SeedableRng};
 use rand_pcg::Pcg64Mcg;
 use std::fmt::Write as _;

@@ -16,9 +16,9 @@
 
 use super::model::{Effects, DRIVER_MEANS};
 use super::universe::{normal, Universe};
+use chrono::{Datelike, NaiveDate, TimeZone, Utc, Weekday};
 use cx_domain::observations::Observation;
 use cx_domain::{Channel, FiscalQuarter, ServiceType};
-use chrono::{Datelike, NaiveDate, TimeZone, Utc, Weekday};
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Poisson};
 use rand_pcg::Pcg64Mcg;

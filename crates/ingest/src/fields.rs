@@ -2,10 +2,10 @@
 //! row through `Fields` (text, or typed values where the format has types), and one function
 //! parses and names every problem by column. Validation rules themselves live in the domain.
 
+use chrono::{DateTime, Utc};
 use cx_domain::survey::TAP_TOPICS;
 use cx_domain::validate::{Problem, Response};
 use cx_domain::{Channel, Scale, ServiceType, Stage};
-use chrono::{DateTime, Utc};
 use std::borrow::Cow;
 use std::str::FromStr;
 use std::sync::LazyLock;

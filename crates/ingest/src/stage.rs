@@ -3,6 +3,12 @@
 //! input size); at commit each partition is deduplicated by response id against what the lake
 //! holds and written as few Parquet files of at most `FILE_ROWS` rows, published atomically.
 
+use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt64Array};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::ipc::reader::FileReader;
+use arrow::ipc::writer::FileWriter;
+use arrow::row::{RowConverter, SortField};
 use cx_domain::validate::Response;
 use cx_domain::FiscalQuarter;
 use cx_lake::batch::ResponseBatchBuilder;
@@ -10,12 +16,6 @@ use cx_lake::commit::WriteLock;
 use cx_lake::quarantine::QuarantineRow;
 use cx_lake::writer::{parquet_properties, AtomicParquetWriter, FILE_ROWS, UNIQUE_COLUMNS};
 use cx_lake::{schema, PartitionKey, StoreError};
-use arrow::array::{Array, ArrayRef, BooleanArray, RecordBatch, StringArray, UInt64Array};
-use arrow::compute::filter_record_batch;
-use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use arrow::ipc::reader::FileReader;
-use arrow::ipc::writer::FileWriter;
-use arrow::row::{RowConverter, SortField};
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

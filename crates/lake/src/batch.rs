@@ -3,8 +3,8 @@
 //! validated `Response` (ingestion, real-time submit).
 
 use super::schema;
-use cx_domain::validate::Response;
 use arrow::array::{ArrayRef, BooleanBuilder, Float64Builder, Int8Builder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder};
+use cx_domain::validate::Response;
 use std::sync::Arc;
 
 /// Column builders of the responses table.

@@ -48,7 +48,7 @@ enum Held {
     /// An exclusive `flock` (local lake), released by the operating system if the process dies.
     File { _locked: File },
     /// A renewed lease object (lake in object storage), expiring if the process dies.
-    Lease(super::lease::Lease),
+    Lease(Box<super::lease::Lease>),
 }
 
 /// The exclusive right to change a lake, held until dropped (or the process dies).
@@ -128,7 +128,7 @@ impl WriteLock {
     pub fn acquire(lake: &Lake) -> Result<WriteLock, StoreError> {
         let Some(root) = lake.local_root() else {
             let lease = super::lease::Lease::acquire(lake.objects(), LOCK_FILE)?;
-            return Ok(WriteLock { lake: lake.clone(), held: Held::Lease(lease), swept: 0 });
+            return Ok(WriteLock { lake: lake.clone(), held: Held::Lease(Box::new(lease)), swept: 0 });
         };
         let file = Self::lock_file(root)?;
         file.lock().map_err(io_err(&root.join(LOCK_FILE)))?;

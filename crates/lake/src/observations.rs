@@ -7,10 +7,10 @@
 //! `observed_at` in UTC); the partition columns live only in the path.
 
 use super::lake::{Lake, StoreError};
-use cx_domain::observations::Observation;
-use cx_domain::Channel;
 use arrow::array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType as ArrowType, Field, Schema as ArrowSchema, TimeUnit as ArrowUnit};
+use cx_domain::observations::Observation;
+use cx_domain::Channel;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use polars::prelude::{DataType, Schema as PolarsSchema, TimeUnit, TimeZone};
 use std::collections::HashMap;

@@ -1,9 +1,9 @@
 //! The schema of the responses table, declared once; the Arrow schema (for writers) and the
 //! polars schema (for scans) are both derived from it.
 
+use arrow::datatypes::{DataType as ArrowType, Field, Schema as ArrowSchema, TimeUnit as ArrowUnit};
 use cx_domain::survey::{tap_column, TAP_TOPICS};
 use cx_domain::Driver;
-use arrow::datatypes::{DataType as ArrowType, Field, Schema as ArrowSchema, TimeUnit as ArrowUnit};
 use polars::prelude::{DataType, Schema as PolarsSchema, TimeUnit, TimeZone};
 use std::sync::Arc;
 

@@ -8,9 +8,9 @@
 use super::commit::{CommitRecord, WriteLock};
 use super::lake::{Lake, StoreError};
 use super::layout::SERVICES_FILE;
-use cx_domain::inventory::ServiceRecord;
 use arrow::array::{Array, ArrayRef, BooleanArray, ListArray, ListBuilder, RecordBatch, StringArray, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema};
+use cx_domain::inventory::ServiceRecord;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use std::sync::Arc;

@@ -5,19 +5,19 @@
 //! reading the file. Without a keys file there is nothing to manage (404).
 
 use super::auth::{Principal, Role};
-use super::server::{deny, reply, State};
+use super::state::{reply, ApiError, State};
 use poem::http::StatusCode;
 use poem::web::{Data, Path};
-use poem::{handler, Body};
+use poem::{handler, Body, IntoResponse};
 use serde_json::{json, Value};
 use std::sync::Arc;
 
 /// The keys file, if the principal is an admin and the server has one.
-fn store<'a>(state: &'a State, principal: &Principal) -> Result<&'a super::keys::KeyStore, poem::Response> {
+fn store<'a>(state: &'a State, principal: &Principal) -> Result<&'a super::keys::KeyStore, ApiError> {
     if principal.role != Role::Admin {
-        return Err(deny(principal, format!("role '{}' may not manage keys", principal.role.label())));
+        return Err(ApiError::forbidden(principal, format!("role '{}' may not manage keys", principal.role.label())));
     }
-    state.limits.keys.as_deref().ok_or_else(|| reply(StatusCode::NOT_FOUND, json!({"error": "this server runs without a keys file (--keys)"})))
+    state.limits.keys.as_deref().ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "this server runs without a keys file (--keys)"))
 }
 
 fn public(k: &super::keys::KeyEntry) -> Value {
@@ -28,14 +28,14 @@ fn public(k: &super::keys::KeyEntry) -> Value {
 pub async fn list_keys(state: Data<&Arc<State>>, principal: Data<&Principal>) -> poem::Response {
     match store(&state, &principal) {
         Ok(keys) => reply(StatusCode::OK, json!({"keys": keys.list().iter().map(public).collect::<Vec<_>>()})),
-        Err(r) => r,
+        Err(e) => e.into_response(),
     }
 }
 
 #[handler]
 pub async fn add_key(body: Body, state: Data<&Arc<State>>, principal: Data<&Principal>) -> poem::Response {
-    if let Err(r) = store(&state, &principal) {
-        return r;
+    if let Err(e) = store(&state, &principal) {
+        return e.into_response();
     }
     let Ok(bytes) = body.into_bytes_limit(64 * 1024).await else {
         return reply(StatusCode::PAYLOAD_TOO_LARGE, json!({"error": "body too large"}));
@@ -72,8 +72,8 @@ pub async fn add_key(body: Body, state: Data<&Arc<State>>, principal: Data<&Prin
 
 #[handler]
 pub async fn revoke_key(id: Path<String>, state: Data<&Arc<State>>, principal: Data<&Principal>) -> poem::Response {
-    if let Err(r) = store(&state, &principal) {
-        return r;
+    if let Err(e) = store(&state, &principal) {
+        return e.into_response();
     }
     let (wanted, shared) = (id.0.clone(), state.0.clone());
     let revoked = tokio::task::spawn_blocking(move || match shared.limits.keys.as_deref() {

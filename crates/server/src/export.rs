@@ -13,7 +13,7 @@
 
 use super::connection::Abort;
 use super::download::{TableFormat, TableSink};
-use super::server::State;
+use super::state::State;
 use cx_domain::{FiscalQuarter, PeriodUnit};
 use cx_lake::export::{export, EXPORT_SCHEMA};
 use cx_lake::PartitionFilter;
@@ -31,7 +31,7 @@ pub struct ExportParams {
 }
 
 fn bad(message: String) -> poem::Response {
-    super::server::reply(StatusCode::BAD_REQUEST, serde_json::json!({ "error": message }))
+    super::state::reply(StatusCode::BAD_REQUEST, serde_json::json!({ "error": message }))
 }
 
 fn quarter(param: &str, label: &str) -> Result<FiscalQuarter, String> {
@@ -90,7 +90,7 @@ pub async fn export_rows(
     let asked: Option<Vec<String>> = params.agency.as_ref().map(|a| a.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
     match principal.role.raw_agencies(asked.as_deref()) {
         Ok(agencies) => filter.agencies = agencies.map(|a| a.into_iter().collect()),
-        Err(reason) => return super::server::deny(&principal, reason),
+        Err(reason) => return super::state::deny(&principal, reason),
     }
     let range = (params.from.as_deref().map(|l| quarter("from", l)), params.to.as_deref().map(|l| quarter("to", l)));
     match range {

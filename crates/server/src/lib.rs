@@ -19,14 +19,15 @@ pub mod raw;
 pub mod report;
 pub mod server;
 pub mod services;
+pub mod state;
 pub mod tapped;
 pub mod telemetry;
 pub mod types;
 pub mod upload;
 
+use async_graphql::{EmptySubscription, Schema};
 use cx_analytics::Analytics;
 use cx_ingest::submit::Submitter;
-use async_graphql::{EmptySubscription, Schema};
 use std::sync::Arc;
 
 /// Every query field: responses and scores (`query.rs`), tapped-indicator importance

@@ -3,9 +3,9 @@
 //! DataLoader idea, keyed by the whole analytics query). Every request gets a fresh memo from
 //! the `PerRequestMemo` extension, so nothing is shared between requests or roles.
 
-use cx_analytics::AnalyticsError;
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest};
 use async_graphql::{Context, Request, ServerResult};
+use cx_analytics::AnalyticsError;
 use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;

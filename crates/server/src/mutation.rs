@@ -3,9 +3,9 @@
 //! exactly as `POST /v1/responses` and file ingestion do.
 
 use super::types::{Channel, Scale, ServiceType, Stage};
-use cx_ingest::submit::{SubmitError, Submitter};
 use async_graphql::{Context, Enum, ErrorExtensions, InputObject, Object, Result, SimpleObject};
 use chrono::{DateTime, Utc};
+use cx_ingest::submit::{SubmitError, Submitter};
 use serde_json::{Map, Value};
 use std::sync::Arc;
 

@@ -1,9 +1,9 @@
 //! The GraphQL query root: decodes arguments, calls `analytics`, converts the results.
 
 use super::types::*;
+use async_graphql::{Context, ErrorExtensions, Object, Result};
 use cx_analytics::drivers::{DriverQuery, Missing};
 use cx_analytics::{Analytics, AnalyticsError, ScoresQuery};
-use async_graphql::{Context, ErrorExtensions, Object, Result};
 
 #[derive(Default)]
 pub struct QueryRoot;

@@ -2,8 +2,8 @@
 //! introspection only to roles that may read raw rows (agency for its own agency, admin), and
 //! the page around them (total count, cursor, truncation flag).
 
-use cx_analytics::responses::{RawResponse, ResponsesPage};
 use async_graphql::SimpleObject;
+use cx_analytics::responses::{RawResponse, ResponsesPage};
 
 /// An answer or tapped indicator by column name.
 #[derive(SimpleObject, Clone)]

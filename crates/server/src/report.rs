@@ -3,7 +3,7 @@
 //! source, the suppression rule and the designated services without data), and
 //! `GET /v1/reports/hisp?fiscalYear=Y&quarter=Q&format=csv|xlsx[&agency=A]`.
 
-use super::server::State;
+use super::state::State;
 use cx_analytics::hisp::{HispQuery, HispReport, ReportValue};
 use poem::http::StatusCode;
 use poem::web::Data;

@@ -15,14 +15,13 @@
 use super::auth::Principal;
 use super::cache::{self, Cached, QueryCache};
 use super::download::{encode, table, TableFormat};
-use super::keys::KeyStore;
 use super::metrics::{operation_of, Metrics, OperationLabels, RouteLabels};
+use super::state::{current_version, current_version_refreshed, deny, refresh_catalog, reply, ApiError, AuthFailures};
+pub use super::state::{Limits, State};
 use super::CxSchema;
+use async_graphql_poem::GraphQLResponse;
 use cx_analytics::Analytics;
 use cx_ingest::submit::{SubmitError, Submitter};
-use cx_lake::commit::lake_version;
-use cx_lake::Lake;
-use async_graphql_poem::GraphQLResponse;
 use poem::http::StatusCode;
 use poem::web::{Data, Html};
 use poem::{get, handler, post, Body, Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Route};
@@ -32,121 +31,12 @@ use std::sync::Arc;
 /// Largest accepted submit body, in bytes.
 pub const MAX_SUBMIT_BYTES: usize = 16 << 20;
 
-/// Who may call, and how much.
-#[derive(Clone)]
-pub struct Limits {
-    /// The keys file (none: every caller is a local admin; the CLI allows that on loopback only).
-    pub keys: Option<Arc<KeyStore>>,
-    /// Whether a request without a key is served as public.
-    pub anonymous: bool,
-    /// Requests per second per key (or per client address without a key); 0: unlimited.
-    pub rate_per_second: u32,
-    /// Largest GraphQL request body, in bytes.
-    pub max_body: usize,
-    /// Time a GraphQL request may take.
-    pub timeout: std::time::Duration,
-    /// The port the server listens on: without keys, the `Host` a browser sends must name it
-    /// (`browser.rs`). `None`: any port.
-    pub port: Option<u16>,
-    /// Host names a server without keys answers to besides the loopback names (`--allowed-host`).
-    pub allowed_hosts: Vec<String>,
-    /// Origins granted CORS (`--cors-origin`); none: no CORS headers at all.
-    pub cors_origins: Vec<String>,
-    /// Failed authentications a client address may make per minute (as a burst, then one
-    /// every 60/n s) before its requests with a key get 429 (`--auth-failures`); 0: no limit.
-    pub auth_failures_per_minute: u32,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            keys: None,
-            anonymous: true,
-            rate_per_second: 0,
-            max_body: 1 << 20,
-            timeout: std::time::Duration::from_secs(30),
-            port: None,
-            allowed_hosts: Vec::new(),
-            cors_origins: Vec::new(),
-            auth_failures_per_minute: 10,
-        }
-    }
-}
-
-impl Limits {
-    /// What a browser may make this server do (`browser.rs`).
-    pub fn browser(&self) -> super::browser::BrowserPolicy {
-        super::browser::BrowserPolicy {
-            keyless: self.keys.is_none(),
-            port: self.port,
-            allowed_hosts: self.allowed_hosts.clone(),
-            cors_origins: self.cors_origins.clone(),
-        }
-    }
-}
-
-type Limiter = governor::DefaultKeyedRateLimiter<String>;
-
-/// Failed authentications by client address (against key guessing): governor's keyed limiter
-/// counts each failure; an address past its quota is refused (429, `retry-after`) on every
-/// request presenting a key, before the key is even looked at, until the quota lets one more
-/// attempt through. Requests without a key are not affected. Behind a proxy every client has
-/// the proxy's address.
-struct AuthFailures {
-    limiter: governor::DefaultKeyedRateLimiter<Option<std::net::IpAddr>>,
-    /// Addresses refused until the instant given.
-    blocked: std::sync::Mutex<std::collections::HashMap<Option<std::net::IpAddr>, std::time::Instant>>,
-    per_minute: u32,
-}
-
-impl AuthFailures {
-    fn new(per_minute: u32) -> Option<AuthFailures> {
-        let n = std::num::NonZeroU32::new(per_minute)?;
-        Some(AuthFailures { limiter: governor::RateLimiter::keyed(governor::Quota::per_minute(n)), blocked: Default::default(), per_minute })
-    }
-
-    /// How long `addr` is still refused, if it is.
-    fn blocked(&self, addr: Option<std::net::IpAddr>) -> Option<std::time::Duration> {
-        let blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
-        let until = *blocked.get(&addr)?;
-        until.checked_duration_since(std::time::Instant::now()).filter(|d| !d.is_zero())
-    }
-
-    /// Counts a failure of `addr`; how long it is refused from now, if it is over its quota.
-    fn failed(&self, addr: Option<std::net::IpAddr>) -> Option<std::time::Duration> {
-        let not_until = self.limiter.check_key(&addr).err()?;
-        let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
-        let now = std::time::Instant::now();
-        let mut blocked = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
-        if blocked.len() >= 4096 {
-            blocked.retain(|_, until| *until > now);
-            self.limiter.retain_recent();
-        }
-        blocked.insert(addr, now + wait);
-        Some(wait)
-    }
-
-    fn refusal(&self, addr: Option<std::net::IpAddr>, wait: std::time::Duration) -> poem::Response {
-        let who = addr.map_or("an unknown address".to_string(), |a| a.to_string());
-        tracing::warn!(target: "cxlake::access", %who, "too many failed authentications");
-        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-        let mut r = reply(
-            StatusCode::TOO_MANY_REQUESTS,
-            json!({"error": format!("too many failed authentications from {who} (at most {} per minute): retry in {secs} s", self.per_minute)}),
-        );
-        r.headers_mut().insert("retry-after", poem::http::HeaderValue::from(secs));
-        r
-    }
-}
-
 /// The principal of a request from its `Authorization` header, or the reply refusing it.
-fn authenticate(req: &poem::Request, limits: &Limits) -> Result<Principal, poem::Response> {
+fn authenticate(req: &poem::Request, limits: &Limits) -> Result<Principal, ApiError> {
     let Some(keys) = &limits.keys else { return Ok(Principal::local_admin()) };
     let refuse = |reason: String| {
         tracing::warn!(target: "cxlake::access", %reason, "unauthenticated");
-        let mut r = reply(StatusCode::UNAUTHORIZED, json!({"error": reason}));
-        r.headers_mut().insert("www-authenticate", poem::http::HeaderValue::from_static("Bearer"));
-        r
+        ApiError::new(StatusCode::UNAUTHORIZED, reason).with_header("www-authenticate", "Bearer")
     };
     match req.header("authorization") {
         None if limits.anonymous => Ok(Principal::anonymous()),
@@ -156,17 +46,6 @@ fn authenticate(req: &poem::Request, limits: &Limits) -> Result<Principal, poem:
             keys.verify(token.trim()).map(|(role, id)| Principal { role, key_id: Some(id) }).map_err(|e| refuse(e.to_string()))
         }
     }
-}
-
-/// Refuses a REST request its principal may not make (403, logged).
-pub(super) fn deny(principal: &Principal, reason: String) -> poem::Response {
-    tracing::warn!(target: "cxlake::access", role = %principal.role.label(), key = principal.key_id.as_deref().unwrap_or("-"), %reason, "denied");
-    reply(StatusCode::FORBIDDEN, json!({"error": reason}))
-}
-
-/// A JSON reply: the one shape of every REST answer and error.
-pub(super) fn reply(status: StatusCode, body: Value) -> poem::Response {
-    poem::Response::builder().status(status).content_type("application/json").body(body.to_string())
 }
 
 /// Whether a request's body is declared JSON (`application/json`, any parameters).
@@ -463,61 +342,6 @@ fn cached_response(c: Cached, cache: &'static str, media: JsonMedia) -> poem::Re
     b.body(c.body)
 }
 
-/// Rereads the catalog (inventory, offices) when the lake moved past the version it was read
-/// at, and gives the submitter the new inventory: an edit by any process (`upsertServices`
-/// here or on another replica, `cxlake ingest --table services`) holds for the next request.
-/// Whether it reread.
-pub(crate) async fn refresh_catalog(state: &State, version: u64) -> bool {
-    if state.analytics.catalog_version() == version {
-        return false;
-    }
-    let analytics = state.analytics.clone();
-    match tokio::task::spawn_blocking(move || analytics.refresh(version)).await {
-        Ok(Ok(true)) => {
-            if let Some(s) = &state.submitter {
-                s.set_inventory(state.analytics.catalog().inventory());
-            }
-            true
-        }
-        Ok(Ok(false)) => false,
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "the catalog was not reread");
-            false
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "the catalog was not reread");
-            false
-        }
-    }
-}
-
-/// Reads the lake version and refreshes the catalog when it moved (see `refresh_catalog`);
-/// whether it did (`None`: the version could not be read).
-pub(crate) async fn current_version_refreshed(state: &State) -> Option<bool> {
-    let v = current_version(&state.lake).await.ok()?;
-    Some(refresh_catalog(state, v).await)
-}
-
-/// The lake version (a read and a stat; two requests on S3), off the async workers.
-async fn current_version(lake: &Lake) -> Result<u64, String> {
-    let lake = lake.clone();
-    tokio::task::spawn_blocking(move || lake_version(&lake).map_err(|e| e.to_string())).await.map_err(|e| e.to_string())?
-}
-
-/// What the routes share.
-pub struct State {
-    pub schema: CxSchema,
-    pub lake: Lake,
-    /// The analytics the schema serves (the same catalog and suppression), for REST routes.
-    pub analytics: Analytics,
-    pub cache: QueryCache,
-    pub metrics: Metrics,
-    pub submitter: Option<Arc<Submitter>>,
-    pub limits: Limits,
-    limiter: Option<Limiter>,
-    auth_failures: Option<AuthFailures>,
-}
-
 #[handler]
 async fn metrics(state: Data<&Arc<State>>) -> poem::Response {
     if let Ok(v) = current_version(&state.lake).await {
@@ -644,7 +468,7 @@ pub fn routes_with(schema: CxSchema, analytics: Analytics, submitter: Option<Arc
                         if let Some((g, wait)) = guard.and_then(|g| g.failed(addr).map(|w| (g, w))) {
                             return Ok(g.refusal(addr, wait));
                         }
-                        return Ok(refused);
+                        return Ok(refused.into_response());
                     }
                     Err(_) => Principal::anonymous(),
                 };

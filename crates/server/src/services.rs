@@ -4,12 +4,12 @@
 
 use super::query::gql_error;
 use super::types::{Channel, Date, MeasureName, PeriodUnit, ScoreRowOut, ServiceOut, ServiceType};
+use async_graphql::dataloader::{DataLoader, Loader};
+use async_graphql::{ComplexObject, Context, ErrorExtensions, InputObject, Object, Result, SimpleObject};
 use cx_analytics::{Analytics, AnalyticsError, Filter, ScoresQuery};
 use cx_domain::inventory::ServiceRecord;
 use cx_domain::{self as domain, Dimension};
 use cx_ingest::services::{upsert, ServicesError};
-use async_graphql::dataloader::{DataLoader, Loader};
-use async_graphql::{ComplexObject, Context, ErrorExtensions, InputObject, Object, Result, SimpleObject};
 use std::collections::HashMap;
 
 #[derive(Default)]

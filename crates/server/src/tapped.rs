@@ -10,8 +10,8 @@ use cx_analytics::Analytics;
 /// pattern counts, and some (the log-likelihoods, the lift shares) give those counts back, so
 /// two groups differing by a small cell would give that cell's counts by subtraction.
 pub const PUBLIC_REFUSAL: &str = "tappedDriverImportance is not offered to the public role: its log-likelihoods and lift shares are fitted to exact counts, which differencing two queries would turn into a small cell's answers; use a key of another role (analyst or above)";
-use cx_domain::TapIndicator;
 use async_graphql::{Context, Enum, Object, Result, SimpleObject};
+use cx_domain::TapIndicator;
 
 #[derive(Default)]
 pub struct TappedQueryRoot;

@@ -3,12 +3,12 @@
 
 use super::query::gql_error;
 use super::types::{Channel, Date, MeasureName, PeriodUnit, ScoreOut, ServiceOut};
+use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject};
 use cx_analytics::hisp::{HispQuery, HispReport, HispRow};
 use cx_analytics::observations::{AggregateQuery, AggregateRow, AlarmQuery, ObservationFilter, ObservationKey, ServiceLevelQuery};
 use cx_analytics::{Analytics, AnalyticsError, Filter};
 use cx_domain::observations::ObservationTable;
 use cx_domain::{self as domain, Dimension, FiscalQuarter};
-use async_graphql::{Context, Enum, InputObject, Object, Result, SimpleObject};
 
 /// Which observations: every given list restricts.
 #[derive(InputObject, Default, Debug, Clone)]

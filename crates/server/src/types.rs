@@ -1,12 +1,12 @@
 //! GraphQL input and output types and their conversion to and from the domain and analytics
 //! types. Nothing is computed here.
 
+use async_graphql::{Enum, InputObject, InputValueError, InputValueResult, Scalar, ScalarType, SimpleObject, Value};
+use chrono::NaiveDate;
 use cx_analytics::catalog::{OfficeInfo, ServiceInfo};
 use cx_analytics::drivers::{DriverGroup, DriverStat, Quadrant, TapStat};
 use cx_analytics::{scores::ScoreRow, Filter, GroupKey};
 use cx_domain::{self as domain, Dimension, Driver, Measure};
-use async_graphql::{Enum, InputObject, InputValueError, InputValueResult, Scalar, ScalarType, SimpleObject, Value};
-use chrono::NaiveDate;
 
 /// A calendar day, `YYYY-MM-DD` (ISO 8601). Days are UTC days.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

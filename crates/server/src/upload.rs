@@ -6,7 +6,7 @@
 //! temporary file (at most `MAX_UPLOAD_BYTES`); the answer is the ingest summary as JSON.
 
 use super::auth::Principal;
-use super::server::{deny, reply, State};
+use super::state::{deny, reply, State};
 use cx_ingest::formats::{Format, OpenOptions};
 use poem::http::StatusCode;
 use poem::web::{Data, Query};
@@ -71,7 +71,7 @@ pub async fn ingest_upload(params: Query<UploadParams>, body: Body, state: Data<
         Ok(_) => {}
         Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": format!("reading the upload: {e}")})),
     }
-    super::server::current_version_refreshed(&state).await;
+    super::state::current_version_refreshed(&state).await;
     let opts = OpenOptions {
         inventory: submitter.inventory().as_ref().clone(),
         now: chrono::Utc::now(),

@@ -2,11 +2,11 @@
 //! onto the input columns (the Touchpoints exports).
 
 use super::{parse_row, ParsedRow, Source, CHUNK_ROWS};
-use cx_domain::validate::Problem;
 use crate::fields::{col, input_column, Fields, INPUT_COLUMNS};
 use crate::IngestError;
 use chrono::{DateTime, Utc};
 use csv::StringRecord;
+use cx_domain::validate::Problem;
 use rayon::prelude::*;
 use std::borrow::Cow;
 use std::fs::File;

@@ -2,11 +2,11 @@
 //! null). Used by JSON-lines files, the submit log and `POST /v1/responses`.
 
 use super::{ParsedRow, Source, CHUNK_ROWS};
-use cx_domain::validate::{Problem, Response};
 use crate::fields::col;
 use crate::fields::{input_column, parse_response, parse_timestamp, response_texts, Fields, INPUT_COLUMNS};
 use crate::IngestError;
 use chrono::{DateTime, Utc};
+use cx_domain::validate::{Problem, Response};
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 use std::borrow::Cow;

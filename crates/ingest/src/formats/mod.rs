@@ -9,8 +9,8 @@ pub mod touchpoints;
 
 use super::fields::Fields;
 use super::IngestError;
-use cx_domain::validate::{Inventory, Problem, Response};
 use chrono::{DateTime, Utc};
+use cx_domain::validate::{Inventory, Problem, Response};
 use std::path::Path;
 
 /// Rows converted per chunk.

@@ -3,13 +3,13 @@
 //! from an `agency=` directory of the path, as in a hive-partitioned export.
 
 use super::{parse_row, ParsedRow, Source, CHUNK_ROWS};
-use cx_domain::validate::Problem;
 use crate::fields::{col, input_column, Fields, INPUT_COLUMNS};
 use crate::IngestError;
 use arrow::array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::compute::{cast_with_options, CastOptions};
 use arrow::datatypes::{DataType, TimeUnit};
 use chrono::{DateTime, Utc};
+use cx_domain::validate::Problem;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
 use rayon::prelude::*;
 use std::borrow::Cow;

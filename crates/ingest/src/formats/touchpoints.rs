@@ -21,10 +21,10 @@
 
 use super::csv::{CsvLayout, FieldSource, LayoutFn};
 use super::Format;
-use cx_domain::survey::tap_columns;
-use cx_domain::validate::Inventory;
 use crate::fields::{col, input_column};
 use crate::IngestError;
+use cx_domain::survey::tap_columns;
+use cx_domain::validate::Inventory;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
