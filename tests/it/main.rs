@@ -5,6 +5,7 @@ mod browser;
 mod cache;
 mod common;
 mod corrupt;
+mod downloads;
 mod drivers;
 mod fuzz;
 mod generator;

@@ -184,6 +184,8 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
     if key.is_some() {
         state.metrics.cache_misses.inc();
     }
+    // A table's columns come from the query and the schema's types, not from the rows.
+    let table_query = format.map(|_| (request.query.clone(), request.operation_name.clone()));
     // The work stops (and its admission slot frees) when the time limit passes or the client
     // hangs up, whichever comes first.
     let executed = tokio::select! {
@@ -224,7 +226,9 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
                 async_graphql::Value::Object(o) => o.keys().next().map_or("result".to_string(), |k| k.to_string()),
                 _ => "result".to_string(),
             };
-            match table(&response.data).and_then(|t| Ok((encode(&t, format)?, t.schema()))) {
+            let (query, operation) = table_query.unwrap_or_default();
+            let planned = state.output_types().await.and_then(|types| types.plan(&query, operation.as_deref()));
+            match planned.and_then(|plan| table(&response.data, &plan)).and_then(|t| Ok((encode(&t, format)?, t.schema()))) {
                 Ok((bytes, schema)) => {
                     let ext = format.extension();
                     let mut headers: Vec<(String, String)> = schema
@@ -421,6 +425,7 @@ pub fn routes_with(schema: CxSchema, analytics: Analytics, submitter: Option<Arc
         auth_failures: AuthFailures::new(limits.auth_failures_per_minute),
         limits,
         limiter,
+        output_types: Default::default(),
     });
     let counted = state.clone();
     let guarded = state.clone();

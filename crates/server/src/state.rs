@@ -230,4 +230,13 @@ pub struct State {
     pub limits: Limits,
     pub(crate) limiter: Option<Limiter>,
     pub(crate) auth_failures: Option<AuthFailures>,
+    /// The schema's output types, read once by introspection (table downloads' columns).
+    pub(crate) output_types: tokio::sync::OnceCell<Arc<super::download::OutputTypes>>,
+}
+
+impl State {
+    /// The schema's output types (introspected on first use).
+    pub async fn output_types(&self) -> Result<Arc<super::download::OutputTypes>, String> {
+        self.output_types.get_or_try_init(|| async { super::download::OutputTypes::of(&self.schema).await.map(Arc::new) }).await.cloned()
+    }
 }
