@@ -6,10 +6,8 @@ use poem::test::TestClient;
 
 fn client() -> TestClient<impl poem::Endpoint> {
     use poem::IntoEndpoint;
-    TestClient::new(
-        routes(schema(analytics(shared_lake())), cxlake::analytics::Analytics::open(cxlake::store::Lake::open(shared_lake()).unwrap()).unwrap(), None)
-            .into_endpoint(),
-    )
+    let a = analytics(shared_lake());
+    TestClient::new(routes(schema(a.clone()), a, None).into_endpoint())
 }
 
 async fn post(q: &str) -> serde_json::Value {

@@ -125,7 +125,7 @@ pub fn generate(cfg: &GenerateConfig, progress: &(dyn Fn(u64) + Sync)) -> Result
     let share = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let tapped = model::TappedTruth::new(share(thumbs + radio, rows), share(radio, thumbs + radio));
     let mut truth = Truth::new(cfg.seed, rows, &quarters, &universe, &effects, share(thumbs, rows), tapped);
-    truth.telemetry = Some(telemetry::TelemetryTruth {
+    truth.telemetry = Some(model::TelemetryTruth {
         drops: telemetry_drops,
         wait_quality_slope: telemetry::WAIT_QUALITY_SLOPE,
         description: "telemetry per collection and day (surveys_offered >= respondents, transactions >= surveys_offered, page_views of start/status pages on the digital channel); indicators per service and month (processing_time_days) and per office and month (wait_time_minutes, first_contact_resolution) driven by the same latent quality as the answers: better experience, shorter waits",

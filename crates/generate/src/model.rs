@@ -299,8 +299,30 @@ pub struct Truth {
     pub tapped: TappedTruth,
     /// The telemetry and indicators planted beside the responses.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub telemetry: Option<super::telemetry::TelemetryTruth>,
+    pub telemetry: Option<TelemetryTruth>,
     pub model: ModelConstants,
+}
+
+/// The planted telemetry drop.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct TelemetryDrop {
+    pub service_id: String,
+    pub metric: String,
+    pub channel: String,
+    pub page: String,
+    /// First day at the lower level (UTC).
+    pub from: chrono::NaiveDate,
+    /// Level after the drop, as a share of before.
+    pub factor: f64,
+}
+
+/// What the telemetry planted, for `truth.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TelemetryTruth {
+    pub drops: Vec<TelemetryDrop>,
+    /// wait_time_minutes = 20 · exp(wait_quality_slope · quality + noise), quality in latent units.
+    pub wait_quality_slope: f64,
+    pub description: &'static str,
 }
 
 /// `truth.json`'s `tapped`: the A-11 v2 form's share and its planted logistic model.

@@ -14,7 +14,7 @@
 //! latent quality as the survey answers (agency, office and service effects, trend), so a
 //! worse experience comes with longer waits: the planted relation recorded in `truth.json`.
 
-use super::model::{Effects, DRIVER_MEANS};
+use super::model::{Effects, TelemetryDrop, DRIVER_MEANS};
 use super::universe::{normal, Universe};
 use chrono::{Datelike, NaiveDate, TimeZone, Utc, Weekday};
 use cx_domain::observations::Observation;
@@ -22,29 +22,6 @@ use cx_domain::{Channel, FiscalQuarter, ServiceType};
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Poisson};
 use rand_pcg::Pcg64Mcg;
-use serde::Serialize;
-
-/// The planted telemetry drop.
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct TelemetryDrop {
-    pub service_id: String,
-    pub metric: String,
-    pub channel: String,
-    pub page: String,
-    /// First day at the lower level (UTC).
-    pub from: NaiveDate,
-    /// Level after the drop, as a share of before.
-    pub factor: f64,
-}
-
-/// What the telemetry planted, for `truth.json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct TelemetryTruth {
-    pub drops: Vec<TelemetryDrop>,
-    /// wait_time_minutes = 20 · exp(wait_quality_slope · quality + noise), quality in latent units.
-    pub wait_quality_slope: f64,
-    pub description: &'static str,
-}
 
 pub const WAIT_QUALITY_SLOPE: f64 = -1.5;
 

@@ -24,7 +24,8 @@
 //! directory. Either way a commit record is created only if absent, so two writers can never
 //! both claim one version.
 
-use super::lake::{Lake, StoreError};
+use super::error::StoreError;
+use super::lake::Lake;
 use super::layout::PartitionKey;
 use arrow::array::{Array, StringArray};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -298,7 +299,7 @@ pub fn lake_version(lake: &Lake) -> Result<u64, StoreError> {
         Some(bytes) => String::from_utf8_lossy(&bytes)
             .trim()
             .parse::<u64>()
-            .map_err(|e| StoreError::Write { path: objects.url(HEAD_FILE), reason: format!("not a version: {e}") })?,
+            .map_err(|e| StoreError::Read { path: objects.url(HEAD_FILE), reason: format!("not a version: {e}") })?,
         None => 0,
     };
     while objects.exists(&format!("{COMMITS_DIR}/{:020}.json", version + 1))? {

@@ -5,7 +5,7 @@
 //! both. Leftover temporary files of killed writers are removed on the way.
 
 use super::commit::{partition_files, CommitRecord, WriteLock};
-use super::lake::StoreError;
+use super::error::StoreError;
 use super::layout::PartitionKey;
 use super::writer::{parquet_properties, AtomicParquetWriter, FILE_ROWS, UNIQUE_COLUMNS};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;

@@ -2,7 +2,8 @@
 //! columns (`agency`, `fiscal_year`, `fiscal_quarter`) appended, read file by file in batches
 //! so memory stays bounded whatever the export's size.
 
-use super::lake::{DataFile, Lake, StoreError};
+use super::error::StoreError;
+use super::lake::{DataFile, Lake};
 use super::schema;
 use arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};

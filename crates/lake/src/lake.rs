@@ -2,6 +2,7 @@
 //! listing of data files with partition pruning, and lazy polars scans over exactly the
 //! files a query needs.
 
+use super::error::StoreError;
 use super::layout::{self, PartitionFilter, PartitionKey, Table, LAKE_MANIFEST};
 use super::objects::{Objects, Root};
 use super::schema;
@@ -9,26 +10,6 @@ use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
-
-/// Errors of the store, each naming the lake path or file involved.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("no lake at '{path}': {reason}")]
-    NotALake { path: String, reason: String },
-    #[error("I/O error on '{path}': {source}")]
-    Io { path: String, source: std::io::Error },
-    #[error("cannot write '{path}': {reason}")]
-    Write { path: String, reason: String },
-    #[error("cannot read '{path}': {reason}")]
-    Read { path: String, reason: String },
-    #[error("'{path}' is in use by another process ({holder})")]
-    InUse { path: String, holder: String },
-    #[error("object store error on '{path}': {reason}")]
-    Object { path: String, reason: String },
-    /// A data file of the lake cannot be read (footer, schema, or a page that does not decode).
-    #[error("data file '{path}' of the lake is unreadable: {reason}")]
-    Corrupt { path: String, reason: String },
-}
 
 /// `lake.json` at the lake root: marks a directory as a cxlake lake and records its layout.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -73,6 +54,8 @@ fn made_local(dir: &Path) -> Result<Root, StoreError> {
 #[derive(Clone)]
 pub struct Lake {
     objects: Objects,
+    /// What queries scanned (shared by clones; `scanned`).
+    scanned: Arc<super::scanned::ScanCounters>,
 }
 
 impl std::fmt::Debug for Lake {
@@ -178,7 +161,7 @@ impl Lake {
                 });
             }
         }
-        Ok(Lake { objects: Objects::new(root)? })
+        Ok(Lake { objects: Objects::new(root)?, scanned: Default::default() })
     }
 
     /// The lake's objects: read, create, replace, list, open, publish.
@@ -224,6 +207,11 @@ impl Lake {
         Ok(files)
     }
 
+    /// Data files, rows and bytes handed to this lake's scans since it was opened.
+    pub async fn scanned(&self) -> super::scanned::Scanned {
+        self.scanned.totals(&self.objects).await
+    }
+
     /// A lazy scan over exactly `files`, with the partition columns taken from their paths.
     /// The schema is given up front, so planning reads no file. `files` must not be empty.
     pub fn scan_responses(&self, files: &[DataFile]) -> PolarsResult<LazyFrame> {
@@ -237,7 +225,7 @@ impl Lake {
 
     fn scan_files(&self, files: &[DataFile], file_schema: Schema) -> PolarsResult<LazyFrame> {
         polars_ensure!(!files.is_empty(), ComputeError: "scan of an empty file list");
-        super::scanned::record(self, files);
+        self.scanned.record(&self.objects, files.iter().map(|f| (f.path.as_str(), f.size)));
         let paths: Vec<PlRefPath> = files.iter().map(|f| PlRefPath::new(self.locate(&f.path))).collect();
         let args = ScanArgsParquet {
             hive_options: HiveOptions { enabled: Some(true), hive_start_idx: 0, schema: Some(Arc::new(schema::polars_hive_schema())), try_parse_dates: false },

@@ -9,7 +9,7 @@
 //! Expiry compares wall clocks of different machines: keep them synchronised (NTP) to well
 //! within `LEASE_TTL`.
 
-use super::lake::StoreError;
+use super::error::StoreError;
 use super::objects::{block_on, Objects};
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};

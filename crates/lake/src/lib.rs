@@ -10,6 +10,7 @@
 pub mod batch;
 pub mod commit;
 pub mod compact;
+pub mod error;
 pub mod export;
 pub mod lake;
 pub mod layout;
@@ -23,5 +24,6 @@ pub mod services;
 pub mod wal;
 pub mod writer;
 
-pub use lake::{DataFile, Lake, StoreError};
+pub use error::StoreError;
+pub use lake::{DataFile, Lake};
 pub use layout::{PartitionFilter, PartitionKey, Table};

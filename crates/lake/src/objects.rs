@@ -13,7 +13,7 @@
 //! shared by the process, so blocking callers (ingestion threads, `spawn_blocking`) and async
 //! ones can both use them.
 
-use super::lake::StoreError;
+use super::error::StoreError;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};

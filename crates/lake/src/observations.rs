@@ -6,7 +6,8 @@
 //! Partitioned like the responses (`<table>/agency=/fiscal_year=/fiscal_quarter=`, by
 //! `observed_at` in UTC); the partition columns live only in the path.
 
-use super::lake::{Lake, StoreError};
+use super::error::StoreError;
+use super::lake::Lake;
 use arrow::array::{Array, ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{DataType as ArrowType, Field, Schema as ArrowSchema, TimeUnit as ArrowUnit};
 use cx_domain::observations::Observation;

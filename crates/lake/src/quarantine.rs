@@ -4,7 +4,8 @@
 //! `<lake>/quarantine/part-<run>.parquet`, written atomically like data files; plain Parquet
 //! any engine reads.
 
-use super::lake::{Lake, StoreError};
+use super::error::StoreError;
+use super::lake::Lake;
 use super::writer::{parquet_properties, AtomicParquetWriter};
 use arrow::array::{ArrayRef, RecordBatch, StringBuilder, TimestampMicrosecondBuilder, UInt64Builder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};

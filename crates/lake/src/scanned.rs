@@ -1,24 +1,20 @@
-//! What queries read: data files, rows and bytes handed to scans, counted process-wide for
-//! `/metrics`. A file's row count comes from its Parquet footer, read once per file and
-//! remembered (data files are immutable, so a path's count never changes); footers of a lake
-//! in object storage are fetched concurrently, one ranged request each.
+//! What queries read: data files, rows and bytes handed to scans, counted per lake (shared by
+//! its clones) for `/metrics`. A scan counts its files and bytes at once; a file's rows come
+//! from its Parquet footer, read when the counts are asked for (`Lake::scanned`, async: ranged
+//! reads, 16 at a time, no blocking of the caller) and remembered (data files are immutable, so
+//! a path's count never changes).
 
-use super::lake::{DataFile, Lake, StoreError};
-use super::objects;
+use super::error::StoreError;
+use super::objects::Objects;
 use foldhash::HashMap;
 use futures::StreamExt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{LazyLock, Mutex};
-
-static FILES: AtomicU64 = AtomicU64::new(0);
-static ROWS: AtomicU64 = AtomicU64::new(0);
-static BYTES: AtomicU64 = AtomicU64::new(0);
-static ROWS_OF: LazyLock<Mutex<HashMap<String, u64>>> = LazyLock::new(Default::default);
+use std::sync::Mutex;
 
 /// Footer bytes fetched in one request (our footers are a few kilobytes to tens of them).
 const TAIL: u64 = 64 * 1024;
 
-/// Totals since the process started.
+/// Totals since the lake was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Scanned {
     pub files: u64,
@@ -26,32 +22,60 @@ pub struct Scanned {
     pub bytes: u64,
 }
 
-pub fn totals() -> Scanned {
-    Scanned { files: FILES.load(Ordering::Relaxed), rows: ROWS.load(Ordering::Relaxed), bytes: BYTES.load(Ordering::Relaxed) }
+/// The counters of one lake.
+#[derive(Debug, Default)]
+pub struct ScanCounters {
+    files: AtomicU64,
+    rows: AtomicU64,
+    bytes: AtomicU64,
+    /// Rows per file path, once its footer was read.
+    rows_of: Mutex<HashMap<String, u64>>,
+    /// Files scanned whose footers are not read yet, by path: (path in the lake, size, how
+    /// many scans it was in).
+    pending: Mutex<HashMap<String, (String, u64, u64)>>,
 }
 
-/// Counts a scan of `files`. A footer that cannot be read counts no rows (the scan itself
-/// reports the file).
-pub(super) fn record(lake: &Lake, files: &[DataFile]) {
-    let known: Vec<Option<u64>> = {
-        let cache = ROWS_OF.lock().expect("row count cache");
-        files.iter().map(|f| cache.get(&lake.locate(&f.path)).copied()).collect()
-    };
-    let missing: Vec<&DataFile> = files.iter().zip(&known).filter(|(_, k)| k.is_none()).map(|(f, _)| f).collect();
-    let fetched = row_counts(lake, &missing);
-    let mut rows: u64 = known.iter().flatten().sum();
-    {
-        let mut cache = ROWS_OF.lock().expect("row count cache");
-        for (f, n) in missing.iter().zip(fetched) {
-            if let Ok(n) = n {
-                cache.insert(lake.locate(&f.path), n);
-                rows += n;
+impl ScanCounters {
+    /// Counts a scan of `files` (paths in the lake and sizes): files and bytes now, rows of
+    /// known files now and of the others when the totals are next read.
+    pub(super) fn record<'a>(&self, objects: &Objects, files: impl IntoIterator<Item = (&'a str, u64)>) {
+        let (mut count, mut rows, mut bytes) = (0, 0, 0);
+        {
+            let known = self.rows_of.lock().unwrap_or_else(|e| e.into_inner());
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            for (path, size) in files {
+                let url = objects.url(path);
+                match known.get(&url) {
+                    Some(n) => rows += n,
+                    None => pending.entry(url).or_insert_with(|| (path.to_string(), size, 0)).2 += 1,
+                }
+                count += 1;
+                bytes += size;
             }
         }
+        self.files.fetch_add(count, Ordering::Relaxed);
+        self.rows.fetch_add(rows, Ordering::Relaxed);
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
     }
-    FILES.fetch_add(files.len() as u64, Ordering::Relaxed);
-    ROWS.fetch_add(rows, Ordering::Relaxed);
-    BYTES.fetch_add(files.iter().map(|f| f.size).sum(), Ordering::Relaxed);
+
+    /// The totals, after reading the footers of the files scanned since the last call. A
+    /// footer that cannot be read counts no rows (the scan itself reports the file).
+    pub(super) async fn totals(&self, objects: &Objects) -> Scanned {
+        let pending: Vec<(String, (String, u64, u64))> = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner())).into_iter().collect();
+        if !pending.is_empty() {
+            let counts = row_counts(objects, pending.iter().map(|(_, (path, size, _))| (path.as_str(), *size))).await;
+            let mut known = self.rows_of.lock().unwrap_or_else(|e| e.into_inner());
+            let mut rows = 0;
+            for ((path, (_, _, times)), n) in pending.into_iter().zip(counts) {
+                if let Ok(n) = n {
+                    rows += n * times;
+                    known.insert(path, n);
+                }
+            }
+            self.rows.fetch_add(rows, Ordering::Relaxed);
+        }
+        Scanned { files: self.files.load(Ordering::Relaxed), rows: self.rows.load(Ordering::Relaxed), bytes: self.bytes.load(Ordering::Relaxed) }
+    }
 }
 
 /// The length of the Parquet footer ending `tail` (from the last 8 bytes: length, `PAR1`).
@@ -71,14 +95,10 @@ fn rows_in_footer(tail: &[u8], path: &str) -> Result<u64, StoreError> {
     Ok(meta.file_metadata().num_rows() as u64)
 }
 
-fn row_counts(lake: &Lake, files: &[&DataFile]) -> Vec<Result<u64, StoreError>> {
-    if files.is_empty() {
-        return Vec::new();
-    }
+async fn row_counts<'a>(objects: &Objects, files: impl Iterator<Item = (&'a str, u64)>) -> Vec<Result<u64, StoreError>> {
     let fetches: Vec<_> = files
-        .iter()
-        .map(|f| {
-            let (objects, path, size) = (lake.objects().clone(), f.path.clone(), f.size);
+        .map(|(path, size)| {
+            let (objects, path) = (objects.clone(), path.to_string());
             async move {
                 let mut tail = objects.read_tail(&path, size, TAIL).await?;
                 // A footer longer than the first read (and shorter than the file): read what it needs.
@@ -89,5 +109,5 @@ fn row_counts(lake: &Lake, files: &[&DataFile]) -> Vec<Result<u64, StoreError>> 
             }
         })
         .collect();
-    objects::block_on(async move { futures::stream::iter(fetches).buffered(16).collect::<Vec<_>>().await })
+    futures::stream::iter(fetches).buffered(16).collect::<Vec<_>>().await
 }

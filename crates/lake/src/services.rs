@@ -6,7 +6,8 @@
 //! inventory had descriptions read with those fields empty.
 
 use super::commit::{CommitRecord, WriteLock};
-use super::lake::{Lake, StoreError};
+use super::error::StoreError;
+use super::lake::Lake;
 use super::layout::SERVICES_FILE;
 use arrow::array::{Array, ArrayRef, BooleanArray, ListArray, ListBuilder, RecordBatch, StringArray, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema};
@@ -99,7 +100,7 @@ pub fn read(lake: &Lake) -> Result<Vec<ServiceRecord>, StoreError> {
     if !objects.exists(SERVICES_FILE)? {
         return Ok(Vec::new());
     }
-    let fail = |reason: String| StoreError::Write { path: lake.locate(SERVICES_FILE), reason };
+    let fail = |reason: String| StoreError::Read { path: lake.locate(SERVICES_FILE), reason };
     let reader = ParquetRecordBatchReaderBuilder::try_new(objects.open(SERVICES_FILE)?).and_then(|b| b.build()).map_err(|e| fail(e.to_string()))?;
     let mut out = Vec::new();
     for batch in reader {

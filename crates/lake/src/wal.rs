@@ -10,7 +10,7 @@
 //! one, reporting the damage. Sealed segments are turned into lake files and then deleted by
 //! their consumer. A log directory has one owner process (`DirOwner`, a lock on `LOCK`).
 
-use super::lake::StoreError;
+use super::error::StoreError;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};

@@ -4,7 +4,8 @@
 //! a dropped writer removes its temporary file. For a lake in object storage the file is
 //! written to a local temporary file and uploaded whole when finished (`objects.rs`).
 
-use super::lake::{Lake, StoreError};
+use super::error::StoreError;
+use super::lake::Lake;
 use super::objects::Objects;
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;

@@ -1,7 +1,7 @@
 //! `/metrics` in the Prometheus text format: requests by route and status, GraphQL latency by
 //! operation, cache hits and misses, submissions accepted and refused, responses the submit log
 //! committed to the lake, rows stored and quarantined by uploads, the lake version, and the data files, rows and bytes queries scanned
-//! (counted in `store::scanned`, copied here when scraped).
+//! (counted per lake in `cx_lake::scanned`, passed in when scraped).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -97,10 +97,9 @@ impl Default for Metrics {
 
 impl Metrics {
     /// The text exposition.
-    pub fn encode(&self) -> String {
+    pub fn encode(&self, t: cx_lake::scanned::Scanned) -> String {
         {
             let counters = self.scanned.lock().expect("scan counters");
-            let t = cx_lake::scanned::totals();
             for (c, total) in counters.iter().zip([t.files, t.rows, t.bytes]) {
                 c.inc_by(total.saturating_sub(c.get()));
             }
@@ -145,7 +144,7 @@ mod tests {
         let m = Metrics::default();
         m.cache_hits.inc();
         m.requests.get_or_create(&RouteLabels { route: "/graphql".into(), status: 200 }).inc();
-        let text = m.encode();
+        let text = m.encode(Default::default());
         assert!(text.contains("cxlake_cache_hits_total 1"), "{text}");
         assert!(text.contains("cxlake_http_requests_total{route=\"/graphql\",status=\"200\"} 1"), "{text}");
     }

@@ -358,7 +358,7 @@ async fn metrics(state: Data<&Arc<State>>) -> poem::Response {
         let waited = lag.oldest.and_then(|t| t.elapsed().ok()).map_or(0.0, |d| d.as_secs_f64());
         state.metrics.submit_lag.set(waited);
     }
-    poem::Response::builder().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.encode())
+    poem::Response::builder().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics.encode(state.lake.scanned().await))
 }
 
 /// Routes counted by name; anything else is `other` (bounded label values).
@@ -402,7 +402,8 @@ async fn health(state: Data<&Arc<State>>) -> poem::Response {
 pub const CACHE_ENTRIES: usize = 1024;
 pub const CACHE_BYTES: usize = 256 << 20;
 
-/// The application's routes over `schema` and `lake`; submissions go to `submitter` (none:
+/// The application's routes over `schema`, which serves `analytics` (the REST routes and the
+/// scan counters of `/metrics` use it); submissions go to `submitter` (none:
 /// read-only). No keys: every caller is a local admin.
 pub fn routes(schema: CxSchema, analytics: Analytics, submitter: Option<Arc<Submitter>>) -> impl IntoEndpoint {
     routes_with(schema, analytics, submitter, Limits::default())

@@ -223,7 +223,7 @@ impl ServicesMutation {
             let summary = upsert(&lock, changes, only.as_deref(), &format!("upsertServices by {who}"))?;
             analytics
                 .refresh(summary.lake_version)
-                .map_err(|e| ServicesError::Store(cx_lake::StoreError::Write { path: "catalog".into(), reason: e.to_string() }))?;
+                .map_err(|e| ServicesError::Store(cx_lake::StoreError::Read { path: "catalog".into(), reason: e.to_string() }))?;
             Ok(summary)
         })
         .await
