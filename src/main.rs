@@ -380,8 +380,10 @@ enum Command {
         /// Files to ingest; each is stored completely or not at all.
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Input format (default: from the file extension).
-        #[arg(long, value_enum)]
+        /// Input format (default: from the file extension): csv, jsonl, parquet, touchpoints-v2
+        /// (Touchpoints A-11 v2 export: thumbs or 1-5 question_1 and tapped indicators) or
+        /// touchpoints-v1 (Likert items question_1..question_N).
+        #[arg(long, value_parser = format_parser())]
         format: Option<cxlake::ingest::formats::Format>,
         /// The table the files hold.
         #[arg(long, value_enum, default_value = "responses")]
@@ -521,7 +523,7 @@ async fn report_hisp(
 ) -> Result<()> {
     let lake = lake.to_string();
     let analytics = tokio::task::spawn_blocking(move || open(&lake)).await??.with_suppression(cells.suppression());
-    let q = cxlake::analytics::hisp::HispQuery { quarter: cxlake::api::telemetry::fiscal_quarter(fiscal_year, quarter)?, agencies: agency.map(|a| vec![a]) };
+    let q = cxlake::analytics::hisp::HispQuery { quarter: cxlake::domain::FiscalQuarter::checked(fiscal_year, quarter)?, agencies: agency.map(|a| vec![a]) };
     let report = analytics.hisp_report(&q).await?;
     let bytes = match format {
         ReportFormat::Csv => cxlake::api::report::csv_bytes(&report),
@@ -782,7 +784,9 @@ fn ingest(lake: &str, files: &[PathBuf], format: Option<cxlake::ingest::formats:
 }
 
 fn kda(csv: &std::path::Path, outcome: &str, drivers: &[String], json: bool) -> Result<()> {
-    let report = cxlake::analytics::drivers::kda_csv(csv, outcome, drivers)?;
+    let mut kda = cxlake::analytics::drivers::Kda::new(outcome, drivers)?;
+    let counts = cxlake::ingest::numeric_csv::for_each_complete_row(csv, &kda.columns(), |row| kda.add(row))?;
+    let report = kda.finish(&csv.display().to_string(), counts.read)?;
     let imp = &report.importance;
     let js = cxlake::stats::Importance::shares(&imp.johnson).unwrap_or_else(|| vec![0.0; drivers.len()]);
     let ss = cxlake::stats::Importance::shares(&imp.shapley).unwrap_or_else(|| vec![0.0; drivers.len()]);
@@ -824,4 +828,11 @@ fn kda(csv: &std::path::Path, outcome: &str, drivers: &[String], json: bool) -> 
         );
     }
     Ok(())
+}
+
+/// `--format` of `ingest`: the names `Format` takes (listed in `--help`).
+fn format_parser() -> impl clap::builder::TypedValueParser<Value = cxlake::ingest::formats::Format> {
+    use clap::builder::TypedValueParser;
+    use cxlake::ingest::formats::Format;
+    clap::builder::PossibleValuesParser::new(Format::ALL.map(Format::name)).map(|name| name.parse::<Format>().expect("a listed name"))
 }

@@ -619,7 +619,7 @@ fn run(
             }
             group.warnings.splice(0..0, no_likert);
             if let (Some(b), None) = (q.bootstrap, &group.error) {
-                bootstrap(&mut group, &layout, &buckets, &q.drivers, b, q.seed ^ key_hash(&key), q.confidence, cancel);
+                bootstrap(&mut group, &layout, &buckets, &q.drivers, b, q.seed ^ key.stable_hash(), q.confidence, cancel);
             }
             group
         })
@@ -637,13 +637,6 @@ fn sum_rows<'a>(rows: impl Iterator<Item = (&'a [f64], f64)>, len: usize) -> Vec
         }
     }
     total
-}
-
-/// A stable hash of a group key, so each group's bootstrap stream depends on the seed and the
-/// group only (not on which other groups the query returned).
-pub(crate) fn key_hash(key: &GroupKey) -> u64 {
-    let text = format!("{key:?}");
-    text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// The correlation matrix, the n used and Kish's effective n from a group's sums.
@@ -1001,20 +994,41 @@ pub struct KdaReport {
     pub importance: Importance,
 }
 
-/// Runs the driver analysis of `outcome` on `drivers` over the complete rows of a CSV file.
-pub fn kda_csv(path: &std::path::Path, outcome: &str, drivers: &[String]) -> Result<KdaReport, AnalyticsError> {
-    let names: Vec<String> = std::iter::once(outcome.to_string()).chain(drivers.iter().cloned()).collect();
-    if drivers.is_empty() {
-        return Err(AnalyticsError::invalid("drivers", "name at least one driver column".into()));
+/// Key driver analysis of rows of numbers (`cxlake kda` feeds it the complete rows of a CSV
+/// file, read by `cx_ingest::numeric_csv`): the outcome first, then the drivers, in one pass.
+pub struct Kda {
+    outcome: String,
+    drivers: Vec<String>,
+    cp: CrossProducts,
+    /// The first row: sums of products of rows shifted by it stay well conditioned.
+    shift: Option<Vec<f64>>,
+}
+
+impl Kda {
+    pub fn new(outcome: &str, drivers: &[String]) -> Result<Kda, AnalyticsError> {
+        if drivers.is_empty() {
+            return Err(AnalyticsError::invalid("drivers", "name at least one driver column".into()));
+        }
+        Ok(Kda { outcome: outcome.to_string(), drivers: drivers.to_vec(), cp: CrossProducts::new(drivers.len() + 1), shift: None })
     }
-    let mut cp = CrossProducts::new(names.len());
-    // Shift by the first complete row: sums of products stay well conditioned.
-    let mut shift: Option<Vec<f64>> = None;
-    let counts = cx_ingest::numeric_csv::for_each_complete_row(path, &names, |row| {
-        let s = shift.get_or_insert_with(|| row.to_vec());
+
+    /// The columns a row holds, in order: the outcome, then the drivers.
+    pub fn columns(&self) -> Vec<String> {
+        std::iter::once(self.outcome.clone()).chain(self.drivers.iter().cloned()).collect()
+    }
+
+    /// Adds one complete row (`columns` order).
+    pub fn add(&mut self, row: &[f64]) {
+        let s = self.shift.get_or_insert_with(|| row.to_vec());
         let centred: Vec<f64> = row.iter().zip(s.iter()).map(|(x, c)| x - c).collect();
-        cp.add_row(&centred, 1.0);
-    })?;
-    let (importance, _) = assess_cross_products(&cp, &names).map_err(|m| AnalyticsError::invalid("csv", format!("{}: {m}", path.display())))?;
-    Ok(KdaReport { outcome: outcome.to_string(), drivers: drivers.to_vec(), rows_read: counts.read, n: counts.complete, importance })
+        self.cp.add_row(&centred, 1.0);
+    }
+
+    /// The analysis of the rows added; `source` names them in errors, `rows_read` counts the
+    /// rows seen (complete or not).
+    pub fn finish(self, source: &str, rows_read: u64) -> Result<KdaReport, AnalyticsError> {
+        let names = std::iter::once(self.outcome.clone()).chain(self.drivers.iter().cloned()).collect::<Vec<_>>();
+        let (importance, _) = assess_cross_products(&self.cp, &names).map_err(|m| AnalyticsError::invalid("csv", format!("{source}: {m}")))?;
+        Ok(KdaReport { outcome: self.outcome, drivers: self.drivers, rows_read, n: self.cp.count, importance })
+    }
 }

@@ -40,8 +40,6 @@ pub enum AnalyticsError {
     /// A data file of the lake cannot be read; other partitions still answer.
     #[error("data file '{path}' of the lake is unreadable: {reason}")]
     CorruptFile { path: String, reason: String },
-    #[error(transparent)]
-    Ingest(#[from] cx_ingest::IngestError),
     #[error("query task failed: {0}")]
     Task(String),
     /// The caller stopped waiting (the request ended or timed out): the work was abandoned.

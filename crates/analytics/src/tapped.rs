@@ -300,7 +300,7 @@ fn run(lf: LazyFrame, q: &TappedQuery, suppression: Suppression, max_groups: usi
                 ));
             }
             if let (Some(b), None, None) = (q.bootstrap, &group.error, &group.suppressed) {
-                bootstrap(&mut group, &cells, q, &prepared, b, q.seed ^ super::drivers::key_hash(&key), cancel);
+                bootstrap(&mut group, &cells, q, &prepared, b, q.seed ^ key.stable_hash(), cancel);
             }
             Some(group)
         })

@@ -11,10 +11,37 @@ pub struct FiscalQuarter {
     pub quarter: u32,
 }
 
+/// A fiscal year or quarter out of range (`FiscalQuarter::checked`): which, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadFiscalQuarter {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for BadFiscalQuarter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+impl std::error::Error for BadFiscalQuarter {}
+
 impl FiscalQuarter {
     pub fn new(year: i32, quarter: u32) -> Self {
         assert!((1..=4).contains(&quarter), "fiscal quarter must be 1-4, got {quarter}");
         Self { year, quarter }
+    }
+
+    /// A fiscal year and quarter given by a caller (an argument, a flag): fiscal years 2000 to
+    /// 2100 and quarters 1-4, else an error naming which is wrong.
+    pub fn checked(year: i32, quarter: u32) -> Result<Self, BadFiscalQuarter> {
+        if !(2000..=2100).contains(&year) {
+            return Err(BadFiscalQuarter { field: "fiscalYear", message: format!("{year} is not a fiscal year from 2000 to 2100") });
+        }
+        if !(1..=4).contains(&quarter) {
+            return Err(BadFiscalQuarter { field: "quarter", message: format!("{quarter} is not a quarter (1-4)") });
+        }
+        Ok(Self { year, quarter })
     }
 
     /// The fiscal quarter containing `date`.

@@ -300,15 +300,10 @@ impl From<&HispReport> for HispReportOut {
     }
 }
 
-/// Checks a fiscal year and quarter as arguments.
+/// A fiscal year and quarter given as arguments (`FiscalQuarter::checked`), as an error naming
+/// the argument.
 pub fn fiscal_quarter(year: i32, quarter: u32) -> Result<FiscalQuarter, AnalyticsError> {
-    if !(2000..=2100).contains(&year) {
-        return Err(AnalyticsError::invalid("fiscalYear", format!("{year} is not a fiscal year from 2000 to 2100")));
-    }
-    if !(1..=4).contains(&quarter) {
-        return Err(AnalyticsError::invalid("quarter", format!("{quarter} is not a quarter (1-4)")));
-    }
-    Ok(FiscalQuarter::new(year, quarter))
+    FiscalQuarter::checked(year, quarter).map_err(|e| AnalyticsError::invalid(e.field, e.message))
 }
 
 #[derive(Default)]

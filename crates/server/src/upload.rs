@@ -35,7 +35,7 @@ pub async fn ingest_upload(params: Query<UploadParams>, body: Body, state: Data<
         return deny(&principal, format!("role '{}' may not ingest", principal.role.label()));
     }
     let agency = principal.role.agency().map(str::to_string);
-    let format = match params.format.as_deref().map(|f| <Format as clap::ValueEnum>::from_str(f, true)) {
+    let format = match params.format.as_deref().map(str::parse::<Format>) {
         Some(Ok(f @ (Format::Csv | Format::Jsonl | Format::Parquet))) => f,
         Some(Ok(_)) => {
             return reply(StatusCode::BAD_REQUEST, json!({"error": "Touchpoints exports need a mapping: ingest them with `cxlake ingest --mapping`"}))

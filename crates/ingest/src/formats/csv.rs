@@ -44,12 +44,12 @@ pub fn lake_layout(header: &StringRecord) -> Result<CsvLayout, String> {
         if DERIVED.contains(&name) {
             continue;
         }
-        let c = input_column(name).ok_or_else(|| match super::touchpoints::looks_like(header.iter()).and_then(|f| clap::ValueEnum::to_possible_value(&f)) {
+        let c = input_column(name).ok_or_else(|| match super::touchpoints::looks_like(header.iter()) {
             Some(format) => format!(
                 "unknown column '{}': the header looks like a Touchpoints A-11 {} export; ingest it with --format {} and its coding (--mapping SIDECAR.toml or flags)",
                 name.escape_debug(),
-                format.get_name().trim_start_matches("touchpoints-"),
-                format.get_name(),
+                format.name().trim_start_matches("touchpoints-"),
+                format.name(),
             ),
             None => format!("unknown column '{}' (expected lake columns: {})", name.escape_debug(), INPUT_COLUMNS.join(", ")),
         })?;

@@ -17,7 +17,7 @@ use std::path::Path;
 pub const CHUNK_ROWS: usize = 16 * 1024;
 
 /// The formats `cxlake ingest` reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// CSV with a header of lake column names (`agency`, `response_id`, `submitted_at`, ...).
     Csv,
@@ -32,6 +32,19 @@ pub enum Format {
 }
 
 impl Format {
+    pub const ALL: [Format; 5] = [Format::Csv, Format::Jsonl, Format::Parquet, Format::TouchpointsV2, Format::TouchpointsV1];
+
+    /// The name `--format` and `format=` take.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Jsonl => "jsonl",
+            Format::Parquet => "parquet",
+            Format::TouchpointsV2 => "touchpoints-v2",
+            Format::TouchpointsV1 => "touchpoints-v1",
+        }
+    }
+
     /// The format a file name implies (`.csv`, `.jsonl`/`.ndjson`/`.json`, `.parquet`).
     pub fn from_path(path: &Path) -> Option<Format> {
         let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
@@ -42,6 +55,24 @@ impl Format {
             "parquet" | "pq" => Some(Format::Parquet),
             _ => None,
         }
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+
+    /// A format by its name, in any case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| format!("unknown format '{}' (one of {})", s.escape_debug(), Format::ALL.map(Format::name).join(", ")))
     }
 }
 
