@@ -211,9 +211,8 @@ fn selected<'a>(doc: &'a ExecutableDocument, set: &'a SelectionSet, out: &mut Ve
 }
 
 impl OutputTypes {
-    /// The plan of the table `query` (its operation `operation`, or its only one) downloads.
-    pub fn plan(&self, query: &str, operation: Option<&str>) -> Result<TablePlan, String> {
-        let doc = async_graphql::parser::parse_query(query).map_err(|e| e.to_string())?;
+    /// The plan of the table a document (its operation `operation`, or its only one) downloads.
+    pub fn plan(&self, doc: &ExecutableDocument, operation: Option<&str>) -> Result<TablePlan, String> {
         let op = match (&doc.operations, operation) {
             (async_graphql::parser::types::DocumentOperations::Single(op), _) => op,
             (async_graphql::parser::types::DocumentOperations::Multiple(ops), Some(name)) => {
@@ -222,7 +221,7 @@ impl OutputTypes {
             (async_graphql::parser::types::DocumentOperations::Multiple(_), None) => return Err("the document has several operations: name one".into()),
         };
         let mut top = Vec::new();
-        selected(&doc, &op.node.selection_set.node, &mut top);
+        selected(doc, &op.node.selection_set.node, &mut top);
         let [(key, name, sets)] = &top[..] else {
             return Err(format!("a table download needs exactly one top-level field; the query selects {}", top.len()));
         };
@@ -232,7 +231,7 @@ impl OutputTypes {
             TypeRef::List(item) => {
                 let (item_nullable, item) = item.nullable();
                 let columns = match innermost(item) {
-                    (object, true) => self.columns(&doc, object, sets, "", item_nullable)?,
+                    (object, true) => self.columns(doc, object, sets, "", item_nullable)?,
                     (scalar, false) => vec![Column { name: key.clone(), data_type: arrow_type(scalar), nullable: item_nullable }],
                 };
                 Ok(TablePlan { field: key.clone(), page_list: None, columns })
@@ -240,7 +239,7 @@ impl OutputTypes {
             TypeRef::Named { name: object, object: true } => {
                 // A page: exactly one list among its selected fields holds the rows.
                 let mut fields = Vec::new();
-                sets.iter().for_each(|s| selected(&doc, s, &mut fields));
+                sets.iter().for_each(|s| selected(doc, s, &mut fields));
                 let mut lists = Vec::new();
                 for (k, f, s) in &fields {
                     let t = self.field(object, f)?;
@@ -253,7 +252,7 @@ impl OutputTypes {
                 };
                 let (item_nullable, item) = item.nullable();
                 let columns = match innermost(item) {
-                    (object, true) => self.columns(&doc, object, s, "", item_nullable)?,
+                    (object, true) => self.columns(doc, object, s, "", item_nullable)?,
                     (scalar, false) => vec![Column { name: list_key.clone(), data_type: arrow_type(scalar), nullable: item_nullable }],
                 };
                 Ok(TablePlan { field: key.clone(), page_list: Some(list_key.clone()), columns })
@@ -560,7 +559,7 @@ mod tests {
     async fn download(groups: Vec<fixture::Group>, query: &str) -> Result<RecordBatch, String> {
         let schema = fixture::schema(groups);
         let types = OutputTypes::of(&schema).await?;
-        let plan = types.plan(query, None)?;
+        let plan = types.plan(&async_graphql::parser::parse_query(query).map_err(|e| e.to_string())?, None)?;
         let response = schema.execute(query).await;
         assert!(response.errors.is_empty(), "{:?}", response.errors);
         table(&response.data, &plan)

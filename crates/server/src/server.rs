@@ -149,11 +149,6 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
     // GraphQL over HTTP: a client that accepts application/graphql-response+json gets it, with
     // 400 for a request that never executed; everyone else keeps application/json (200).
     let media = JsonMedia::of(req.header("accept"));
-    if req.method() == poem::http::Method::GET && is_mutation(&gql) {
-        let mut r = reply(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "a mutation must be sent with POST (GET requests never change anything)"}));
-        r.headers_mut().insert("allow", poem::http::HeaderValue::from_static("POST"));
-        return r;
-    }
     let param = req.params::<FormatParam>().ok().and_then(|p| p.format);
     let format = match &param {
         Some(p) => match TableFormat::from_param(p) {
@@ -166,16 +161,31 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
     if let Some(v) = version {
         refresh_catalog(&state, v).await;
     }
-    let request = gql.data(principal.0.clone());
+    let mut request = gql.data(principal.0.clone());
     let started = std::time::Instant::now();
-    let labels = OperationLabels { operation: operation_of(&request.query), format: format.map_or("json".to_string(), |f| format!("{f:?}").to_lowercase()) };
-    let key = match (cache::read_only_document(&request.query), version) {
-        (Some(doc), Some(version)) => {
-            let vars = serde_json::to_value(&request.variables).unwrap_or_default();
-            Some(cache::key(&doc, &vars, request.operation_name.as_deref(), format, &principal.role.label(), version))
-        }
-        _ => None,
+    let output_types = match format {
+        Some(_) => Some(state.output_types().await),
+        None => None,
     };
+    // The document is parsed once, here: the GET check, the metrics label, the cache key and
+    // the table's columns read it, and the executor runs it (a document that does not parse is
+    // left to the executor, which reports it).
+    let (operation_name, variables) = (request.operation_name.clone(), serde_json::to_value(&request.variables).unwrap_or_default());
+    let (operation, mutation, key, plan) = match request.parsed_query() {
+        Ok(doc) => (
+            operation_of(doc),
+            is_mutation(doc, operation_name.as_deref()),
+            version.filter(|_| cache::is_read_only(doc)).map(|v| cache::key(doc, &variables, operation_name.as_deref(), format, &principal.role.label(), v)),
+            output_types.map(|types| types.and_then(|t| t.plan(doc, operation_name.as_deref()))),
+        ),
+        Err(_) => ("invalid".to_string(), false, None, None),
+    };
+    if req.method() == poem::http::Method::GET && mutation {
+        let mut r = reply(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "a mutation must be sent with POST (GET requests never change anything)"}));
+        r.headers_mut().insert("allow", poem::http::HeaderValue::from_static("POST"));
+        return r;
+    }
+    let labels = OperationLabels { operation, format: format.map_or("json".to_string(), |f| format!("{f:?}").to_lowercase()) };
     if let Some(hit) = key.as_ref().and_then(|k| state.cache.get(k)) {
         state.metrics.cache_hits.inc();
         state.metrics.latency.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
@@ -184,8 +194,6 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
     if key.is_some() {
         state.metrics.cache_misses.inc();
     }
-    // A table's columns come from the query and the schema's types, not from the rows.
-    let table_query = format.map(|_| (request.query.clone(), request.operation_name.clone()));
     // The work stops (and its admission slot frees) when the time limit passes or the client
     // hangs up, whichever comes first.
     let executed = tokio::select! {
@@ -226,8 +234,8 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
                 async_graphql::Value::Object(o) => o.keys().next().map_or("result".to_string(), |k| k.to_string()),
                 _ => "result".to_string(),
             };
-            let (query, operation) = table_query.unwrap_or_default();
-            let planned = state.output_types().await.and_then(|types| types.plan(&query, operation.as_deref()));
+            // A table's columns come from the query and the schema's types, not from the rows.
+            let planned = plan.unwrap_or_else(|| Err("the document does not parse".into()));
             match planned.and_then(|plan| table(&response.data, &plan)).and_then(|t| Ok((encode(&t, format)?, t.schema()))) {
                 Ok((bytes, schema)) => {
                     let ext = format.extension();
@@ -294,12 +302,10 @@ impl JsonMedia {
     }
 }
 
-/// Whether the operation a request would run is a mutation (a document that does not parse
-/// is left to the executor, which reports it).
-fn is_mutation(request: &async_graphql::Request) -> bool {
+/// Whether the operation a request would run is a mutation.
+fn is_mutation(doc: &async_graphql::parser::types::ExecutableDocument, operation: Option<&str>) -> bool {
     use async_graphql::parser::types::{DocumentOperations, OperationType};
-    let Ok(doc) = async_graphql::parser::parse_query(&request.query) else { return false };
-    let ty = match (&doc.operations, request.operation_name.as_deref()) {
+    let ty = match (&doc.operations, operation) {
         (DocumentOperations::Single(op), _) => Some(op.node.ty),
         (DocumentOperations::Multiple(ops), Some(name)) => ops.get(name).map(|op| op.node.ty),
         (DocumentOperations::Multiple(ops), None) => ops.values().next().map(|op| op.node.ty),
