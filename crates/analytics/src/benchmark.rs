@@ -11,8 +11,7 @@
 use super::scores::{perturbed_row, score_row, ScoreRow, ScoresQuery};
 use super::{Analytics, AnalyticsError, Filter, GroupKey};
 use cx_domain::{Dimension, Measure, Period, PeriodUnit, Scale};
-use cx_stats::hypothesis::normal_p_value;
-use cx_stats::{z_quantile, Bin, Comparison, Interval};
+use cx_stats::{Bin, Comparison};
 use std::collections::BTreeMap;
 
 /// The level entities are compared at.
@@ -159,18 +158,6 @@ fn add(total: &mut Vec<(Scale, Bin)>, more: &[(Scale, Bin)]) {
     }
 }
 
-/// Normal-approximation comparison of two independent estimates with standard errors.
-#[allow(clippy::neg_cmp_op_on_partial_ord)] // also rejects a NaN standard error
-fn normal_comparison(a: f64, se_a: f64, b: f64, se_b: f64, confidence: f64) -> Option<Comparison> {
-    let se = (se_a * se_a + se_b * se_b).sqrt();
-    if !(se > 0.0) {
-        return None;
-    }
-    let d = a - b;
-    let half = z_quantile(confidence) * se;
-    Some(Comparison { difference: d, interval: Interval { low: d - half, high: d + half }, statistic: d / se, p_value: normal_p_value(d / se), df: None })
-}
-
 impl Analytics {
     pub async fn benchmark(&self, q: &BenchmarkQuery) -> Result<Vec<BenchmarkRow>, AnalyticsError> {
         if q.peers == Peers::SameAgency && q.level == Level::Agency {
@@ -252,30 +239,21 @@ pub fn compare(rows: Vec<ScoreRow>, q: &BenchmarkQuery, min_cell: u64, perturb: 
                     let means: Vec<(f64, f64)> =
                         others.iter().filter_map(|o| Some((o.mean?, o.sd? * o.sd? / o.n_effective_likert))).filter(|(_, v)| v.is_finite()).collect();
                     let props: Vec<(f64, f64)> = others.iter().filter_map(|o| o.agree_share.map(|p| (p, p * (1.0 - p) / o.n_effective))).collect();
-                    let avg = |v: &[(f64, f64)]| {
-                        (!v.is_empty()).then(|| {
-                            let m = v.len() as f64;
-                            (v.iter().map(|x| x.0).sum::<f64>() / m, (v.iter().map(|x| x.1).sum::<f64>()).sqrt() / m)
-                        })
-                    };
-                    let (pm, pp) = (avg(&means), avg(&props));
+                    let (pm, pp) = (cx_stats::hypothesis::mean_of_estimates(&means), cx_stats::hypothesis::mean_of_estimates(&props));
                     let own_mean_se = e.mean.zip(e.sd).map(|(m, s)| (m, s / e.n_effective_likert.sqrt()));
                     let own_p_se = e.agree_share.map(|p| (p, (p * (1.0 - p) / e.n_effective).sqrt()));
                     (
                         pm.map(|x| x.0),
                         pp.map(|x| x.0),
-                        own_mean_se.zip(pm).and_then(|((a, sa), (b, sb))| normal_comparison(a, sa, b, sb, q.confidence)),
-                        own_p_se.zip(pp).and_then(|((a, sa), (b, sb))| normal_comparison(a, sa, b, sb, q.confidence)),
+                        own_mean_se.zip(pm).and_then(|((a, sa), (b, sb))| cx_stats::hypothesis::normal_difference(a, sa, b, sb, q.confidence)),
+                        own_p_se.zip(pp).and_then(|((a, sa), (b, sb))| cx_stats::hypothesis::normal_difference(a, sa, b, sb, q.confidence)),
                     )
                 }
             };
             let (rank, percentile) = match e.agree_share {
                 Some(p) => {
-                    let higher = shares.iter().filter(|s| **s > p).count() as u32;
-                    let lower = shares.iter().filter(|s| **s < p).count() as f64;
-                    let ties = shares.iter().filter(|s| **s == p).count() as f64 - 1.0;
-                    let m = shares.len() as f64 - 1.0;
-                    (Some(higher + 1), (m > 0.0).then(|| 100.0 * (lower + 0.5 * ties) / m))
+                    let (rank, percentile) = cx_stats::descriptive::rank_and_percentile(&shares, p);
+                    (Some(rank), percentile)
                 }
                 None => (None, None),
             };

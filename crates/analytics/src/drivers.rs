@@ -670,7 +670,7 @@ fn correlations(layout: &Layout, s: &[f64]) -> (Result<DMatrix<f64>, StatsError>
                 }
             }
             let n = index.values().map(|s| s.count).min().unwrap_or(0);
-            let n_eff = index.values().map(|s| if s.sum_w2 > 0.0 { s.sum_w * s.sum_w / s.sum_w2 } else { 0.0 }).fold(f64::INFINITY, f64::min);
+            let n_eff = index.values().map(|s| cx_stats::descriptive::kish_n_effective(s.sum_w, s.sum_w2)).fold(f64::INFINITY, f64::min);
             (pairwise_correlation(p, |i, j| index[&(i, j)].clone()), n, if n_eff.is_finite() { n_eff } else { 0.0 })
         }
     }
@@ -903,7 +903,7 @@ fn tap_stats(s: &[f64], confidence: f64) -> Vec<TapStat> {
         .map(|(t, topic)| {
             let v = &s[TAP_SUMS * t..TAP_SUMS * (t + 1)];
             let (shown, sw, sw2, pos, neg) = (v[0].round() as u64, v[1], v[2], v[3], v[4]);
-            let n_eff = if sw2 > 0.0 { sw * sw / sw2 } else { 0.0 };
+            let n_eff = cx_stats::descriptive::kish_n_effective(sw, sw2);
             let share = |x: f64| (sw > 0.0).then(|| x / sw);
             let (ps, ns) = (share(pos), share(neg));
             TapStat {
@@ -967,12 +967,7 @@ fn bootstrap(group: &mut DriverGroup, layout: &Layout, buckets: &[Vec<f64>], dri
     }
 }
 
-/// Quantile of sorted values with linear interpolation (Hyndman & Fan type 7, numpy's default).
-pub fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let h = (sorted.len() - 1) as f64 * q;
-    let (lo, hi) = (h.floor() as usize, h.ceil() as usize);
-    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
-}
+use cx_stats::descriptive::quantile_sorted as quantile;
 
 /// Driver importance of an outcome for plain numeric rows (the `kda` command): the same
 /// estimates as for a lake group, from sums accumulated by the caller. `names[0]` is the

@@ -414,7 +414,7 @@ fn assess(key: GroupKey, cells: &[Cell], q: &TappedQuery, suppression: Suppressi
         n_dropped: cells.iter().filter(|c| c.shown != 0 && !design.uses(c)).map(|c| c.count).sum(),
         n_not_shown: cells.iter().filter(|c| c.shown == 0).map(|c| c.count).sum(),
         n_outcome_missing: 0,
-        n_effective: if q.weighted && sw2 > 0.0 { sw * sw / sw2 } else { n as f64 },
+        n_effective: if q.weighted && sw2 > 0.0 { cx_stats::descriptive::kish_n_effective(sw, sw2) } else { n as f64 },
         events: None,
         log_likelihood: None,
         null_log_likelihood: None,
@@ -824,7 +824,7 @@ fn bootstrap(group: &mut TappedGroup, cells: &[Cell], q: &TappedQuery, prepared:
         let Some(d) = group.drivers.iter_mut().find(|d| d.topic == *topic) else { continue };
         let ci = |v: &mut Vec<f64>| {
             v.sort_by(f64::total_cmp);
-            Some(Interval { low: super::drivers::quantile(v, alpha), high: super::drivers::quantile(v, 1.0 - alpha) })
+            Some(Interval { low: cx_stats::descriptive::quantile_sorted(v, alpha), high: cx_stats::descriptive::quantile_sorted(v, 1.0 - alpha) })
         };
         d.importance_ci = ci(&mut draws[0][s]);
         d.share_ci = ci(&mut draws[1][s]);

@@ -3,6 +3,35 @@
 //! weights. Mean, variance, Kish's effective sample size and shares all follow from them, so a
 //! query needs one pass over the rows and rollups can add bins across files.
 
+/// Kish's effective sample size (Σw)² / Σw² from the sums of weights and squared weights
+/// (L. Kish, Survey Sampling, 1965, sec. 11.7); 0 for no weight.
+pub fn kish_n_effective(sum_w: f64, sum_w2: f64) -> f64 {
+    if sum_w2 > 0.0 {
+        sum_w * sum_w / sum_w2
+    } else {
+        0.0
+    }
+}
+
+/// The q-quantile of sorted values with linear interpolation between order statistics
+/// (Hyndman and Fan 1996, definition 7; numpy's and R's default). `sorted` must not be empty.
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+    let h = (sorted.len() - 1) as f64 * q;
+    let (lo, hi) = (h.floor() as usize, h.ceil() as usize);
+    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
+}
+
+/// Rank (1 = highest) of `value` among `values` (which include it), and its percentile rank:
+/// the percent of the others below it, ties counting half (the mid-rank convention).
+/// `None` as percentile when `values` holds nothing else.
+pub fn rank_and_percentile(values: &[f64], value: f64) -> (u32, Option<f64>) {
+    let higher = values.iter().filter(|s| **s > value).count() as u32;
+    let lower = values.iter().filter(|s| **s < value).count() as f64;
+    let ties = values.iter().filter(|s| **s == value).count() as f64 - 1.0;
+    let others = values.len() as f64 - 1.0;
+    (higher + 1, (others > 0.0).then(|| 100.0 * (lower + 0.5 * ties) / others))
+}
+
 /// The answers equal to one value.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Bin {
@@ -93,6 +122,22 @@ impl Distribution {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quantiles_ranks_and_kish_n_match_numpy_and_hand_counts() {
+        // numpy.quantile(x, q) (default method 'linear', Hyndman-Fan 7).
+        assert_eq!(quantile_sorted(&[1.0, 2.0, 3.0, 4.0], 0.25), 1.75);
+        let ten: Vec<f64> = (1..=10).map(f64::from).collect();
+        assert!((quantile_sorted(&ten, 0.9) - 9.1).abs() < 1e-12);
+        assert_eq!(quantile_sorted(&[5.0], 0.3), 5.0);
+        // 0.6 among 0.5, 0.6, 0.6, 0.8: one higher (rank 2); of the 3 others one lower and one
+        // tied (half): 50%.
+        assert_eq!(rank_and_percentile(&[0.5, 0.6, 0.6, 0.8], 0.6), (2, Some(50.0)));
+        assert_eq!(rank_and_percentile(&[0.7], 0.7), (1, None));
+        // Weights 1, 2, 3: 36 / 14.
+        assert!((kish_n_effective(6.0, 14.0) - 36.0 / 14.0).abs() < 1e-12);
+        assert_eq!(kish_n_effective(0.0, 0.0), 0.0);
+    }
 
     fn expand(d: &Distribution) -> Vec<f64> {
         d.bins.iter().flat_map(|b| std::iter::repeat_n(b.value, b.count as usize)).collect()

@@ -35,6 +35,29 @@ pub fn normal_p_value(z: f64) -> f64 {
     2.0 * Normal::new(0.0, 1.0).expect("standard normal").sf(z.abs())
 }
 
+/// The difference a − b of two independent estimates with standard errors `se_a`, `se_b`, by
+/// the normal approximation: se = √(se_a² + se_b²), the z statistic, its two-sided p-value and
+/// the interval d ± z₁₋α/₂·se (e.g. Agresti, Categorical Data Analysis, 3rd ed., sec. 1.4).
+/// `None` when the combined standard error is not positive (or NaN).
+#[allow(clippy::neg_cmp_op_on_partial_ord)] // also rejects a NaN standard error
+pub fn normal_difference(a: f64, se_a: f64, b: f64, se_b: f64, confidence: f64) -> Option<Comparison> {
+    let se = (se_a * se_a + se_b * se_b).sqrt();
+    if !(se > 0.0) {
+        return None;
+    }
+    let d = a - b;
+    let half = crate::z_quantile(confidence) * se;
+    Some(Comparison { difference: d, interval: Interval { low: d - half, high: d + half }, statistic: d / se, p_value: normal_p_value(d / se), df: None })
+}
+
+/// The unweighted mean of independent estimates given as (estimate, sampling variance), and
+/// its standard error √(Σ vᵢ) / m (the variance of a mean of m independent estimates).
+/// `None` for no estimates.
+pub fn mean_of_estimates(estimates: &[(f64, f64)]) -> Option<(f64, f64)> {
+    let m = estimates.len() as f64;
+    (!estimates.is_empty()).then(|| (estimates.iter().map(|e| e.0).sum::<f64>() / m, estimates.iter().map(|e| e.1).sum::<f64>().sqrt() / m))
+}
+
 /// The two-proportion z-test with pooled variance, and Newcombe's interval for the difference.
 /// `None` when a group is empty or the pooled proportion is 0 or 1 (no variance to test).
 pub fn two_proportions(p1: f64, n1: f64, p2: f64, n2: f64, confidence: f64) -> Option<Comparison> {
@@ -106,6 +129,21 @@ mod tests {
 
     fn close(a: f64, b: f64, tol: f64) -> bool {
         (a - b).abs() <= tol
+    }
+
+    #[test]
+    fn a_normal_difference_matches_scipy() {
+        // 0.7 (se 0.05) - 0.6 (se 0.05): se = 0.0707107, z = 1.4142136,
+        // scipy 2 * norm.sf(z) = 0.1572992, half width norm.ppf(0.975) * se = 0.1385904.
+        let c = normal_difference(0.7, 0.05, 0.6, 0.05, 0.95).unwrap();
+        assert!(close(c.difference, 0.1, 1e-12) && close(c.statistic, std::f64::consts::SQRT_2, 1e-6));
+        assert!(close(c.p_value, 0.157_299_2, 1e-6), "{}", c.p_value);
+        assert!(close(c.interval.low, 0.1 - 0.138_590_4, 1e-6) && close(c.interval.high, 0.1 + 0.138_590_4, 1e-6));
+        assert!(normal_difference(1.0, 0.0, 0.5, 0.0, 0.95).is_none() && normal_difference(1.0, f64::NAN, 0.5, 0.1, 0.95).is_none());
+        // Mean of two independent estimates: (0.5 + 0.7) / 2, se sqrt(0.01 + 0.03) / 2.
+        let (m, se) = mean_of_estimates(&[(0.5, 0.01), (0.7, 0.03)]).unwrap();
+        assert!(close(m, 0.6, 1e-12) && close(se, 0.1, 1e-12));
+        assert!(mean_of_estimates(&[]).is_none());
     }
 
     /// Newcombe (1998b), Table II, method 10.
