@@ -10,7 +10,7 @@
 //! within `LEASE_TTL`.
 
 use super::error::StoreError;
-use super::objects::{block_on, Objects};
+use super::objects::Objects;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use serde::{Deserialize, Serialize};
@@ -72,31 +72,32 @@ fn conditional(mode: PutMode) -> PutOptions {
 fn attempt(objects: &Objects, path: &str, owner: &str) -> Result<Attempt, StoreError> {
     let (store, at, body) = (objects.store().clone(), StorePath::from(path), LeaseBody::bytes(owner));
     let fail = |e: object_store::Error| StoreError::Object { path: objects.url(path), reason: e.to_string() };
-    block_on(async move {
-        match store.put_opts(&at, PutPayload::from(body.clone()), conditional(PutMode::Create)).await {
-            Ok(r) => return Ok(Attempt::Held(r.e_tag)),
-            Err(object_store::Error::AlreadyExists { .. }) => {}
-            Err(e) => return Err(e),
-        }
-        let current = match store.get(&at).await {
-            Ok(r) => r,
-            Err(object_store::Error::NotFound { .. }) => return Ok(Attempt::Busy), // released meanwhile
-            Err(e) => return Err(e),
-        };
-        let e_tag = current.meta.e_tag.clone();
-        let held: Option<LeaseBody> = serde_json::from_slice(&current.bytes().await?).ok();
-        let expired = held.is_none_or(|h| h.expires_at_ms < chrono::Utc::now().timestamp_millis());
-        if !expired {
-            return Ok(Attempt::Busy);
-        }
-        let take_over = conditional(PutMode::Update(UpdateVersion { e_tag, version: None }));
-        match store.put_opts(&at, PutPayload::from(body), take_over).await {
-            Ok(r) => Ok(Attempt::Held(r.e_tag)),
-            Err(object_store::Error::Precondition { .. }) => Ok(Attempt::Busy),
-            Err(e) => Err(e),
-        }
-    })
-    .map_err(fail)
+    objects
+        .block_on(async move {
+            match store.put_opts(&at, PutPayload::from(body.clone()), conditional(PutMode::Create)).await {
+                Ok(r) => return Ok(Attempt::Held(r.e_tag)),
+                Err(object_store::Error::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e),
+            }
+            let current = match store.get(&at).await {
+                Ok(r) => r,
+                Err(object_store::Error::NotFound { .. }) => return Ok(Attempt::Busy), // released meanwhile
+                Err(e) => return Err(e),
+            };
+            let e_tag = current.meta.e_tag.clone();
+            let held: Option<LeaseBody> = serde_json::from_slice(&current.bytes().await?).ok();
+            let expired = held.is_none_or(|h| h.expires_at_ms < chrono::Utc::now().timestamp_millis());
+            if !expired {
+                return Ok(Attempt::Busy);
+            }
+            let take_over = conditional(PutMode::Update(UpdateVersion { e_tag, version: None }));
+            match store.put_opts(&at, PutPayload::from(body), take_over).await {
+                Ok(r) => Ok(Attempt::Held(r.e_tag)),
+                Err(object_store::Error::Precondition { .. }) => Ok(Attempt::Busy),
+                Err(e) => Err(e),
+            }
+        })
+        .map_err(fail)
 }
 
 impl Lease {
@@ -153,10 +154,9 @@ fn renew(objects: Objects, path: String, owner: String, mut e_tag: Option<String
         drop(stopped);
         let (store, at, body, tag) = (objects.store().clone(), StorePath::from(path.as_str()), LeaseBody::bytes(&owner), e_tag.clone());
         let attempt_at = std::time::Instant::now();
-        let renewed =
-            block_on(
-                async move { store.put_opts(&at, PutPayload::from(body), conditional(PutMode::Update(UpdateVersion { e_tag: tag, version: None }))).await },
-            );
+        let renewed = objects.block_on(async move {
+            store.put_opts(&at, PutPayload::from(body), conditional(PutMode::Update(UpdateVersion { e_tag: tag, version: None }))).await
+        });
         match renewed {
             Ok(r) => {
                 e_tag = r.e_tag;

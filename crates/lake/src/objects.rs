@@ -22,31 +22,37 @@ use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 /// Scheme prefix of lakes in S3 (or an S3-compatible store).
 pub const S3_SCHEME: &str = "s3://";
 
-static IO: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).thread_name("cxlake-io").enable_all().build().expect("the object store I/O runtime starts")
-});
+/// The runtime that runs a lake's object-store calls for callers on any thread, async or not
+/// (one per opened lake, shared by its clones; started on first use, so a local lake, whose
+/// reads are plain file I/O, never starts one).
+#[derive(Default)]
+struct Io(std::sync::OnceLock<tokio::runtime::Runtime>);
 
-/// Runs `f` on the I/O runtime and waits for it: callable from any thread, async or not.
-pub fn block_on<F>(f: F) -> F::Output
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    futures::executor::block_on(IO.spawn(f)).expect("object store task panicked")
+impl Io {
+    fn runtime(&self) -> &tokio::runtime::Runtime {
+        self.0.get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("cxlake-io")
+                .enable_all()
+                .build()
+                .expect("the object store I/O runtime starts")
+        })
+    }
 }
 
-/// Runs `f` on the I/O runtime (for async callers on another runtime).
-pub async fn run<F>(f: F) -> F::Output
-where
-    F: Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    IO.spawn(f).await.expect("object store task panicked")
+impl Drop for Io {
+    fn drop(&mut self) {
+        // Dropping a runtime inside another one panics; let its threads finish on their own.
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 /// A lake location: a local directory or `s3://bucket/prefix`.
@@ -112,6 +118,7 @@ pub fn s3_config_from_env() -> Vec<(AmazonS3ConfigKey, String)> {
 pub struct Objects {
     root: Arc<Root>,
     store: Arc<dyn ObjectStore>,
+    io: Arc<Io>,
     /// polars' settings for the same store (S3 only).
     cloud: Option<polars::prelude::cloud::CloudOptions>,
 }
@@ -127,13 +134,31 @@ fn store_err(path: String) -> impl Fn(object_store::Error) -> StoreError {
 }
 
 impl Objects {
+    /// Runs `f` on this lake's I/O runtime and waits for it: callable from any thread.
+    pub fn block_on<F>(&self, f: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        futures::executor::block_on(self.io.runtime().spawn(f)).expect("object store task panicked")
+    }
+
+    /// Runs `f` on this lake's I/O runtime (for async callers on another runtime).
+    pub async fn run<F>(&self, f: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        self.io.runtime().spawn(f).await.expect("object store task panicked")
+    }
+
     /// The objects under a local directory (which must exist) or an S3 prefix.
     pub fn new(root: Root) -> Result<Objects, StoreError> {
         let not_a_lake = |reason: String| StoreError::NotALake { path: root.to_string(), reason };
         match &root {
             Root::Local(dir) => {
                 let store = object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(|e| not_a_lake(e.to_string()))?;
-                Ok(Objects { root: Arc::new(root), store: Arc::new(store), cloud: None })
+                Ok(Objects { root: Arc::new(root), store: Arc::new(store), io: Default::default(), cloud: None })
             }
             Root::S3 { bucket, prefix } => {
                 let config = s3_config_from_env();
@@ -144,7 +169,7 @@ impl Objects {
                 let s3 = builder.build().map_err(|e| not_a_lake(e.to_string()))?;
                 let store: Arc<dyn ObjectStore> = if prefix.is_empty() { Arc::new(s3) } else { Arc::new(PrefixStore::new(s3, prefix.as_str())) };
                 let cloud = polars::prelude::cloud::CloudOptions::default().with_aws(config);
-                Ok(Objects { root: Arc::new(root), store, cloud: Some(cloud) })
+                Ok(Objects { root: Arc::new(root), store, io: Default::default(), cloud: Some(cloud) })
             }
         }
     }
@@ -191,7 +216,7 @@ impl Objects {
             }
             None => {
                 let (store, path) = (self.store.clone(), StorePath::from(rel));
-                block_on(async move {
+                self.block_on(async move {
                     match store.get(&path).await {
                         Ok(r) => r.bytes().await.map(Some),
                         Err(object_store::Error::NotFound { .. }) => Ok(None),
@@ -209,7 +234,7 @@ impl Objects {
             Some(root) => Ok(root.join(rel).exists()),
             None => {
                 let (store, path) = (self.store.clone(), StorePath::from(rel));
-                block_on(async move {
+                self.block_on(async move {
                     match store.head(&path).await {
                         Ok(_) => Ok(true),
                         Err(object_store::Error::NotFound { .. }) => Ok(false),
@@ -233,7 +258,7 @@ impl Objects {
             None => {
                 let (store, path) = (self.store.clone(), StorePath::from(rel));
                 let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
-                block_on(async move {
+                self.block_on(async move {
                     match store.put_opts(&path, PutPayload::from(bytes), opts).await {
                         Ok(_) => Ok(true),
                         Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
@@ -251,7 +276,7 @@ impl Objects {
             Some(root) => super::writer::replace_file_atomic(&root.join(rel), &bytes),
             None => {
                 let (store, path) = (self.store.clone(), StorePath::from(rel));
-                block_on(async move { store.put(&path, PutPayload::from(bytes)).await.map(|_| ()) }).map_err(store_err(self.url(rel)))
+                self.block_on(async move { store.put(&path, PutPayload::from(bytes)).await.map(|_| ()) }).map_err(store_err(self.url(rel)))
             }
         }
     }
@@ -259,7 +284,7 @@ impl Objects {
     /// Removes `rel` (nothing to do if it is gone).
     pub fn delete(&self, rel: &str) -> Result<(), StoreError> {
         let (store, path) = (self.store.clone(), StorePath::from(rel));
-        block_on(async move {
+        self.block_on(async move {
             match store.delete(&path).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
                 Err(e) => Err(e),
@@ -272,7 +297,7 @@ impl Objects {
     /// and size. A missing prefix lists nothing.
     pub async fn list_async(&self, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
         let (store, path) = (self.store.clone(), StorePath::from(prefix));
-        run(async move {
+        self.run(async move {
             match store.list(Some(&path)).map_ok(|m| (m.location.to_string(), m.size)).try_collect::<Vec<_>>().await {
                 Err(object_store::Error::NotFound { .. }) => Ok(Vec::new()),
                 other => other,
@@ -303,7 +328,7 @@ impl Objects {
             }
             None => {
                 let (store, path) = (self.store.clone(), StorePath::from(rel));
-                run(async move { store.get_range(&path, range).await }).await.map_err(store_err(self.url(rel)))
+                self.run(async move { store.get_range(&path, range).await }).await.map_err(store_err(self.url(rel)))
             }
         }
     }
@@ -327,7 +352,7 @@ impl Objects {
         use tokio::io::AsyncWriteExt;
         let (store, path, from) = (self.store.clone(), StorePath::from(rel), from.to_path_buf());
         let shown = self.url(rel);
-        block_on(async move {
+        self.block_on(async move {
             let mut file = tokio::fs::File::open(&from).await.map_err(|e| e.to_string())?;
             let mut w = object_store::buffered::BufWriter::new(store, path);
             let copied = match tokio::io::copy(&mut file, &mut w).await {
