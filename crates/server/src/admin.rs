@@ -17,7 +17,7 @@ fn store<'a>(state: &'a State, principal: &Principal) -> Result<&'a super::keys:
     if principal.role != Role::Admin {
         return Err(ApiError::forbidden(principal, format!("role '{}' may not manage keys", principal.role.label())));
     }
-    state.limits.keys.as_deref().ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "this server runs without a keys file (--keys)"))
+    state.limits.keys.as_deref().ok_or_else(|| super::state::ApiError::new(StatusCode::NOT_FOUND, "this server runs without a keys file (--keys)"))
 }
 
 fn public(k: &super::keys::KeyEntry) -> Value {
@@ -38,17 +38,17 @@ pub async fn add_key(body: Body, state: Data<&Arc<State>>, principal: Data<&Prin
         return e.into_response();
     }
     let Ok(bytes) = body.into_bytes_limit(64 * 1024).await else {
-        return reply(StatusCode::PAYLOAD_TOO_LARGE, json!({"error": "body too large"}));
+        return super::state::ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "body too large").into_response();
     };
     let Ok(v) = serde_json::from_slice::<Value>(&bytes) else {
-        return reply(StatusCode::BAD_REQUEST, json!({"error": "body must be JSON: {\"name\": ..., \"role\": ..., \"agency\": ...}"}));
+        return super::state::ApiError::new(StatusCode::BAD_REQUEST, "body must be JSON: {\"name\": ..., \"role\": ..., \"agency\": ...}").into_response();
     };
     let (Some(name), Some(role)) = (v["name"].as_str(), v["role"].as_str()) else {
-        return reply(StatusCode::BAD_REQUEST, json!({"error": "name and role are required"}));
+        return super::state::ApiError::new(StatusCode::BAD_REQUEST, "name and role are required").into_response();
     };
     let role = match Role::parse(role, v["agency"].as_str()) {
         Ok(r) => r,
-        Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": e})),
+        Err(e) => return super::state::ApiError::new(StatusCode::BAD_REQUEST, e).into_response(),
     };
     let (name, shared) = (name.to_string(), state.0.clone());
     // The change waits for the keys file's lock (another process may hold it): off the async
@@ -66,7 +66,7 @@ pub async fn add_key(body: Body, state: Data<&Arc<State>>, principal: Data<&Prin
             out["key"] = json!(key);
             reply(StatusCode::CREATED, out)
         }
-        Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": e.to_string()})),
+        Err(e) => super::state::ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
 }
 
@@ -87,7 +87,7 @@ pub async fn revoke_key(id: Path<String>, state: Data<&Arc<State>>, principal: D
             tracing::info!(target: "cxlake::access", admin = principal.key_id.as_deref().unwrap_or("-"), id = %id.0, "key revoked");
             reply(StatusCode::OK, entry)
         }
-        Err(super::keys::KeyError::Invalid(e)) => reply(StatusCode::NOT_FOUND, json!({"error": e})),
-        Err(e) => reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": e.to_string()})),
+        Err(super::keys::KeyError::Invalid(e)) => super::state::ApiError::new(StatusCode::NOT_FOUND, e).into_response(),
+        Err(e) => super::state::ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
 }

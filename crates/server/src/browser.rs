@@ -113,7 +113,7 @@ impl BrowserPolicy {
         }
         let refuse = |status: StatusCode, reason: String| {
             tracing::warn!(target: "cxlake::access", %reason, "refused a browser request");
-            Some(super::state::reply(status, serde_json::json!({ "error": reason })))
+            Some(super::state::ApiError::new(status, reason).into_response())
         };
         let host = req.header(header::HOST).map(str::to_string).or_else(|| req.uri().authority().map(|a| a.to_string()));
         // Browsers always send Host; a client without one is not a page.

@@ -19,6 +19,7 @@ use cx_lake::export::{export, EXPORT_SCHEMA};
 use cx_lake::PartitionFilter;
 use poem::http::StatusCode;
 use poem::web::{Data, Query};
+use poem::IntoResponse;
 use poem::{handler, Body};
 use std::sync::Arc;
 
@@ -31,7 +32,7 @@ pub struct ExportParams {
 }
 
 fn bad(message: String) -> poem::Response {
-    super::state::reply(StatusCode::BAD_REQUEST, serde_json::json!({ "error": message }))
+    super::state::ApiError::new(StatusCode::BAD_REQUEST, message).into_response()
 }
 
 fn quarter(param: &str, label: &str) -> Result<FiscalQuarter, String> {

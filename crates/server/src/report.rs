@@ -3,7 +3,7 @@
 //! source, the suppression rule and the designated services without data), and
 //! `GET /v1/reports/hisp?fiscalYear=Y&quarter=Q&format=csv|xlsx[&agency=A]`.
 
-use super::state::State;
+use super::state::{ApiError, State};
 use cx_analytics::hisp::{HispQuery, HispReport, ReportValue};
 use poem::http::StatusCode;
 use poem::web::Data;
@@ -107,7 +107,7 @@ struct HispParams {
 /// the number of designated services without data in `x-cxlake-*` headers.
 #[handler]
 pub async fn hisp_download(req: &poem::Request, state: Data<&Arc<State>>) -> poem::Response {
-    let bad = |message: String| (StatusCode::BAD_REQUEST, poem::web::Json(serde_json::json!({ "error": message }))).into_response();
+    let bad = |message: String| ApiError::bad_request(message).into_response();
     let params = match req.params::<HispParams>() {
         Ok(p) => p,
         Err(e) => return bad(format!("expected ?fiscalYear=Y&quarter=Q[&format=csv|xlsx][&agency=A]: {e}")),
@@ -128,7 +128,7 @@ pub async fn hisp_download(req: &poem::Request, state: Data<&Arc<State>>) -> poe
     } else {
         match state.analytics.perturbed().await {
             Ok(a) => a,
-            Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, poem::web::Json(serde_json::json!({ "error": e.to_string() }))).into_response(),
+            Err(e) => return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
         }
     };
     let q = HispQuery { quarter, agencies: params.agency.map(|a| vec![a]) };
@@ -136,12 +136,9 @@ pub async fn hisp_download(req: &poem::Request, state: Data<&Arc<State>>) -> poe
         Ok(r) => r,
         Err(e @ cx_analytics::AnalyticsError::Invalid { .. }) => return bad(e.to_string()),
         Err(e @ cx_analytics::AnalyticsError::Busy { .. }) => {
-            return poem::web::Json(serde_json::json!({ "error": e.to_string() }))
-                .with_status(StatusCode::SERVICE_UNAVAILABLE)
-                .with_header("retry-after", "1")
-                .into_response()
+            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).with_header("retry-after", "1").into_response()
         }
-        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, poem::web::Json(serde_json::json!({ "error": e.to_string() }))).into_response(),
+        Err(e) => return ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     };
     let name = format!("hisp-FY{}Q{}", quarter.year, quarter.quarter);
     let (body, content_type, ext) = if xlsx {

@@ -61,23 +61,22 @@ fn is_json(req: &poem::Request) -> bool {
 #[handler]
 async fn submit(req: &poem::Request, body: Body, state: Data<&Arc<State>>, principal: Data<&Principal>) -> poem::Response {
     let Some(submitter) = &state.submitter else {
-        return reply(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "this server is read-only: it does not accept submissions"}));
+        return ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "this server is read-only: it does not accept submissions").into_response();
     };
     if !is_json(req) {
-        return reply(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            json!({"error": format!("POST /v1/responses takes JSON: send content-type: application/json (got {})", req.content_type().map_or("none".to_string(), |t| format!("'{t}'")))}),
-        );
+        let got = req.content_type().map_or("none".to_string(), |t| format!("'{t}'"));
+        return ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("POST /v1/responses takes JSON: send content-type: application/json (got {got})"))
+            .into_response();
     }
     let bytes = match body.into_bytes_limit(MAX_SUBMIT_BYTES).await {
         Ok(b) => b,
-        Err(e) => return reply(StatusCode::PAYLOAD_TOO_LARGE, json!({"error": format!("body: {e} (at most {MAX_SUBMIT_BYTES} bytes)")})),
+        Err(e) => return ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("body: {e} (at most {MAX_SUBMIT_BYTES} bytes)")).into_response(),
     };
     let items = match serde_json::from_slice::<Value>(&bytes) {
         Ok(Value::Array(items)) => items,
         Ok(obj @ Value::Object(_)) => vec![obj],
-        Ok(_) => return reply(StatusCode::BAD_REQUEST, json!({"error": "body must be a JSON object or an array of objects"})),
-        Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": format!("body is not JSON: {e}")})),
+        Ok(_) => return ApiError::new(StatusCode::BAD_REQUEST, "body must be a JSON object or an array of objects").into_response(),
+        Err(e) => return ApiError::new(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")).into_response(),
     };
     if let Some(reason) = principal.role.submit_refusal(items.iter().map(|item| item.get("agency").and_then(Value::as_str).unwrap_or(""))) {
         return deny(&principal, reason);
@@ -100,7 +99,7 @@ async fn submit(req: &poem::Request, body: Body, state: Data<&Arc<State>>, princ
             state.metrics.submit_refused.inc_by(n);
             reply(StatusCode::UNPROCESSABLE_ENTITY, json!({"error": SubmitError::Invalid(problems.clone()).to_string(), "problems": problems}))
         }
-        Err(e @ SubmitError::Unavailable(_)) => reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": e.to_string()})),
+        Err(e @ SubmitError::Unavailable(_)) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
 }
 
@@ -126,7 +125,7 @@ fn graphiql_asset(poem::web::Path(name): poem::web::Path<String>) -> poem::Respo
         Some((_, content_type, bytes)) => {
             poem::Response::builder().content_type(*content_type).header("cache-control", "public, max-age=86400").body(bytes::Bytes::from_static(bytes))
         }
-        None => reply(StatusCode::NOT_FOUND, json!({"error": format!("no GraphiQL asset '{}'", name.escape_debug())})),
+        None => ApiError::new(StatusCode::NOT_FOUND, format!("no GraphiQL asset '{}'", name.escape_debug())).into_response(),
     }
 }
 
@@ -153,7 +152,7 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
     let format = match &param {
         Some(p) => match TableFormat::from_param(p) {
             Some(f) => Some(f),
-            None => return reply(StatusCode::BAD_REQUEST, json!({"error": format!("format '{p}': expected arrow, csv or parquet")})),
+            None => return ApiError::new(StatusCode::BAD_REQUEST, format!("format '{p}': expected arrow, csv or parquet")).into_response(),
         },
         None => req.header("accept").and_then(TableFormat::from_accept),
     };
@@ -181,9 +180,9 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
         Err(_) => ("invalid".to_string(), false, None, None),
     };
     if req.method() == poem::http::Method::GET && mutation {
-        let mut r = reply(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "a mutation must be sent with POST (GET requests never change anything)"}));
-        r.headers_mut().insert("allow", poem::http::HeaderValue::from_static("POST"));
-        return r;
+        return ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "a mutation must be sent with POST (GET requests never change anything)")
+            .with_header("allow", "POST")
+            .into_response();
     }
     let labels = OperationLabels { operation, format: format.map_or("json".to_string(), |f| format!("{f:?}").to_lowercase()) };
     if let Some(hit) = key.as_ref().and_then(|k| state.cache.get(k)) {
@@ -200,7 +199,7 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
         r = tokio::time::timeout(state.limits.timeout, state.schema.execute(request)) => r,
         _ = super::connection::hung_up(req) => {
             tracing::info!("the client hung up; its query was stopped");
-            return reply(StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST), json!({"error": "the client closed the connection"}));
+            return ApiError::new(StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST), "the client closed the connection").into_response();
         }
     };
     let response = match executed {
@@ -255,7 +254,7 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
                         body: bytes.into(),
                     }
                 }
-                Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": e})),
+                Err(e) => return ApiError::new(StatusCode::BAD_REQUEST, e).into_response(),
             }
         }
     };
@@ -315,27 +314,26 @@ fn is_mutation(doc: &async_graphql::parser::types::ExecutableDocument, operation
 
 /// The GraphQL request of a GET (query string) or POST (JSON body of at most `max` bytes).
 async fn read_request(req: &poem::Request, body: Body, max: usize) -> Result<async_graphql::Request, poem::Response> {
-    let no_query = || reply(StatusCode::BAD_REQUEST, json!({"error": "no 'query': a GraphQL request names its document in 'query'"}));
+    let no_query = || ApiError::new(StatusCode::BAD_REQUEST, "no 'query': a GraphQL request names its document in 'query'").into_response();
     if req.method() == poem::http::Method::GET {
         let request = async_graphql::http::parse_query_string(req.uri().query().unwrap_or(""))
-            .map_err(|e| reply(StatusCode::BAD_REQUEST, json!({"error": format!("query string: {e}")})))?;
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("query string: {e}")).into_response())?;
         return if request.query.is_empty() { Err(no_query()) } else { Ok(request) };
     }
     if !is_json(req) {
-        return Err(reply(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            json!({"error": format!("a GraphQL POST is JSON: send content-type: application/json (got {})", req.content_type().map_or("none".to_string(), |t| format!("'{t}'")))}),
-        ));
+        let got = req.content_type().map_or("none".to_string(), |t| format!("'{t}'"));
+        return Err(ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, format!("a GraphQL POST is JSON: send content-type: application/json (got {got})"))
+            .into_response());
     }
     let bytes = body
         .into_bytes_limit(max)
         .await
-        .map_err(|e| reply(StatusCode::PAYLOAD_TOO_LARGE, json!({"error": format!("request body: {e} (at most {max} bytes)")})))?;
+        .map_err(|e| ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("request body: {e} (at most {max} bytes)")).into_response())?;
     match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Array(_)) => Err(reply(StatusCode::BAD_REQUEST, json!({"error": "batched requests are not supported: send one request per call"}))),
+        Ok(Value::Array(_)) => Err(ApiError::new(StatusCode::BAD_REQUEST, "batched requests are not supported: send one request per call").into_response()),
         Ok(v) if !v.get("query").is_some_and(Value::is_string) => Err(no_query()),
-        Ok(v) => serde_json::from_value(v).map_err(|e| reply(StatusCode::BAD_REQUEST, json!({"error": format!("not a GraphQL request: {e}")}))),
-        Err(e) => Err(reply(StatusCode::BAD_REQUEST, json!({"error": format!("request body is not JSON: {e}")}))),
+        Ok(v) => serde_json::from_value(v).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("not a GraphQL request: {e}")).into_response()),
+        Err(e) => Err(ApiError::new(StatusCode::BAD_REQUEST, format!("request body is not JSON: {e}")).into_response()),
     }
 }
 
@@ -455,9 +453,7 @@ pub fn routes_with(schema: CxSchema, analytics: Analytics, submitter: Option<Arc
             // The whole schema names fields other roles cannot see: admins only (others use
             // introspection, which shows each role its own part).
             get(poem::endpoint::make_sync(move |req: poem::Request| match req.extensions().get::<Principal>() {
-                Some(p) if p.role == super::auth::Role::Admin => {
-                    poem::Response::builder().content_type("text/plain; charset=utf-8").body((*sdl).clone())
-                }
+                Some(p) if p.role == super::auth::Role::Admin => poem::Response::builder().content_type("text/plain; charset=utf-8").body((*sdl).clone()),
                 Some(p) => deny(p, format!("role '{}' sees the schema through introspection; the whole SDL is for admins", p.role.label())),
                 None => deny(&Principal::anonymous(), "no principal".into()),
             })),
@@ -493,9 +489,10 @@ pub fn routes_with(schema: CxSchema, analytics: Analytics, submitter: Option<Arc
                     if let Err(not_until) = limiter.check_key(&who) {
                         let wait = not_until.wait_time_from(governor::clock::Clock::now(&governor::clock::DefaultClock::default()));
                         tracing::warn!(target: "cxlake::access", %who, "rate limited");
-                        let mut r = reply(StatusCode::TOO_MANY_REQUESTS, json!({"error": format!("rate limit of {} requests per second exceeded; retry in {} ms", state.limits.rate_per_second, wait.as_millis())}));
-                        r.headers_mut().insert("retry-after", poem::http::HeaderValue::from(wait.as_secs().max(1)));
-                        return Ok(r);
+                        let message = format!("rate limit of {} requests per second exceeded; retry in {} ms", state.limits.rate_per_second, wait.as_millis());
+                        return Ok(ApiError::new(StatusCode::TOO_MANY_REQUESTS, message)
+                            .with_header("retry-after", wait.as_secs().max(1).to_string())
+                            .into_response());
                     }
                 }
                 req.extensions_mut().insert(principal);

@@ -115,12 +115,12 @@ impl AuthFailures {
         let who = addr.map_or("an unknown address".to_string(), |a| a.to_string());
         tracing::warn!(target: "cxlake::access", %who, "too many failed authentications");
         let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-        let mut r = reply(
+        ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            json!({"error": format!("too many failed authentications from {who} (at most {} per minute): retry in {secs} s", self.per_minute)}),
-        );
-        r.headers_mut().insert("retry-after", poem::http::HeaderValue::from(secs));
-        r
+            format!("too many failed authentications from {who} (at most {} per minute): retry in {secs} s", self.per_minute),
+        )
+        .with_header("retry-after", secs.to_string())
+        .into_response()
     }
 }
 

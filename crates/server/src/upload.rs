@@ -10,8 +10,8 @@ use super::state::{deny, reply, State};
 use cx_ingest::formats::{Format, OpenOptions};
 use poem::http::StatusCode;
 use poem::web::{Data, Query};
+use poem::IntoResponse;
 use poem::{handler, Body};
-use serde_json::json;
 use std::sync::Arc;
 
 /// Largest accepted upload.
@@ -28,7 +28,8 @@ pub struct UploadParams {
 #[handler]
 pub async fn ingest_upload(params: Query<UploadParams>, body: Body, state: Data<&Arc<State>>, principal: Data<&Principal>) -> poem::Response {
     let Some(submitter) = &state.submitter else {
-        return reply(StatusCode::METHOD_NOT_ALLOWED, json!({"error": "this server is read-only: start it with --submit to accept uploads"}));
+        return super::state::ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "this server is read-only: start it with --submit to accept uploads")
+            .into_response();
     };
     // Collectors may upload only their own agency's rows (others are quarantined); admins any.
     if !principal.role.submits() {
@@ -38,22 +39,23 @@ pub async fn ingest_upload(params: Query<UploadParams>, body: Body, state: Data<
     let format = match params.format.as_deref().map(str::parse::<Format>) {
         Some(Ok(f @ (Format::Csv | Format::Jsonl | Format::Parquet))) => f,
         Some(Ok(_)) => {
-            return reply(StatusCode::BAD_REQUEST, json!({"error": "Touchpoints exports need a mapping: ingest them with `cxlake ingest --mapping`"}))
+            return super::state::ApiError::new(StatusCode::BAD_REQUEST, "Touchpoints exports need a mapping: ingest them with `cxlake ingest --mapping`")
+                .into_response()
         }
-        _ => return reply(StatusCode::BAD_REQUEST, json!({"error": "format must be csv, jsonl or parquet"})),
+        _ => return super::state::ApiError::new(StatusCode::BAD_REQUEST, "format must be csv, jsonl or parquet").into_response(),
     };
     let table = match params.table.as_deref() {
         None | Some("responses") => None,
         Some(t) => match t.parse::<cx_domain::observations::ObservationTable>() {
             Ok(t) => Some(t),
-            Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": format!("{e}, or responses")})),
+            Err(e) => return super::state::ApiError::new(StatusCode::BAD_REQUEST, format!("{e}, or responses")).into_response(),
         },
     };
     let name = params.name.clone().unwrap_or_else(|| format!("upload.{format:?}").to_lowercase());
     // Spool the body, refusing it past the limit.
     let dir = match tempfile::tempdir() {
         Ok(d) => d,
-        Err(e) => return reply(StatusCode::SERVICE_UNAVAILABLE, json!({"error": format!("no room for the upload: {e}")})),
+        Err(e) => return super::state::ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("no room for the upload: {e}")).into_response(),
     };
     let path = dir.path().join("upload");
     let spooled = async {
@@ -66,10 +68,10 @@ pub async fn ingest_upload(params: Query<UploadParams>, body: Body, state: Data<
     };
     match spooled.await {
         Ok(n) if n > MAX_UPLOAD_BYTES => {
-            return reply(StatusCode::PAYLOAD_TOO_LARGE, json!({"error": format!("uploads are at most {MAX_UPLOAD_BYTES} bytes")}))
+            return super::state::ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, format!("uploads are at most {MAX_UPLOAD_BYTES} bytes")).into_response()
         }
         Ok(_) => {}
-        Err(e) => return reply(StatusCode::BAD_REQUEST, json!({"error": format!("reading the upload: {e}")})),
+        Err(e) => return super::state::ApiError::new(StatusCode::BAD_REQUEST, format!("reading the upload: {e}")).into_response(),
     }
     super::state::current_version_refreshed(&state).await;
     let opts = OpenOptions {
@@ -99,7 +101,7 @@ pub async fn ingest_upload(params: Query<UploadParams>, body: Body, state: Data<
             state.metrics.quarantined.inc_by(summary.rows_quarantined);
             reply(StatusCode::OK, serde_json::to_value(summary).unwrap_or_default())
         }
-        Ok(Err(e)) => reply(StatusCode::UNPROCESSABLE_ENTITY, json!({"error": e.to_string()})),
-        Err(e) => reply(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": format!("ingest task failed: {e}")})),
+        Ok(Err(e)) => super::state::ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()).into_response(),
+        Err(e) => super::state::ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, format!("ingest task failed: {e}")).into_response(),
     }
 }
