@@ -240,6 +240,9 @@ async fn the_public_sees_only_cells_of_the_published_grid() {
         ("trends(period: YEAR) { n }", "period"),
         (r#"benchmark(level: SERVICE, filter: { from: "2024-01-01", to: "2024-02-29" }) { n }"#, "filter.from"),
         (r#"driverImportance(filter: { agency: ["VA", "SSA"] }) { n }"#, "filter.agency"),
+        (r#"scores(filter: { service: ["VA-S01", "VA-S02"] }) { n }"#, "filter.service"),
+        // A benchmark of listed entities would publish their ad hoc sums as peer groups.
+        (r#"benchmark(level: AGENCY, filter: { agency: ["VA", "SSA", "DOI"] }) { n }"#, "filter.agency"),
         (r#"alerts(period: MONTH, at: "2024-03") { n }"#, "period"),
         ("serviceLevels(period: MONTH) { rows { period } }", "period"),
     ];
@@ -272,5 +275,8 @@ async fn the_public_sees_only_cells_of_the_published_grid() {
     // The list of a service's scores with a partial date range is refused too (it is a scores
     // query of the listed services).
     let resp = ask(Role::Public, r#"{ services(agency: ["VA"]) { scores(from: "2023-11-01", to: "2023-12-31") { n } } }"#.into()).await;
-    assert!(!resp.errors.is_empty());
+    let err = resp.errors.first().expect("refused");
+    let ext = err.extensions.as_ref().expect("extensions");
+    assert_eq!(ext.get("code").map(|c| c.to_string()), Some("\"BAD_USER_INPUT\"".into()), "{}", err.message);
+    assert_eq!(ext.get("argument").map(|c| c.to_string()), Some("\"from\"".into()), "{}", err.message);
 }

@@ -163,6 +163,10 @@ impl Analytics {
         if q.peers == Peers::SameAgency && q.level == Level::Agency {
             return Err(AnalyticsError::invalid("peers", "SAME_AGENCY peers need a level below agency".into()));
         }
+        // For the public, no list of entities either: a peer group is then always a grid cell
+        // minus one entity, never an ad hoc sum of listed ones (whose perturbed n, minus a
+        // listed entity's, would be one more independent estimate of a suppressed cell).
+        self.check_published(&q.filter, &[], q.period)?;
         let entity_dim = q.level.dimension();
         let mut group_by = vec![entity_dim];
         group_by.extend(q.peers.dimension());

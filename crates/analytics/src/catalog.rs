@@ -93,7 +93,7 @@ impl Catalog {
                     _ => self.known.get(dim).is_none_or(|k| k.contains(v)),
                 };
                 if !ok {
-                    return Err(AnalyticsError::invalid(&format!("filter.{}", dim.as_str()), format!("unknown {} '{}'", dim.as_str(), v)));
+                    return Err(AnalyticsError::invalid(&super::filter::argument(*dim), format!("unknown {} '{}'", dim.as_str(), v)));
                 }
             }
         }

@@ -9,6 +9,22 @@ use cx_lake::PartitionFilter;
 use polars::prelude::*;
 use std::collections::BTreeMap;
 
+/// The argument naming `dim` in a query's filter (`filter.service`, `filter.serviceType`), for
+/// errors: the API's name of the dimension, not its lake column.
+pub fn argument(dim: Dimension) -> String {
+    let name = match dim {
+        Dimension::Agency => "agency",
+        Dimension::Bureau => "bureau",
+        Dimension::Service => "service",
+        Dimension::ServiceType => "serviceType",
+        Dimension::Channel => "channel",
+        Dimension::Office => "office",
+        Dimension::Region => "region",
+        Dimension::Stage => "stage",
+    };
+    format!("filter.{name}")
+}
+
 /// A selection of responses. Every `Some` list restricts to its values; `None` does not restrict.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Filter {
@@ -37,10 +53,7 @@ impl Filter {
         }
         for (dim, values) in &self.values {
             if values.is_empty() {
-                return Err(AnalyticsError::invalid(
-                    &format!("filter.{}", dim.as_str()),
-                    "an empty list selects nothing; leave the field out to select everything".into(),
-                ));
+                return Err(AnalyticsError::invalid(&argument(*dim), "an empty list selects nothing; leave the field out to select everything".into()));
             }
         }
         Ok(())
@@ -116,7 +129,7 @@ impl Filter {
         for (dim, values) in &self.values {
             if values.len() > 1 && !grouped.contains(dim) {
                 return Err(AnalyticsError::invalid(
-                    &format!("filter.{}", dim.as_str()),
+                    &argument(*dim),
                     format!("{} values: the public role selects one value of a dimension at a time, or groups by it", values.len()),
                 ));
             }
@@ -203,8 +216,8 @@ mod public_tests {
         }
         // Lists of values only of grouped dimensions.
         let two = Filter::default().with(Dimension::Service, ["A", "B"]);
-        refused(&two, &[], None, &format!("filter.{}", Dimension::Service.as_str()));
-        refused(&two, &[Dimension::Office], None, &format!("filter.{}", Dimension::Service.as_str()));
+        refused(&two, &[], None, "filter.service");
+        refused(&two, &[Dimension::Office], None, "filter.service");
         ok(&two, &[Dimension::Service], None);
     }
 }

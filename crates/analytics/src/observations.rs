@@ -76,7 +76,7 @@ impl ObservationFilter {
         for dim in self.filter.values.keys() {
             if !matches!(dim, Dimension::Agency | Dimension::Service | Dimension::Channel | Dimension::Office) {
                 return Err(AnalyticsError::invalid(
-                    &format!("filter.{}", dim.as_str()),
+                    &super::filter::argument(*dim),
                     "telemetry and indicators are coded by agency, service, channel and office only".into(),
                 ));
             }

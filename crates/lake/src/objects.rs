@@ -28,8 +28,8 @@ use std::sync::Arc;
 pub const S3_SCHEME: &str = "s3://";
 
 /// The runtime that runs a lake's object-store calls for callers on any thread, async or not
-/// (one per opened lake, shared by its clones; started on first use, so a local lake, whose
-/// reads are plain file I/O, never starts one).
+/// (one per opened lake, shared by its clones, started on its first use; a local lake's reads
+/// are plain file I/O, its listings and deletes go through it).
 #[derive(Default)]
 struct Io(std::sync::OnceLock<tokio::runtime::Runtime>);
 

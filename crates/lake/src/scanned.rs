@@ -33,6 +33,8 @@ pub struct ScanCounters {
     /// Files scanned whose footers are not read yet, by path: (path in the lake, size, how
     /// many scans it was in).
     pending: Mutex<HashMap<String, (String, u64, u64)>>,
+    /// Held while footers are read, so two scrapes never count the same file twice.
+    reading: tokio::sync::Mutex<()>,
 }
 
 impl ScanCounters {
@@ -59,17 +61,25 @@ impl ScanCounters {
     }
 
     /// The totals, after reading the footers of the files scanned since the last call. A
-    /// footer that cannot be read counts no rows (the scan itself reports the file).
+    /// footer that cannot be read counts no rows (the scan itself reports the file). One call
+    /// at a time; a call dropped midway (a scrape that timed out) leaves the pending files for
+    /// the next.
     pub(super) async fn totals(&self, objects: &Objects) -> Scanned {
-        let pending: Vec<(String, (String, u64, u64))> = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner())).into_iter().collect();
+        let _one = self.reading.lock().await;
+        let pending: Vec<(String, (String, u64, u64))> =
+            self.pending.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(url, entry)| (url.clone(), entry.clone())).collect();
         if !pending.is_empty() {
             let counts = row_counts(objects, pending.iter().map(|(_, (path, size, _))| (path.as_str(), *size))).await;
             let mut known = self.rows_of.lock().unwrap_or_else(|e| e.into_inner());
+            let mut waiting = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             let mut rows = 0;
-            for ((path, (_, _, times)), n) in pending.into_iter().zip(counts) {
+            for ((url, (_, _, times)), n) in pending.into_iter().zip(counts) {
+                // Scans recorded while the footers were read count too (they were added to
+                // the same entry); a file whose footer failed is dropped, not retried forever.
+                let times = waiting.remove(&url).map_or(times, |(_, _, now)| now);
                 if let Ok(n) = n {
                     rows += n * times;
-                    known.insert(path, n);
+                    known.insert(url, n);
                 }
             }
             self.rows.fetch_add(rows, Ordering::Relaxed);

@@ -188,24 +188,31 @@ fn innermost(t: &TypeRef) -> (&str, bool) {
     }
 }
 
-/// The fields a selection set selects, fragments expanded, in order: (response key, field
-/// name, its selection set); a response key selected twice is one column.
-fn selected<'a>(doc: &'a ExecutableDocument, set: &'a SelectionSet, out: &mut Vec<(String, String, Vec<&'a SelectionSet>)>) {
+/// A selected field: its response key, its name, its selection sets (a key selected twice is
+/// one column) and whether `@skip`/`@include` may leave it out (then its column is nullable).
+type Selected<'a> = (String, String, Vec<&'a SelectionSet>, bool);
+
+/// The fields a selection set selects, fragments expanded, in order.
+fn selected<'a>(doc: &'a ExecutableDocument, set: &'a SelectionSet, conditional: bool, out: &mut Vec<Selected<'a>>) {
     for item in &set.items {
         match &item.node {
             Selection::Field(f) => {
                 let key = f.node.response_key().node.to_string();
-                match out.iter_mut().find(|(k, _, _)| *k == key) {
-                    Some((_, _, sets)) => sets.push(&f.node.selection_set.node),
-                    None => out.push((key, f.node.name.node.to_string(), vec![&f.node.selection_set.node])),
+                let conditional = conditional || !f.node.directives.is_empty();
+                match out.iter_mut().find(|(k, ..)| *k == key) {
+                    Some((_, _, sets, c)) => {
+                        sets.push(&f.node.selection_set.node);
+                        *c = *c && conditional;
+                    }
+                    None => out.push((key, f.node.name.node.to_string(), vec![&f.node.selection_set.node], conditional)),
                 }
             }
             Selection::FragmentSpread(s) => {
                 if let Some(fragment) = doc.fragments.get(&s.node.fragment_name.node) {
-                    selected(doc, &fragment.node.selection_set.node, out);
+                    selected(doc, &fragment.node.selection_set.node, conditional || !s.node.directives.is_empty(), out);
                 }
             }
-            Selection::InlineFragment(i) => selected(doc, &i.node.selection_set.node, out),
+            Selection::InlineFragment(i) => selected(doc, &i.node.selection_set.node, conditional || !i.node.directives.is_empty(), out),
         }
     }
 }
@@ -221,8 +228,8 @@ impl OutputTypes {
             (async_graphql::parser::types::DocumentOperations::Multiple(_), None) => return Err("the document has several operations: name one".into()),
         };
         let mut top = Vec::new();
-        selected(doc, &op.node.selection_set.node, &mut top);
-        let [(key, name, sets)] = &top[..] else {
+        selected(doc, &op.node.selection_set.node, false, &mut top);
+        let [(key, name, sets, _)] = &top[..] else {
             return Err(format!("a table download needs exactly one top-level field; the query selects {}", top.len()));
         };
         let ty = self.field(&self.query, name)?;
@@ -239,9 +246,9 @@ impl OutputTypes {
             TypeRef::Named { name: object, object: true } => {
                 // A page: exactly one list among its selected fields holds the rows.
                 let mut fields = Vec::new();
-                sets.iter().for_each(|s| selected(doc, s, &mut fields));
+                sets.iter().for_each(|s| selected(doc, s, false, &mut fields));
                 let mut lists = Vec::new();
-                for (k, f, s) in &fields {
+                for (k, f, s, _) in &fields {
                     let t = self.field(object, f)?;
                     if let TypeRef::List(item) = t.nullable().1 {
                         lists.push((k.clone(), item.as_ref().clone(), s.clone()));
@@ -264,13 +271,13 @@ impl OutputTypes {
     /// The columns of the objects of type `object` selected by `sets`, under `prefix`.
     fn columns(&self, doc: &ExecutableDocument, object: &str, sets: &[&SelectionSet], prefix: &str, nullable_above: bool) -> Result<Vec<Column>, String> {
         let mut fields = Vec::new();
-        sets.iter().for_each(|s| selected(doc, s, &mut fields));
+        sets.iter().for_each(|s| selected(doc, s, false, &mut fields));
         let (mut base, mut nested, mut exploded) = (Vec::new(), Vec::new(), None::<(String, Vec<Column>)>);
-        for (key, field, sub) in &fields {
+        for (key, field, sub, conditional) in &fields {
             let name = if prefix.is_empty() { key.clone() } else { format!("{prefix}_{key}") };
             let ty = self.field(object, field)?;
             let (nullable, inner) = ty.nullable();
-            let nullable = nullable || nullable_above;
+            let nullable = nullable || nullable_above || *conditional;
             match (inner, innermost(inner)) {
                 (TypeRef::List(_), (item, true)) => {
                     if let Some((other, _)) = &exploded {
@@ -626,6 +633,10 @@ mod tests {
             [("driver", Utf8), ("shapley", Float64)]
         );
         assert_eq!(page.schema().metadata().get("cxlake.totalCount").map(String::as_str), Some("0"));
+        // A field `@include` may leave out is nullable, so leaving it out is still a table.
+        let skipped = download(groups(), "{ groups { serviceType n @include(if: false) } }").await.unwrap();
+        assert_eq!(skipped.schema().field(1).name(), "n");
+        assert!(skipped.schema().field(1).is_nullable() && !skipped.schema().field(0).is_nullable());
     }
 
     #[test]

@@ -10,7 +10,12 @@ pub struct QueryRoot;
 
 /// An analytics error as a GraphQL error with a machine-readable code.
 pub fn gql_error(e: AnalyticsError) -> async_graphql::Error {
-    let code = match &e {
+    gql_error_ref(&e)
+}
+
+/// `gql_error` of a shared error (a DataLoader's `Arc<AnalyticsError>`).
+pub fn gql_error_ref(e: &AnalyticsError) -> async_graphql::Error {
+    let code = match e {
         AnalyticsError::Invalid { .. } => "BAD_USER_INPUT",
         AnalyticsError::CorruptFile { .. } | AnalyticsError::Store(cx_lake::StoreError::Corrupt { .. }) => "CORRUPT_DATA_FILE",
         AnalyticsError::Cancelled => "CANCELLED",
@@ -21,12 +26,12 @@ pub fn gql_error(e: AnalyticsError) -> async_graphql::Error {
     if code == "INTERNAL" {
         tracing::error!(error = %e, "query failed");
     }
-    let field = match &e {
+    let field = match e {
         AnalyticsError::Invalid { field, .. } => Some(field.clone()),
         _ => None,
     };
     let busy = matches!(e, AnalyticsError::Busy { .. });
-    e.extend_with(|_, ext| {
+    async_graphql::Error::new(e.to_string()).extend_with(|_, ext| {
         ext.set("code", code);
         if busy {
             ext.set("retryAfterSeconds", 1);

@@ -184,6 +184,10 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
             .with_header("allow", "POST")
             .into_response();
     }
+    // A table the query cannot make (two top-level fields, no list) is refused before any work.
+    if let Some(Err(e)) = &plan {
+        return ApiError::bad_request(e.clone()).into_response();
+    }
     let labels = OperationLabels { operation, format: format.map_or("json".to_string(), |f| format!("{f:?}").to_lowercase()) };
     if let Some(hit) = key.as_ref().and_then(|k| state.cache.get(k)) {
         state.metrics.cache_hits.inc();

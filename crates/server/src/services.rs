@@ -75,14 +75,16 @@ impl ServiceOut {
             },
             perturbed: !crate::auth::principal(ctx).role.exact_counts(),
         };
+        // An error keeps its code; an invalid date names this field's own argument (`from`, `to`).
+        let error = |e: std::sync::Arc<AnalyticsError>| match e.as_ref() {
+            AnalyticsError::Invalid { field, message } => gql_error(AnalyticsError::invalid(field.strip_prefix("filter.").unwrap_or(field), message.clone())),
+            other => super::query::gql_error_ref(other),
+        };
         let rows = match ctx.data_opt::<DataLoader<ServiceScoresLoader>>() {
-            Some(loader) => loader.load_one(key).await.map_err(|e| gql_error(AnalyticsError::Task(e.to_string())))?.unwrap_or_default(),
-            None => ServiceScoresLoader(ctx.data::<Analytics>()?.clone())
-                .load(std::slice::from_ref(&key))
-                .await
-                .map_err(|e| async_graphql::Error::new(e.to_string()))?
-                .remove(&key)
-                .unwrap_or_default(),
+            Some(loader) => loader.load_one(key).await.map_err(error)?.unwrap_or_default(),
+            None => {
+                ServiceScoresLoader(ctx.data::<Analytics>()?.clone()).load(std::slice::from_ref(&key)).await.map_err(error)?.remove(&key).unwrap_or_default()
+            }
         };
         Ok(rows.into_iter().map(Into::into).collect())
     }
