@@ -235,14 +235,7 @@ impl OutputTypes {
         let ty = self.field(&self.query, name)?;
         let (_, inner) = ty.nullable();
         match inner {
-            TypeRef::List(item) => {
-                let (item_nullable, item) = item.nullable();
-                let columns = match innermost(item) {
-                    (object, true) => self.columns(doc, object, sets, "", item_nullable)?,
-                    (scalar, false) => vec![Column { name: key.clone(), data_type: arrow_type(scalar), nullable: item_nullable }],
-                };
-                Ok(TablePlan { field: key.clone(), page_list: None, columns })
-            }
+            TypeRef::List(item) => Ok(TablePlan { field: key.clone(), page_list: None, columns: self.row_columns(doc, key, item, sets)? }),
             TypeRef::Named { name: object, object: true } => {
                 // A page: exactly one list among its selected fields holds the rows.
                 let mut fields = Vec::new();
@@ -257,15 +250,20 @@ impl OutputTypes {
                 let [(list_key, item, s)] = &lists[..] else {
                     return Err(format!("'{key}' is an object; a table download needs it to hold exactly one list"));
                 };
-                let (item_nullable, item) = item.nullable();
-                let columns = match innermost(item) {
-                    (object, true) => self.columns(doc, object, s, "", item_nullable)?,
-                    (scalar, false) => vec![Column { name: list_key.clone(), data_type: arrow_type(scalar), nullable: item_nullable }],
-                };
-                Ok(TablePlan { field: key.clone(), page_list: Some(list_key.clone()), columns })
+                Ok(TablePlan { field: key.clone(), page_list: Some(list_key.clone()), columns: self.row_columns(doc, list_key, item, s)? })
             }
             _ => Err(format!("'{key}' is not a list")),
         }
+    }
+
+    /// The columns of a table whose rows are the items (of type `item`) of the list `key`:
+    /// the objects' selected fields, or one column of scalars named `key`.
+    fn row_columns(&self, doc: &ExecutableDocument, key: &str, item: &TypeRef, sets: &[&SelectionSet]) -> Result<Vec<Column>, String> {
+        let (nullable, item) = item.nullable();
+        Ok(match innermost(item) {
+            (object, true) => self.columns(doc, object, sets, "", nullable)?,
+            (scalar, false) => vec![Column { name: key.to_string(), data_type: arrow_type(scalar), nullable }],
+        })
     }
 
     /// The columns of the objects of type `object` selected by `sets`, under `prefix`.

@@ -91,7 +91,7 @@ pub async fn export_rows(
     let asked: Option<Vec<String>> = params.agency.as_ref().map(|a| a.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect());
     match principal.role.raw_agencies(asked.as_deref()) {
         Ok(agencies) => filter.agencies = agencies.map(|a| a.into_iter().collect()),
-        Err(reason) => return super::state::deny(&principal, reason),
+        Err(reason) => return super::state::ApiError::forbidden(&principal, reason).into_response(),
     }
     let range = (params.from.as_deref().map(|l| quarter("from", l)), params.to.as_deref().map(|l| quarter("to", l)));
     match range {

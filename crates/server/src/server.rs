@@ -16,7 +16,7 @@ use super::auth::Principal;
 use super::cache::{self, Cached, QueryCache};
 use super::download::{encode, table, TableFormat};
 use super::metrics::{operation_of, Metrics, OperationLabels, RouteLabels};
-use super::state::{current_version, current_version_refreshed, deny, refresh_catalog, reply, ApiError, AuthFailures};
+use super::state::{current_version, current_version_refreshed, refresh_catalog, reply, ApiError, AuthFailures};
 pub use super::state::{Limits, State};
 use super::CxSchema;
 use async_graphql_poem::GraphQLResponse;
@@ -79,7 +79,7 @@ async fn submit(req: &poem::Request, body: Body, state: Data<&Arc<State>>, princ
         Err(e) => return ApiError::new(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")).into_response(),
     };
     if let Some(reason) = principal.role.submit_refusal(items.iter().map(|item| item.get("agency").and_then(Value::as_str).unwrap_or(""))) {
-        return deny(&principal, reason);
+        return ApiError::forbidden(&principal, reason).into_response();
     }
     let n = items.len() as u64;
     // The lake version is not read on the way in (acknowledgements wait only for the local
@@ -458,8 +458,9 @@ pub fn routes_with(schema: CxSchema, analytics: Analytics, submitter: Option<Arc
             // introspection, which shows each role its own part).
             get(poem::endpoint::make_sync(move |req: poem::Request| match req.extensions().get::<Principal>() {
                 Some(p) if p.role == super::auth::Role::Admin => poem::Response::builder().content_type("text/plain; charset=utf-8").body((*sdl).clone()),
-                Some(p) => deny(p, format!("role '{}' sees the schema through introspection; the whole SDL is for admins", p.role.label())),
-                None => deny(&Principal::anonymous(), "no principal".into()),
+                Some(p) => ApiError::forbidden(p, format!("role '{}' sees the schema through introspection; the whole SDL is for admins", p.role.label()))
+                    .into_response(),
+                None => ApiError::forbidden(&Principal::anonymous(), "no principal".into()).into_response(),
             })),
         )
         .data(state)

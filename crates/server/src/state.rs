@@ -167,11 +167,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Refuses a REST request its principal may not make (403, logged).
-pub(crate) fn deny(principal: &Principal, reason: String) -> poem::Response {
-    ApiError::forbidden(principal, reason).into_response()
-}
-
 /// A JSON reply: the one shape of every REST answer and error.
 pub(crate) fn reply(status: StatusCode, body: Value) -> poem::Response {
     poem::Response::builder().status(status).content_type("application/json").body(body.to_string())

@@ -6,7 +6,7 @@
 //! temporary file (at most `MAX_UPLOAD_BYTES`); the answer is the ingest summary as JSON.
 
 use super::auth::Principal;
-use super::state::{deny, reply, State};
+use super::state::{reply, State};
 use cx_ingest::formats::{Format, OpenOptions};
 use poem::http::StatusCode;
 use poem::web::{Data, Query};
@@ -33,7 +33,7 @@ pub async fn ingest_upload(params: Query<UploadParams>, body: Body, state: Data<
     };
     // Collectors may upload only their own agency's rows (others are quarantined); admins any.
     if !principal.role.submits() {
-        return deny(&principal, format!("role '{}' may not ingest", principal.role.label()));
+        return super::state::ApiError::forbidden(&principal, format!("role '{}' may not ingest", principal.role.label())).into_response();
     }
     let agency = principal.role.agency().map(str::to_string);
     let format = match params.format.as_deref().map(str::parse::<Format>) {
