@@ -42,7 +42,7 @@ def fresh_lake(path, source):
     shutil.rmtree(path, ignore_errors=True)
     (path / "dimensions").mkdir(parents=True)
     for t in ["services", "offices"]:
-        shutil.copy(source / "dimensions" / f"{t}.parquet", path / "dimensions" / f"{t}.parquet")
+        shutil.copytree(source / "dimensions" / t, path / "dimensions" / t)
 
 
 def ingest_bench(binary, out, rows, repeat):
@@ -79,7 +79,7 @@ def submit_bench(binary, out, source, clients=32, seconds=10):
     shutil.rmtree(lake, ignore_errors=True)
     shutil.copytree(source, lake)
     c = duckdb.connect()
-    svc = c.execute(f"SELECT service_id, agency, bureau, service_type FROM '{source}/dimensions/services.parquet' LIMIT 1").fetchone()
+    svc = c.execute(f"SELECT service_id, agency, bureau, service_type FROM '{source}/dimensions/services/*.parquet' LIMIT 1").fetchone()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -135,8 +135,8 @@ def main():
     ensure_lake(binary, args.lake, args.rows)
     import duckdb  # noqa: PLC0415
     c = duckdb.connect()
-    agencies = [r[0] for r in c.execute(f"SELECT DISTINCT agency FROM '{args.lake}/dimensions/services.parquet'").fetchall()]
-    svc = c.execute(f"SELECT service_id, agency, bureau, service_type FROM '{args.lake}/dimensions/services.parquet' LIMIT 1").fetchone()
+    agencies = [r[0] for r in c.execute(f"SELECT DISTINCT agency FROM '{args.lake}/dimensions/services/*.parquet'").fetchall()]
+    svc = c.execute(f"SELECT service_id, agency, bureau, service_type FROM '{args.lake}/dimensions/services/*.parquet' LIMIT 1").fetchone()
     template = {"agency": svc[1], "bureau": svc[2], "service_id": svc[0], "service_type": svc[3], "channel": "digital",
                 "collection_id": "mixed-load", "scale": "likert5", "trust": 4, "satisfaction": 3}
     wal = Path(f"/tmp/cxlake-mixed-load-wal-{os.getpid()}")

@@ -64,7 +64,7 @@ def main():
     counts = ", ".join(f"count(*) FILTER (WHERE {m} = {v})" for m in MEASURES for v in range(0, 6))
     hisp_sql = f"""SELECT service_id, channel, scale, count(*), {counts} FROM {resp}
                    WHERE fiscal_year = 2026 AND fiscal_quarter = 2
-                     AND service_id IN (SELECT service_id FROM read_parquet('{lake}/dimensions/services.parquet') WHERE designated)
+                     AND service_id IN (SELECT service_id FROM read_parquet('{lake}/dimensions/services/*.parquet') WHERE designated)
                    GROUP BY ALL"""
     vol_sql = f"""SELECT service_id, channel, metric, sum(value) FROM {tel} WHERE fiscal_year = 2026 AND fiscal_quarter = 2
                   AND metric IN ('transactions', 'surveys_offered') GROUP BY ALL"""

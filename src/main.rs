@@ -394,11 +394,32 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Merge small data files of each partition into few full ones (query results unchanged);
-    /// like every writer, it first removes temporary files left by killed writers.
+    /// Merge small data files of each partition into few full ones (query results unchanged):
+    /// one Delta commit per partition, removing the old files and adding the new; like every
+    /// writer, it first removes temporary files left by killed writers.
     Compact {
-        /// Lake root directory (a lake on local disk).
+        /// Lake root: a directory or s3://bucket/prefix.
         #[arg(long, env = "CXLAKE_LAKE", default_value = "lake")]
+        lake: String,
+    },
+    /// Delete data files no table version of the retention period needs (files compaction
+    /// replaced, files of writers killed before their commit). Time travel to older versions
+    /// fails afterwards.
+    Vacuum {
+        /// Lake root: a directory or s3://bucket/prefix.
+        #[arg(long, env = "CXLAKE_LAKE", default_value = "lake")]
+        lake: String,
+        /// Keep files that versions of the last this many hours read.
+        #[arg(long, default_value_t = 168)]
+        retention_hours: u64,
+        /// List what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Turn a lake of the old layout (format 1) into Delta tables in place, without rewriting
+    /// data files; safe to rerun, and a no-op on a current lake.
+    Migrate {
+        /// Lake root: a directory or s3://bucket/prefix.
         lake: String,
     },
     /// Survey designs (A-11 280.10).
@@ -431,7 +452,9 @@ fn main() -> std::process::ExitCode {
 fn run() -> Result<()> {
     let cli = Cli::parse();
     let logs = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        // The Delta kernel logs every snapshot it builds at info, and at error a table that does
+        // not exist yet (which cxlake handles): its errors reach the user through ours.
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,buoyant_kernel=off,deltalake_core=warn".into()))
         .with_writer(std::io::stderr);
     match cli.log_format {
         LogFormat::Text => logs.init(),
@@ -502,6 +525,31 @@ fn run() -> Result<()> {
                 "compacted {} partitions: {} files into {} ({} rows); removed {} temporary files; lake version {}",
                 c.partitions, c.files_before, c.files_after, c.rows, c.temporary_files_removed, c.lake_version
             );
+            Ok(())
+        }
+        Command::Vacuum { lake, retention_hours, dry_run } => {
+            let lake = Lake::open_url(&lake)?;
+            let lock = cxlake::store::commit::WriteLock::acquire(&lake)?;
+            let v = cxlake::store::compact::vacuum(&lock, std::time::Duration::from_secs(retention_hours * 3600), dry_run)?;
+            for f in &v.files {
+                println!("{} {f}", if dry_run { "would delete" } else { "deleted" });
+            }
+            println!("{} {} files; lake version {}", if dry_run { "would delete" } else { "deleted" }, v.files.len(), v.lake_version);
+            Ok(())
+        }
+        Command::Migrate { lake } => {
+            let m = cxlake::store::migrate::migrate(&lake)?;
+            if m.already_current {
+                println!("{lake} is already a lake of Delta tables (lake version {}); nothing to do", m.lake_version);
+                return Ok(());
+            }
+            for (table, files, rows) in &m.tables {
+                println!("{table}: {files} files, {rows} rows added to a new Delta table");
+            }
+            for (path, reason) in &m.left_out {
+                println!("left out {path}: {reason}");
+            }
+            println!("migrated {lake}; lake version {}", m.lake_version);
             Ok(())
         }
         Command::Schema => {

@@ -40,7 +40,18 @@ pub fn stored_ids(root: &Path) -> std::collections::HashMap<String, usize> {
     ids
 }
 
+/// The live data files of the responses table (those its Delta log holds), sorted.
 pub fn data_files(root: &Path) -> Vec<PathBuf> {
+    let lake = cxlake::store::Lake::open(root).unwrap();
+    let files = lake.objects().block_on({
+        let lake = lake.clone();
+        async move { lake.response_files(&Default::default()).await }
+    });
+    files.unwrap().into_iter().map(|f| root.join(f.path)).collect()
+}
+
+/// Every `.parquet` file under the responses directory, in the table or not, sorted.
+pub fn parquet_files_on_disk(root: &Path) -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for e in std::fs::read_dir(dir).unwrap() {
             let p = e.unwrap().path();

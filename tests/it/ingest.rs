@@ -263,6 +263,22 @@ fn the_cli_exits_non_zero_only_when_nothing_could_be_stored() {
 async fn compaction_merges_small_files_without_changing_any_result() {
     let lake = fresh_lake(2_000, 25, 1);
     let dir = tempfile::tempdir().unwrap();
+    let query = |as_of: &str| {
+        let filter = if as_of.is_empty() { String::new() } else { format!("filter: {{asOf: {{{as_of}}}}}, ") };
+        format!("{{ scores({filter}groupBy: [AGENCY, SERVICE], period: MONTH, weighted: true) {{ agency service period measure n mean sd agreeShare nEffective }} }}")
+    };
+    let run = |lake: &Path, q: String| {
+        let schema = cxlake::api::schema(analytics(lake));
+        async move {
+            let analyst = cxlake::api::auth::Principal { role: cxlake::api::auth::Role::Analyst, key_id: None };
+            let resp = schema.execute(async_graphql::Request::new(q).data(analyst)).await;
+            resp.into_result().map(|r| r.data.into_json().unwrap()).map_err(|e| e[0].message.clone())
+        }
+    };
+    let generated = run(&lake, query("")).await.unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let generated_at = chrono::Utc::now();
+    std::thread::sleep(std::time::Duration::from_millis(50));
     // Three files over the same partitions: three small data files in each.
     for f in 0..3 {
         let rows: Vec<_> = (0..40)
@@ -281,16 +297,9 @@ async fn compaction_merges_small_files_without_changing_any_result() {
     // A killed writer's leftover.
     let some_partition = data_files(&lake)[0].parent().unwrap().to_path_buf();
     std::fs::write(some_partition.join(".tmp-dead.partial"), b"half a file").unwrap();
-    let query = r#"{ scores(groupBy: [AGENCY, SERVICE], period: MONTH, weighted: true) { agency service period measure n mean sd agreeShare nEffective } }"#;
     let before_files = data_files(&lake);
-    let before = cxlake::api::schema(analytics(&lake))
-        .execute(async_graphql::Request::new(query).data(cxlake::api::auth::Principal { role: cxlake::api::auth::Role::Analyst, key_id: None }))
-        .await
-        .into_result()
-        .unwrap()
-        .data
-        .into_json()
-        .unwrap();
+    let before = run(&lake, query("")).await.unwrap();
+    assert_ne!(before, generated);
 
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cxlake")).args(["compact", "--lake"]).arg(&lake).output().unwrap();
     assert!(out.status.success(), "{out:?}");
@@ -299,18 +308,31 @@ async fn compaction_merges_small_files_without_changing_any_result() {
     let after_files = data_files(&lake);
     assert!(after_files.len() < before_files.len(), "{} -> {}", before_files.len(), after_files.len());
     assert!(!some_partition.join(".tmp-dead.partial").exists());
-    let after = cxlake::api::schema(analytics(&lake))
-        .execute(async_graphql::Request::new(query).data(cxlake::api::auth::Principal { role: cxlake::api::auth::Role::Analyst, key_id: None }))
-        .await
-        .into_result()
-        .unwrap()
-        .data
-        .into_json()
-        .unwrap();
+    let after = run(&lake, query("")).await.unwrap();
     assert_json_close(&before, &after);
     // Every response id is still stored exactly once.
     let ids = crate::common::stored_ids(&lake);
     assert!(ids.values().all(|n| *n == 1) && ids.len() >= 120);
+
+    // Time travel: the responses table's versions are 0 (created), 1 (generated), 2-4 (the
+    // three ingests), then one per compacted partition. Each earlier answer is still there.
+    let versions = run(&lake, "{ lakeVersions { lakeVersion tables { table version } } }".to_string()).await.unwrap();
+    let responses = versions["lakeVersions"]["tables"].as_array().unwrap().iter().find(|t| t["table"] == "responses").unwrap()["version"].as_u64().unwrap();
+    assert!(responses > 4, "{versions}");
+    let v1 = run(&lake, query("version: 1")).await.unwrap();
+    let total = |v: &serde_json::Value| v["scores"].as_array().unwrap().iter().map(|r| r["n"].as_u64().unwrap()).sum::<u64>();
+    assert_eq!((total(&v1), total(&generated)), (total(&generated), total(&generated)), "{versions}");
+    assert_json_close(&v1, &generated);
+    assert_json_close(&run(&lake, query("version: 4")).await.unwrap(), &before);
+    // An instant between the generator and the first ingest reads the generated lake; one
+    // before the lake existed reads nothing.
+    let then = run(&lake, query(&format!("time: \"{}\"", generated_at.to_rfc3339()))).await.unwrap();
+    assert_eq!(total(&then), total(&generated));
+    assert_json_close(&then, &generated);
+    let long_ago = chrono::Utc::now() - chrono::Duration::days(3650);
+    assert_eq!(run(&lake, query(&format!("time: \"{}\"", long_ago.to_rfc3339()))).await.unwrap()["scores"], serde_json::json!([]));
+    let err = run(&lake, query(&format!("version: {}", responses + 1))).await.unwrap_err();
+    assert!(err.contains(&format!("no version {}", responses + 1)), "{err}");
 }
 
 /// Equal JSON, numbers to 1e-12 relative (sums may round differently in the last bit once rows

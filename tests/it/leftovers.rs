@@ -19,7 +19,7 @@ fn plant(lake: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
     };
     let mut dirs = partition("responses");
     dirs.extend(partition("telemetry"));
-    dirs.extend(["_lake/commits", "dimensions"].map(|d| lake.join(d)));
+    dirs.extend(["_lake/ingested", "dimensions/services"].map(|d| lake.join(d)));
     let mut ours = Vec::new();
     for (i, dir) in dirs.iter().enumerate() {
         std::fs::create_dir_all(dir).unwrap();

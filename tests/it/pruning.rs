@@ -46,7 +46,9 @@ fn a_foreign_parquet_file_is_named_with_what_is_wrong() {
     let target = data_files(&lake).into_iter().next().unwrap();
     // A valid Parquet file of another table dropped into a partition.
     std::fs::remove_file(&target).unwrap();
-    std::fs::copy(lake.join("dimensions/offices.parquet"), &target).unwrap();
+    let offices =
+        std::fs::read_dir(lake.join("dimensions/offices")).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|x| x == "parquet")).unwrap();
+    std::fs::copy(offices, &target).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let err = rt.block_on(analytics(&lake).scores(&ScoresQuery::default())).unwrap_err().to_string();
     let rel = target.strip_prefix(&lake).unwrap().display().to_string();
@@ -89,4 +91,28 @@ async fn a_truncated_file_fails_only_the_queries_that_touch_it_and_the_server_st
     let resp = cli.get(format!("/v1/export?agency={other}&format=csv")).send().await;
     resp.assert_status_is_ok();
     assert!(resp.0.into_body().into_string().await.unwrap().lines().count() > 1);
+}
+
+/// Issue 20: the files a query reads come from the responses table's Delta log, not from a
+/// listing, so a zero-byte file, a foreign Parquet file and a stray copy of a data file
+/// dropped into a partition directory change no answer (they used to break every lake-wide
+/// query, or double count).
+#[test]
+fn files_the_log_does_not_hold_change_no_answer() {
+    let lake = fresh_lake(5_000, 24, 1);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let q = ScoresQuery { group_by: vec![Dimension::Agency], period: Some(PeriodUnit::FiscalQuarter), ..Default::default() };
+    let before = rt.block_on(analytics(&lake).scores(&q)).unwrap();
+    let live = data_files(&lake);
+    let dir = live[0].parent().unwrap().to_path_buf();
+    let offices =
+        std::fs::read_dir(lake.join("dimensions/offices")).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|x| x == "parquet")).unwrap();
+    std::fs::write(dir.join("part-zero.parquet"), b"").unwrap();
+    std::fs::copy(&offices, dir.join("part-foreign.parquet")).unwrap();
+    std::fs::copy(&live[0], dir.join("part-stray-copy.parquet")).unwrap();
+    assert_eq!(crate::common::parquet_files_on_disk(&lake).len(), live.len() + 3);
+    assert_eq!(data_files(&lake), live, "the table holds the same files");
+    let after = rt.block_on(analytics(&lake).scores(&q)).unwrap();
+    assert_eq!(after.files_scanned, before.files_scanned);
+    assert_eq!(after.rows, before.rows);
 }

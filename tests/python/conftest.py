@@ -52,9 +52,25 @@ def start_server(*args, env=None, timeout=30):
     return proc, url
 
 
-def scan(lake):
-    """A DuckDB table expression over a lake's responses (hive partition columns included)."""
-    return f"read_parquet('{lake}/responses/**/*.parquet', hive_partitioning = true)"
+def live_files(lake, table="responses", version=None):
+    """The data files of a lake's Delta table at its latest version (or `version`), as the
+    Python `deltalake` package (an outside reader of the Delta log) finds them."""
+    from deltalake import DeltaTable  # noqa: PLC0415
+    return sorted(DeltaTable(f"{lake}/{table}", version=version).file_uris())
+
+
+def scan(lake, table="responses", version=None):
+    """A DuckDB table expression over the live files of a lake's table (hive partition columns
+    included): DuckDB reads the files the Delta log lists, not a directory listing."""
+    files = live_files(lake, table, version)
+    assert files, f"{lake}/{table} has no data files"
+    listed = ", ".join(f"'{f}'" for f in files)
+    return f"read_parquet([{listed}], hive_partitioning = true)"
+
+
+def dimension(lake, name):
+    """A DuckDB table expression over a dimension table (services, offices): its one live file."""
+    return scan(lake, f"dimensions/{name}")
 
 
 def stored_ids(lake, collection_id):

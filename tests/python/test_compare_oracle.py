@@ -10,7 +10,7 @@ import duckdb
 import pytest
 from scipy import stats
 
-from conftest import graphql, run_cxlake
+from conftest import graphql, run_cxlake, scan
 
 LEVELS = {"AGENCY": "agency", "BUREAU": "bureau", "SERVICE": "service_id", "OFFICE": "office_id"}
 PEERS = {"GOVERNMENT_WIDE": None, "SAME_SERVICE_TYPE": "service_type", "SAME_AGENCY": "agency", "SAME_CHANNEL": "channel"}
@@ -20,7 +20,7 @@ Z = stats.norm.ppf(0.975)
 @pytest.fixture(scope="module")
 def con(oracle_lake):
     c = duckdb.connect()
-    c.execute(f"CREATE VIEW r AS SELECT * FROM read_parquet('{oracle_lake}/responses/**/*.parquet', hive_partitioning = true)")
+    c.execute(f"CREATE VIEW r AS SELECT * FROM {scan(oracle_lake)}")
     return c
 
 

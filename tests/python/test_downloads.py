@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 from polars.testing import assert_frame_equal
 
-from conftest import start_server
+from conftest import start_server, scan
 
 SCORES = """{ scores(groupBy: [AGENCY, CHANNEL], period: FISCAL_YEAR, measures: [TRUST]) {
   agency channel period measure n mean sd agreeShare agreeLow suppressed } }"""
@@ -98,8 +98,7 @@ def export(url, **params):
 
 def test_raw_export_streams_every_row_in_each_format(server, oracle_lake):
     c = duckdb_con()
-    scan = f"read_parquet('{oracle_lake}/responses/**/*.parquet', hive_partitioning = true)"
-    want = c.execute(f"SELECT count(*), sum(weight), count(trust), min(submitted_at)::VARCHAR FROM {scan}").fetchone()
+    want = c.execute(f"SELECT count(*), sum(weight), count(trust), min(submitted_at)::VARCHAR FROM {scan(oracle_lake)}").fetchone()
     frames = {}
     for fmt in ["parquet", "arrow", "csv"]:
         got = read(fmt, export(server, format=fmt))
@@ -111,8 +110,8 @@ def test_raw_export_streams_every_row_in_each_format(server, oracle_lake):
     assert_frame_equal(frames["parquet"], frames["arrow"])
     assert frames["parquet"]["response_id"].to_list() == frames["csv"]["response_id"].to_list()
     # Filters select partitions: one agency, two fiscal quarters.
-    agency = c.execute(f"SELECT agency FROM {scan} GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchone()[0]
-    n = c.execute(f"SELECT count(*) FROM {scan} WHERE agency = '{agency}' AND fiscal_year = 2024 AND fiscal_quarter IN (2, 3)").fetchone()[0]
+    agency = c.execute(f"SELECT agency FROM {scan(oracle_lake)} GROUP BY 1 ORDER BY count(*) DESC LIMIT 1").fetchone()[0]
+    n = c.execute(f"SELECT count(*) FROM {scan(oracle_lake)} WHERE agency = '{agency}' AND fiscal_year = 2024 AND fiscal_quarter IN (2, 3)").fetchone()[0]
     part = read("arrow", export(server, format="arrow", agency=agency, **{"from": "FY2024Q2", "to": "FY2024Q3"}))
     assert part.height == n > 0 and set(part["agency"].to_list()) == {agency}
     with pytest.raises(urllib.error.HTTPError) as e:

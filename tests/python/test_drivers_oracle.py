@@ -12,7 +12,7 @@ import duckdb
 import numpy as np
 import pytest
 
-from conftest import ROOT, graphql, run_cxlake
+from conftest import ROOT, graphql, run_cxlake, scan
 
 DRIVERS = ["effectiveness", "ease", "efficiency", "transparency", "humanity", "employee"]
 DIMS = {"AGENCY": ("agency", "agency"), "SERVICE_TYPE": ("service_type", "serviceType"),
@@ -32,7 +32,7 @@ QUERY = """query($o: OutcomeName, $d: [DriverName!], $f: ResponseFilter, $g: [Gr
 def con(oracle_lake):
     c = duckdb.connect()
     c.execute("SET TimeZone = 'UTC'")
-    c.execute(f"CREATE VIEW r AS SELECT * FROM read_parquet('{oracle_lake}/responses/**/*.parquet', hive_partitioning = true)")
+    c.execute(f"CREATE VIEW r AS SELECT * FROM {scan(oracle_lake)}")
     return c
 
 

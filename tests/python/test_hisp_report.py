@@ -14,7 +14,7 @@ import duckdb
 import openpyxl
 import pytest
 
-from conftest import ROOT, run_cxlake
+from conftest import ROOT, run_cxlake, scan, dimension
 
 SAMPLE = ROOT / "data" / "sample"
 GOLDEN = ROOT / "tests" / "fixtures" / "hisp_sample_FY2026Q4.csv"
@@ -35,12 +35,12 @@ def layout_columns():
 def con():
     c = duckdb.connect()
     c.execute("SET TimeZone = 'UTC'")
-    c.execute(f"CREATE VIEW r AS SELECT * FROM read_parquet('{SAMPLE}/responses/**/*.parquet', hive_partitioning = true) "
+    c.execute(f"CREATE VIEW r AS SELECT * FROM {scan(SAMPLE)} "
               f"WHERE submitted_at >= TIMESTAMPTZ '{START} 00:00:00+00' AND submitted_at < TIMESTAMPTZ '{END} 00:00:00+00'")
     for t in ["telemetry", "indicators"]:
-        c.execute(f"CREATE VIEW {t} AS SELECT * FROM read_parquet('{SAMPLE}/{t}/**/*.parquet', hive_partitioning = true) "
+        c.execute(f"CREATE VIEW {t} AS SELECT * FROM {scan(SAMPLE, t)} "
                   f"WHERE observed_at >= TIMESTAMPTZ '{START} 00:00:00+00' AND observed_at < TIMESTAMPTZ '{END} 00:00:00+00'")
-    c.execute(f"CREATE VIEW s AS SELECT * FROM read_parquet('{SAMPLE}/dimensions/services.parquet')")
+    c.execute(f"CREATE VIEW s AS SELECT * FROM {dimension(SAMPLE, "services")}")
     return c
 
 

@@ -11,7 +11,7 @@ import urllib.request
 import duckdb
 import pytest
 
-from conftest import run_cxlake, start_server
+from conftest import run_cxlake, start_server, scan, dimension
 
 FLUSH_MS = 200
 BOUND_S = 5  # documented: visible within flush interval + one listing; generous for CI
@@ -42,7 +42,7 @@ def test_two_replicas_see_each_others_writes(tmp_path, oracle_lake, backend, req
         s3 = request.getfixturevalue("s3")
         s3.upload(oracle_lake, "replicas")
         lake = s3.url("replicas")
-    svc = duckdb.connect().execute(f"SELECT service_id, agency, bureau, service_type FROM '{oracle_lake}/dimensions/services.parquet' LIMIT 1").fetchone()
+    svc = duckdb.connect().execute(f"SELECT service_id, agency, bureau, service_type FROM {dimension(oracle_lake, "services")} LIMIT 1").fetchone()
     template = {"agency": svc[1], "bureau": svc[2], "service_id": svc[0], "service_type": svc[3], "channel": "digital",
                 "collection_id": "replicas", "scale": "likert5", "trust": 5}
     (a, url_a), (b, url_b) = start(lake, tmp_path / "wal-a"), start(lake, tmp_path / "wal-b")
@@ -72,5 +72,5 @@ def test_two_replicas_see_each_others_writes(tmp_path, oracle_lake, backend, req
         local = tmp_path / "downloaded"
         s3.download("replicas", local)
         lake = local
-    n, distinct = duckdb.connect().execute(f"SELECT count(*), count(DISTINCT response_id) FROM read_parquet('{lake}/responses/**/*.parquet') WHERE collection_id = 'replicas'").fetchone()
+    n, distinct = duckdb.connect().execute(f"SELECT count(*), count(DISTINCT response_id) FROM {scan(lake)} WHERE collection_id = 'replicas'").fetchone()
     assert n == distinct == 9

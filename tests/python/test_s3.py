@@ -11,7 +11,7 @@ import time
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import BIN, graphql, run_cxlake
+from conftest import BIN, dimension, graphql, run_cxlake
 from test_ingest_roundtrip import DRIVERS, SCORES, assert_same_rows, con, ingest, same, scan
 
 
@@ -123,7 +123,7 @@ def test_a_replica_killed_while_flushing_leaves_whole_objects_and_loses_no_ackno
     generate(local, seed=14)
     s3.upload(local, "replica-kill")
     lake, wal = s3.url("replica-kill"), tmp_path / "wal"
-    svc = duckdb.connect().execute(f"SELECT service_id, agency, bureau, service_type FROM '{local}/dimensions/services.parquet' LIMIT 1").fetchone()
+    svc = duckdb.connect().execute(f"SELECT service_id, agency, bureau, service_type FROM {dimension(local, "services")} LIMIT 1").fetchone()
     env = dict(os.environ, CXLAKE_LEASE_TTL_MS="1000")
     acknowledged, rng = [], random.Random(3)
 

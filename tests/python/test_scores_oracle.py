@@ -9,7 +9,7 @@ import duckdb
 import pytest
 from scipy import stats
 
-from conftest import graphql
+from conftest import graphql, scan
 
 DIMS = {  # GraphQL enum -> (lake column, output field)
     "AGENCY": ("agency", "agency"),
@@ -47,7 +47,7 @@ def con(oracle_lake):
     c.execute("SET TimeZone = 'UTC'")
     c.execute(
         f"""CREATE VIEW r AS SELECT *, submitted_at AS ts
-            FROM read_parquet('{oracle_lake}/responses/**/*.parquet', hive_partitioning = true)"""
+            FROM {scan(oracle_lake)}"""
     )
     return c
 

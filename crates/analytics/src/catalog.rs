@@ -3,7 +3,6 @@
 
 use super::{AnalyticsError, Filter};
 use cx_domain::{codes::is_region, Dimension};
-use cx_lake::layout::OFFICES_FILE;
 use cx_lake::Lake;
 use polars::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,8 +43,7 @@ impl Catalog {
             known.insert(Dimension::Bureau, services.iter().map(|s| s.bureau.clone()).collect());
             known.insert(Dimension::Service, services.iter().map(|s| s.id.clone()).collect());
         }
-        if lake.objects().exists(OFFICES_FILE)? {
-            let df = lake.read_dimension(OFFICES_FILE)?;
+        if let Some(df) = lake.read_dimension(cx_lake::delta::Dimension::Offices)? {
             let col = |c: &str| strings(&df, c);
             let (id, name, city, state, agency) = (col("office_id")?, col("name")?, col("city")?, col("state")?, col("agency")?);
             for i in 0..df.height() {

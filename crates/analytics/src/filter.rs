@@ -35,6 +35,8 @@ pub struct Filter {
     /// Last day included (UTC).
     pub to: Option<NaiveDate>,
     pub scales: Option<Vec<Scale>>,
+    /// Which version of the lake's tables to read: the latest, or one named (time travel).
+    pub as_of: cx_lake::delta::AsOf,
 }
 
 impl Filter {
@@ -77,6 +79,11 @@ impl Filter {
     /// its other quarters; its agency or bureau minus its other services), not the hundreds of
     /// distinct date ranges or value lists whose differences average the noise away.
     pub fn check_public(&self, grouped: &[Dimension], period: Option<PeriodUnit>) -> Result<(), AnalyticsError> {
+        // Two versions of one cell differ by the rows added between them: time travel would
+        // difference a published cell into small ones.
+        if self.as_of != cx_lake::delta::AsOf::Latest {
+            return Err(AnalyticsError::invalid("filter.asOf", "the public role sees the lake as it is now; earlier versions are for analysts".into()));
+        }
         let fiscal_year = |d: NaiveDate| PeriodUnit::FiscalYear.period(d);
         match period {
             Some(unit @ (PeriodUnit::FiscalQuarter | PeriodUnit::Quarter | PeriodUnit::FiscalYear)) => {
@@ -140,6 +147,7 @@ impl Filter {
     /// The partitions the filter can touch: agencies and the fiscal quarters of the date range.
     pub fn partitions(&self) -> PartitionFilter {
         PartitionFilter {
+            as_of: self.as_of,
             agencies: self.values.get(&Dimension::Agency).map(|v| v.iter().cloned().collect()),
             quarters: match (self.from, self.to) {
                 (None, None) => None,

@@ -12,7 +12,9 @@ pub mod universe;
 use arrow::array::{ArrayRef, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use cx_domain::FiscalQuarter;
-use cx_lake::layout::{PartitionKey, OFFICES_FILE};
+use cx_lake::commit::WriteLock;
+use cx_lake::delta::{Change, Dimension, TableFile};
+use cx_lake::layout::PartitionKey;
 use cx_lake::writer::{parquet_properties, AtomicParquetWriter, UNIQUE_COLUMNS};
 use cx_lake::{schema, Lake, StoreError};
 use model::{Effects, Truth};
@@ -81,7 +83,7 @@ pub fn generate(cfg: &GenerateConfig, progress: &(dyn Fn(u64) + Sync)) -> Result
     let lake = Lake::create_url(&cfg.out)?;
     let tasks = plan(cfg, &universe, &quarters);
 
-    let written: Vec<(u64, u64)> = tasks
+    let written: Vec<TableFile> = tasks
         .par_iter()
         .map(|task| {
             let key = PartitionKey {
@@ -95,11 +97,18 @@ pub fn generate(cfg: &GenerateConfig, progress: &(dyn Fn(u64) + Sync)) -> Result
                 writer.write(&batch)?;
                 progress(batch.num_rows() as u64);
             }
-            Ok((task.rows(), writer.finish()?))
+            let size = writer.finish()?;
+            Ok(TableFile { path: target, partition: Some(key), size, rows: task.rows() })
         })
         .collect::<Result<_, StoreError>>()?;
 
-    write_dimensions(&lake, &universe)?;
+    // Each table is one commit: a reader sees the generated lake whole or not at all.
+    let lock = WriteLock::acquire(&lake)?;
+    let operation = format!("generate seed {}", cfg.seed);
+    let rows: u64 = written.iter().map(|w| w.rows).sum();
+    let (files, bytes) = (written.len(), written.iter().map(|w| w.size).sum());
+    lock.commit(cx_lake::Table::Responses, Change { operation: operation.clone(), added: written, ..Default::default() })?;
+    write_dimensions(&lock, &universe, &operation)?;
     let mut respondents = vec![vec![0u64; quarters.len()]; universe.collections.len()];
     for t in &tasks {
         for (c, n) in t.collections.iter().zip(&t.counts) {
@@ -107,10 +116,10 @@ pub fn generate(cfg: &GenerateConfig, progress: &(dyn Fn(u64) + Sync)) -> Result
         }
     }
     let (telemetry, telemetry_drops) = telemetry::telemetry(cfg.seed, &universe, &quarters, &respondents, cfg.rows as f64 / quarters.len() as f64, cfg.drops);
-    let mut observation_files = write_observations(&lake, cx_lake::Table::TELEMETRY, cfg.seed, telemetry)?;
-    observation_files += write_observations(&lake, cx_lake::Table::INDICATORS, cfg.seed, telemetry::indicators(cfg.seed, &universe, &effects, &quarters))?;
+    let mut observation_files = write_observations(&lock, cx_lake::Table::TELEMETRY, cfg.seed, telemetry, &operation)?;
+    observation_files +=
+        write_observations(&lock, cx_lake::Table::INDICATORS, cfg.seed, telemetry::indicators(cfg.seed, &universe, &effects, &quarters), &operation)?;
     tracing::debug!(observation_files, "telemetry and indicators written");
-    let rows: u64 = written.iter().map(|w| w.0).sum();
     // Realised shares: rows by form and trust scale.
     let (mut thumbs, mut radio) = (0u64, 0u64);
     for t in &tasks {
@@ -131,7 +140,7 @@ pub fn generate(cfg: &GenerateConfig, progress: &(dyn Fn(u64) + Sync)) -> Result
         description: "telemetry per collection and day (surveys_offered >= respondents, transactions >= surveys_offered, page_views of start/status pages on the digital channel); indicators per service and month (processing_time_days) and per office and month (wait_time_minutes, first_contact_resolution) driven by the same latent quality as the answers: better experience, shorter waits",
     });
     lake.objects().create("truth.json", serde_json::to_vec_pretty(&truth).expect("truth serializes"))?;
-    Ok(GenerateReport { rows, files: written.len(), bytes: written.iter().map(|w| w.1).sum(), truth: lake.locate("truth.json") })
+    Ok(GenerateReport { rows, files, bytes, truth: lake.locate("truth.json") })
 }
 
 /// Splits `cfg.rows` over collections and quarters (largest-remainder rounding, so the total is
@@ -199,11 +208,11 @@ fn plan(cfg: &GenerateConfig, u: &Universe, quarters: &[FiscalQuarter]) -> Vec<T
 }
 
 /// Writes the services and offices dimension tables.
-fn write_dimensions(lake: &Lake, u: &Universe) -> Result<(), StoreError> {
+fn write_dimensions(lock: &WriteLock, u: &Universe, operation: &str) -> Result<(), StoreError> {
     let text = |name: &str| Field::new(name, DataType::Utf8, false);
     let strings = |values: Vec<&str>| Arc::new(arrow::array::StringArray::from(values)) as ArrayRef;
     let services: Vec<_> = u.services.iter().map(|s| s.inventory(&u.agencies)).collect();
-    cx_lake::services::create(lake, &services)?;
+    cx_lake::services::replace(lock, &services, operation.to_string())?;
 
     let of = &u.offices;
     let offices_schema = Arc::new(Schema::new(vec![text("office_id"), text("name"), text("city"), text("state"), text("agency")]));
@@ -218,13 +227,20 @@ fn write_dimensions(lake: &Lake, u: &Universe) -> Result<(), StoreError> {
         ],
     )
     .expect("offices batch matches its schema");
-    write_table(lake, OFFICES_FILE, offices)
+    cx_lake::delta::replace_dimension(lock, Dimension::Offices, &offices, operation.to_string()).map(|_| ())
 }
 
 /// Writes one table of observations, one file per (agency, quarter) partition, rows sorted by
 /// series and time; returns the number of files.
-fn write_observations(lake: &Lake, table: cx_lake::Table, seed: u64, per_agency: Vec<Vec<cx_domain::observations::Observation>>) -> Result<usize, StoreError> {
-    let mut files = 0;
+fn write_observations(
+    lock: &WriteLock,
+    table: cx_lake::Table,
+    seed: u64,
+    per_agency: Vec<Vec<cx_domain::observations::Observation>>,
+    operation: &str,
+) -> Result<usize, StoreError> {
+    let lake = lock.lake();
+    let mut files = Vec::new();
     for mut rows in per_agency.into_iter().filter(|r| !r.is_empty()) {
         rows.sort_by(|a, b| {
             (&a.service_id, &a.metric, a.channel, &a.page, &a.office_id, a.observed_at).cmp(&(
@@ -245,15 +261,11 @@ fn write_observations(lake: &Lake, table: cx_lake::Table, seed: u64, per_agency:
             let target = format!("{}/part-g{seed:x}-000.parquet", key.dir_in(table));
             let mut w = AtomicParquetWriter::in_lake(lake, &target, cx_lake::observations::arrow_schema(), parquet_properties(&[]))?;
             w.write(&cx_lake::observations::batch(&rows))?;
-            w.finish()?;
-            files += 1;
+            let size = w.finish()?;
+            files.push(TableFile { path: target, partition: Some(key), size, rows: rows.len() as u64 });
         }
     }
-    Ok(files)
-}
-
-fn write_table(lake: &Lake, relative: &str, batch: RecordBatch) -> Result<(), StoreError> {
-    let mut w = AtomicParquetWriter::in_lake(lake, relative, batch.schema(), parquet_properties(&[]))?;
-    w.write(&batch)?;
-    w.finish().map(|_| ())
+    let n = files.len();
+    lock.commit(table, Change { operation: operation.to_string(), added: files, ..Default::default() })?;
+    Ok(n)
 }

@@ -216,11 +216,11 @@ pub fn ingest_file(lock: &WriteLock, path: &Path, format: Format, table: Observa
         let target = format!("{}/part-{run}.parquet", key.dir_in(store_table));
         let mut w = AtomicParquetWriter::in_lake(&lake, &target, stored::arrow_schema(), parquet_properties(&[]))?;
         w.write(&stored::batch(&fresh))?;
-        w.finish()?;
+        let size = w.finish()?;
         summary.rows_stored += fresh.len() as u64;
-        added.push(target);
+        added.push(cx_lake::delta::TableFile { path: target, partition: Some(key), size, rows: fresh.len() as u64 });
     }
     skipped_lines.sort_unstable();
     summary.duplicate_lines = super::pipeline::line_ranges(&skipped_lines, 20);
-    super::pipeline::finish(lock, summary, quarantine, added, format!("ingest {} {shown}", table.as_str()), digest)
+    super::pipeline::finish(lock, store_table, summary, quarantine, added, format!("ingest {} {shown}", table.as_str()), digest)
 }

@@ -8,9 +8,10 @@ use super::formats::{self, Format, OpenOptions};
 use super::stage::Stager;
 use super::IngestError;
 use cx_domain::validate::Response;
-use cx_lake::commit::{ingested, CommitRecord, IngestedFile, Staging, WriteLock};
+use cx_lake::commit::{ingested, IngestedFile, Staging, WriteLock};
+use cx_lake::delta::{Change, TableFile};
 use cx_lake::quarantine::{QuarantineRow, QuarantineWriter};
-use cx_lake::{Lake, StoreError};
+use cx_lake::{Lake, StoreError, Table};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -169,29 +170,29 @@ pub fn ingest_file(lake: &Lake, path: &Path, format: Format, opts: &OpenOptions,
     summary.rows_stored = committed.stored;
     summary.duplicates_skipped = committed.duplicates_skipped;
     summary.duplicate_lines = line_ranges(&committed.skipped_lines, 20);
-    let summary = finish(&lock, summary, quarantine, committed.added, format!("ingest {shown}"), digest)?;
+    let summary = finish(&lock, Table::Responses, summary, quarantine, committed.added, format!("ingest {shown}"), digest)?;
     drop(staging);
     Ok(summary)
 }
 
-/// The end of ingesting one file, whatever its table: the quarantine file, the commit record
-/// of the files added (already published), and the file's digest, in that order. A run that
+/// The end of ingesting one file, whatever its table: the quarantine file, one commit of all
+/// the files added (all partitions or none), and the file's digest, in that order. A run that
 /// stored nothing commits nothing (the lake version stays); only a file whose every row is
 /// now in the lake (none quarantined) is remembered as ingested, so a corrected retry of a
 /// file with bad rows is read again rather than refused.
 pub(crate) fn finish(
     lock: &WriteLock,
+    table: Table,
     mut summary: Summary,
     quarantine: QuarantineWriter,
-    added: Vec<String>,
+    added: Vec<TableFile>,
     operation: String,
     digest: String,
 ) -> Result<Summary, IngestError> {
     summary.files_written = added.len();
     summary.quarantine_already_recorded = quarantine.already_recorded;
     summary.quarantine_file = quarantine.finish()?;
-    summary.lake_version =
-        if added.is_empty() { lock.version()? } else { lock.commit(CommitRecord { operation, added, rows_added: summary.rows_stored, ..Default::default() })? };
+    summary.lake_version = if added.is_empty() { lock.version()? } else { lock.commit(table, Change { operation, added, ..Default::default() })? };
     if summary.rows_quarantined == 0 {
         lock.mark_ingested(&IngestedFile {
             digest,

@@ -13,6 +13,7 @@ use cx_domain::validate::Response;
 use cx_domain::FiscalQuarter;
 use cx_lake::batch::ResponseBatchBuilder;
 use cx_lake::commit::WriteLock;
+use cx_lake::delta::TableFile;
 use cx_lake::quarantine::QuarantineRow;
 use cx_lake::writer::{parquet_properties, AtomicParquetWriter, FILE_ROWS, UNIQUE_COLUMNS};
 use cx_lake::{schema, PartitionKey, StoreError};
@@ -98,16 +99,23 @@ impl IdCache {
         Ok(ids)
     }
 
-    /// Remembers the ids of `key` after a commit that added `added` files holding `new_ids`.
-    fn keep(&mut self, lake: &cx_lake::Lake, key: PartitionKey, mut ids: HashSet<String>, new_ids: impl IntoIterator<Item = String>) {
+    /// Remembers the ids of `key` after a commit that adds `added` files holding `new_ids`
+    /// (a writer whose commit then fails must `clear` the cache: it holds ids the lake does not).
+    fn keep(&mut self, lake: &cx_lake::Lake, key: PartitionKey, mut ids: HashSet<String>, new_ids: impl IntoIterator<Item = String>, added: &[TableFile]) {
         ids.extend(new_ids);
-        let Ok(files) = cx_lake::commit::partition_files(lake, &key) else { return };
+        let Ok(mut files) = cx_lake::commit::partition_files(lake, &key) else { return };
+        files.extend(added.iter().map(|f| f.path.clone()));
         self.tick += 1;
         self.entries.insert(key, (files, ids, self.tick));
         while self.entries.len() > ID_CACHE_PARTITIONS {
             let oldest = self.entries.iter().min_by_key(|(_, e)| e.2).map(|(k, _)| k.clone()).expect("non-empty");
             self.entries.remove(&oldest);
         }
+    }
+
+    /// Forgets every partition (after a commit that failed).
+    pub fn clear(&mut self) {
+        self.entries.clear();
     }
 }
 
@@ -180,7 +188,7 @@ impl Stager {
                 };
                 let (outcome, existing, new_ids) = commit_partition(lock, &key, existing, &staged, tail, run_id, source, self.repeats_are_duplicates)?;
                 if let Some(c) = cache {
-                    c.lock().expect("id cache lock").keep(lock.lake(), key, existing, new_ids);
+                    c.lock().expect("id cache lock").keep(lock.lake(), key, existing, new_ids, &outcome.added);
                 }
                 Ok(outcome)
             })
@@ -202,8 +210,8 @@ impl Stager {
 /// What a commit published.
 #[derive(Debug, Default)]
 pub struct Committed {
-    /// Data files, relative to the lake root.
-    pub added: Vec<String>,
+    /// Data files written, to be committed.
+    pub added: Vec<TableFile>,
     pub stored: u64,
     /// Rows whose response id the lake already held (an idempotent rerun), or repeating an
     /// earlier row of the same input exactly.
@@ -244,8 +252,13 @@ fn commit_partition(
     let content_seeds = (foldhash::fast::RandomState::default(), foldhash::fast::RandomState::default());
     let converter = RowConverter::new(lake_schema_fields()).map_err(|e| StoreError::Write { path: key.dir(), reason: e.to_string() })?;
     let mut out = Committed::default();
-    let mut writer: Option<(AtomicParquetWriter, usize)> = None;
+    let mut writer: Option<(AtomicParquetWriter, TableFile)> = None;
     let mut files = 0;
+    let finish = |(w, mut f): (AtomicParquetWriter, TableFile), out: &mut Committed| -> Result<(), StoreError> {
+        f.size = w.finish()?;
+        out.added.push(f);
+        Ok(())
+    };
     let lake_schema = schema::arrow_schema();
     let mut handle = |batch: RecordBatch, out: &mut Committed| -> Result<(), StoreError> {
         let ids = batch.column(0).as_any().downcast_ref::<StringArray>().expect("response_id is text");
@@ -300,21 +313,19 @@ fn commit_partition(
         };
         let mut offset = 0;
         while offset < kept.num_rows() {
-            if writer.as_ref().is_some_and(|(_, n)| *n >= FILE_ROWS) {
-                let (w, _) = writer.take().expect("checked above");
-                w.finish()?;
+            if writer.as_ref().is_some_and(|(_, f)| f.rows as usize >= FILE_ROWS) {
+                finish(writer.take().expect("checked above"), out)?;
             }
             if writer.is_none() {
-                let name = format!("{}/part-{run_id}-{files:03}.parquet", key.dir());
+                let path = format!("{}/part-{run_id}-{files:03}.parquet", key.dir());
                 files += 1;
-                let w = AtomicParquetWriter::in_lake(lake, &name, lake_schema.clone(), parquet_properties(&UNIQUE_COLUMNS))?;
-                out.added.push(name);
-                writer = Some((w, 0));
+                let w = AtomicParquetWriter::in_lake(lake, &path, lake_schema.clone(), parquet_properties(&UNIQUE_COLUMNS))?;
+                writer = Some((w, TableFile { path, partition: Some(key.clone()), size: 0, rows: 0 }));
             }
-            let (w, n) = writer.as_mut().expect("created above");
-            let take = (FILE_ROWS - *n).min(kept.num_rows() - offset);
+            let (w, f) = writer.as_mut().expect("created above");
+            let take = (FILE_ROWS - f.rows as usize).min(kept.num_rows() - offset);
             w.write(&kept.slice(offset, take))?;
-            *n += take;
+            f.rows += take as u64;
             out.stored += take as u64;
             offset += take;
         }
@@ -329,8 +340,8 @@ fn commit_partition(
     if let Some(batch) = tail {
         handle(batch, &mut out)?;
     }
-    if let Some((w, _)) = writer {
-        w.finish()?;
+    if let Some(w) = writer {
+        finish(w, &mut out)?;
     }
     let new_ids = seen.into_keys().map(String::from).collect();
     out.skipped_lines.sort_unstable();

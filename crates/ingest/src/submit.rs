@@ -11,7 +11,8 @@ use super::formats::json::{parse_object, to_object};
 use super::pipeline::run_id;
 use super::stage::{IdCache, Stager};
 use cx_domain::validate::{Inventory, Problem, Response};
-use cx_lake::commit::{CommitRecord, WriteLock};
+use cx_lake::commit::WriteLock;
+use cx_lake::delta::Change;
 use cx_lake::quarantine::{QuarantineRow, QuarantineWriter};
 use cx_lake::wal::{read_segment, segments, DirOwner, Lag, Wal};
 use cx_lake::{Lake, StoreError};
@@ -280,13 +281,28 @@ pub fn flush_segments_cached(lake: &Lake, dir: &Path, upto: Option<&Path>, ids: 
                 }
             }
         }
-        let committed = stager.commit_with(&lock, &run, &source, ids)?;
+        let forget = || {
+            if let Some(ids) = ids {
+                ids.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            }
+        };
+        let committed = stager.commit_with(&lock, &run, &source, ids).inspect_err(|_| forget())?;
         for q in committed.quarantined {
             quarantine.push(q)?;
         }
         quarantine.finish()?;
         if !committed.added.is_empty() {
-            lock.commit(CommitRecord { operation: source.clone(), added: committed.added, rows_added: committed.stored, ..Default::default() })?;
+            let keys = cx_lake::compact::keys_of(&committed.added);
+            // If the commit fails its rows are not in the lake: the ids kept for them go too.
+            lock.commit(cx_lake::Table::Responses, Change { operation: source.clone(), added: committed.added, ..Default::default() })
+                .inspect_err(|_| forget())?;
+            // A partition the flusher has added many small files to is compacted now, in its
+            // own commit (submits go on into the log meanwhile).
+            let compacted = cx_lake::compact::compact_table(&lock, cx_lake::Table::Responses, Some(&keys), cx_lake::compact::AUTO_COMPACT_FILES, &run)?;
+            if compacted.partitions > 0 {
+                tracing::info!(partitions = compacted.partitions, files_before = compacted.files_before, files_after = compacted.files_after, "compacted");
+                forget(); // the partitions' file lists changed
+            }
         }
         out.segments += 1;
         out.stored += committed.stored;

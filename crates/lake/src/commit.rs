@@ -1,29 +1,29 @@
 //! Changing the lake: one writer at a time (an exclusive lock file), a private staging
-//! directory per write, and a commit log that numbers every change, so the lake has a version
-//! readers and caches can key on.
+//! directory per write, and commits through each table's Delta log (`delta.rs`), whose
+//! versions give the lake a version readers and caches can key on.
 //!
 //! ```text
 //! <lake>/_lake/writer.lock                  held (flock) by the one process writing
-//! <lake>/_lake/commits/<version>.json       one record per commit: files added and removed
-//! <lake>/_lake/HEAD                         the last version (so readers need not list commits)
 //! <lake>/_lake/ingested/<blake3>.json       digests of source files already ingested
 //! <lake>/_staging/<run>/                    private scratch of a write in progress
 //! <lake>/_staging/<run>.owner               locked (flock) by the process staging there
+//! <lake>/<table>/_delta_log/                each table's commits (delta.rs)
 //! ```
 //!
 //! Staging needs no lock: an ingest reads, validates and stages a file while other writers
 //! (the submit flusher, other ingests) commit, and takes the lock only to publish. A writer
 //! taking the lock removes the staging of processes that died (whose `.owner` is unlocked).
 //!
-//! Data files are published (renamed into their partition) before the commit record that
-//! lists them is written, so a crash between the two leaves whole files whose rows a rerun
-//! recognises by response id; the record itself appears atomically.
+//! Data files are written under their final names first, then one commit adds them all: until
+//! it exists no reader sees any of them, and a writer killed before it leaves files no
+//! snapshot references (`vacuum` removes them).
 //!
 //! On a local disk the lock is an `flock` on `writer.lock` and staging is under the lake; in
 //! object storage it is a renewed lease object (`lease.rs`) and staging is a local temporary
-//! directory. Either way a commit record is created only if absent, so two writers can never
-//! both claim one version.
+//! directory. The lock keeps cxlake's own writers in turn; the Delta log's conditional create
+//! is what makes two commits of one version impossible whoever writes.
 
+use super::delta::{Change, Stored};
 use super::error::StoreError;
 use super::lake::Lake;
 use super::layout::PartitionKey;
@@ -35,8 +35,6 @@ use std::fs::File;
 use std::path::Path;
 
 pub const LOCK_FILE: &str = "_lake/writer.lock";
-pub const COMMITS_DIR: &str = "_lake/commits";
-pub const HEAD_FILE: &str = "_lake/HEAD";
 pub const INGESTED_DIR: &str = "_lake/ingested";
 pub const STAGING_DIR: &str = "_staging";
 
@@ -63,7 +61,8 @@ pub struct WriteLock {
 /// The lake directories writers write into (besides the tables' partition directories): where
 /// a killed writer can leave a temporary file. Not the root
 /// (`lake.json` is created without the lock) nor the submit log.
-const WRITER_DIRS: [&str; 5] = ["_lake", COMMITS_DIR, INGESTED_DIR, super::layout::DIMENSIONS, super::quarantine::QUARANTINE_DIR];
+const WRITER_DIRS: [&str; 6] =
+    ["_lake", INGESTED_DIR, super::layout::DIMENSIONS, "dimensions/services", "dimensions/offices", super::quarantine::QUARANTINE_DIR];
 
 /// Removes the temporary files (`.tmp-*.partial`) that writers killed mid-write left in the
 /// partition directories of every table and in `WRITER_DIRS` of the local lake at `root`;
@@ -177,26 +176,23 @@ impl WriteLock {
         Staging::create(&self.lake, name)
     }
 
-    /// The version of the last commit (0 for a lake never changed since it was created).
+    /// The lake version now (`delta::Versions::lake`).
     pub fn version(&self) -> Result<u64, StoreError> {
         lake_version(&self.lake)
     }
 
-    /// Records a commit of files already published; returns its version. Fails, committing
-    /// nothing, if the lease was lost or another writer took the version.
-    pub fn commit(&self, mut record: CommitRecord) -> Result<u64, StoreError> {
+    /// Commits `change` to table `t` (one Delta commit: all its files or none); returns the
+    /// new lake version. Fails, committing nothing, if the lease was lost or the Delta log
+    /// refuses the commit (a conflicting concurrent commit).
+    pub fn commit(&self, t: impl Into<Stored>, change: Change) -> Result<u64, StoreError> {
         if let Held::Lease(lease) = &self.held {
             lease.check()?;
         }
-        record.version = self.version()? + 1;
-        record.committed_at = chrono::Utc::now().to_rfc3339();
-        let path = format!("{COMMITS_DIR}/{:020}.json", record.version);
-        let objects = self.lake.objects();
-        if !objects.create(&path, serde_json::to_vec_pretty(&record).expect("commit record serializes"))? {
-            return Err(StoreError::Write { path: objects.url(&path), reason: "another writer committed this version; nothing was committed".into() });
-        }
-        objects.replace(HEAD_FILE, record.version.to_string().into_bytes())?;
-        Ok(record.version)
+        let (lake, t) = (self.lake.clone(), t.into());
+        self.lake.objects().block_on(async move {
+            lake.commit_change(t, change).await?;
+            Ok(lake.versions().await?.lake())
+        })
     }
 
     /// Whether a source file with this digest was ingested before, and its record if so.
@@ -289,36 +285,16 @@ fn clear_dead_staging(staging: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The version of a lake: the number of its last commit record. Reads `_lake/HEAD` and checks
-/// that no later record exists (a writer that died between the record and the head), so it
-/// costs a read and a stat (two requests in object storage) whatever the number of commits:
-/// it runs on every query.
+/// The version of a lake: the number of commits of its tables (`delta::Versions::lake`).
+/// One existence check per table when nothing changed (it runs on every query).
 pub fn lake_version(lake: &Lake) -> Result<u64, StoreError> {
-    let objects = lake.objects();
-    let mut version = match objects.read(HEAD_FILE)? {
-        Some(bytes) => String::from_utf8_lossy(&bytes)
-            .trim()
-            .parse::<u64>()
-            .map_err(|e| StoreError::Read { path: objects.url(HEAD_FILE), reason: format!("not a version: {e}") })?,
-        None => 0,
-    };
-    while objects.exists(&format!("{COMMITS_DIR}/{:020}.json", version + 1))? {
-        version += 1;
-    }
-    Ok(version)
+    Ok(versions(lake)?.lake())
 }
 
-/// One change to the lake.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct CommitRecord {
-    pub version: u64,
-    pub committed_at: String,
-    /// What made the change: `ingest <file>`, `submit`, `compact`.
-    pub operation: String,
-    /// Data files added and removed, relative to the lake root.
-    pub added: Vec<String>,
-    pub removed: Vec<String>,
-    pub rows_added: u64,
+/// The versions of a lake's tables now.
+pub fn versions(lake: &Lake) -> Result<super::delta::Versions, StoreError> {
+    let lake2 = lake.clone();
+    lake.objects().block_on(async move { lake2.versions().await })
 }
 
 /// A source file that was ingested completely.
@@ -344,18 +320,14 @@ pub fn partition_files(lake: &Lake, key: &PartitionKey) -> Result<Vec<String>, S
     partition_files_in(lake, super::layout::Table::Responses, key)
 }
 
-/// Data files of one partition of `table`, relative to the lake root, sorted.
+/// Data files of one partition of `table` in its latest snapshot, relative to the lake root,
+/// sorted.
 pub fn partition_files_in(lake: &Lake, table: super::layout::Table, key: &PartitionKey) -> Result<Vec<String>, StoreError> {
-    let dir = format!("{}/", key.dir_in(table));
-    let mut files: Vec<String> = lake
-        .objects()
-        .list(&dir)?
-        .into_iter()
-        .map(|(path, _)| path)
-        .filter(|path| path.strip_prefix(&dir).is_some_and(|name| !name.contains('/') && super::layout::is_data_file_name(name)))
-        .collect();
-    files.sort();
-    Ok(files)
+    let filter =
+        super::layout::PartitionFilter { agencies: Some([key.agency.clone()].into()), quarters: Some((key.quarter, key.quarter)), ..Default::default() };
+    let lake2 = lake.clone();
+    let files = lake.objects().block_on(async move { lake2.table_files(table, &filter).await })?;
+    Ok(files.into_iter().map(|f| f.path).collect())
 }
 
 /// Calls `f` with every response id in a data file of the responses table, given relative to
@@ -382,22 +354,37 @@ pub fn for_each_id(lake: &Lake, file: &str, mut f: impl FnMut(&str)) -> Result<(
 mod tests {
     use super::*;
 
+    /// An empty responses file at `path` (relative to the lake), as a file of `key`.
+    fn empty_file(lake: &Lake, key: &PartitionKey, name: &str) -> super::super::delta::TableFile {
+        let path = format!("{}/{name}", key.dir());
+        let schema = crate::schema::arrow_schema();
+        let w = crate::writer::AtomicParquetWriter::in_lake(lake, &path, schema, crate::writer::parquet_properties(&[])).unwrap();
+        let size = w.finish().unwrap();
+        super::super::delta::TableFile { path, partition: Some(key.clone()), size, rows: 0 }
+    }
+
     #[test]
     fn commits_number_the_lake_versions() {
         let dir = tempfile::tempdir().unwrap();
         let lake = Lake::create(dir.path().join("lake")).unwrap();
         let lock = WriteLock::acquire(&lake).unwrap();
-        assert_eq!(lock.version().unwrap(), 0);
-        assert_eq!(lock.commit(CommitRecord { operation: "test".into(), ..Default::default() }).unwrap(), 1);
-        assert_eq!(lock.commit(CommitRecord::default()).unwrap(), 2);
-        assert_eq!(lake_version(&lake).unwrap(), 2);
-        // A writer that died after its record but before moving the head: the record counts.
-        std::fs::write(lake.locate(&format!("{COMMITS_DIR}/{:020}.json", 3)), b"{}").unwrap();
-        // Two writers can never both claim one version.
-        assert!(lake.objects().create(&format!("{COMMITS_DIR}/{:020}.json", 3), b"{}".to_vec()).is_ok_and(|created| !created));
-        assert_eq!(lake_version(&lake).unwrap(), 3);
-        assert_eq!(lock.commit(CommitRecord::default()).unwrap(), 4);
-        assert_eq!(std::fs::read_to_string(lake.locate(HEAD_FILE)).unwrap(), "4");
+        // Three tables created empty: three commits.
+        assert_eq!(lock.version().unwrap(), 3);
+        let key = PartitionKey { agency: "VA".into(), quarter: cx_domain::FiscalQuarter::checked(2025, 1).unwrap() };
+        let a = empty_file(&lake, &key, "part-a.parquet");
+        // Written but not committed: no reader sees it.
+        assert!(partition_files(&lake, &key).unwrap().is_empty());
+        let change = Change { operation: "test".into(), added: vec![a.clone()], ..Default::default() };
+        assert_eq!(lock.commit(Stored::RESPONSES, change).unwrap(), 4);
+        assert_eq!(partition_files(&lake, &key).unwrap(), vec![a.path.clone()]);
+        assert!(std::path::Path::new(&lake.locate("responses/_delta_log/00000000000000000001.json")).exists());
+        // A stray file in the partition (not in any commit) stays invisible.
+        std::fs::write(lake.locate(&format!("{}/part-stray.parquet", key.dir())), b"").unwrap();
+        assert_eq!(partition_files(&lake, &key).unwrap(), vec![a.path.clone()]);
+        // A second handle on the lake (another process) sees the same versions.
+        let other = Lake::open(lake.local_root().unwrap()).unwrap();
+        assert_eq!(lake_version(&other).unwrap(), 4);
+        assert_eq!(versions(&other).unwrap().of(Stored::RESPONSES), Some(1));
         assert!(lock.ingested("abc").unwrap().is_none());
         let f = IngestedFile { digest: "abc".into(), source: "x.csv".into(), rows_read: 3, rows_stored: 2, version: 2 };
         lock.mark_ingested(&f).unwrap();

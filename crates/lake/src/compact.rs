@@ -1,25 +1,19 @@
 //! Compaction: a partition whose rows sit in more files than `FILE_ROWS` requires is rewritten
-//! as few full files, row order kept, and swapped in atomically: the new files are written into
-//! a private directory which then trades places with the partition directory in one
-//! `renameat2(RENAME_EXCHANGE)`, so a reader lists either all old files or all new ones, never
-//! both. Leftover temporary files of killed writers are removed on the way.
+//! as few full files, row order kept, and swapped in by one Delta commit that removes the old
+//! files and adds the new ones with `dataChange: false`: every snapshot holds all the old files
+//! or all the new ones, never both, locally and in S3 alike. The old files stay where they are
+//! (older versions still read them) until `vacuum` removes them after the retention period.
 
-use super::commit::{partition_files, CommitRecord, WriteLock};
+use super::commit::WriteLock;
+use super::delta::{Change, Stored, TableFile};
 use super::error::StoreError;
-use super::layout::PartitionKey;
+use super::layout::{PartitionKey, Table};
 use super::writer::{parquet_properties, AtomicParquetWriter, FILE_ROWS, UNIQUE_COLUMNS};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::file::reader::{FileReader, SerializedFileReader};
-use std::fs::File;
-use std::path::{Path, PathBuf};
 
-fn io_err(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
-    move |source| StoreError::Io { path: path.display().to_string(), source }
-}
-
-fn bad(path: &Path, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt { path: path.display().to_string(), reason: e.to_string() }
-}
+/// Live files in one partition above which a writer compacts it on its own (the submit
+/// flusher adds a file per partition per flush).
+pub const AUTO_COMPACT_FILES: usize = 16;
 
 /// What compaction did.
 #[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
@@ -32,105 +26,141 @@ pub struct Compacted {
     pub lake_version: u64,
 }
 
-fn rows_of(path: &Path) -> Result<u64, StoreError> {
-    let reader = SerializedFileReader::new(File::open(path).map_err(io_err(path))?).map_err(|e| bad(path, e))?;
-    Ok(reader.metadata().file_metadata().num_rows() as u64)
+/// The partitions of `table` holding more than `min_files` live files (and more than their
+/// rows need), with those files.
+fn crowded(lock: &WriteLock, table: Table, only: Option<&[PartitionKey]>, min_files: usize) -> Result<Vec<(PartitionKey, Vec<TableFile>)>, StoreError> {
+    let lake = lock.lake().clone();
+    let t = Stored::Partitioned(table);
+    let files = lock.lake().objects().block_on(async move {
+        let Some(snapshot) = lake.delta_table(t).await? else { return Ok(Vec::new()) };
+        lake.files_of(t, &snapshot, |_| true)
+    })?;
+    let mut by_partition: std::collections::BTreeMap<PartitionKey, Vec<TableFile>> = Default::default();
+    for f in files {
+        let key = f.partition.clone().expect("a partitioned table's file has a partition");
+        if only.is_none_or(|keys| keys.contains(&key)) {
+            by_partition.entry(key).or_default().push(f);
+        }
+    }
+    Ok(by_partition
+        .into_iter()
+        .filter(|(_, files)| {
+            let rows: u64 = files.iter().map(|f| f.rows).sum();
+            files.len() > min_files.max((rows as usize).div_ceil(FILE_ROWS).max(1))
+        })
+        .collect())
 }
 
-/// Every partition directory of the lake, with temporary files of dead writers removed.
-fn partitions(root: &Path, removed: &mut usize) -> Result<Vec<PartitionKey>, StoreError> {
-    let mut out = Vec::new();
-    let responses = root.join(super::layout::RESPONSES);
-    let Ok(agencies) = std::fs::read_dir(&responses) else { return Ok(out) };
-    for a in agencies.flatten() {
-        for y in std::fs::read_dir(a.path()).map_err(io_err(&a.path()))?.flatten() {
-            for q in std::fs::read_dir(y.path()).map_err(io_err(&y.path()))?.flatten() {
-                let mut first = None;
-                for f in std::fs::read_dir(q.path()).map_err(io_err(&q.path()))?.flatten() {
-                    let name = f.file_name().to_string_lossy().into_owned();
-                    if super::layout::is_temporary_file_name(&name) {
-                        std::fs::remove_file(f.path()).map_err(io_err(&f.path()))?;
-                        *removed += 1;
-                    } else if first.is_none() {
-                        first = Some(format!("{}/{}", q.path().strip_prefix(root).unwrap_or(&q.path()).display(), name));
-                    }
+/// Rewrites one partition's files as full files; returns the new files (not yet committed).
+fn rewrite(lock: &WriteLock, table: Table, key: &PartitionKey, files: &[TableFile], run_id: &str) -> Result<Vec<TableFile>, StoreError> {
+    let lake = lock.lake();
+    let mut out: Vec<TableFile> = Vec::new();
+    let mut writer: Option<(AtomicParquetWriter, TableFile)> = None;
+    let finish = |(w, mut f): (AtomicParquetWriter, TableFile), out: &mut Vec<TableFile>| -> Result<(), StoreError> {
+        f.size = w.finish()?;
+        out.push(f);
+        Ok(())
+    };
+    for file in files {
+        let bad = |e: parquet::errors::ParquetError| lake.unreadable(&file.path, e);
+        let builder = ParquetRecordBatchReaderBuilder::try_new(lake.objects().open(&file.path)?).map_err(bad)?;
+        let schema = builder.schema().clone();
+        for batch in builder.with_batch_size(64 * 1024).build().map_err(bad)? {
+            let batch = batch.map_err(|e| lake.unreadable(&file.path, e))?;
+            let mut offset = 0;
+            while offset < batch.num_rows() {
+                if writer.as_ref().is_some_and(|(_, f)| f.rows as usize >= FILE_ROWS) {
+                    finish(writer.take().expect("checked"), &mut out)?;
                 }
-                if let Some(key) = first.as_deref().and_then(PartitionKey::from_file_path) {
-                    out.push(key);
+                if writer.is_none() {
+                    let path = format!("{}/part-{run_id}-c{:03}.parquet", key.dir_in(table), out.len());
+                    let w = AtomicParquetWriter::in_lake(lake, &path, schema.clone(), parquet_properties(&UNIQUE_COLUMNS))?;
+                    writer = Some((w, TableFile { path, partition: Some(key.clone()), size: 0, rows: 0 }));
                 }
+                let (w, f) = writer.as_mut().expect("created");
+                let take = (FILE_ROWS - f.rows as usize).min(batch.num_rows() - offset);
+                w.write(&batch.slice(offset, take))?;
+                f.rows += take as u64;
+                offset += take;
             }
         }
     }
-    out.sort();
+    if let Some(w) = writer {
+        finish(w, &mut out)?;
+    }
     Ok(out)
 }
 
-/// Compacts every partition that needs it.
-pub fn compact(lock: &WriteLock, run_id: &str) -> Result<Compacted, StoreError> {
-    let lake = lock.lake();
-    let Some(root) = lake.local_root() else {
-        return Err(StoreError::Write {
-            path: lake.to_string(),
-            reason: "compaction swaps partition directories, which object storage cannot do atomically; compact a local copy of the lake and upload it".into(),
-        });
-    };
-    // (Taking the lock already removed dead writers' temporary files; count them here.)
-    let mut out = Compacted { temporary_files_removed: lock.temporary_files_removed(), ..Compacted::default() };
-    let staging = lock.staging(run_id)?;
-    let mut record = CommitRecord { operation: "compact".into(), ..Default::default() };
-    for key in partitions(root, &mut out.temporary_files_removed)? {
-        let files = partition_files(lake, &key)?;
-        let paths: Vec<PathBuf> = files.iter().map(|f| root.join(f)).collect();
-        let rows: u64 = paths.iter().map(|p| rows_of(p)).sum::<Result<_, _>>()?;
-        let needed = (rows as usize).div_ceil(FILE_ROWS).max(1);
-        if files.len() <= needed {
-            continue;
-        }
-        // The new partition directory, built privately.
-        let fresh = staging.path().join(format!("{}-{}-{}", key.agency, key.quarter.year, key.quarter.quarter));
-        std::fs::create_dir_all(&fresh).map_err(io_err(&fresh))?;
-        let mut names = Vec::new();
-        let mut writer: Option<(AtomicParquetWriter, usize)> = None;
-        for path in &paths {
-            let builder = ParquetRecordBatchReaderBuilder::try_new(File::open(path).map_err(io_err(path))?).map_err(|e| bad(path, e))?;
-            let schema = builder.schema().clone();
-            for batch in builder.with_batch_size(64 * 1024).build().map_err(|e| bad(path, e))? {
-                let batch = batch.map_err(|e| bad(path, e))?;
-                let mut offset = 0;
-                while offset < batch.num_rows() {
-                    if writer.as_ref().is_some_and(|(_, n)| *n >= FILE_ROWS) {
-                        writer.take().expect("checked").0.finish()?;
-                    }
-                    if writer.is_none() {
-                        let name = format!("part-{run_id}-{:03}.parquet", names.len());
-                        let w = AtomicParquetWriter::create(fresh.join(&name), schema.clone(), parquet_properties(&UNIQUE_COLUMNS))?;
-                        names.push(name);
-                        writer = Some((w, 0));
-                    }
-                    let (w, n) = writer.as_mut().expect("created");
-                    let take = (FILE_ROWS - *n).min(batch.num_rows() - offset);
-                    w.write(&batch.slice(offset, take))?;
-                    *n += take;
-                    offset += take;
-                }
-            }
-        }
-        if let Some((w, _)) = writer {
-            w.finish()?;
-        }
-        let dir = root.join(key.dir());
-        rustix::fs::renameat_with(rustix::fs::CWD, &fresh, rustix::fs::CWD, &dir, rustix::fs::RenameFlags::EXCHANGE)
-            .map_err(|e| StoreError::Io { path: dir.display().to_string(), source: e.into() })?;
-        for d in [dir.parent().expect("partition has a parent"), staging.path()] {
-            File::open(d).and_then(|f| f.sync_all()).map_err(io_err(d))?;
-        }
+/// Compacts the partitions of `table` (those in `only`, or all) that hold more than
+/// `min_files` files and more than their rows need: one commit per partition.
+pub fn compact_table(lock: &WriteLock, table: Table, only: Option<&[PartitionKey]>, min_files: usize, run_id: &str) -> Result<Compacted, StoreError> {
+    let mut out = Compacted::default();
+    for (key, files) in crowded(lock, table, only, min_files)? {
+        let added = rewrite(lock, table, &key, &files, run_id)?;
         out.partitions += 1;
         out.files_before += files.len();
-        out.files_after += names.len();
-        out.rows += rows;
-        record.removed.extend(files);
-        record.added.extend(names.iter().map(|n| format!("{}/{n}", key.dir())));
+        out.files_after += added.len();
+        out.rows += added.iter().map(|f| f.rows).sum::<u64>();
+        let change = Change { operation: format!("compact {}", key.dir_in(table)), added, removed: files, rearranged: true, schema: None };
+        out.lake_version = lock.commit(table, change)?;
     }
-    out.lake_version = if out.partitions > 0 { lock.commit(record)? } else { lock.version()? };
+    if out.partitions == 0 {
+        out.lake_version = lock.version()?;
+    }
+    Ok(out)
+}
+
+/// Compacts every partition of every partitioned table that needs it.
+pub fn compact(lock: &WriteLock, run_id: &str) -> Result<Compacted, StoreError> {
+    let mut out = Compacted { temporary_files_removed: lock.temporary_files_removed(), ..Compacted::default() };
+    for table in [Table::Responses, Table::TELEMETRY, Table::INDICATORS] {
+        let c = compact_table(lock, table, None, 1, run_id)?;
+        out.partitions += c.partitions;
+        out.files_before += c.files_before;
+        out.files_after += c.files_after;
+        out.rows += c.rows;
+    }
+    out.lake_version = lock.version()?;
+    Ok(out)
+}
+
+/// The partitions `files` lie in, sorted (what a writer that added them may compact).
+pub fn keys_of(files: &[TableFile]) -> Vec<PartitionKey> {
+    let mut keys: Vec<PartitionKey> = files.iter().filter_map(|f| f.partition.clone()).collect();
+    keys.sort();
+    keys.dedup();
+    keys
+}
+
+/// What vacuum removed (or would remove, in a dry run).
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
+pub struct Vacuumed {
+    /// Files removed, relative to the lake root.
+    pub files: Vec<String>,
+    pub dry_run: bool,
+    pub lake_version: u64,
+}
+
+/// Removes from every table the data files no snapshot of the last `retention` needs: files
+/// compaction or a dimension edit removed, and files of writers killed before their commit
+/// (Delta's full vacuum lists the table's directories for those). Under the write lock, so no
+/// writer has files awaiting its commit; time travel to versions older than `retention` then
+/// fails for lack of their files.
+pub fn vacuum(lock: &WriteLock, retention: std::time::Duration, dry_run: bool) -> Result<Vacuumed, StoreError> {
+    use deltalake_core::operations::vacuum::VacuumMode;
+    let mut out = Vacuumed { dry_run, ..Default::default() };
+    let retention =
+        chrono::Duration::from_std(retention).map_err(|e| StoreError::Write { path: lock.lake().to_string(), reason: format!("retention: {e}") })?;
+    for t in Stored::ALL {
+        let lake = lock.lake().clone();
+        let files = lock.lake().objects().block_on(async move {
+            let Some(table) = lake.delta_table(t).await? else { return Ok(Vec::new()) };
+            let run = table.vacuum().with_retention_period(retention).with_enforce_retention_duration(false).with_mode(VacuumMode::Full).with_dry_run(dry_run);
+            let (_, metrics) = run.await.map_err(|e| StoreError::Write { path: lake.locate(t.dir()), reason: format!("vacuum: {e}") })?;
+            Ok::<_, StoreError>(metrics.files_deleted)
+        })?;
+        out.files.extend(files.into_iter().map(|f| if f.starts_with(t.dir()) { f } else { format!("{}/{f}", t.dir()) }));
+    }
+    out.lake_version = lock.version()?;
     Ok(out)
 }

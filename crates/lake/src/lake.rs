@@ -22,7 +22,9 @@ pub struct LakeManifest {
 
 impl LakeManifest {
     pub const FORMAT: &'static str = "cxlake";
-    pub const VERSION: u32 = 1;
+    /// 2: every table a Delta table (`delta.rs`). 1: files found by listing, with cxlake's own
+    /// commit records (`cxlake migrate` converts it in place).
+    pub const VERSION: u32 = 2;
 
     pub fn current() -> Self {
         LakeManifest {
@@ -34,7 +36,7 @@ impl LakeManifest {
     }
 }
 
-/// One immutable data file of the responses table.
+/// One immutable data file of a partitioned table.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct DataFile {
     /// Path relative to the lake root.
@@ -56,6 +58,8 @@ pub struct Lake {
     objects: Objects,
     /// What queries scanned (shared by clones; `scanned`).
     scanned: Arc<super::scanned::ScanCounters>,
+    /// The last snapshot of each Delta table (shared by clones).
+    tables: Arc<super::delta::Tables>,
 }
 
 impl std::fmt::Debug for Lake {
@@ -98,6 +102,13 @@ impl Lake {
             .map_err(|e| not_a_lake(format!("cannot read {LAKE_MANIFEST}: {e}")))?
             .ok_or_else(|| not_a_lake(format!("there is no {LAKE_MANIFEST} (create a lake with `cxlake generate --out` or `cxlake ingest`)")))?;
         let manifest: LakeManifest = serde_json::from_slice(&text).map_err(|e| not_a_lake(format!("{LAKE_MANIFEST} is not valid: {e}")))?;
+        if manifest.format == LakeManifest::FORMAT && manifest.format_version == 1 {
+            return Err(not_a_lake(format!(
+                "this lake has the old layout (format {} v1: files found by listing); run `cxlake migrate {}` once to turn it into Delta tables in place (no data file is rewritten)",
+                LakeManifest::FORMAT,
+                lake
+            )));
+        }
         if manifest.format != LakeManifest::FORMAT || manifest.format_version != LakeManifest::VERSION {
             return Err(not_a_lake(format!(
                 "{LAKE_MANIFEST} declares format {} v{}, this cxlake reads {} v{}",
@@ -130,9 +141,43 @@ impl Lake {
             Root::Local(dir) => made_local(&dir)?,
             root => root,
         };
-        let json = serde_json::to_vec_pretty(&LakeManifest::current()).expect("manifest serializes");
-        Self::at(root.clone())?.objects.create(LAKE_MANIFEST, json)?;
+        let lake = Self::at(root.clone())?;
+        if !lake.objects.exists(LAKE_MANIFEST)? {
+            lake.create_tables()?;
+            let json = serde_json::to_vec_pretty(&LakeManifest::current()).expect("manifest serializes");
+            lake.objects.create(LAKE_MANIFEST, json)?;
+        }
         Self::open_root(root)
+    }
+
+    /// Creates the partitioned tables that do not exist yet (empty), each its own first commit;
+    /// a table a concurrent creator made first is left as it is.
+    fn create_tables(&self) -> Result<(), StoreError> {
+        use super::delta::{Change, Stored};
+        for (table, schema) in [
+            (Table::Responses, schema::arrow_schema()),
+            (Table::TELEMETRY, super::observations::arrow_schema()),
+            (Table::INDICATORS, super::observations::arrow_schema()),
+        ] {
+            let (lake, t) = (self.clone(), Stored::Partitioned(table));
+            let change = Change { operation: "create".into(), schema: Some(schema), ..Default::default() };
+            let created = self.objects.block_on(async move {
+                match lake.delta_table(t).await? {
+                    Some(_) => Ok(()),
+                    None => lake.commit_change(t, change).await.map(|_| ()),
+                }
+            });
+            if let Err(e) = created {
+                // Another creator's table is as good as ours.
+                if !self.objects.block_on({
+                    let lake = self.clone();
+                    async move { lake.delta_table(t).await.is_ok_and(|t| t.is_some()) }
+                }) {
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Whether `location` holds a lake (a `lake.json`).
@@ -143,11 +188,25 @@ impl Lake {
         }
     }
 
+    /// The lake at `location` without checking its manifest (for `migrate`).
+    pub(crate) fn at_location(location: &str) -> Result<Lake, StoreError> {
+        let root = match Root::parse(location)? {
+            Root::Local(dir) => Root::Local(dir.canonicalize().map_err(|e| StoreError::NotALake { path: location.into(), reason: e.to_string() })?),
+            root => root,
+        };
+        Self::at(root)
+    }
+
     fn create_root(root: Root) -> Result<Lake, StoreError> {
         let lake = Self::at(root)?;
+        let exists = || StoreError::Write { path: lake.to_string(), reason: "a lake already exists here".into() };
+        if lake.objects.exists(LAKE_MANIFEST)? {
+            return Err(exists());
+        }
+        lake.create_tables()?;
         let json = serde_json::to_vec_pretty(&LakeManifest::current()).expect("manifest serializes");
         if !lake.objects.create(LAKE_MANIFEST, json)? {
-            return Err(StoreError::Write { path: lake.to_string(), reason: "a lake already exists here".into() });
+            return Err(exists());
         }
         Ok(lake)
     }
@@ -161,7 +220,11 @@ impl Lake {
                 });
             }
         }
-        Ok(Lake { objects: Objects::new(root)?, scanned: Default::default() })
+        Ok(Lake { objects: Objects::new(root)?, scanned: Default::default(), tables: Default::default() })
+    }
+
+    pub(crate) fn tables(&self) -> &super::delta::Tables {
+        &self.tables
     }
 
     /// The lake's objects: read, create, replace, list, open, publish.
@@ -180,31 +243,19 @@ impl Lake {
         self.objects.url(relative)
     }
 
-    /// The response files in the partitions `filter` admits. Only the admitted agencies'
-    /// directories are listed; other partitions are never opened.
+    /// The response files in the partitions `filter` admits, from the table's snapshot (the
+    /// latest, or the one `filter.as_of` names): no listing, and a file no commit added is
+    /// never read.
     pub async fn response_files(&self, filter: &PartitionFilter) -> Result<Vec<DataFile>, StoreError> {
         self.table_files(Table::Responses, filter).await
     }
 
     /// The data files of `table` in the partitions `filter` admits (see `response_files`).
     pub async fn table_files(&self, table: Table, filter: &PartitionFilter) -> Result<Vec<DataFile>, StoreError> {
-        let root = table.root();
-        let prefixes: Vec<String> = match &filter.agencies {
-            Some(agencies) => agencies.iter().filter(|a| layout::is_valid_agency_code(a)).map(|a| format!("{root}/agency={a}/")).collect(),
-            None => vec![format!("{root}/")],
-        };
-        let mut files = Vec::new();
-        for prefix in prefixes {
-            for (path, size) in self.objects.list_async(&prefix).await? {
-                if let Some(partition) = PartitionKey::from_path_in(table, &path) {
-                    if filter.matches(&partition) {
-                        files.push(DataFile { path, partition, size });
-                    }
-                }
-            }
-        }
-        files.sort();
-        Ok(files)
+        let t = super::delta::Stored::Partitioned(table);
+        let Some(snapshot) = self.delta_table_as_of(t, filter.as_of).await? else { return Ok(Vec::new()) };
+        let files = self.files_of(t, &snapshot, |p| p.as_ref().is_some_and(|k| filter.matches(k)))?;
+        Ok(files.iter().filter_map(|f| f.data_file()).collect())
     }
 
     /// Data files, rows and bytes handed to this lake's scans since it was opened.
@@ -244,6 +295,21 @@ impl Lake {
         use rayon::prelude::*;
         let first = |deep: bool| files.par_iter().find_map_first(|f| self.check_data_file(&f.path, deep).err().map(|reason| (f.path.clone(), reason)));
         first(false).or_else(|| first(true))
+    }
+
+    /// The number of rows of the data file `path` (relative to the root), from its footer.
+    pub fn data_file_rows(&self, path: &str) -> Result<u64, String> {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let file = self.objects.open(path).map_err(|e| e.to_string())?;
+        let reader = SerializedFileReader::new(file).map_err(|e| e.to_string())?;
+        Ok(reader.metadata().file_metadata().num_rows().max(0) as u64)
+    }
+
+    /// The Arrow schema of the data file `path` (relative to the root), from its footer.
+    pub fn data_file_schema(&self, path: &str) -> Result<arrow::datatypes::SchemaRef, String> {
+        use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions};
+        let file = self.objects.open(path).map_err(|e| e.to_string())?;
+        Ok(ArrowReaderMetadata::load(&file, ArrowReaderOptions::default()).map_err(|e| e.to_string())?.schema().clone())
     }
 
     /// The error of a read of the data file `path` (relative to the root) that failed with
@@ -301,12 +367,11 @@ impl Lake {
         Err(format!("its pages do not decode: {whole}"))
     }
 
-    /// Reads a whole dimension table (small by design).
-    pub fn read_dimension(&self, relative: &str) -> PolarsResult<DataFrame> {
-        let path = self.locate(relative);
-        let exists = self.objects.exists(relative).map_err(|e| polars_err!(ComputeError: "{e}"))?;
-        polars_ensure!(exists, ComputeError: "dimension table '{}' is missing", path);
+    /// Reads a whole dimension table (small by design); `None` before it is first written.
+    pub fn read_dimension(&self, d: super::delta::Dimension) -> PolarsResult<Option<DataFrame>> {
+        let files = super::delta::dimension_files(self, d).map_err(|e| polars_err!(ComputeError: "{e}"))?;
+        let Some(file) = files.last() else { return Ok(None) };
         let args = ScanArgsParquet { hive_options: HiveOptions::new_disabled(), cloud_options: self.objects.cloud_options(), ..Default::default() };
-        LazyFrame::scan_parquet(PlRefPath::new(path), args)?.collect()
+        LazyFrame::scan_parquet(PlRefPath::new(self.locate(&file.path)), args)?.collect().map(Some)
     }
 }

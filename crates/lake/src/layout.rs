@@ -103,6 +103,8 @@ pub struct PartitionFilter {
     pub agencies: Option<BTreeSet<String>>,
     /// Inclusive range of fiscal quarters.
     pub quarters: Option<(FiscalQuarter, FiscalQuarter)>,
+    /// Which snapshot of the table: the latest, or one a query names (time travel).
+    pub as_of: super::delta::AsOf,
 }
 
 impl PartitionFilter {
@@ -142,7 +144,11 @@ mod tests {
 
     #[test]
     fn filter_on_agency_and_quarter_range() {
-        let f = PartitionFilter { agencies: Some(["VA".to_string()].into()), quarters: Some((FiscalQuarter::new(2025, 1), FiscalQuarter::new(2025, 2))) };
+        let f = PartitionFilter {
+            agencies: Some(["VA".to_string()].into()),
+            quarters: Some((FiscalQuarter::new(2025, 1), FiscalQuarter::new(2025, 2))),
+            ..Default::default()
+        };
         let key = |a: &str, y, q| PartitionKey { agency: a.into(), quarter: FiscalQuarter::new(y, q) };
         assert!(f.matches(&key("VA", 2025, 2)));
         assert!(!f.matches(&key("VA", 2025, 3)) && !f.matches(&key("SSA", 2025, 1)));

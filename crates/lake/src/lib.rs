@@ -10,11 +10,13 @@
 pub mod batch;
 pub mod commit;
 pub mod compact;
+pub mod delta;
 pub mod error;
 pub mod export;
 pub mod lake;
 pub mod layout;
 pub mod lease;
+pub mod migrate;
 pub mod objects;
 pub mod observations;
 pub mod quarantine;

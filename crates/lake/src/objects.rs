@@ -118,6 +118,9 @@ pub fn s3_config_from_env() -> Vec<(AmazonS3ConfigKey, String)> {
 pub struct Objects {
     root: Arc<Root>,
     store: Arc<dyn ObjectStore>,
+    /// The store at its own root (the file system's `/`, the bucket), where Delta resolves the
+    /// URLs of its tables.
+    base: Arc<dyn ObjectStore>,
     io: Arc<Io>,
     /// polars' settings for the same store (S3 only).
     cloud: Option<polars::prelude::cloud::CloudOptions>,
@@ -158,7 +161,8 @@ impl Objects {
         match &root {
             Root::Local(dir) => {
                 let store = object_store::local::LocalFileSystem::new_with_prefix(dir).map_err(|e| not_a_lake(e.to_string()))?;
-                Ok(Objects { root: Arc::new(root), store: Arc::new(store), io: Default::default(), cloud: None })
+                let base = Arc::new(object_store::local::LocalFileSystem::new());
+                Ok(Objects { root: Arc::new(root), store: Arc::new(store), base, io: Default::default(), cloud: None })
             }
             Root::S3 { bucket, prefix } => {
                 let config = s3_config_from_env();
@@ -166,16 +170,55 @@ impl Objects {
                 for (k, v) in &config {
                     builder = builder.with_config(*k, v);
                 }
-                let s3 = builder.build().map_err(|e| not_a_lake(e.to_string()))?;
-                let store: Arc<dyn ObjectStore> = if prefix.is_empty() { Arc::new(s3) } else { Arc::new(PrefixStore::new(s3, prefix.as_str())) };
+                let s3 = Arc::new(builder.build().map_err(|e| not_a_lake(e.to_string()))?);
+                let store: Arc<dyn ObjectStore> = if prefix.is_empty() { s3.clone() } else { Arc::new(PrefixStore::new(s3.clone(), prefix.as_str())) };
                 let cloud = polars::prelude::cloud::CloudOptions::default().with_aws(config);
-                Ok(Objects { root: Arc::new(root), store, io: Default::default(), cloud: Some(cloud) })
+                Ok(Objects { root: Arc::new(root), store, base: s3, io: Default::default(), cloud: Some(cloud) })
             }
         }
     }
 
     pub fn root(&self) -> &Root {
         &self.root
+    }
+
+    /// The Delta log store of the table in the directory `dir` (relative to the root): the
+    /// default log store, whose commits are conditional creates of `_delta_log/<version>.json`
+    /// (a hard link locally, `If-None-Match: *` in S3), so of two writers of one version
+    /// exactly one succeeds.
+    pub fn delta_log_store(&self, dir: &str) -> Result<deltalake_core::logstore::LogStoreRef, StoreError> {
+        let url = self.table_url(dir)?;
+        let prefix = StorePath::from_url_path(url.path()).map_err(|e| StoreError::Object { path: url.to_string(), reason: e.to_string() })?;
+        let prefixed: Arc<dyn ObjectStore> = Arc::new(PrefixStore::new(self.base.clone(), prefix));
+        Ok(deltalake_core::logstore::default_logstore(prefixed, self.base.clone(), &url, &Default::default()))
+    }
+
+    /// The URL of the directory `dir` (relative to the root), with a trailing slash.
+    pub fn table_url(&self, dir: &str) -> Result<url::Url, StoreError> {
+        let bad = |reason: String| StoreError::Object { path: self.url(dir), reason };
+        match self.root.as_ref() {
+            Root::Local(p) => url::Url::from_directory_path(p.join(dir)).map_err(|()| bad("not an absolute path".into())),
+            root => url::Url::parse(&format!("{root}/{dir}/")).map_err(|e| bad(e.to_string())),
+        }
+    }
+
+    /// Whether `rel` exists (for async callers; see `exists`).
+    pub async fn exists_async(&self, rel: &str) -> Result<bool, StoreError> {
+        match self.local_root() {
+            Some(root) => Ok(root.join(rel).exists()),
+            None => {
+                let (store, path) = (self.store.clone(), StorePath::from(rel));
+                self.run(async move {
+                    match store.head(&path).await {
+                        Ok(_) => Ok(true),
+                        Err(object_store::Error::NotFound { .. }) => Ok(false),
+                        Err(e) => Err(e),
+                    }
+                })
+                .await
+                .map_err(store_err(self.url(rel)))
+            }
+        }
     }
 
     /// The local directory of a lake on disk (`None` for S3).

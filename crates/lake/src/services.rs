@@ -1,19 +1,18 @@
-//! The services dimension (`dimensions/services.parquet`): the service inventory of A-11 280.5
-//! as one small table. Read whole into `domain::inventory::ServiceRecord`s, written whole: an
-//! edit writes the new table to a temporary object and replaces the old one atomically (a
-//! reader sees the old table or the new one), then records a commit, so the lake version moves
-//! and every cache keyed on it lets go of the old inventory. Tables written before the
+//! The services dimension (the Delta table `dimensions/services`): the service inventory of
+//! A-11 280.5 as one small table. Read whole into `domain::inventory::ServiceRecord`s, written
+//! whole: an edit writes a new file and commits it in place of the old one
+//! (`delta::replace_dimension`: a reader sees the old table or the new one), so the lake version
+//! moves and every cache keyed on it lets go of the old inventory. Tables written before the
 //! inventory had descriptions read with those fields empty.
 
-use super::commit::{CommitRecord, WriteLock};
+use super::commit::WriteLock;
+use super::delta::{dimension_files, replace_dimension, Dimension};
 use super::error::StoreError;
 use super::lake::Lake;
-use super::layout::SERVICES_FILE;
 use arrow::array::{Array, ArrayRef, BooleanArray, ListArray, ListBuilder, RecordBatch, StringArray, StringBuilder};
 use arrow::datatypes::{DataType, Field, Schema};
 use cx_domain::inventory::ServiceRecord;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::arrow::ArrowWriter;
 use std::sync::Arc;
 
 fn list_of_text(values: impl Iterator<Item = Vec<String>>) -> ListArray {
@@ -71,37 +70,17 @@ pub fn batch(services: &[ServiceRecord]) -> RecordBatch {
     .expect("services batch matches its schema")
 }
 
-/// The table's Parquet bytes.
-fn encode(services: &[ServiceRecord]) -> Result<Vec<u8>, StoreError> {
-    let batch = batch(services);
-    let fail = |e: parquet::errors::ParquetError| StoreError::Write { path: SERVICES_FILE.into(), reason: e.to_string() };
-    let mut out = Vec::new();
-    let mut w = ArrowWriter::try_new(&mut out, batch.schema(), Some(super::writer::parquet_properties(&[]))).map_err(fail)?;
-    w.write(&batch).map_err(fail)?;
-    w.close().map_err(fail)?;
-    Ok(out)
-}
-
-/// Writes the services table of a lake being created (the generator), with no commit.
-pub fn create(lake: &Lake, services: &[ServiceRecord]) -> Result<(), StoreError> {
-    lake.objects().replace(SERVICES_FILE, encode(services)?)
-}
-
-/// Replaces the services table under the write lock and records the change; returns the new
-/// lake version.
+/// Replaces the services table under the write lock (the generator writes the first one so);
+/// returns the new lake version.
 pub fn replace(lock: &WriteLock, services: &[ServiceRecord], operation: String) -> Result<u64, StoreError> {
-    lock.lake().objects().replace(SERVICES_FILE, encode(services)?)?;
-    lock.commit(CommitRecord { operation, ..Default::default() })
+    replace_dimension(lock, Dimension::Services, &batch(services), operation)
 }
 
 /// Reads the services table; an empty list when the lake has none.
 pub fn read(lake: &Lake) -> Result<Vec<ServiceRecord>, StoreError> {
-    let objects = lake.objects();
-    if !objects.exists(SERVICES_FILE)? {
-        return Ok(Vec::new());
-    }
-    let fail = |reason: String| StoreError::Read { path: lake.locate(SERVICES_FILE), reason };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(objects.open(SERVICES_FILE)?).and_then(|b| b.build()).map_err(|e| fail(e.to_string()))?;
+    let Some(file) = dimension_files(lake, Dimension::Services)?.pop() else { return Ok(Vec::new()) };
+    let fail = |reason: String| StoreError::Read { path: lake.locate(&file.path), reason };
+    let reader = ParquetRecordBatchReaderBuilder::try_new(lake.objects().open(&file.path)?).and_then(|b| b.build()).map_err(|e| fail(e.to_string()))?;
     let mut out = Vec::new();
     for batch in reader {
         let batch = batch.map_err(|e| fail(e.to_string()))?;
@@ -184,15 +163,21 @@ mod tests {
             non_digital_reason: Some("wet signatures".into()),
             digitization_options: vec!["e-signature".into(), "online upload".into()],
         };
-        create(&lake, std::slice::from_ref(&s)).unwrap();
-        assert_eq!(read(&lake).unwrap(), vec![s.clone()]);
+        assert_eq!(read(&lake).unwrap(), vec![]);
         let lock = WriteLock::acquire(&lake).unwrap();
+        // Three empty tables, then the services table's first commit.
+        assert_eq!(replace(&lock, std::slice::from_ref(&s), "services: first".into()).unwrap(), 4);
+        assert_eq!(read(&lake).unwrap(), vec![s.clone()]);
         let mut t = s.clone();
         t.id = "VA-S000".into();
         t.channels = vec![Channel::Digital];
         t.non_digital_reason = None;
         t.digitization_options.clear();
-        assert_eq!(replace(&lock, &[s.clone(), t.clone()], "services: test".into()).unwrap(), 1);
+        assert_eq!(replace(&lock, &[s.clone(), t.clone()], "services: test".into()).unwrap(), 5);
         assert_eq!(read(&lake).unwrap(), vec![t, s], "sorted by id");
+        // The edit replaced the file in one commit: one live file, the old one still on disk
+        // for time travel until vacuum.
+        assert_eq!(crate::delta::dimension_files(&lake, crate::delta::Dimension::Services).unwrap().len(), 1);
+        assert!(std::path::Path::new(&lake.locate("dimensions/services/part-00000.parquet")).exists());
     }
 }

@@ -299,6 +299,15 @@ impl QueryRoot {
         Ok((1..=4).map(|q| cx_domain::due_dates::hisp_due_date(cx_domain::FiscalQuarter::new(fiscal_year, q)).into()).collect())
     }
 
+    /// The versions of the lake's Delta tables now, or the last ones committed by `at`: the
+    /// state answers are computed from (a filter's `asOf` reads the same state).
+    async fn lake_versions(&self, ctx: &Context<'_>, at: Option<chrono::DateTime<chrono::Utc>>) -> Result<crate::types::LakeVersions> {
+        let lake = &ctx.data::<Analytics>()?.lake;
+        let as_of = at.map_or(cx_lake::delta::AsOf::Latest, cx_lake::delta::AsOf::Time);
+        let versions = lake.versions_as_of(as_of).await.map_err(|e| gql_error(e.into()))?;
+        Ok(crate::types::LakeVersions::from(&versions))
+    }
+
     /// The offices of the lake (its offices dimension), optionally of some agencies.
     async fn offices(&self, ctx: &Context<'_>, agency: Option<Vec<String>>) -> Result<Vec<OfficeOut>> {
         let analytics = ctx.data::<Analytics>()?;

@@ -182,12 +182,60 @@ pub struct ResponseFilter {
     pub from: Option<Date>,
     /// Last day included (UTC).
     pub to: Option<Date>,
+    /// Read the lake as it was at a version or instant instead of now (time travel, for
+    /// reproducible research; `lakeVersions` tells which table versions that is).
+    pub as_of: Option<AsOf>,
+}
+
+/// A past state of the lake: exactly one of a table version (of the table the query reads:
+/// responses, or telemetry and indicators for observation queries) or an instant (the last
+/// version of each table committed by then).
+#[derive(async_graphql::OneofObject, Debug, Clone, Copy)]
+pub enum AsOf {
+    Version(u64),
+    Time(chrono::DateTime<chrono::Utc>),
+}
+
+/// The lake version and the versions of its tables.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct LakeVersions {
+    /// The number of commits of all tables together: it moves with every change of the lake.
+    pub lake_version: u64,
+    pub tables: Vec<TableVersion>,
+}
+
+/// One Delta table's version.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct TableVersion {
+    /// responses, telemetry, indicators, services or offices.
+    pub table: String,
+    pub version: u64,
+}
+
+impl From<&cx_lake::delta::Versions> for LakeVersions {
+    fn from(v: &cx_lake::delta::Versions) -> Self {
+        LakeVersions { lake_version: v.lake(), tables: v.0.iter().map(|(t, v)| TableVersion { table: t.to_string(), version: *v }).collect() }
+    }
+}
+
+impl From<AsOf> for cx_lake::delta::AsOf {
+    fn from(a: AsOf) -> Self {
+        match a {
+            AsOf::Version(v) => cx_lake::delta::AsOf::Version(v),
+            AsOf::Time(t) => cx_lake::delta::AsOf::Time(t),
+        }
+    }
 }
 
 impl From<ResponseFilter> for Filter {
     fn from(f: ResponseFilter) -> Filter {
-        let mut out =
-            Filter { from: f.from.map(|d| d.0), to: f.to.map(|d| d.0), scales: f.scale.map(|v| v.into_iter().map(Into::into).collect()), ..Default::default() };
+        let mut out = Filter {
+            from: f.from.map(|d| d.0),
+            to: f.to.map(|d| d.0),
+            scales: f.scale.map(|v| v.into_iter().map(Into::into).collect()),
+            as_of: f.as_of.map(Into::into).unwrap_or_default(),
+            values: Default::default(),
+        };
         for (dim, values) in [
             (Dimension::Agency, f.agency),
             (Dimension::Bureau, f.bureau),
