@@ -68,6 +68,14 @@ def scan(lake, table="responses", version=None):
     return f"read_parquet([{listed}], hive_partitioning = true)"
 
 
+def copy_dimensions(source, lake):
+    """Copies a lake's dimension tables (services, offices: Delta tables, log included) into
+    another lake directory, as a lake built from an export needs them."""
+    import shutil  # noqa: PLC0415
+    for t in ["services", "offices"]:
+        shutil.copytree(Path(source) / "dimensions" / t, Path(lake) / "dimensions" / t, dirs_exist_ok=True)
+
+
 def dimension(lake, name):
     """A DuckDB table expression over a dimension table (services, offices): its one live file."""
     return scan(lake, f"dimensions/{name}")

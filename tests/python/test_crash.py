@@ -12,7 +12,7 @@ import time
 import urllib.request
 
 
-from conftest import BIN, assert_stored_once, duck as con, free_port, graphql, run_cxlake, scan, wait_healthy, wait_stored, dimension
+from conftest import BIN, assert_stored_once, duck as con, free_port, graphql, run_cxlake, scan, wait_healthy, wait_stored, dimension, copy_dimensions
 
 KILLS = 50
 FILES = 10
@@ -75,14 +75,12 @@ def test_kill_9_while_writing(tmp_path):
         c.execute(f"""COPY (SELECT * EXCLUDE (fiscal_year, fiscal_quarter) FROM {scan(source)}
                       WHERE hash(response_id) % {FILES} = {i}) TO '{path}' (HEADER)""")
         exports.append(path)
-    svc = c.execute(f"SELECT service_id, agency, bureau, service_type FROM {dimension(source, "services")} LIMIT 1").fetchone()
+    svc = c.execute(f"SELECT service_id, agency, bureau, service_type FROM {dimension(source, 'services')} LIMIT 1").fetchone()
     template = {"agency": svc[1], "bureau": svc[2], "service_id": svc[0], "service_type": svc[3], "channel": "digital",
                 "collection_id": "crash", "scale": "likert5", "trust": 4, "satisfaction": 3}
 
     lake = tmp_path / "lake"
-    (lake / "dimensions").mkdir(parents=True)
-    for t in ["services", "offices"]:
-        (lake / "dimensions" / f"{t}.parquet").write_bytes((source / "dimensions" / f"{t}.parquet").read_bytes())
+    copy_dimensions(source, lake)
     run_cxlake("ingest", "--lake", lake, exports[0])  # creates the lake
 
     acked, killed_mid_ingest = [], 0

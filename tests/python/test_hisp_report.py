@@ -40,7 +40,7 @@ def con():
     for t in ["telemetry", "indicators"]:
         c.execute(f"CREATE VIEW {t} AS SELECT * FROM {scan(SAMPLE, t)} "
                   f"WHERE observed_at >= TIMESTAMPTZ '{START} 00:00:00+00' AND observed_at < TIMESTAMPTZ '{END} 00:00:00+00'")
-    c.execute(f"CREATE VIEW s AS SELECT * FROM {dimension(SAMPLE, "services")}")
+    c.execute(f"CREATE VIEW s AS SELECT * FROM {dimension(SAMPLE, 'services')}")
     return c
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import duck as con, graphql, run_cxlake, scan
+from conftest import duck as con, graphql, run_cxlake, scan, copy_dimensions
 
 SCORES = """{ scores(groupBy: [AGENCY, SERVICE, CHANNEL], period: FISCAL_QUARTER, weighted: true) {
   agency service channel period measure n mean sd agreeShare agreeLow agreeHigh nEffective } }"""
@@ -79,9 +79,7 @@ def test_lake_formats_round_trip(original, tmp_path, fmt):
     n = assert_same_rows(original, lake)
     assert sum(s["rows_stored"] for s in summaries) == n == 30000
     # Identical answers (dimension tables are not part of an export: the original's are copied).
-    (lake / "dimensions").mkdir()
-    for t in ["services", "offices"]:
-        (lake / "dimensions" / f"{t}.parquet").write_bytes((original / "dimensions" / f"{t}.parquet").read_bytes())
+    copy_dimensions(original, lake)
     for q in [SCORES, DRIVERS]:
         got, want = graphql(lake, q), graphql(original, q)
         assert "errors" not in want and len(want["data"]) == 1
@@ -122,9 +120,7 @@ def test_touchpoints_v2_round_trip(original, tmp_path):
     c = con()
     lake = tmp_path / "lake"
     # The new lake gets the original's inventory, so the service type comes from it.
-    (lake / "dimensions").mkdir(parents=True)
-    for t in ["services", "offices"]:
-        (lake / "dimensions" / f"{t}.parquet").write_bytes((original / "dimensions" / f"{t}.parquet").read_bytes())
+    copy_dimensions(original, lake)
     colls = collections(c, original, "thumbs")
     assert len(colls) >= 2
     for i, (coll, agency, bureau, service, channel) in enumerate(colls):

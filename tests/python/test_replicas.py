@@ -42,7 +42,7 @@ def test_two_replicas_see_each_others_writes(tmp_path, oracle_lake, backend, req
         s3 = request.getfixturevalue("s3")
         s3.upload(oracle_lake, "replicas")
         lake = s3.url("replicas")
-    svc = duckdb.connect().execute(f"SELECT service_id, agency, bureau, service_type FROM {dimension(oracle_lake, "services")} LIMIT 1").fetchone()
+    svc = duckdb.connect().execute(f"SELECT service_id, agency, bureau, service_type FROM {dimension(oracle_lake, 'services')} LIMIT 1").fetchone()
     template = {"agency": svc[1], "bureau": svc[2], "service_id": svc[0], "service_type": svc[3], "channel": "digital",
                 "collection_id": "replicas", "scale": "likert5", "trust": 5}
     (a, url_a), (b, url_b) = start(lake, tmp_path / "wal-a"), start(lake, tmp_path / "wal-b")

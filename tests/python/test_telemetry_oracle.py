@@ -142,8 +142,8 @@ def test_generated_telemetry_fits_its_services_and_responses(oracle_lake, con):
     channels and offices; every quarter offered the survey to at least as many customers as
     responded, and served at least as many as were offered it; pages are logged on the digital
     channel only."""
-    con.execute(f"CREATE OR REPLACE VIEW s AS SELECT * FROM {dimension(oracle_lake, "services")}")
-    con.execute(f"CREATE OR REPLACE VIEW o AS SELECT * FROM {dimension(oracle_lake, "offices")}")
+    con.execute(f"CREATE OR REPLACE VIEW s AS SELECT * FROM {dimension(oracle_lake, 'services')}")
+    con.execute(f"CREATE OR REPLACE VIEW o AS SELECT * FROM {dimension(oracle_lake, 'offices')}")
     assert con.execute("SELECT count(*) FROM telemetry t LEFT JOIN s USING (service_id) WHERE s.service_id IS NULL OR s.agency <> t.agency").fetchone()[0] == 0
     assert con.execute("SELECT count(*) FROM telemetry t JOIN s USING (service_id) WHERE NOT list_contains(s.channels, t.channel)").fetchone()[0] == 0
     assert con.execute("SELECT count(*) FROM telemetry WHERE page IS NOT NULL AND channel <> 'digital'").fetchone()[0] == 0
