@@ -16,6 +16,7 @@ mod inventory;
 mod keys;
 mod leftovers;
 mod limits;
+mod migrate;
 mod observations;
 mod perturbation;
 mod pruning;

@@ -26,8 +26,8 @@ pub struct Compacted {
     pub lake_version: u64,
 }
 
-/// The partitions of `table` holding more than `min_files` live files (and more than their
-/// rows need), with those files.
+/// The partitions of `table` holding more than `min_files` live files smaller than
+/// `FILE_ROWS` (and more than their rows need), with those files.
 fn crowded(lock: &WriteLock, table: Table, only: Option<&[PartitionKey]>, min_files: usize) -> Result<Vec<(PartitionKey, Vec<TableFile>)>, StoreError> {
     let lake = lock.lake().clone();
     let t = Stored::Partitioned(table);
@@ -36,7 +36,8 @@ fn crowded(lock: &WriteLock, table: Table, only: Option<&[PartitionKey]>, min_fi
         lake.files_of(t, &snapshot, |_| true)
     })?;
     let mut by_partition: std::collections::BTreeMap<PartitionKey, Vec<TableFile>> = Default::default();
-    for f in files {
+    // Full files stay as they are: only the small ones are merged.
+    for f in files.into_iter().filter(|f| (f.rows as usize) < FILE_ROWS) {
         let key = f.partition.clone().expect("a partitioned table's file has a partition");
         if only.is_none_or(|keys| keys.contains(&key)) {
             by_partition.entry(key).or_default().push(f);

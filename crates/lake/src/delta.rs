@@ -159,10 +159,6 @@ fn delta_err(lake: &Lake, t: Stored) -> impl Fn(DeltaTableError) -> StoreError +
     move |e| StoreError::Read { path: lake.locate(t.dir()), reason: format!("Delta table: {e}") }
 }
 
-fn is_missing(e: &DeltaTableError) -> bool {
-    matches!(e, DeltaTableError::NotATable(_) | DeltaTableError::InvalidTableLocation(_))
-}
-
 fn partition_values(key: &PartitionKey) -> HashMap<String, Option<String>> {
     [("agency", key.agency.clone()), ("fiscal_year", key.quarter.year.to_string()), ("fiscal_quarter", key.quarter.quarter.to_string())]
         .into_iter()
@@ -216,15 +212,25 @@ impl Lake {
             }
             None => DeltaTable::new(self.objects().delta_log_store(t.dir())?),
         };
+        let log_store = table.log_store();
         let loaded = self.objects().run(async move { table.update_incremental(None).await.map(|()| table) }).await;
         match loaded {
             Ok(table) => {
-                self.tables().latest.lock().expect("table cache lock").insert(t, table.clone());
+                let mut cache = self.tables().latest.lock().expect("table cache lock");
+                // A slower concurrent load never moves the cache back.
+                if cache.get(&t).is_none_or(|c| c.version() < table.version()) {
+                    cache.insert(t, table.clone());
+                }
                 Ok(Some(table))
             }
-            // No log at all: no table (yet). A log that does not load is an error.
-            Err(e) if is_missing(&e) || self.objects().list_async(&format!("{}/", t.log_dir())).await?.is_empty() => Ok(None),
-            Err(e) => Err(delta_err(self, t)(e)),
+            Err(e) => {
+                // No commit file at all: no table (yet). A log that does not load is an error.
+                let exists = self.objects().run(async move { log_store.is_delta_table_location().await }).await;
+                match exists {
+                    Ok(false) => Ok(None),
+                    _ => Err(delta_err(self, t)(e)),
+                }
+            }
         }
     }
 
@@ -245,12 +251,23 @@ impl Lake {
             AsOf::Version(v) => self.objects().run(async move { table.load_version(v).await.map(|()| table) }).await,
             AsOf::Time(at) => self.objects().run(async move { table.load_with_datetime(at).await.map(|()| table) }).await,
         };
-        match result {
-            Ok(table) => Ok(Some(table)),
-            // Nothing committed yet at that instant.
-            Err(e) if matches!(as_of, AsOf::Time(_)) && e.to_string().contains("earliest") => Ok(None),
-            Err(e) => Err(delta_err(self, t)(e)),
+        let table = result.map_err(delta_err(self, t))?;
+        if let AsOf::Time(at) = as_of {
+            // delta-rs answers an instant before the first commit it knows with that commit:
+            // the table did not exist yet (or its log from then is gone).
+            let v = table.version().unwrap_or(0);
+            let committed = table.snapshot().ok().and_then(|s| s.version_timestamp(v));
+            if committed.is_some_and(|ms| ms > at.timestamp_millis()) {
+                if v == 0 {
+                    return Ok(None);
+                }
+                return Err(StoreError::Read {
+                    path: self.locate(t.dir()),
+                    reason: format!("table {} has no log from {at} any more (its earliest version kept is {v})", t.name()),
+                });
+            }
         }
+        Ok(Some(table))
     }
 
     /// The versions of the lake's tables as `as_of` names them (a version names each table's
@@ -301,8 +318,9 @@ impl Lake {
 
     /// Commits `change` to `t` (creating the table if it does not exist and the change says
     /// its columns); returns the table's new version. Only for a holder of the write lock
-    /// (`commit::WriteLock`); a concurrent writer elsewhere is caught by the log's conditional
-    /// create and its conflict check.
+    /// (`commit::WriteLock`). A concurrent writer elsewhere is caught by the log's conditional
+    /// create: appends are retried on top of its commit (they commute), a change that removes
+    /// files is not (see below).
     pub(crate) async fn commit_change(&self, t: Stored, change: Change) -> Result<u64, StoreError> {
         let fail = |reason: String| StoreError::Write { path: self.locate(t.dir()), reason };
         let mut actions = Vec::with_capacity(change.added.len() + change.removed.len());
@@ -335,7 +353,11 @@ impl Lake {
                 default_row_commit_version: None,
             }));
         }
-        let props = CommitProperties::default().with_metadata([("cxlake.operation".to_string(), serde_json::Value::String(change.operation.clone()))]);
+        // Expired logs are cleaned by `vacuum`, not by every commit (which would list the whole
+        // log each time).
+        let props = CommitProperties::default()
+            .with_metadata([("cxlake.operation".to_string(), serde_json::Value::String(change.operation.clone()))])
+            .with_cleanup_expired_logs(Some(false));
         let partition_by = t.partitioned().then(|| PARTITION_COLUMNS.iter().map(|c| c.to_string()).collect::<Vec<_>>());
         let version = match self.delta_table(t).await? {
             None => {
@@ -356,6 +378,18 @@ impl Lake {
                 self.objects().run(async move { create.await.map(|table| table.version().unwrap_or(0)) }).await.map_err(|e| fail(e.to_string()))?
             }
             Some(table) => {
+                // Files a change removes must be live in the snapshot it commits on, and the
+                // commit is not retried on a newer one: a commit that lands in between (any
+                // writer's) fails this one rather than being merged around it (delta-rs does not
+                // count `dataChange: false` removes as conflicts).
+                let mut props = props;
+                if !change.removed.is_empty() {
+                    let live: std::collections::HashSet<String> = self.files_of(t, &table, |_| true)?.into_iter().map(|f| f.path).collect();
+                    if let Some(gone) = change.removed.iter().find(|f| !live.contains(&f.path)) {
+                        return Err(fail(format!("{} is no longer in the table (another writer changed it); nothing was committed", gone.path)));
+                    }
+                    props = props.with_max_retries(0);
+                }
                 let operation = if change.rearranged {
                     DeltaOperation::Optimize { predicate: None, target_size: super::writer::FILE_ROWS as i64 }
                 } else {
@@ -366,15 +400,29 @@ impl Lake {
                 self.objects()
                     .run(async move {
                         let snapshot = table.snapshot()?;
-                        let done = CommitBuilder::from(props).with_actions(actions).build(Some(snapshot), log_store, operation).await?;
-                        Ok::<_, DeltaTableError>(done.version())
+                        let written = CommitBuilder::from(props)
+                            .with_actions(actions)
+                            .build(Some(snapshot), log_store, operation)
+                            .into_prepared_commit_future()
+                            .await?
+                            .await?;
+                        let version = written.version;
+                        // The commit is durable now; a failed checkpoint (the post-commit hook)
+                        // does not undo it.
+                        if let Err(e) = written.await {
+                            tracing::warn!(table = t.name(), version, error = %e, "post-commit work (checkpoint) failed");
+                        }
+                        Ok::<_, DeltaTableError>(version)
                     })
                     .await
                     .map_err(|e| fail(e.to_string()))?
             }
         };
-        // Move the cached snapshot forward now, so this writer reads its own commit.
-        self.delta_table(t).await?;
+        // Move the cached snapshot forward now, so this writer reads its own commit (a failure
+        // here does not undo the commit: the next read retries).
+        if let Err(e) = self.delta_table(t).await {
+            tracing::warn!(table = t.name(), version, error = %e, "reloading the table after a commit failed");
+        }
         Ok(version)
     }
 }

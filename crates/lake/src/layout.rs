@@ -6,11 +6,12 @@
 //! <lake>/responses/agency=VA/fiscal_year=2025/fiscal_quarter=1/part-….parquet
 //! <lake>/telemetry/agency=VA/fiscal_year=2025/fiscal_quarter=1/part-….parquet
 //! <lake>/indicators/agency=VA/fiscal_year=2025/fiscal_quarter=1/part-….parquet
-//! <lake>/dimensions/services.parquet, offices.parquet
+//! <lake>/dimensions/services/, offices/       (one-file Delta tables)
 //! ```
 //!
-//! Partition columns live only in the path (the hive convention DuckDB, Spark and Trino
-//! follow), not inside the files.
+//! Each table directory is a Delta table (`delta.rs`, its `_delta_log/` beside the partitions).
+//! Partition columns live only in the path and the log (the hive convention DuckDB, Spark and
+//! Trino follow), not inside the files.
 
 use cx_domain::FiscalQuarter;
 use std::collections::BTreeSet;
@@ -18,6 +19,7 @@ use std::collections::BTreeSet;
 pub const LAKE_MANIFEST: &str = "lake.json";
 pub const RESPONSES: &str = "responses";
 pub const DIMENSIONS: &str = "dimensions";
+/// Where the old layout (format 1) kept the dimension files (`migrate.rs` moves them).
 pub const SERVICES_FILE: &str = "dimensions/services.parquet";
 pub const OFFICES_FILE: &str = "dimensions/offices.parquet";
 

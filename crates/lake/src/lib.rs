@@ -1,11 +1,10 @@
 //! The lake: where things live (partition layout; a local directory or S3, `objects.rs`), what
-//! the files hold (schema), finding the files a query needs (listing with partition pruning,
-//! through object_store), scanning them lazily with polars, and writing new files atomically.
+//! the files hold (schema), which files a table holds (each table is a Delta Lake table:
+//! `delta.rs`), scanning them lazily with polars, and writing and committing new files.
 //!
-//! Architecture invariant: data files are immutable once visible. A file appears under its
-//! final name only when complete (write to a hidden temporary name, fsync, rename); nothing
-//! rewrites or appends to a visible file. Per-file side data (rollups of sufficient
-//! statistics) will live beside the data under `_side/`, keyed by the data file's path.
+//! Architecture invariant: a table is exactly the files its Delta log's snapshot lists; data
+//! files are immutable, written under their final names and invisible until the one commit that
+//! adds them, so a reader sees a change whole or not at all.
 
 pub mod batch;
 pub mod commit;

@@ -63,12 +63,19 @@ pub fn migrate(location: &str) -> Result<Migrated, StoreError> {
                 continue; // a log, side data, or a writer's leftover
             }
             let Some(key) = PartitionKey::from_path_in(table, &path).filter(|_| layout::is_data_file_name(name)) else {
-                out.left_out.push((path, "not a data file of a partition directory".into()));
+                set_aside(&lake, &path)?;
+                out.left_out.push((path, format!("not a data file of a partition directory (moved to {LEFT_OUT}/)")));
                 continue;
             };
+            // A file that cannot be read now (I/O) stops the migration; one that reads but is not
+            // a Parquet file of this table is left out, moved where no vacuum deletes it.
+            lake.objects().open(&path)?;
             match lake.check_data_file(&path, false).and_then(|()| lake.data_file_rows(&path)) {
                 Ok(rows) => added.push(TableFile { path, partition: Some(key), size, rows }),
-                Err(reason) => out.left_out.push((path, reason)),
+                Err(reason) => {
+                    set_aside(&lake, &path)?;
+                    out.left_out.push((path, format!("{reason} (moved to {LEFT_OUT}/)")));
+                }
             }
         }
         added.sort();
@@ -91,14 +98,26 @@ pub fn migrate(location: &str) -> Result<Migrated, StoreError> {
         }
         lake.objects().delete(old)?;
     }
-    // The home-made commit records and head are retired: the tables' logs replace them.
+    // The home-made commit records are retired: the tables' logs replace them. The head is
+    // overwritten, not deleted, so an old cxlake still running fails to read a version and
+    // commits nothing (it would otherwise count from 0 and write files no table holds).
     for (path, _) in lake.objects().list("_lake/commits/")? {
         lake.objects().delete(&path)?;
     }
-    lake.objects().delete("_lake/HEAD")?;
+    lake.objects().replace("_lake/HEAD", b"migrated to Delta tables: run a cxlake that reads them\n".to_vec())?;
     lake.objects().replace(LAKE_MANIFEST, serde_json::to_vec_pretty(&LakeManifest::current()).expect("manifest serializes"))?;
     out.lake_version = lock.version()?;
     Ok(out)
+}
+
+/// Where files left out of a table go (out of every table's directory).
+pub const LEFT_OUT: &str = "_lake/left_out";
+
+/// Moves `path` under `LEFT_OUT`, keeping its relative path.
+fn set_aside(lake: &Lake, path: &str) -> Result<(), StoreError> {
+    let bytes = lake.objects().read(path)?.unwrap_or_default();
+    lake.objects().replace(&format!("{LEFT_OUT}/{path}"), bytes.to_vec())?;
+    lake.objects().delete(path)
 }
 
 fn exists(lake: &Lake, t: Stored) -> Result<bool, StoreError> {
