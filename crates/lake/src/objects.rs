@@ -273,20 +273,7 @@ impl Objects {
 
     /// Whether `rel` exists.
     pub fn exists(&self, rel: &str) -> Result<bool, StoreError> {
-        match self.local_root() {
-            Some(root) => Ok(root.join(rel).exists()),
-            None => {
-                let (store, path) = (self.store.clone(), StorePath::from(rel));
-                self.block_on(async move {
-                    match store.head(&path).await {
-                        Ok(_) => Ok(true),
-                        Err(object_store::Error::NotFound { .. }) => Ok(false),
-                        Err(e) => Err(e),
-                    }
-                })
-                .map_err(store_err(self.url(rel)))
-            }
-        }
+        futures::executor::block_on(self.exists_async(rel))
     }
 
     /// Writes `bytes` as `rel` if no object of that name exists; returns whether it wrote.
