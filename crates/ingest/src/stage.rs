@@ -15,7 +15,7 @@ use cx_lake::batch::ResponseBatchBuilder;
 use cx_lake::commit::WriteLock;
 use cx_lake::delta::TableFile;
 use cx_lake::quarantine::QuarantineRow;
-use cx_lake::writer::{parquet_properties, AtomicParquetWriter, FILE_ROWS, UNIQUE_COLUMNS};
+use cx_lake::writer::{RollingWriter, UNIQUE_COLUMNS};
 use cx_lake::{schema, PartitionKey, StoreError};
 use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
@@ -252,14 +252,9 @@ fn commit_partition(
     let content_seeds = (foldhash::fast::RandomState::default(), foldhash::fast::RandomState::default());
     let converter = RowConverter::new(lake_schema_fields()).map_err(|e| StoreError::Write { path: key.dir(), reason: e.to_string() })?;
     let mut out = Committed::default();
-    let mut writer: Option<(AtomicParquetWriter, TableFile)> = None;
-    let mut files = 0;
-    let finish = |(w, mut f): (AtomicParquetWriter, TableFile), out: &mut Committed| -> Result<(), StoreError> {
-        f.size = w.finish()?;
-        out.added.push(f);
-        Ok(())
-    };
     let lake_schema = schema::arrow_schema();
+    let mut writer =
+        RollingWriter::new(lake, lake_schema.clone(), &UNIQUE_COLUMNS, Some(key.clone()), |n| format!("{}/part-{run_id}-{n:03}.parquet", key.dir()));
     let mut handle = |batch: RecordBatch, out: &mut Committed| -> Result<(), StoreError> {
         let ids = batch.column(0).as_any().downcast_ref::<StringArray>().expect("response_id is text");
         let lines = batch.column(batch.num_columns() - 1).as_any().downcast_ref::<UInt64Array>().expect("_line is u64");
@@ -311,24 +306,8 @@ fn commit_partition(
         } else {
             filter_record_batch(&lake_batch, &BooleanArray::from(keep)).map_err(|e| StoreError::Write { path: key.dir(), reason: e.to_string() })?
         };
-        let mut offset = 0;
-        while offset < kept.num_rows() {
-            if writer.as_ref().is_some_and(|(_, f)| f.rows as usize >= FILE_ROWS) {
-                finish(writer.take().expect("checked above"), out)?;
-            }
-            if writer.is_none() {
-                let path = format!("{}/part-{run_id}-{files:03}.parquet", key.dir());
-                files += 1;
-                let w = AtomicParquetWriter::in_lake(lake, &path, lake_schema.clone(), parquet_properties(&UNIQUE_COLUMNS))?;
-                writer = Some((w, TableFile { path, partition: Some(key.clone()), size: 0, rows: 0 }));
-            }
-            let (w, f) = writer.as_mut().expect("created above");
-            let take = (FILE_ROWS - f.rows as usize).min(kept.num_rows() - offset);
-            w.write(&kept.slice(offset, take))?;
-            f.rows += take as u64;
-            out.stored += take as u64;
-            offset += take;
-        }
+        writer.write(&kept)?;
+        out.stored += kept.num_rows() as u64;
         Ok(())
     };
     for path in staged {
@@ -340,9 +319,7 @@ fn commit_partition(
     if let Some(batch) = tail {
         handle(batch, &mut out)?;
     }
-    if let Some(w) = writer {
-        finish(w, &mut out)?;
-    }
+    out.added = writer.finish()?;
     let new_ids = seen.into_keys().map(String::from).collect();
     out.skipped_lines.sort_unstable();
     Ok((out, existing, new_ids))

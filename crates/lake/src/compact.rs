@@ -8,7 +8,7 @@ use super::commit::WriteLock;
 use super::delta::{Change, Stored, TableFile};
 use super::error::StoreError;
 use super::layout::{PartitionKey, Table};
-use super::writer::{parquet_properties, AtomicParquetWriter, FILE_ROWS, UNIQUE_COLUMNS};
+use super::writer::{RollingWriter, FILE_ROWS, UNIQUE_COLUMNS};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 /// Live files in one partition above which a writer compacts it on its own (the submit
@@ -52,44 +52,23 @@ fn crowded(lock: &WriteLock, table: Table, only: Option<&[PartitionKey]>, min_fi
         .collect())
 }
 
-/// Rewrites one partition's files as full files; returns the new files (not yet committed).
+/// Rewrites one partition's files as full files, row order kept; returns the new files (not
+/// yet committed).
 fn rewrite(lock: &WriteLock, table: Table, key: &PartitionKey, files: &[TableFile], run_id: &str) -> Result<Vec<TableFile>, StoreError> {
     let lake = lock.lake();
-    let mut out: Vec<TableFile> = Vec::new();
-    let mut writer: Option<(AtomicParquetWriter, TableFile)> = None;
-    let finish = |(w, mut f): (AtomicParquetWriter, TableFile), out: &mut Vec<TableFile>| -> Result<(), StoreError> {
-        f.size = w.finish()?;
-        out.push(f);
-        Ok(())
-    };
+    let mut writer: Option<RollingWriter> = None;
     for file in files {
         let bad = |e: parquet::errors::ParquetError| lake.unreadable(&file.path, e);
         let builder = ParquetRecordBatchReaderBuilder::try_new(lake.objects().open(&file.path)?).map_err(bad)?;
         let schema = builder.schema().clone();
+        let w = writer.get_or_insert_with(|| {
+            RollingWriter::new(lake, schema, &UNIQUE_COLUMNS, Some(key.clone()), move |n| format!("{}/part-{run_id}-c{n:03}.parquet", key.dir_in(table)))
+        });
         for batch in builder.with_batch_size(64 * 1024).build().map_err(bad)? {
-            let batch = batch.map_err(|e| lake.unreadable(&file.path, e))?;
-            let mut offset = 0;
-            while offset < batch.num_rows() {
-                if writer.as_ref().is_some_and(|(_, f)| f.rows as usize >= FILE_ROWS) {
-                    finish(writer.take().expect("checked"), &mut out)?;
-                }
-                if writer.is_none() {
-                    let path = format!("{}/part-{run_id}-c{:03}.parquet", key.dir_in(table), out.len());
-                    let w = AtomicParquetWriter::in_lake(lake, &path, schema.clone(), parquet_properties(&UNIQUE_COLUMNS))?;
-                    writer = Some((w, TableFile { path, partition: Some(key.clone()), size: 0, rows: 0 }));
-                }
-                let (w, f) = writer.as_mut().expect("created");
-                let take = (FILE_ROWS - f.rows as usize).min(batch.num_rows() - offset);
-                w.write(&batch.slice(offset, take))?;
-                f.rows += take as u64;
-                offset += take;
-            }
+            w.write(&batch.map_err(|e| lake.unreadable(&file.path, e))?)?;
         }
     }
-    if let Some(w) = writer {
-        finish(w, &mut out)?;
-    }
-    Ok(out)
+    writer.map_or(Ok(Vec::new()), RollingWriter::finish)
 }
 
 /// Compacts the partitions of `table` (those in `only`, or all) that hold more than

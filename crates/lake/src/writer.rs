@@ -151,6 +151,66 @@ impl AtomicParquetWriter {
     }
 }
 
+/// Writes a stream of record batches into files of at most `FILE_ROWS` rows each (the last one
+/// shorter), `name(n)` naming the n-th (relative to the lake root); `finish` returns them as
+/// files for one commit. No file is created for no rows. Ingestion and compaction write
+/// through it.
+pub struct RollingWriter<'a> {
+    lake: &'a Lake,
+    schema: SchemaRef,
+    unique_columns: &'a [&'a str],
+    partition: Option<super::layout::PartitionKey>,
+    name: Box<dyn Fn(usize) -> String + Send + 'a>,
+    current: Option<(AtomicParquetWriter, super::delta::TableFile)>,
+    done: Vec<super::delta::TableFile>,
+}
+
+impl<'a> RollingWriter<'a> {
+    pub fn new(
+        lake: &'a Lake,
+        schema: SchemaRef,
+        unique_columns: &'a [&'a str],
+        partition: Option<super::layout::PartitionKey>,
+        name: impl Fn(usize) -> String + Send + 'a,
+    ) -> Self {
+        RollingWriter { lake, schema, unique_columns, partition, name: Box::new(name), current: None, done: Vec::new() }
+    }
+
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<(), StoreError> {
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            if self.current.as_ref().is_some_and(|(_, f)| f.rows as usize >= FILE_ROWS) {
+                self.close()?;
+            }
+            if self.current.is_none() {
+                let path = (self.name)(self.done.len());
+                let w = AtomicParquetWriter::in_lake(self.lake, &path, self.schema.clone(), parquet_properties(self.unique_columns))?;
+                self.current = Some((w, super::delta::TableFile { path, partition: self.partition.clone(), size: 0, rows: 0 }));
+            }
+            let (w, f) = self.current.as_mut().expect("created above");
+            let take = (FILE_ROWS - f.rows as usize).min(batch.num_rows() - offset);
+            w.write(&batch.slice(offset, take))?;
+            f.rows += take as u64;
+            offset += take;
+        }
+        Ok(())
+    }
+
+    fn close(&mut self) -> Result<(), StoreError> {
+        if let Some((w, mut f)) = self.current.take() {
+            f.size = w.finish()?;
+            self.done.push(f);
+        }
+        Ok(())
+    }
+
+    /// Completes the last file; returns every file written, in order.
+    pub fn finish(mut self) -> Result<Vec<super::delta::TableFile>, StoreError> {
+        self.close()?;
+        Ok(self.done)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
