@@ -76,6 +76,15 @@ def copy_dimensions(source, lake):
         shutil.copytree(Path(source) / "dimensions" / t, Path(lake) / "dimensions" / t, dirs_exist_ok=True)
 
 
+def submission_template(lake, collection, **answers):
+    """A submission for the first service of a lake's inventory (`dimensions/services`), in
+    `collection`, on a digital channel and the Likert scale; `answers` default to trust 4 and
+    satisfaction 3. Tests add a response id."""
+    svc = duck().execute(f"SELECT service_id, agency, bureau, service_type FROM {dimension(lake, 'services')} LIMIT 1").fetchone()
+    return {"agency": svc[1], "bureau": svc[2], "service_id": svc[0], "service_type": svc[3], "channel": "digital",
+            "collection_id": collection, "scale": "likert5", **(answers or {"trust": 4, "satisfaction": 3})}
+
+
 def dimension(lake, name):
     """A DuckDB table expression over a dimension table (services, offices): its one live file."""
     return scan(lake, f"dimensions/{name}")

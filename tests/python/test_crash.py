@@ -12,7 +12,7 @@ import time
 import urllib.request
 
 
-from conftest import BIN, assert_stored_once, duck as con, free_port, graphql, run_cxlake, scan, wait_healthy, wait_stored, dimension, copy_dimensions
+from conftest import BIN, assert_stored_once, duck as con, free_port, graphql, run_cxlake, scan, wait_healthy, wait_stored, copy_dimensions, submission_template
 
 KILLS = 50
 FILES = 10
@@ -75,9 +75,7 @@ def test_kill_9_while_writing(tmp_path):
         c.execute(f"""COPY (SELECT * EXCLUDE (fiscal_year, fiscal_quarter) FROM {scan(source)}
                       WHERE hash(response_id) % {FILES} = {i}) TO '{path}' (HEADER)""")
         exports.append(path)
-    svc = c.execute(f"SELECT service_id, agency, bureau, service_type FROM {dimension(source, 'services')} LIMIT 1").fetchone()
-    template = {"agency": svc[1], "bureau": svc[2], "service_id": svc[0], "service_type": svc[3], "channel": "digital",
-                "collection_id": "crash", "scale": "likert5", "trust": 4, "satisfaction": 3}
+    template = submission_template(source, "crash")
 
     lake = tmp_path / "lake"
     copy_dimensions(source, lake)

@@ -12,7 +12,7 @@ from collections import Counter
 
 from deltalake import DeltaTable
 
-from conftest import BIN, assert_stored_once, dimension, duck, free_port, graphql, run_cxlake, scan, wait_healthy, wait_stored
+from conftest import BIN, assert_stored_once, duck, free_port, graphql, run_cxlake, scan, wait_healthy, wait_stored, submission_template
 from test_crash import Submitters
 
 SECONDS = int(os.environ.get("CXLAKE_SOAK_SECONDS", "600"))
@@ -29,9 +29,7 @@ def files_per_partition(lake, version=None):
 def test_file_count_stays_bounded_and_queries_stay_exact_under_submit_load(tmp_path):
     lake = tmp_path / "lake"
     run_cxlake("generate", "--out", lake, "--rows", 20000, "--seed", 31, "--fiscal-years", 1, "--first-fiscal-year", 2025)
-    svc = duck().execute(f"SELECT service_id, agency, bureau, service_type FROM {dimension(lake, 'services')} LIMIT 1").fetchone()
-    template = {"agency": svc[1], "bureau": svc[2], "service_id": svc[0], "service_type": svc[3], "channel": "digital",
-                "collection_id": "soak", "scale": "likert5", "trust": 4, "satisfaction": 3}
+    template = submission_template(lake, "soak")
     port = free_port()
     server = subprocess.Popen([str(BIN), "serve", "--lake", str(lake), "--submit", "--flush-ms", "100",
                                "--listen", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

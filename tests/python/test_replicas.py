@@ -11,7 +11,7 @@ import urllib.request
 import duckdb
 import pytest
 
-from conftest import run_cxlake, start_server, scan, dimension
+from conftest import run_cxlake, start_server, scan, submission_template
 
 FLUSH_MS = 200
 BOUND_S = 5  # documented: visible within flush interval + one listing; generous for CI
@@ -42,26 +42,24 @@ def test_two_replicas_see_each_others_writes(tmp_path, oracle_lake, backend, req
         s3 = request.getfixturevalue("s3")
         s3.upload(oracle_lake, "replicas")
         lake = s3.url("replicas")
-    svc = duckdb.connect().execute(f"SELECT service_id, agency, bureau, service_type FROM {dimension(oracle_lake, 'services')} LIMIT 1").fetchone()
-    template = {"agency": svc[1], "bureau": svc[2], "service_id": svc[0], "service_type": svc[3], "channel": "digital",
-                "collection_id": "replicas", "scale": "likert5", "trust": 5}
+    template = submission_template(oracle_lake, "replicas", trust=5)
     (a, url_a), (b, url_b) = start(lake, tmp_path / "wal-a"), start(lake, tmp_path / "wal-b")
     try:
-        before = count(url_a, svc[0])
-        assert count(url_b, svc[0]) == before  # now cached in both
+        before = count(url_a, template['service_id'])
+        assert count(url_b, template['service_id']) == before  # now cached in both
         post(url_a, "/v1/responses", [dict(template, response_id=f"a{i}") for i in range(3)])
         post(url_b, "/v1/responses", [dict(template, response_id=f"b{i}") for i in range(2)])
         # The CLI ingests a file meanwhile (a third writer, taking the same lake lock).
         csv = tmp_path / "more.csv"
         csv.write_text("agency,response_id,submitted_at,collection_id,bureau,service_id,service_type,channel,scale,trust\n"
-                       + "".join(f"{svc[1]},c{i},2025-01-0{i + 1}T00:00:00Z,replicas,{svc[2]},{svc[0]},{svc[3]},digital,likert5,4\n" for i in range(4)))
+                       + "".join(f"{template['agency']},c{i},2025-01-0{i + 1}T00:00:00Z,replicas,{template['bureau']},{template['service_id']},{template['service_type']},digital,likert5,4\n" for i in range(4)))
         run_cxlake("ingest", "--lake", lake, csv)
         started = time.time()
-        while time.time() - started < BOUND_S and not (count(url_a, svc[0]) == count(url_b, svc[0]) == before + 9):
+        while time.time() - started < BOUND_S and not (count(url_a, template['service_id']) == count(url_b, template['service_id']) == before + 9):
             time.sleep(0.05)
         took = time.time() - started
         print(f"visible in both replicas {took:.2f}s after the last write")
-        assert count(url_a, svc[0]) == count(url_b, svc[0]) == before + 9, f"not visible in both after {took:.1f}s"
+        assert count(url_a, template['service_id']) == count(url_b, template['service_id']) == before + 9, f"not visible in both after {took:.1f}s"
         health = [json.loads(urllib.request.urlopen(f"{u}/health").read())["lake_version"] for u in (url_a, url_b)]
         assert health[0] == health[1] >= 3
     finally:

@@ -16,15 +16,13 @@ import urllib.request
 
 import pytest
 
-from conftest import BIN, assert_stored_once, duck, free_port, run_cxlake, wait_healthy, wait_stored, dimension
+from conftest import BIN, assert_stored_once, free_port, run_cxlake, wait_healthy, wait_stored, submission_template
 
 
 def make_lake(tmp_path):
     lake = tmp_path / "lake"
     run_cxlake("generate", "--out", lake, "--rows", 2000, "--seed", 18, "--fiscal-years", 1, "--first-fiscal-year", 2025)
-    svc = duck().execute(f"SELECT service_id, agency, bureau, service_type FROM {dimension(lake, 'services')} LIMIT 1").fetchone()
-    template = {"agency": svc[1], "bureau": svc[2], "service_id": svc[0], "service_type": svc[3], "channel": "digital",
-                "collection_id": "hardening", "scale": "likert5", "trust": 4, "satisfaction": 3}
+    template = submission_template(lake, "hardening")
     return lake, template
 
 

@@ -91,7 +91,7 @@ fn sweep_temporary_files(root: &Path) -> Result<usize, StoreError> {
         Ok(())
     }
     let mut dirs = Vec::new();
-    for table in [Table::Responses, Table::TELEMETRY, Table::INDICATORS] {
+    for table in Table::ALL {
         // <table>/agency=*/fiscal_year=*/fiscal_quarter=*
         dirs_below(&root.join(table.root()), 3, &mut dirs)?;
     }

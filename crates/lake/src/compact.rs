@@ -29,12 +29,7 @@ pub struct Compacted {
 /// The partitions of `table` holding more than `min_files` live files smaller than
 /// `FILE_ROWS` (and more than their rows need), with those files.
 fn crowded(lock: &WriteLock, table: Table, only: Option<&[PartitionKey]>, min_files: usize) -> Result<Vec<(PartitionKey, Vec<TableFile>)>, StoreError> {
-    let lake = lock.lake().clone();
-    let t = Stored::Partitioned(table);
-    let files = lock.lake().objects().block_on(async move {
-        let Some(snapshot) = lake.delta_table(t).await? else { return Ok(Vec::new()) };
-        lake.files_of(t, &snapshot, |_| true)
-    })?;
+    let files = super::delta::live_files(lock.lake(), table.into())?;
     let mut by_partition: std::collections::BTreeMap<PartitionKey, Vec<TableFile>> = Default::default();
     // Full files stay as they are: only the small ones are merged.
     for f in files.into_iter().filter(|f| (f.rows as usize) < FILE_ROWS) {
@@ -93,7 +88,7 @@ pub fn compact_table(lock: &WriteLock, table: Table, only: Option<&[PartitionKey
 /// Compacts every partition of every partitioned table that needs it.
 pub fn compact(lock: &WriteLock, run_id: &str) -> Result<Compacted, StoreError> {
     let mut out = Compacted { temporary_files_removed: lock.temporary_files_removed(), ..Compacted::default() };
-    for table in [Table::Responses, Table::TELEMETRY, Table::INDICATORS] {
+    for table in Table::ALL {
         let c = compact_table(lock, table, None, 1, run_id)?;
         out.partitions += c.partitions;
         out.files_before += c.files_before;

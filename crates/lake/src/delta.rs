@@ -24,6 +24,7 @@ use super::error::StoreError;
 use super::lake::{DataFile, Lake};
 
 use super::layout::{PartitionKey, Table};
+use super::schema::PARTITION_COLUMNS;
 use arrow::datatypes::SchemaRef;
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
@@ -59,9 +60,6 @@ impl From<Dimension> for Stored {
         Stored::Dimension(d)
     }
 }
-
-/// The partition columns of the partitioned tables, in path order.
-pub const PARTITION_COLUMNS: [&str; 3] = ["agency", "fiscal_year", "fiscal_quarter"];
 
 impl Stored {
     pub const RESPONSES: Stored = Stored::Partitioned(Table::Responses);
@@ -187,12 +185,6 @@ impl TableFile {
     }
 }
 
-impl From<&DataFile> for TableFile {
-    fn from(f: &DataFile) -> TableFile {
-        TableFile { path: f.path.clone(), partition: Some(f.partition.clone()), size: f.size, rows: 0 }
-    }
-}
-
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -284,13 +276,7 @@ impl Lake {
 
     /// The versions of the lake's tables now.
     pub async fn versions(&self) -> Result<Versions, StoreError> {
-        let mut out = Versions::default();
-        for t in Stored::ALL {
-            if let Some(table) = self.delta_table(t).await? {
-                out.0.insert(t.name(), table.version().unwrap_or(0));
-            }
-        }
-        Ok(out)
+        self.versions_as_of(AsOf::Latest).await
     }
 
     /// The live data files of `t` in `table`'s snapshot whose partition `keep` admits, sorted.
@@ -358,7 +344,7 @@ impl Lake {
         let props = CommitProperties::default()
             .with_metadata([("cxlake.operation".to_string(), serde_json::Value::String(change.operation.clone()))])
             .with_cleanup_expired_logs(Some(false));
-        let partition_by = t.partitioned().then(|| PARTITION_COLUMNS.iter().map(|c| c.to_string()).collect::<Vec<_>>());
+        let partition_by = t.partitioned().then(|| PARTITION_COLUMNS.iter().map(|(c, _)| c.to_string()).collect::<Vec<_>>());
         let version = match self.delta_table(t).await? {
             None => {
                 let schema = change
@@ -433,22 +419,32 @@ pub fn table_columns(t: Stored, schema: &SchemaRef) -> Result<StructType, String
     let columns: StructType = schema.as_ref().try_into_kernel().map_err(|e| e.to_string())?;
     let mut fields: Vec<StructField> = columns.fields().cloned().collect();
     if t.partitioned() {
-        fields.push(StructField::new("agency", DeltaType::Primitive(PrimitiveType::String), false));
-        fields.push(StructField::new("fiscal_year", DeltaType::Primitive(PrimitiveType::Integer), false));
-        fields.push(StructField::new("fiscal_quarter", DeltaType::Primitive(PrimitiveType::Integer), false));
+        for (name, ty) in &PARTITION_COLUMNS {
+            let ty = match ty {
+                polars::prelude::DataType::Int32 => PrimitiveType::Integer,
+                polars::prelude::DataType::String => PrimitiveType::String,
+                other => return Err(format!("partition column {name}: no Delta type for {other}")),
+            };
+            fields.push(StructField::new(*name, DeltaType::Primitive(ty), false));
+        }
     }
     StructType::try_new(fields).map_err(|e| e.to_string())
 }
 
-/// The live files of dimension `d` (one; none before the table is first written).
-pub fn dimension_files(lake: &Lake, d: Dimension) -> Result<Vec<TableFile>, StoreError> {
-    let (lake2, t) = (lake.clone(), Stored::Dimension(d));
+/// The live files of table `t` in its latest snapshot (none before it exists), sorted.
+pub fn live_files(lake: &Lake, t: Stored) -> Result<Vec<TableFile>, StoreError> {
+    let lake2 = lake.clone();
     lake.objects().block_on(async move {
         match lake2.delta_table(t).await? {
             Some(snapshot) => lake2.files_of(t, &snapshot, |_| true),
             None => Ok(Vec::new()),
         }
     })
+}
+
+/// The live files of dimension `d` (one; none before the table is first written).
+pub fn dimension_files(lake: &Lake, d: Dimension) -> Result<Vec<TableFile>, StoreError> {
+    live_files(lake, d.into())
 }
 
 /// The name of the next file of dimension `d`: numbered by the table version that will add it

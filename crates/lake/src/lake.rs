@@ -154,13 +154,9 @@ impl Lake {
     /// a table a concurrent creator made first is left as it is.
     fn create_tables(&self) -> Result<(), StoreError> {
         use super::delta::{Change, Stored};
-        for (table, schema) in [
-            (Table::Responses, schema::arrow_schema()),
-            (Table::TELEMETRY, super::observations::arrow_schema()),
-            (Table::INDICATORS, super::observations::arrow_schema()),
-        ] {
+        for table in Table::ALL {
             let (lake, t) = (self.clone(), Stored::Partitioned(table));
-            let change = Change { operation: "create".into(), schema: Some(schema), ..Default::default() };
+            let change = Change { operation: "create".into(), schema: Some(table.arrow_schema()), ..Default::default() };
             let created = self.objects.block_on(async move {
                 match lake.delta_table(t).await? {
                     Some(_) => Ok(()),

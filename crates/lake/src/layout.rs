@@ -34,6 +34,17 @@ pub enum Table {
 }
 
 impl Table {
+    /// Every partitioned table.
+    pub const ALL: [Table; 3] = [Table::Responses, Table::TELEMETRY, Table::INDICATORS];
+
+    /// The Arrow schema of the table's files (partition columns excluded).
+    pub fn arrow_schema(self) -> arrow::datatypes::SchemaRef {
+        match self {
+            Table::Responses => super::schema::arrow_schema(),
+            Table::Observations(_) => super::observations::arrow_schema(),
+        }
+    }
+
     pub const TELEMETRY: Table = Table::Observations(ObservationTable::Telemetry);
     pub const INDICATORS: Table = Table::Observations(ObservationTable::Indicators);
 

@@ -47,11 +47,7 @@ pub fn migrate(location: &str) -> Result<Migrated, StoreError> {
         out.lake_version = lock.version()?;
         return Ok(out);
     }
-    for (table, schema) in [
-        (Table::Responses, super::schema::arrow_schema()),
-        (Table::TELEMETRY, super::observations::arrow_schema()),
-        (Table::INDICATORS, super::observations::arrow_schema()),
-    ] {
+    for table in Table::ALL {
         let t = Stored::Partitioned(table);
         if exists(&lake, t)? {
             continue;
@@ -80,7 +76,7 @@ pub fn migrate(location: &str) -> Result<Migrated, StoreError> {
         }
         added.sort();
         out.tables.push((t.name().to_string(), added.len(), added.iter().map(|f| f.rows).sum()));
-        lock.commit(t, Change { operation: "migrate".into(), added, schema: Some(schema), ..Default::default() })?;
+        lock.commit(t, Change { operation: "migrate".into(), added, schema: Some(table.arrow_schema()), ..Default::default() })?;
     }
     for (d, old) in [(Dimension::Services, layout::SERVICES_FILE), (Dimension::Offices, layout::OFFICES_FILE)] {
         let t = Stored::Dimension(d);
