@@ -314,6 +314,10 @@ enum Command {
         /// Every replica of a lake must use the same one.
         #[arg(long, env = "CXLAKE_CELL_KEY_SECRET", hide_env_values = true)]
         cell_key_secret: Option<String>,
+        /// Answer every query from raw rows, never from rollups (the same answers; for
+        /// comparison and benchmarks).
+        #[arg(long, env = "CXLAKE_NO_ROLLUPS")]
+        no_rollups: bool,
     },
     /// Manage API keys and their roles in a keys file.
     Keys {
@@ -356,6 +360,9 @@ enum Command {
         /// Variables as a JSON object.
         #[arg(long)]
         variables: Option<String>,
+        /// Answer from raw rows, never from rollups.
+        #[arg(long, env = "CXLAKE_NO_ROLLUPS")]
+        no_rollups: bool,
     },
     /// Key driver analysis of a numeric CSV: r, beta, first, last, Pratt, Johnson and Shapley
     /// importance of each driver column for the outcome column (complete rows only).
@@ -416,6 +423,11 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Rollups of sufficient statistics (what most score queries read instead of rows).
+    Rollup {
+        #[command(subcommand)]
+        command: RollupCommand,
+    },
     /// Turn a lake of the old layout (format 1) into Delta tables in place, without rewriting
     /// data files; safe to rerun, and a no-op on a current lake.
     Migrate {
@@ -434,6 +446,18 @@ enum Command {
     },
     /// Print the GraphQL schema (SDL).
     Schema,
+}
+
+#[derive(Subcommand)]
+enum RollupCommand {
+    /// Build the rollups of every data file that has none and drop those of files no longer
+    /// in the lake (a lake that never had them, or after a writer was killed between its data
+    /// and rollup commits); a second run changes nothing.
+    Build {
+        /// Lake root: a directory or s3://bucket/prefix.
+        #[arg(long, env = "CXLAKE_LAKE", default_value = "lake")]
+        lake: String,
+    },
 }
 
 /// A user's error is one line on stderr and exit code 1: `{:#}` prints anyhow's chain of causes,
@@ -462,9 +486,13 @@ fn run() -> Result<()> {
     }
     match cli.command {
         // Opening reads the dimension tables with polars, which must not run on an async worker.
-        Command::Serve { lake, cells, listen, submit, access, cell_key_secret } => {
+        Command::Serve { lake, cells, listen, submit, access, cell_key_secret, no_rollups } => {
             let limits = access.limits(&listen)?;
-            let mut analytics = open(&lake)?.with_suppression(cells.suppression()).with_admission(access.admission()).with_max_groups(access.max_groups);
+            let mut analytics = open(&lake)?
+                .with_suppression(cells.suppression())
+                .with_admission(access.admission())
+                .with_max_groups(access.max_groups)
+                .with_rollups(!no_rollups);
             if let Some(secret) = cell_key_secret {
                 let secret = cxlake::analytics::cellkey::CellKeySecret::from_hex(&secret).map_err(|e| anyhow::anyhow!("--cell-key-secret: {e}"))?;
                 analytics = analytics.with_cell_key_secret(secret);
@@ -514,7 +542,9 @@ fn run() -> Result<()> {
             );
             Ok(())
         }
-        Command::Query { lake, cells, file, variables } => query(open(&lake)?.with_suppression(cells.suppression()), file, variables),
+        Command::Query { lake, cells, file, variables, no_rollups } => {
+            query(open(&lake)?.with_suppression(cells.suppression()).with_rollups(!no_rollups), file, variables)
+        }
         Command::Kda { csv, outcome, drivers, json } => kda(&csv, &outcome, &drivers, json),
         Command::Ingest { lake, files, format, table, coding, json } => ingest(&lake, &files, format, table, coding, json),
         Command::Compact { lake } => {
@@ -535,6 +565,21 @@ fn run() -> Result<()> {
                 println!("{} {f}", if dry_run { "would delete" } else { "deleted" });
             }
             println!("{} {} files; lake version {}", if dry_run { "would delete" } else { "deleted" }, v.files.len(), v.lake_version);
+            Ok(())
+        }
+        Command::Rollup { command: RollupCommand::Build { lake } } => {
+            let lake = Lake::open_url(&lake)?;
+            let lock = cxlake::store::commit::WriteLock::acquire(&lake)?;
+            let start = Instant::now();
+            let b = cxlake::store::rollup::build(&lock)?;
+            println!(
+                "rollups: added {} files ({} group rows), removed {} in {:.2}s; lake version {}",
+                b.added,
+                b.rows,
+                b.removed,
+                start.elapsed().as_secs_f64(),
+                lock.version()?
+            );
             Ok(())
         }
         Command::Migrate { lake } => {

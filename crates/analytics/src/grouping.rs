@@ -52,6 +52,19 @@ pub fn key_exprs(group_by: &[Dimension], period: Option<PeriodUnit>) -> Vec<Expr
     keys
 }
 
+/// The names of the key columns `key_exprs` makes (a partial result summed again is grouped
+/// by these).
+pub fn key_names(group_by: &[Dimension], period: Option<PeriodUnit>) -> Vec<String> {
+    let mut names: Vec<String> = group_by.iter().map(|d| d.column().to_string()).collect();
+    match period {
+        None => {}
+        Some(PeriodUnit::FiscalQuarter) => names.extend(["fiscal_year".to_string(), "fiscal_quarter".to_string()]),
+        Some(PeriodUnit::FiscalYear) => names.push("fiscal_year".to_string()),
+        Some(_) => names.push("period_start".to_string()),
+    }
+    names
+}
+
 /// The key expressions of a period over the timestamp `time_column`.
 pub fn period_exprs(time_column: &str, period: Option<PeriodUnit>) -> Vec<Expr> {
     let mut keys = Vec::new();

@@ -14,6 +14,7 @@ pub mod grouping;
 pub mod hisp;
 pub mod observations;
 pub mod responses;
+pub mod rollups;
 pub mod scores;
 pub mod suppression;
 pub mod tapped;
@@ -270,6 +271,11 @@ pub struct Analytics {
     /// count it returns, and every statistic, comes from counts perturbed by their cell keys
     /// (`cx_stats::cellkey`). `None`: exact numbers.
     pub perturb: Option<cellkey::CellKeySecret>,
+    /// Whether scores (and what is built on them) may be answered from rollups; off, every
+    /// query reads raw rows (the same answers, for comparison).
+    pub rollups: bool,
+    /// Queries served by each path (shared by clones).
+    pub served: std::sync::Arc<rollups::ServedCounters>,
 }
 
 /// Groups an aggregate query served over HTTP returns at most, unless configured otherwise.
@@ -289,6 +295,8 @@ impl Analytics {
             max_groups: usize::MAX,
             cell_key: Default::default(),
             perturb: None,
+            rollups: true,
+            served: Default::default(),
         })
     }
 
@@ -349,6 +357,11 @@ impl Analytics {
     /// The same analytics with other admission slots.
     pub fn with_admission(self, admission: Admission) -> Analytics {
         Analytics { admission: std::sync::Arc::new(admission), ..self }
+    }
+
+    /// The same analytics answering from rollups (`true`, the default) or only from raw rows.
+    pub fn with_rollups(self, rollups: bool) -> Analytics {
+        Analytics { rollups, ..self }
     }
 
     /// The same analytics returning at most `max_groups` groups per query.

@@ -14,9 +14,10 @@
 
 use super::cellkey::{key_sum, CellKeySecret};
 use super::grouping::{key_exprs, GroupKey, KeyReader};
-use super::{gated, Weight};
+use super::Weight;
 use super::{Analytics, AnalyticsError, Filter};
 use cx_domain::{Dimension, Measure, PeriodUnit, Scale};
+use cx_lake::rollup::{bin_aggregates, bin_values, Sum};
 use cx_stats::cellkey::{cell_key, perturb, perturb_bin};
 use cx_stats::{mean_interval, two_proportions, welch, wilson, Bin, Comparison, Distribution, Interval};
 use polars::prelude::*;
@@ -148,8 +149,10 @@ impl ScoreRow {
 #[derive(Debug, Clone)]
 pub struct ScoresResult {
     pub rows: Vec<ScoreRow>,
-    /// Data files the query scanned after partition pruning.
+    /// Data files whose rows the query scanned after partition pruning.
     pub files_scanned: usize,
+    /// Rollups and raw files read.
+    pub served: super::rollups::Served,
 }
 
 /// The answer values a measure may hold on a scale.
@@ -172,20 +175,9 @@ impl Analytics {
         if !(q.confidence > 0.0 && q.confidence < 1.0) {
             return Err(AnalyticsError::invalid("confidence", format!("{} is not in (0, 1)", q.confidence)));
         }
-        let files = self.lake.response_files(&q.filter.partitions()).await?;
-        let files_scanned = files.len();
-        if files.is_empty() {
-            return Ok(ScoresResult { rows: Vec::new(), files_scanned });
-        }
-        let lf = self.lake.scan_responses(&files)?;
-        let q2 = q.clone();
-        let keys = self.perturb.clone();
-        let df = self
-            .blocking(weight(q), move |cancel| {
-                Ok(plan_with(gated(lf, cancel), &q2, Vec::new(), keys.as_ref()).collect_with_engine(Engine::Streaming)?.unwrap_single())
-            })
-            .await
-            .map_err(|e| self.explain_failure(&files, e))?;
+        let (df, served) = self.score_bins(q, weight(q)).await?;
+        let files_scanned = served.raw_files;
+        let Some(df) = df else { return Ok(ScoresResult { rows: Vec::new(), files_scanned, served }) };
         // A row per group and scale: only past the cap can the groups be too many.
         if df.height() > self.max_groups {
             let keys = super::grouping::KeyReader::new(&df, &q.group_by, q.period)?;
@@ -204,7 +196,7 @@ impl Analytics {
                 r.suppress(reason);
             }
         }
-        Ok(ScoresResult { rows, files_scanned })
+        Ok(ScoresResult { rows, files_scanned, served })
     }
 }
 
@@ -219,10 +211,10 @@ fn weight(q: &ScoresQuery) -> Weight {
     }
 }
 
-/// The plan's column holding the count of answers `v` to `m` in a group (and `…__w`, `…__w2`
-/// the sums of weights and squared weights, when weighted).
+/// The plan's column holding the count of answers `v` to `m` in a group (`cx_lake::rollup`
+/// names the sums of weights and squared weights alike; a rollup file holds the same columns).
 pub(crate) fn bin_column(m: Measure, v: i64) -> String {
-    format!("{}__{}__n", m.column(), v)
+    cx_lake::rollup::bin_column(m, v, Sum::N)
 }
 
 /// The plan's column holding the sum of the record keys of the answers `v` to `m` in a group
@@ -250,24 +242,14 @@ pub fn plan_with(lf: LazyFrame, q: &ScoresQuery, extra: Vec<Expr>, record_keys: 
     };
     let mut keys = key_exprs(&q.group_by, q.period);
     keys.push(col("scale"));
+    // Thumbs answers are 0/1 and Likert 1-5: one set of conditional sums serves both scales
+    // because rows are grouped by scale; the assembly reads each scale's own values.
     let mut aggs = extra;
-    for &m in &q.measures {
-        // Thumbs answers are 0/1 and Likert 1-5: one set of conditional sums serves both scales
-        // because rows are grouped by scale; the assembly reads each scale's own values.
-        for v in 0..=5i64 {
-            if v == 0 && !m.has_thumbs() {
-                continue;
-            }
-            let hit = col(m.column()).eq(lit(v as i8));
-            let base = format!("{}__{}", m.column(), v);
-            aggs.push(hit.clone().sum().cast(DataType::UInt64).alias(bin_column(m, v)));
-            if record_keys.is_some() {
-                aggs.push(key_sum(hit.clone()).alias(key_column(m, v)));
-            }
-            if q.weighted {
-                let w = when(hit).then(col("weight")).otherwise(lit(0.0));
-                aggs.push(w.clone().sum().alias(format!("{base}__w")));
-                aggs.push((w.clone() * w).sum().alias(format!("{base}__w2")));
+    aggs.extend(bin_aggregates(&q.measures, q.weighted, DataType::UInt64));
+    if record_keys.is_some() {
+        for &m in &q.measures {
+            for v in bin_values(m) {
+                aggs.push(key_sum(col(m.column()).eq(lit(v as i8))).alias(key_column(m, v)));
             }
         }
     }
@@ -289,9 +271,12 @@ fn assemble(df: &DataFrame, q: &ScoresQuery) -> Result<Vec<ScoreRow>, AnalyticsE
             if per_value.iter().any(|(pv, _, _, _): &Cols| pv == v) {
                 continue;
             }
-            let base = format!("{}__{}", m.column(), v);
             let n = df.column(&bin_column(m, *v))?.u64()?;
-            let w = if q.weighted { Some((df.column(&format!("{base}__w"))?.f64()?, df.column(&format!("{base}__w2"))?.f64()?)) } else { None };
+            let w = if q.weighted {
+                Some((df.column(&cx_lake::rollup::bin_column(m, *v, Sum::W))?.f64()?, df.column(&cx_lake::rollup::bin_column(m, *v, Sum::W2))?.f64()?))
+            } else {
+                None
+            };
             let k = match df.column(&key_column(m, *v)) {
                 Ok(c) => Some(c.u64()?),
                 Err(_) => None,

@@ -189,10 +189,23 @@ impl WriteLock {
             lease.check()?;
         }
         let (lake, t) = (self.lake.clone(), t.into());
-        self.lake.objects().block_on(async move {
+        // A change of the responses is followed by its rollups' (`rollup::maintain`).
+        let rollups = (t == Stored::RESPONSES).then(|| change.clone());
+        let version = self.lake.objects().block_on(async move {
             lake.commit_change(t, change).await?;
-            Ok(lake.versions().await?.lake())
-        })
+            Ok::<_, StoreError>(lake.versions().await?.lake())
+        })?;
+        if let Some(change) = rollups {
+            // The data is committed: a failure here leaves files without rollups, which
+            // readers answer from raw rows (and `cxlake rollup build` catches up).
+            match super::rollup::maintain(self, &change) {
+                Ok(done) => tracing::debug!(added = done.added, removed = done.removed, rows = done.rows, "rollups maintained"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "maintaining the rollups failed; queries read the raw rows of the files concerned until `cxlake rollup build`")
+                }
+            }
+        }
+        Ok(version)
     }
 
     /// Whether a source file with this digest was ingested before, and its record if so.

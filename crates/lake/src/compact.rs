@@ -126,7 +126,7 @@ pub fn vacuum(lock: &WriteLock, retention: std::time::Duration, dry_run: bool) -
     let mut out = Vacuumed { dry_run, ..Default::default() };
     let retention =
         chrono::Duration::from_std(retention).map_err(|e| StoreError::Write { path: lock.lake().to_string(), reason: format!("retention: {e}") })?;
-    for t in Stored::ALL {
+    for t in Stored::ALL.into_iter().chain(super::rollup::Rollup::ALL.map(Stored::Rollup)) {
         let lake = lock.lake().clone();
         let files = lock.lake().objects().block_on(async move {
             let Some(table) = lake.delta_table(t).await? else { return Ok(Vec::new()) };

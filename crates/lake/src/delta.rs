@@ -47,6 +47,9 @@ pub enum Dimension {
 pub enum Stored {
     Partitioned(Table),
     Dimension(Dimension),
+    /// Sums derived from the responses (`rollup.rs`): not part of the lake version, since
+    /// answers from them equal answers from the rows they sum.
+    Rollup(super::rollup::Rollup),
 }
 
 impl From<Table> for Stored {
@@ -77,6 +80,7 @@ impl Stored {
             Stored::Partitioned(t) => t.root(),
             Stored::Dimension(Dimension::Services) => "dimensions/services",
             Stored::Dimension(Dimension::Offices) => "dimensions/offices",
+            Stored::Rollup(r) => r.dir(),
         }
     }
 
@@ -86,7 +90,7 @@ impl Stored {
     }
 
     fn partitioned(self) -> bool {
-        matches!(self, Stored::Partitioned(_))
+        matches!(self, Stored::Partitioned(_) | Stored::Rollup(_))
     }
 
     fn log_dir(self) -> String {

@@ -60,6 +60,8 @@ pub struct Lake {
     scanned: Arc<super::scanned::ScanCounters>,
     /// The last snapshot of each Delta table (shared by clones).
     tables: Arc<super::delta::Tables>,
+    /// Rollup files read, decoded (shared by clones).
+    rollups: Arc<super::rollup::RollupCache>,
 }
 
 impl std::fmt::Debug for Lake {
@@ -216,7 +218,7 @@ impl Lake {
                 });
             }
         }
-        Ok(Lake { objects: Objects::new(root)?, scanned: Default::default(), tables: Default::default() })
+        Ok(Lake { objects: Objects::new(root)?, scanned: Default::default(), tables: Default::default(), rollups: Default::default() })
     }
 
     pub(crate) fn tables(&self) -> &super::delta::Tables {
@@ -265,12 +267,26 @@ impl Lake {
         self.scan_files(files, schema::polars_file_schema())
     }
 
+    /// `scan_responses` with a column `path_column` naming each row's file (as `locate` names
+    /// it).
+    pub fn scan_responses_with_paths(&self, files: &[DataFile], path_column: &str) -> PolarsResult<LazyFrame> {
+        self.scan_files_with(files, schema::polars_file_schema(), Some(path_column))
+    }
+
+    pub(crate) fn rollup_cache(&self) -> &super::rollup::RollupCache {
+        &self.rollups
+    }
+
     /// A lazy scan over files of an observations table (telemetry, indicators).
     pub fn scan_observations(&self, files: &[DataFile]) -> PolarsResult<LazyFrame> {
         self.scan_files(files, super::observations::polars_schema())
     }
 
     fn scan_files(&self, files: &[DataFile], file_schema: Schema) -> PolarsResult<LazyFrame> {
+        self.scan_files_with(files, file_schema, None)
+    }
+
+    fn scan_files_with(&self, files: &[DataFile], file_schema: Schema, path_column: Option<&str>) -> PolarsResult<LazyFrame> {
         polars_ensure!(!files.is_empty(), ComputeError: "scan of an empty file list");
         self.scanned.record(&self.objects, files.iter().map(|f| (f.path.as_str(), f.size)));
         let paths: Vec<PlRefPath> = files.iter().map(|f| PlRefPath::new(self.locate(&f.path))).collect();
@@ -278,6 +294,7 @@ impl Lake {
             hive_options: HiveOptions { enabled: Some(true), hive_start_idx: 0, schema: Some(Arc::new(schema::polars_hive_schema())), try_parse_dates: false },
             schema: Some(Arc::new(file_schema)),
             cloud_options: self.objects.cloud_options(),
+            include_file_paths: path_column.map(PlSmallStr::from),
             ..Default::default()
         };
         LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)

@@ -19,6 +19,7 @@ pub mod migrate;
 pub mod objects;
 pub mod observations;
 pub mod quarantine;
+pub mod rollup;
 pub mod scanned;
 pub mod schema;
 pub mod services;

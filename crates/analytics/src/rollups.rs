@@ -1,0 +1,288 @@
+//! Answering the bins of a scores query from rollups (`cx_lake::rollup`) where they cover it.
+//!
+//! The planner (`route`) takes the smallest rollup whose dimensions hold every dimension the
+//! query filters or groups on and whose grain holds its period and date range: a monthly rollup
+//! for month, quarter, year, fiscal quarter and fiscal year periods over whole months; the daily
+//! one for day and week periods. A date range that cuts a month is split: its whole months from
+//! the monthly rollup, the days at either edge from the daily one (or from raw rows where no
+//! daily rollup covers the dimensions). A query no rollup covers reads raw rows, as does the
+//! public role's (its counts are perturbed by record keys, which only rows have).
+//!
+//! Each piece reads, for every live data file of the responses the query's partitions hold, the
+//! file's rollup when its rollup table holds one and the file's rows otherwise; the partial
+//! bins of the pieces are added up per group. Bins are sums, so the answer is the raw scan's,
+//! to rounding of the weight sums (counts are exact).
+
+use super::grouping::{key_exprs, key_names};
+use super::scores::{plan_with, ScoresQuery};
+use super::{gated, Analytics, AnalyticsError, Filter};
+use chrono::{Datelike, Duration, NaiveDate};
+use cx_domain::{Dimension, PeriodUnit};
+use cx_lake::delta::TableFile;
+use cx_lake::rollup::{bin_column, bin_values, Grain, Rollup, Sum};
+use cx_lake::DataFile;
+use polars::prelude::*;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// One part of a query's date range and where it is read from (`None`: raw rows).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Piece {
+    pub rollup: Option<Rollup>,
+    pub filter: Filter,
+}
+
+/// What served a query.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Served {
+    /// The rollups read (in the order of the pieces).
+    pub rollups: Vec<Rollup>,
+    /// Rollup files and their group rows read.
+    pub rollup_files: usize,
+    pub rollup_rows: u64,
+    /// Data files whose raw rows were scanned.
+    pub raw_files: usize,
+}
+
+impl Served {
+    /// `rollup` (rollups only), `raw` (rows only), `mixed`, or `none` (nothing to read).
+    pub fn path(&self) -> &'static str {
+        match (self.rollup_files > 0, self.raw_files > 0) {
+            (true, false) => "rollup",
+            (false, true) => "raw",
+            (true, true) => "mixed",
+            (false, false) => "none",
+        }
+    }
+}
+
+/// Queries served by each path and rollup rows read, since the analytics were opened (shared by
+/// clones), for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ServedCounters {
+    pub rollup: AtomicU64,
+    pub raw: AtomicU64,
+    pub mixed: AtomicU64,
+    pub rollup_rows: AtomicU64,
+}
+
+impl ServedCounters {
+    fn record(&self, served: &Served) {
+        let counter = match served.path() {
+            "rollup" => &self.rollup,
+            "raw" => &self.raw,
+            "mixed" => &self.mixed,
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.rollup_rows.fetch_add(served.rollup_rows, Ordering::Relaxed);
+    }
+}
+
+/// The first day of `d`'s month.
+fn month_start(d: NaiveDate) -> NaiveDate {
+    d.with_day(1).expect("day 1 exists")
+}
+
+/// The last day of `d`'s month.
+fn month_end(d: NaiveDate) -> NaiveDate {
+    let next = if d.month() == 12 { NaiveDate::from_ymd_opt(d.year() + 1, 1, 1) } else { NaiveDate::from_ymd_opt(d.year(), d.month() + 1, 1) };
+    next.expect("a next month") - Duration::days(1)
+}
+
+/// The pieces a query is answered from, or `None` when no rollup covers it (raw rows).
+pub fn route(filter: &Filter, group_by: &[Dimension], period: Option<PeriodUnit>) -> Option<Vec<Piece>> {
+    let dims: BTreeSet<Dimension> = filter.values.keys().copied().chain(group_by.iter().copied()).collect();
+    let pick = |grain: Grain| Rollup::ALL.into_iter().find(|r| r.grain() == grain && r.covers(dims.iter().copied()));
+    let (monthly, daily) = (pick(Grain::Month), pick(Grain::Day));
+    let piece = |rollup: Option<Rollup>, from: Option<NaiveDate>, to: Option<NaiveDate>| Piece { rollup, filter: Filter { from, to, ..filter.clone() } };
+    if matches!(period, Some(PeriodUnit::Day | PeriodUnit::Week)) || monthly.is_none() {
+        return daily.map(|d| vec![piece(Some(d), filter.from, filter.to)]);
+    }
+    // Whole months from the monthly rollup, the days around them from the daily one.
+    let (from, to) = (filter.from, filter.to);
+    let inner_from = from.map(|f| if f == month_start(f) { f } else { month_end(f) + Duration::days(1) });
+    let inner_to = to.map(|t| if t == month_end(t) { t } else { month_start(t) - Duration::days(1) });
+    if let (Some(a), Some(b)) = (inner_from, inner_to) {
+        if a > b {
+            // Within one month, or across a month boundary without a whole month.
+            return daily.map(|d| vec![piece(Some(d), from, to)]);
+        }
+    }
+    let mut pieces = vec![piece(monthly, inner_from, inner_to)];
+    if let (Some(f), Some(a)) = (from, inner_from) {
+        if f < a {
+            pieces.push(piece(daily, Some(f), Some(a - Duration::days(1))));
+        }
+    }
+    if let (Some(t), Some(b)) = (to, inner_to) {
+        if t > b {
+            pieces.push(piece(daily, Some(b + Duration::days(1)), Some(t)));
+        }
+    }
+    Some(pieces)
+}
+
+/// The sum columns a scores query reads.
+fn sum_names(q: &ScoresQuery) -> Vec<(String, Sum)> {
+    let mut out = Vec::new();
+    for &m in &q.measures {
+        for v in bin_values(m) {
+            out.push((bin_column(m, v, Sum::N), Sum::N));
+            if q.weighted {
+                out.push((bin_column(m, v, Sum::W), Sum::W));
+                out.push((bin_column(m, v, Sum::W2), Sum::W2));
+            }
+        }
+    }
+    out
+}
+
+/// The sums of `sums` per group of `keys` over `lf`, counts as unsigned integers (as the raw
+/// plan returns them).
+fn summed(lf: LazyFrame, keys: Vec<Expr>, sums: &[(String, Sum)]) -> LazyFrame {
+    let aggs: Vec<Expr> = sums
+        .iter()
+        .map(|(c, s)| {
+            let e = col(c.as_str()).sum();
+            if *s == Sum::N {
+                e.cast(DataType::UInt64)
+            } else {
+                e
+            }
+        })
+        .collect();
+    lf.group_by(keys).agg(aggs)
+}
+
+/// What one piece reads: rollup files and raw data files, and the filter of its range.
+struct Input {
+    filter: Filter,
+    rollup_files: Vec<TableFile>,
+    raw: Vec<DataFile>,
+}
+
+impl Analytics {
+    /// The bins of a scores query per (group, period, scale), as the raw plan (`plan_with`)
+    /// returns them, from rollups where they cover it; `None` when the lake holds no file the
+    /// query could read.
+    pub(crate) async fn score_bins(&self, q: &ScoresQuery, weight: super::Weight) -> Result<(Option<DataFrame>, Served), AnalyticsError> {
+        let pieces = match (self.rollups, &self.perturb) {
+            (true, None) => route(&q.filter, &q.group_by, q.period),
+            _ => None,
+        }
+        .unwrap_or_else(|| vec![Piece { rollup: None, filter: q.filter.clone() }]);
+        let mut maps: HashMap<Rollup, HashMap<String, TableFile>> = HashMap::new();
+        let mut inputs = Vec::new();
+        let mut served = Served::default();
+        for piece in pieces {
+            let files = self.lake.response_files(&piece.filter.partitions()).await?;
+            let mut input = Input { filter: piece.filter, rollup_files: Vec::new(), raw: Vec::new() };
+            match piece.rollup {
+                Some(kind) => {
+                    let map = match maps.entry(kind) {
+                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(e) => e.insert(self.lake.rollup_files(kind).await?),
+                    };
+                    for f in files {
+                        match map.get(&f.path) {
+                            Some(r) => input.rollup_files.push(r.clone()),
+                            None => input.raw.push(f),
+                        }
+                    }
+                    if !input.rollup_files.is_empty() {
+                        served.rollups.push(kind);
+                    }
+                }
+                None => input.raw = files,
+            }
+            served.rollup_files += input.rollup_files.len();
+            served.rollup_rows += input.rollup_files.iter().map(|f| f.rows).sum::<u64>();
+            served.raw_files += input.raw.len();
+            inputs.push(input);
+        }
+        let raw: Vec<DataFile> = inputs.iter().flat_map(|i| i.raw.iter().cloned()).collect();
+        self.served.record(&served);
+        tracing::debug!(path = served.path(), rollups = ?served.rollups.iter().map(|r| r.name()).collect::<Vec<_>>(), rollup_files = served.rollup_files, rollup_rows = served.rollup_rows, raw_files = served.raw_files, "scores served");
+        if served.rollup_files == 0 && served.raw_files == 0 {
+            return Ok((None, served));
+        }
+        let (lake, q2, keys) = (self.lake.clone(), q.clone(), self.perturb.clone());
+        let df = self
+            .blocking(weight, move |cancel| {
+                let sums = sum_names(&q2);
+                let mut partials = Vec::new();
+                for input in inputs {
+                    let pq = ScoresQuery { filter: input.filter, ..q2.clone() };
+                    if !input.raw.is_empty() {
+                        partials.push(plan_with(gated(lake.scan_responses(&input.raw)?, cancel), &pq, Vec::new(), keys.as_ref()));
+                    }
+                    if !input.rollup_files.is_empty() {
+                        partials.push(rollup_plan(&lake, &input.rollup_files, &pq, &sums)?);
+                        cancel.check()?;
+                    }
+                }
+                let lf = match partials.len() {
+                    1 => partials.pop().expect("one partial"),
+                    _ => {
+                        let mut keys: Vec<Expr> = key_names(&q2.group_by, q2.period).iter().map(|c| col(c.as_str())).collect();
+                        keys.push(col("scale"));
+                        summed(concat(partials, UnionArgs { rechunk: false, ..Default::default() })?, keys, &sums)
+                    }
+                };
+                Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single())
+            })
+            .await
+            .map_err(|e| self.explain_failure(&raw, e))?;
+        Ok((Some(df), served))
+    }
+}
+
+/// The plan summing the rows of `files` (rollup files: one row per group, measure and answer
+/// value) into the bins of each group of the query, one column per bin as the raw plan has them.
+fn rollup_plan(lake: &cx_lake::Lake, files: &[TableFile], q: &ScoresQuery, sums: &[(String, Sum)]) -> Result<LazyFrame, AnalyticsError> {
+    use cx_lake::rollup::{MEASURE, N, VALUE, W, W2};
+    // Only the columns the query reads: the dimensions it filters or groups on, the time and
+    // partition columns, the scale, the bin and its sums.
+    let mut columns: Vec<&str> = q.filter.values.keys().chain(q.group_by.iter()).map(|d| d.column()).collect();
+    columns.extend(["submitted_at", "scale", "agency", "fiscal_year", "fiscal_quarter"]);
+    columns.sort();
+    columns.dedup();
+    columns.extend([MEASURE, VALUE, N]);
+    if q.weighted {
+        columns.extend([W, W2]);
+    }
+    let mut all: Option<DataFrame> = None;
+    for f in files {
+        let df = lake.read_rollup(f)?.select(columns.iter().copied())?;
+        match all.as_mut() {
+            None => all = Some(df),
+            Some(acc) => {
+                acc.vstack_mut(&df)?;
+            }
+        }
+    }
+    let mut df = all.expect("at least one rollup file");
+    df.rechunk_mut_par();
+    // The rows of every group, answered or not (a group without answers is a row of the answer).
+    let measures = Series::new("measures".into(), q.measures.iter().map(|m| m.column()).chain([cx_lake::rollup::ALL_ROWS]).collect::<Vec<_>>());
+    let mut lf = df.lazy().filter(col(MEASURE).is_in(lit(measures).implode(false), false));
+    if let Some(p) = q.filter.predicate() {
+        lf = lf.filter(p);
+    }
+    let mut keys = key_exprs(&q.group_by, q.period);
+    keys.push(col("scale"));
+    let mut aggs = Vec::with_capacity(sums.len());
+    for &m in &q.measures {
+        for v in bin_values(m) {
+            let hit = col(MEASURE).eq(lit(m.column())).and(col(VALUE).eq(lit(v as i8)));
+            let sum = |c: &str| when(hit.clone()).then(col(c)).otherwise(lit(0)).sum();
+            aggs.push(sum(N).cast(DataType::UInt64).alias(bin_column(m, v, Sum::N)));
+            if q.weighted {
+                aggs.push(sum(W).alias(bin_column(m, v, Sum::W)));
+                aggs.push(sum(W2).alias(bin_column(m, v, Sum::W2)));
+            }
+        }
+    }
+    Ok(lf.group_by(keys).agg(aggs))
+}

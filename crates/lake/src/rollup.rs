@@ -1,0 +1,465 @@
+//! Rollups: the sufficient statistics of the responses, summed per group and kept as Delta
+//! tables of their own, so most score queries read kilobytes instead of the lake.
+//!
+//! Every statistic of scores, benchmarks, trends and alerts is a function of additive sums per
+//! group: per measure, scale and answer value, the count of answers, the sum of their weights
+//! and of their squared weights (`bin_aggregates`). A rollup holds those sums per group of a
+//! fixed set of dimensions and per day or calendar month (`Rollup`), one row per group, scale,
+//! measure and answer value that has answers (long, not one column per bin: a group answers
+//! few of the 46 bins, and a file of 13 columns has a small footer):
+//!
+//! ```text
+//! <lake>/rollups/service_month/agency=VA/fiscal_year=2025/fiscal_quarter=1/<data file name>
+//! ```
+//!
+//! **One rollup file per data file.** The rollup of data file `responses/<p>/<f>` is
+//! `rollups/<kind>/<p>/<f>`: it sums exactly that file's rows. Data files are immutable, so a
+//! rollup file is right forever, and a reader at any version of the responses table answers
+//! each of its live data files from that file's rollup when the rollup table holds it and from
+//! the raw rows otherwise (`Lake::rollup_files`). Whatever the two tables' versions (their
+//! commits are separate: the data first, then its rollups), no row is counted twice or missed:
+//! a rollup lagging its data table only means more raw rows, one ahead of it (for a time-travel
+//! read) covers files the reader ignores.
+//!
+//! Maintenance: every commit of the responses table (ingest, uploads, the submit flusher,
+//! compaction, generate: `WriteLock::commit`) is followed, under the same lock, by one commit
+//! per rollup table adding the rollups of the files it added and removing those of the files it
+//! removed (`maintain`). A writer killed in between leaves files without rollups, which readers
+//! answer from raw rows until `cxlake rollup build` (`build`, idempotent) or `vacuum` catches up.
+
+use super::commit::WriteLock;
+use super::delta::{Change, Stored, TableFile};
+use super::error::StoreError;
+use super::lake::{DataFile, Lake};
+use super::layout::Table;
+use arrow::datatypes::{DataType as ArrowType, Field, Schema as ArrowSchema, TimeUnit as ArrowUnit};
+use cx_domain::{Dimension, Measure};
+use polars::prelude::*;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+/// A rollup: sums per group of its dimensions and per day or month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Rollup {
+    /// The service hierarchy (agency, bureau, service, service type, channel, stage) per month.
+    ServiceMonth,
+    /// Places (agency, office, region) per month.
+    PlaceMonth,
+    /// The service hierarchy per day: day and week periods, and the days at the edges of a
+    /// range that cuts a month.
+    ServiceDay,
+}
+
+/// How finely a rollup keeps time: its rows' `submitted_at` is the first instant of the day or
+/// of the calendar month (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grain {
+    Day,
+    Month,
+}
+
+const SERVICE: [Dimension; 6] = [Dimension::Agency, Dimension::Bureau, Dimension::Service, Dimension::ServiceType, Dimension::Channel, Dimension::Stage];
+const PLACE: [Dimension; 3] = [Dimension::Agency, Dimension::Office, Dimension::Region];
+
+/// Which sum of a bin a column holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sum {
+    /// Answers (a count).
+    N,
+    /// Their weights.
+    W,
+    /// Their squared weights.
+    W2,
+}
+
+/// The column holding sum `s` of the answers `v` to measure `m` (`trust__5__n`, `…__w`,
+/// `…__w2`): the same name in a rollup file and in a query's aggregate, so either can stand
+/// for the other.
+pub fn bin_column(m: Measure, v: i64, s: Sum) -> String {
+    let suffix = match s {
+        Sum::N => "n",
+        Sum::W => "w",
+        Sum::W2 => "w2",
+    };
+    format!("{}__{v}__{suffix}", m.column())
+}
+
+/// The answer values measure `m` has bins for: 1-5, and 0 (thumbs down) for the questions
+/// asked on thumbs too (trust, satisfaction); thumbs up is 1, shared with the Likert 1.
+pub fn bin_values(m: Measure) -> std::ops::RangeInclusive<i64> {
+    if m.has_thumbs() {
+        0..=5
+    } else {
+        1..=5
+    }
+}
+
+/// The sums of every bin of `measures` over the rows of a group: counts as `count_type`, and
+/// with `weighted` the sums of weights and squared weights. Rows are grouped by scale as well
+/// by every user of these sums, so one set serves the Likert and the thumbs answers.
+pub fn bin_aggregates(measures: &[Measure], weighted: bool, count_type: DataType) -> Vec<Expr> {
+    let mut aggs = Vec::new();
+    for &m in measures {
+        for v in bin_values(m) {
+            let hit = col(m.column()).eq(lit(v as i8));
+            aggs.push(hit.clone().sum().cast(count_type.clone()).alias(bin_column(m, v, Sum::N)));
+            if weighted {
+                let w = when(hit).then(col("weight")).otherwise(lit(0.0));
+                aggs.push(w.clone().sum().alias(bin_column(m, v, Sum::W)));
+                aggs.push((w.clone() * w).sum().alias(bin_column(m, v, Sum::W2)));
+            }
+        }
+    }
+    aggs
+}
+
+/// The columns of a rollup row after its group's key: the measure, the answer value and the
+/// bin's sums.
+pub const MEASURE: &str = "measure";
+/// The `measure` of each group's row of all its responses (value 0), answered or not: a
+/// query groups them as the raw rows would, a group without answers included.
+pub const ALL_ROWS: &str = "*";
+pub const VALUE: &str = "value";
+pub const N: &str = "n";
+pub const W: &str = "w";
+pub const W2: &str = "w2";
+
+impl Rollup {
+    /// Smallest first (the planner takes the first that covers a query).
+    pub const ALL: [Rollup; 3] = [Rollup::ServiceMonth, Rollup::PlaceMonth, Rollup::ServiceDay];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Rollup::ServiceMonth => "service_month",
+            Rollup::PlaceMonth => "place_month",
+            Rollup::ServiceDay => "service_day",
+        }
+    }
+
+    /// The table's directory under the lake root.
+    pub fn dir(self) -> &'static str {
+        match self {
+            Rollup::ServiceMonth => "rollups/service_month",
+            Rollup::PlaceMonth => "rollups/place_month",
+            Rollup::ServiceDay => "rollups/service_day",
+        }
+    }
+
+    /// The dimensions a row is a group of (with scale and the day or month).
+    pub fn dimensions(self) -> &'static [Dimension] {
+        match self {
+            Rollup::ServiceMonth | Rollup::ServiceDay => &SERVICE,
+            Rollup::PlaceMonth => &PLACE,
+        }
+    }
+
+    pub fn grain(self) -> Grain {
+        match self {
+            Rollup::ServiceMonth | Rollup::PlaceMonth => Grain::Month,
+            Rollup::ServiceDay => Grain::Day,
+        }
+    }
+
+    /// Whether a selection and grouping on `dims` can be answered from this rollup.
+    pub fn covers(self, dims: impl IntoIterator<Item = Dimension>) -> bool {
+        let mine = self.dimensions();
+        dims.into_iter().all(|d| mine.contains(&d))
+    }
+
+    /// The rollup file of the responses data file `data_path` (both relative to the root).
+    pub fn path_of(self, data_path: &str) -> Option<String> {
+        let rest = data_path.strip_prefix(Table::Responses.root())?.strip_prefix('/')?;
+        Some(format!("{}/{rest}", self.dir()))
+    }
+
+    /// The responses data file whose rollup is `rollup_path`.
+    pub fn data_path_of(self, rollup_path: &str) -> Option<String> {
+        let rest = rollup_path.strip_prefix(self.dir())?.strip_prefix('/')?;
+        Some(format!("{}/{rest}", Table::Responses.root()))
+    }
+
+    /// The columns stored in a group's key (the partition columns, `agency` among them, are in
+    /// the path).
+    fn key_columns(self) -> Vec<&'static str> {
+        let mut cols: Vec<&str> = self.dimensions().iter().filter(|d| **d != Dimension::Agency).map(|d| d.column()).collect();
+        cols.push("submitted_at");
+        cols.push("scale");
+        cols
+    }
+
+    /// The columns of its files (the Delta table adds the partition columns). Counts are
+    /// 64-bit signed integers: Delta has no unsigned types.
+    pub fn arrow_schema(self) -> Arc<ArrowSchema> {
+        let mut fields: Vec<Field> = Vec::new();
+        for c in self.key_columns() {
+            let ty = if c == "submitted_at" { ArrowType::Timestamp(ArrowUnit::Microsecond, Some("UTC".into())) } else { ArrowType::Utf8 };
+            fields.push(Field::new(c, ty, !matches!(c, "submitted_at" | "scale")));
+        }
+        fields.push(Field::new(MEASURE, ArrowType::Utf8, false));
+        fields.push(Field::new(VALUE, ArrowType::Int8, false));
+        fields.push(Field::new(N, ArrowType::Int64, false));
+        fields.push(Field::new(W, ArrowType::Float64, false));
+        fields.push(Field::new(W2, ArrowType::Float64, false));
+        Arc::new(ArrowSchema::new(fields))
+    }
+
+    /// The expression of a row's day or month, as the first instant of it (UTC).
+    fn time_key(self) -> Expr {
+        let day = col("submitted_at").cast(DataType::Date);
+        let start = match self.grain() {
+            Grain::Day => day,
+            Grain::Month => day.dt().truncate(lit("1mo")),
+        };
+        start.cast(DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))).alias("submitted_at")
+    }
+
+    /// The plan summing the rows of `lf` (which has a `__file` column) per file, group,
+    /// measure and answer value, sorted.
+    fn plan(self, lf: LazyFrame) -> LazyFrame {
+        let mut keys: Vec<Expr> = vec![col(FILE_COLUMN)];
+        for c in self.key_columns() {
+            keys.push(if c == "submitted_at" { self.time_key() } else { col(c) });
+        }
+        let sums = || [len().cast(DataType::Int64).alias(N), col("weight").sum().alias(W), (col("weight") * col("weight")).sum().alias(W2)];
+        let mut all_rows = keys.clone();
+        all_rows.push(lit(0i8).alias(VALUE));
+        let rows = lf.clone().group_by(all_rows).agg(sums()).with_column(lit(ALL_ROWS).alias(MEASURE));
+        let per_measure: Vec<LazyFrame> = Measure::all()
+            .into_iter()
+            .map(|m| {
+                let values = bin_values(m);
+                let answered =
+                    col(m.column()).is_not_null().and(col(m.column()).gt_eq(lit(*values.start() as i8))).and(col(m.column()).lt_eq(lit(*values.end() as i8)));
+                let mut keys = keys.clone();
+                keys.push(col(m.column()).alias(VALUE));
+                lf.clone().filter(answered).group_by(keys).agg(sums()).with_column(lit(m.column()).alias(MEASURE))
+            })
+            .chain(std::iter::once(rows))
+            .collect();
+        let mut order: Vec<PlSmallStr> = std::iter::once(FILE_COLUMN).chain(self.key_columns()).map(PlSmallStr::from).collect();
+        order.extend([PlSmallStr::from(MEASURE), PlSmallStr::from(VALUE)]);
+        let mut columns: Vec<Expr> = order.iter().map(|c| col(c.clone())).collect();
+        columns.extend([col(N), col(W), col(W2)]);
+        concat(per_measure, UnionArgs::default())
+            .expect("frames of one schema")
+            .select(columns)
+            .sort(order, SortMultipleOptions::default().with_nulls_last(true).with_maintain_order(true))
+    }
+}
+
+impl From<Rollup> for Stored {
+    fn from(r: Rollup) -> Stored {
+        Stored::Rollup(r)
+    }
+}
+
+/// The column naming each row's data file while rollups are built.
+const FILE_COLUMN: &str = "__file";
+
+/// The rollups of `files` (responses data files): per rollup, per file, the sums of its rows,
+/// sorted by group. One scan of the files.
+fn build_frames(lake: &Lake, files: &[DataFile]) -> Result<Vec<(Rollup, DataFile, DataFrame)>, StoreError> {
+    let mut out = Vec::new();
+    if files.is_empty() {
+        return Ok(out);
+    }
+    let fail = |e: PolarsError| StoreError::Read { path: lake.locate(Table::Responses.root()), reason: format!("building rollups: {e}") };
+    let lf = lake.scan_responses_with_paths(files, FILE_COLUMN).map_err(fail)?;
+    let by_url: HashMap<String, &DataFile> = files.iter().map(|f| (lake.locate(&f.path), f)).collect();
+    for kind in Rollup::ALL {
+        let df = kind.plan(lf.clone()).collect().map_err(fail)?;
+        let paths = df.column(FILE_COLUMN).and_then(|c| c.str().cloned()).map_err(fail)?;
+        let body = df.drop(FILE_COLUMN).map_err(fail)?;
+        // Rows are sorted by file: each file's rows are one run.
+        let mut runs: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
+        for (i, p) in paths.iter().enumerate() {
+            let p = p.unwrap_or_default();
+            runs.entry(p).and_modify(|r| r.1 += 1).or_insert((i, 1));
+        }
+        for f in files {
+            let frame = match runs.get(lake.locate(&f.path).as_str()) {
+                Some(&(start, len)) => body.slice(start as i64, len),
+                None => body.clear(),
+            };
+            out.push((kind, f.clone(), frame));
+        }
+        if let Some(unknown) = runs.keys().find(|u| !by_url.contains_key(**u)) {
+            return Err(StoreError::Read { path: unknown.to_string(), reason: "a scan returned rows of a file it was not given".into() });
+        }
+    }
+    Ok(out)
+}
+
+/// Writes one rollup file (whole-object, replacing a leftover of a killed writer).
+fn write_frame(lake: &Lake, kind: Rollup, file: &DataFile, mut df: DataFrame) -> Result<TableFile, StoreError> {
+    let path = kind.path_of(&file.path).ok_or_else(|| StoreError::Write { path: file.path.clone(), reason: "not a responses data file".into() })?;
+    let fail = |e: PolarsError| StoreError::Write { path: lake.locate(&path), reason: e.to_string() };
+    let mut bytes = Vec::new();
+    ParquetWriter::new(&mut bytes).with_compression(ParquetCompression::Zstd(None)).finish(&mut df).map_err(fail)?;
+    let size = bytes.len() as u64;
+    lake.objects().replace(&path, bytes)?;
+    Ok(TableFile { path, partition: Some(file.partition.clone()), size, rows: df.height() as u64 })
+}
+
+/// What a rollup update did.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize)]
+pub struct Maintained {
+    /// Rollup files added and removed, over every rollup table.
+    pub added: usize,
+    pub removed: usize,
+    /// Group rows in the files added.
+    pub rows: u64,
+}
+
+/// Brings every rollup table in line with the responses data files `added` and `removed`:
+/// rollups of the added files that have none, and no rollups of the removed ones; one commit
+/// per rollup table that changes.
+fn update(lock: &WriteLock, added: &[DataFile], removed: &[String], operation: &str) -> Result<Maintained, StoreError> {
+    let lake = lock.lake();
+    let mut out = Maintained::default();
+    let live: BTreeMap<Rollup, HashMap<String, TableFile>> = Rollup::ALL
+        .iter()
+        .map(|&k| Ok((k, super::delta::live_files(lake, k.into())?.into_iter().map(|f| (f.path.clone(), f)).collect())))
+        .collect::<Result<_, StoreError>>()?;
+    let missing: Vec<DataFile> =
+        added.iter().filter(|f| Rollup::ALL.iter().any(|k| k.path_of(&f.path).is_some_and(|p| !live[k].contains_key(&p)))).cloned().collect();
+    let mut frames: BTreeMap<Rollup, Vec<(DataFile, DataFrame)>> = BTreeMap::new();
+    for (kind, file, df) in build_frames(lake, &missing)? {
+        frames.entry(kind).or_default().push((file, df));
+    }
+    for kind in Rollup::ALL {
+        let mut change = Change { operation: format!("rollup: {operation}"), schema: Some(kind.arrow_schema()), ..Default::default() };
+        for (file, df) in frames.remove(&kind).unwrap_or_default() {
+            if kind.path_of(&file.path).is_some_and(|p| live[&kind].contains_key(&p)) {
+                continue;
+            }
+            let written = write_frame(lake, kind, &file, df)?;
+            out.rows += written.rows;
+            change.added.push(written);
+        }
+        for path in removed {
+            if let Some(f) = kind.path_of(path).and_then(|p| live[&kind].get(&p)) {
+                change.removed.push(f.clone());
+            }
+        }
+        if change.added.is_empty() && change.removed.is_empty() {
+            continue;
+        }
+        out.added += change.added.len();
+        out.removed += change.removed.len();
+        lock.commit(kind, change)?;
+    }
+    Ok(out)
+}
+
+/// The rollup update that follows a commit of the responses table: rollups of the files it
+/// added, none of those it removed.
+pub fn maintain(lock: &WriteLock, change: &Change) -> Result<Maintained, StoreError> {
+    let added: Vec<DataFile> = change.added.iter().filter_map(TableFile::data_file).collect();
+    let removed: Vec<String> = change.removed.iter().map(|f| f.path.clone()).collect();
+    update(lock, &added, &removed, &change.operation)
+}
+
+/// `cxlake rollup build`: rollups for every live data file that has none, and no rollups of
+/// files no longer live (a lake that never had rollups, or a writer killed between its data
+/// commit and its rollup commit). Idempotent: a second run changes nothing.
+pub fn build(lock: &WriteLock) -> Result<Maintained, StoreError> {
+    let lake = lock.lake();
+    let data: Vec<DataFile> = super::delta::live_files(lake, Stored::RESPONSES)?.iter().filter_map(TableFile::data_file).collect();
+    let live_data: std::collections::HashSet<&str> = data.iter().map(|f| f.path.as_str()).collect();
+    let mut stale: Vec<String> = Vec::new();
+    for kind in Rollup::ALL {
+        for f in super::delta::live_files(lake, kind.into())? {
+            if let Some(d) = kind.data_path_of(&f.path).filter(|d| !live_data.contains(d.as_str())) {
+                stale.push(d);
+            }
+        }
+    }
+    stale.sort();
+    stale.dedup();
+    // In batches, so building the rollups of a large lake holds a bounded number of frames.
+    let mut out = update(lock, &[], &stale, "build")?;
+    for chunk in data.chunks(64) {
+        let done = update(lock, chunk, &[], "build")?;
+        out.added += done.added;
+        out.rows += done.rows;
+    }
+    Ok(out)
+}
+
+/// Rollup files read by queries, decoded, kept by path (they never change) up to a memory
+/// budget, least recently used out first.
+#[derive(Debug)]
+pub struct RollupCache {
+    inner: Mutex<CacheInner>,
+    budget: usize,
+}
+
+#[derive(Debug)]
+struct CacheInner {
+    frames: lru::LruCache<String, DataFrame>,
+    bytes: usize,
+}
+
+impl Default for RollupCache {
+    fn default() -> Self {
+        RollupCache::with_budget(512 << 20)
+    }
+}
+
+impl RollupCache {
+    pub fn with_budget(budget: usize) -> RollupCache {
+        RollupCache { inner: Mutex::new(CacheInner { frames: lru::LruCache::unbounded(), bytes: 0 }), budget }
+    }
+
+    fn get(&self, path: &str) -> Option<DataFrame> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).frames.get(path).cloned()
+    }
+
+    fn put(&self, path: String, df: DataFrame) {
+        let size = df.estimated_size();
+        if size > self.budget {
+            return;
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = inner.frames.put(path, df) {
+            inner.bytes -= old.estimated_size();
+        }
+        inner.bytes += size;
+        while inner.bytes > self.budget {
+            match inner.frames.pop_lru() {
+                Some((_, old)) => inner.bytes -= old.estimated_size(),
+                None => break,
+            }
+        }
+    }
+}
+
+impl Lake {
+    /// The rollup files of `kind` by the data file each sums (latest snapshot of its table;
+    /// empty when the lake has none).
+    pub async fn rollup_files(&self, kind: Rollup) -> Result<HashMap<String, TableFile>, StoreError> {
+        let t = Stored::Rollup(kind);
+        let Some(snapshot) = self.delta_table(t).await? else { return Ok(HashMap::new()) };
+        Ok(self.files_of(t, &snapshot, |_| true)?.into_iter().filter_map(|f| Some((kind.data_path_of(&f.path)?, f))).collect())
+    }
+
+    /// The rows of a rollup file, with its partition columns (`agency`, `fiscal_year`,
+    /// `fiscal_quarter`) as in a scan of the responses; from memory when read before.
+    pub fn read_rollup(&self, file: &TableFile) -> Result<DataFrame, StoreError> {
+        if let Some(df) = self.rollup_cache().get(&file.path) {
+            return Ok(df);
+        }
+        let fail = |e: PolarsError| StoreError::Read { path: self.locate(&file.path), reason: e.to_string() };
+        let bytes =
+            self.objects().read(&file.path)?.ok_or_else(|| StoreError::Read { path: self.locate(&file.path), reason: "the rollup file is missing".into() })?;
+        let mut df = ParquetReader::new(std::io::Cursor::new(bytes.to_vec())).finish().map_err(fail)?;
+        let key = file.partition.as_ref().ok_or_else(|| StoreError::Read { path: self.locate(&file.path), reason: "a rollup file has no partition".into() })?;
+        let height = df.height();
+        df.with_column(Column::new_scalar("agency".into(), Scalar::from(PlSmallStr::from(key.agency.as_str())), height)).map_err(fail)?;
+        df.with_column(Column::new_scalar("fiscal_year".into(), Scalar::from(key.quarter.year), height)).map_err(fail)?;
+        df.with_column(Column::new_scalar("fiscal_quarter".into(), Scalar::from(key.quarter.quarter as i32), height)).map_err(fail)?;
+        self.rollup_cache().put(file.path.clone(), df.clone());
+        Ok(df)
+    }
+}
