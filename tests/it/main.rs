@@ -20,6 +20,7 @@ mod migrate;
 mod observations;
 mod perturbation;
 mod pruning;
+mod rollups;
 mod schema_drift;
 mod scores;
 mod submit;

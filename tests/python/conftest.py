@@ -45,6 +45,8 @@ def start_server(*args, env=None, timeout=30):
     """Starts `cxlake serve ARGS` on a free loopback port (with `env`, default the test's);
     returns the process and its URL once it answers /health."""
     port = free_port()
+    if any(getattr(a, "no_rollups", False) for a in args):
+        args = (*args, "--no-rollups")
     proc = subprocess.Popen([str(BIN), "serve", *map(str, args), "--listen", f"127.0.0.1:{port}"],
                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -125,6 +127,8 @@ def graphql(lake, query, variables=None, suppress=False):
     compare every cell, so small-cell suppression is off unless asked for (it is tested in
     tests/it/suppression.rs)."""
     args = ["query", "--lake", lake, "-"]
+    if getattr(lake, "no_rollups", False):
+        args.append("--no-rollups")
     if not suppress:
         args += ["--min-cell", "0", "--min-cell-drivers", "0"]
     if variables is not None:
@@ -141,13 +145,22 @@ def oracle_lake(tmp_path_factory):
     return out
 
 
-@pytest.fixture(scope="session", params=["local", "s3"])
+class RawRows(str):
+    """A lake location `graphql` queries with `--no-rollups`: every answer from raw rows."""
+    no_rollups = True
+
+
+@pytest.fixture(scope="session", params=["local", "local-raw", "s3"])
 def lake_url(request, oracle_lake):
-    """Where cxlake reads the oracle lake: its local directory, or a copy of it in S3 (SeaweedFS)
-    made by pyarrow, another engine's writer. Tests taking it run on both and are checked
-    against the same independent oracle (DuckDB reads the local copy)."""
+    """Where cxlake reads the oracle lake: its local directory answering from rollups where
+    they cover a query, the same directory answering only from raw rows (`--no-rollups`), or a
+    copy of it in S3 (SeaweedFS) made by pyarrow, another engine's writer. Tests taking it run
+    on all three and are checked against the same independent oracle (DuckDB over the raw rows
+    of the local copy)."""
     if request.param == "local":
         return str(oracle_lake)
+    if request.param == "local-raw":
+        return RawRows(oracle_lake)
     s3 = request.getfixturevalue("s3")
     if not s3.keys("oracle"):
         s3.upload(oracle_lake, "oracle")

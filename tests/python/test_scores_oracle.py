@@ -70,6 +70,13 @@ def random_case(rng, con):
         channels = rng.sample(["digital", "phone", "in_person", "email", "mail", "kiosk", "chat"], 2)
         f["channel"] = [c.upper() for c in channels]
         where.append("channel IN (" + ",".join(f"'{c}'" for c in channels) + ")")
+    if rng.random() < 0.4:
+        # Any other coding dimension (a rollup covers some, not others).
+        dim = rng.choice(["BUREAU", "SERVICE", "SERVICE_TYPE", "OFFICE", "REGION", "STAGE"])
+        column, field = DIMS[dim]
+        chosen = rng.sample(values_of(con, column), rng.randint(1, 2))
+        f[field] = [c.upper() if dim in ("SERVICE_TYPE", "STAGE") else c for c in chosen]
+        where.append(f"{column} IN (" + ",".join(f"'{c}'" for c in chosen) + ")")
     if rng.random() < 0.2:
         scale = rng.choice(["likert5", "thumbs"])
         f["scale"] = [{"likert5": "LIKERT_5", "thumbs": "THUMBS"}[scale]]
@@ -154,7 +161,7 @@ def wilson(p, n, conf=0.95):
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-@pytest.mark.parametrize("case_seed", range(24))
+@pytest.mark.parametrize("case_seed", range(32))
 def test_scores_equal_duckdb(con, lake_url, case_seed):
     rng = random.Random(1000 + case_seed)
     group, period, measures, weighted, f, where = random_case(rng, con)
@@ -191,7 +198,10 @@ def test_scores_equal_duckdb(con, lake_url, case_seed):
 
 def test_oracle_cases_cover_every_period_and_weighting(con):
     """The random cases above exercise every period unit, both weightings and grouped nulls."""
-    cases = [random_case(random.Random(1000 + s), con) for s in range(24)]
+    cases = [random_case(random.Random(1000 + s), con) for s in range(32)]
     assert {c[1] for c in cases} >= set(PERIODS), "a period unit is never tested"
     assert {c[3] for c in cases} == {True, False}
     assert any("OFFICE" in c[0] for c in cases)
+    filtered = {k for c in cases for k in c[4]}
+    assert filtered >= {"agency", "channel", "from", "scale"}, filtered
+    assert len(filtered & {"bureau", "service", "serviceType", "office", "region", "stage"}) >= 4, filtered

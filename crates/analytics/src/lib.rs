@@ -274,8 +274,8 @@ pub struct Analytics {
     /// Whether scores (and what is built on them) may be answered from rollups; off, every
     /// query reads raw rows (the same answers, for comparison).
     pub rollups: bool,
-    /// Queries served by each path (shared by clones).
-    pub served: std::sync::Arc<rollups::ServedCounters>,
+    /// Where the score computations of this view are recorded (a request's view).
+    pub served_log: Option<rollups::ServedLog>,
 }
 
 /// Groups an aggregate query served over HTTP returns at most, unless configured otherwise.
@@ -296,7 +296,7 @@ impl Analytics {
             cell_key: Default::default(),
             perturb: None,
             rollups: true,
-            served: Default::default(),
+            served_log: None,
         })
     }
 
@@ -362,6 +362,11 @@ impl Analytics {
     /// The same analytics answering from rollups (`true`, the default) or only from raw rows.
     pub fn with_rollups(self, rollups: bool) -> Analytics {
         Analytics { rollups, ..self }
+    }
+
+    /// The same analytics recording what served each score computation in `log`.
+    pub fn with_served_log(self, log: Option<rollups::ServedLog>) -> Analytics {
+        Analytics { served_log: log, ..self }
     }
 
     /// The same analytics returning at most `max_groups` groups per query.

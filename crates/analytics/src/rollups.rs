@@ -23,7 +23,6 @@ use cx_lake::rollup::{bin_column, bin_values, Grain, Rollup, Sum};
 use cx_lake::DataFile;
 use polars::prelude::*;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One part of a query's date range and where it is read from (`None`: raw rows).
 #[derive(Debug, Clone, PartialEq)]
@@ -56,26 +55,37 @@ impl Served {
     }
 }
 
-/// Queries served by each path and rollup rows read, since the analytics were opened (shared by
-/// clones), for `/metrics`.
-#[derive(Debug, Default)]
-pub struct ServedCounters {
-    pub rollup: AtomicU64,
-    pub raw: AtomicU64,
-    pub mixed: AtomicU64,
-    pub rollup_rows: AtomicU64,
+impl Served {
+    /// What served several computations together.
+    pub fn combined<'a>(all: impl IntoIterator<Item = &'a Served>) -> Served {
+        let mut out = Served::default();
+        for s in all {
+            for r in &s.rollups {
+                if !out.rollups.contains(r) {
+                    out.rollups.push(*r);
+                }
+            }
+            out.rollup_files += s.rollup_files;
+            out.rollup_rows += s.rollup_rows;
+            out.raw_files += s.raw_files;
+        }
+        out
+    }
 }
 
-impl ServedCounters {
-    fn record(&self, served: &Served) {
-        let counter = match served.path() {
-            "rollup" => &self.rollup,
-            "raw" => &self.raw,
-            "mixed" => &self.mixed,
-            _ => return,
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        self.rollup_rows.fetch_add(served.rollup_rows, Ordering::Relaxed);
+/// What served each score computation of one request (a GraphQL request passes one to every
+/// resolver's analytics; its handler reports them in headers and `/metrics`).
+#[derive(Debug, Clone, Default)]
+pub struct ServedLog(std::sync::Arc<std::sync::Mutex<Vec<Served>>>);
+
+impl ServedLog {
+    fn push(&self, served: Served) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(served);
+    }
+
+    /// The computations recorded so far.
+    pub fn entries(&self) -> Vec<Served> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -202,7 +212,9 @@ impl Analytics {
             inputs.push(input);
         }
         let raw: Vec<DataFile> = inputs.iter().flat_map(|i| i.raw.iter().cloned()).collect();
-        self.served.record(&served);
+        if let Some(log) = &self.served_log {
+            log.push(served.clone());
+        }
         tracing::debug!(path = served.path(), rollups = ?served.rollups.iter().map(|r| r.name()).collect::<Vec<_>>(), rollup_files = served.rollup_files, rollup_rows = served.rollup_rows, raw_files = served.raw_files, "scores served");
         if served.rollup_files == 0 && served.raw_files == 0 {
             return Ok((None, served));

@@ -222,7 +222,7 @@ impl Rollup {
         }
         let sums = || [len().cast(DataType::Int64).alias(N), col("weight").sum().alias(W), (col("weight") * col("weight")).sum().alias(W2)];
         let mut all_rows = keys.clone();
-        all_rows.push(lit(0i8).alias(VALUE));
+        all_rows.push(lit(0i8).cast(DataType::Int8).alias(VALUE));
         let rows = lf.clone().group_by(all_rows).agg(sums()).with_column(lit(ALL_ROWS).alias(MEASURE));
         let per_measure: Vec<LazyFrame> = Measure::all()
             .into_iter()

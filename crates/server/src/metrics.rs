@@ -24,8 +24,19 @@ pub struct OperationLabels {
     pub format: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ServedLabels {
+    /// rollup, raw or mixed.
+    pub path: String,
+}
+
 pub struct Metrics {
     registry: Registry,
+    /// Score computations (scores, benchmarks, trends, alerts) by what served them, and the
+    /// rollup rows and raw data files they read.
+    pub served: Family<ServedLabels, Counter>,
+    pub rollup_rows: Counter,
+    pub raw_files: Counter,
     pub requests: Family<RouteLabels, Counter>,
     pub latency: Family<OperationLabels, Histogram>,
     pub cache_hits: Counter,
@@ -76,8 +87,19 @@ impl Default for Metrics {
         registry.register("scanned_rows", "Rows in the data files handed to query scans", scanned[1].clone());
         registry.register("scanned_bytes", "Bytes of the data files handed to query scans", scanned[2].clone());
         let scanned = std::sync::Mutex::new(scanned);
+        let (served, rollup_rows, raw_files) = (Family::<ServedLabels, Counter>::default(), Counter::default(), Counter::default());
+        registry.register(
+            "score_computations",
+            "Score computations (scores, benchmarks, trends, alerts) by what served them: rollup, raw or mixed",
+            served.clone(),
+        );
+        registry.register("rollup_rows_read", "Rollup rows score computations read", rollup_rows.clone());
+        registry.register("raw_files_read", "Data files whose raw rows score computations read", raw_files.clone());
         Metrics {
             registry,
+            served,
+            rollup_rows,
+            raw_files,
             requests,
             latency,
             cache_hits,
@@ -96,6 +118,17 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Counts the score computations of one request.
+    pub fn record_served(&self, entries: &[cx_analytics::rollups::Served]) {
+        for s in entries {
+            if s.path() != "none" {
+                self.served.get_or_create(&ServedLabels { path: s.path().to_string() }).inc();
+            }
+            self.rollup_rows.inc_by(s.rollup_rows);
+            self.raw_files.inc_by(s.raw_files as u64);
+        }
+    }
+
     /// The text exposition.
     pub fn encode(&self, t: cx_lake::scanned::Scanned) -> String {
         {

@@ -47,11 +47,8 @@ pub fn gql_error_ref(e: &AnalyticsError) -> async_graphql::Error {
 /// publishes counts of responses or statistics of them asks this, never `Analytics` directly.
 pub(crate) async fn analytics_for(ctx: &Context<'_>) -> Result<Analytics> {
     let analytics = ctx.data::<Analytics>()?;
-    if crate::auth::principal(ctx).role.exact_counts() {
-        Ok(analytics.clone())
-    } else {
-        analytics.perturbed().await.map_err(gql_error)
-    }
+    let view = if crate::auth::principal(ctx).role.exact_counts() { analytics.clone() } else { analytics.perturbed().await.map_err(gql_error)? };
+    Ok(view.with_served_log(ctx.data_opt::<cx_analytics::rollups::ServedLog>().cloned()))
 }
 
 /// The values in first-seen order without repeats.

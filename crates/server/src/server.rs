@@ -160,7 +160,8 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
     if let Some(v) = version {
         refresh_catalog(&state, v).await;
     }
-    let mut request = gql.data(principal.0.clone());
+    let served = cx_analytics::rollups::ServedLog::default();
+    let mut request = gql.data(principal.0.clone()).data(served.clone());
     let started = std::time::Instant::now();
     let output_types = match format {
         Some(_) => Some(state.output_types().await),
@@ -213,6 +214,9 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
             return media.typed(reply(StatusCode::OK, json!({"data": null, "errors": [{"message": message, "extensions": {"code": "TIMEOUT"}}]})));
         }
     };
+    let served = served.entries();
+    state.metrics.record_served(&served);
+    let served = served_headers(&served);
     let encoded = match format {
         // A document that failed to parse or validate, or whose variables or operation could
         // not be used, never executed: no field has a path and there is no data.
@@ -228,9 +232,7 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
             return media.typed(reply(StatusCode::BAD_REQUEST, body));
         }
         None if response.is_err() => return media.typed(GraphQLResponse(response).into_response()),
-        None => {
-            Cached { content_type: "application/json", disposition: None, headers: Vec::new(), body: serde_json::to_vec(&response).unwrap_or_default().into() }
-        }
+        None => Cached { content_type: "application/json", disposition: None, headers: served, body: serde_json::to_vec(&response).unwrap_or_default().into() },
         Some(_) if response.is_err() => return reply(StatusCode::BAD_REQUEST, serde_json::to_value(&response).unwrap_or_default()),
         Some(format) => {
             let name = match &response.data {
@@ -250,6 +252,7 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
                                 .map(|k| (format!("x-cxlake-{}", k.to_ascii_lowercase().replace('_', "-")), v.clone()))
                         })
                         .collect();
+                    headers.extend(served);
                     headers.sort();
                     Cached {
                         content_type: format.content_type(),
@@ -267,6 +270,22 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
     }
     state.metrics.latency.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
     cached_response(encoded, "miss", media)
+}
+
+/// What served a request's score computations, as response headers: `x-cxlake-served`
+/// (rollup, raw or mixed), `x-cxlake-rollups` (the rollups read), `x-cxlake-rollup-rows` and
+/// `x-cxlake-raw-files`; none for a request that computed no scores.
+fn served_headers(entries: &[cx_analytics::rollups::Served]) -> Vec<(String, String)> {
+    let all = cx_analytics::rollups::Served::combined(entries);
+    if all.path() == "none" {
+        return Vec::new();
+    }
+    vec![
+        ("x-cxlake-served".into(), all.path().into()),
+        ("x-cxlake-rollups".into(), all.rollups.iter().map(|r| r.name()).collect::<Vec<_>>().join(",")),
+        ("x-cxlake-rollup-rows".into(), all.rollup_rows.to_string()),
+        ("x-cxlake-raw-files".into(), all.raw_files.to_string()),
+    ]
 }
 
 /// Which JSON media type a GraphQL response is sent as (GraphQL over HTTP, 2024 draft).
