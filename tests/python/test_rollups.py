@@ -1,0 +1,219 @@
+"""Issue 21: rollups of sufficient statistics. A query a rollup covers is served from it (the
+`x-cxlake-served` header and `/metrics` say so) with the answer raw rows give; a writer killed
+with SIGKILL between its data commit and its rollup commit, or in the middle of either, leaves
+rollups that agree exactly with the raw rows of the files they sum (checked for every data file
+by DuckDB, an outside reader of both tables), answers that stay those of raw rows, and nothing
+`cxlake rollup build` cannot complete. Fixed seeds, bounded time."""
+import json
+import random
+import shutil
+import signal
+import subprocess
+import time
+import urllib.request
+
+from deltalake import DeltaTable
+
+from conftest import BIN, copy_dimensions, duck, graphql, live_files, run_cxlake, scan, start_server, RawRows
+
+KINDS = ["service_month", "place_month", "service_day"]
+MEASURES = ["trust", "satisfaction", "effectiveness", "ease", "efficiency", "transparency", "humanity", "employee"]
+
+
+def rollup_vs_raw(lake):
+    """For every live data file of the responses whose rollup is live in a rollup table, the
+    rollup's sums per measure and answer value (and of all rows, measure '*') equal those of
+    the file's raw rows, exactly for counts and to 1e-9 for weights. Returns (data files,
+    data files without a rollup, rollups of files no longer live), summed over the rollups."""
+    data = set(live_files(lake))
+    if not data:
+        return 0, 0, 0
+    listed = ", ".join(f"'{f}'" for f in sorted(data))
+    measures = ", ".join(MEASURES)
+    raw = duck().execute(f"""
+        SELECT filename, measure, value::INTEGER AS value, count(*) AS n, sum(weight) AS w FROM (
+          SELECT filename, weight, measure, value FROM (
+            UNPIVOT (SELECT filename, weight, {measures} FROM read_parquet([{listed}], filename = true))
+            ON {measures} INTO NAME measure VALUE value)
+          UNION ALL SELECT filename, weight, '*', 0 FROM read_parquet([{listed}], filename = true))
+        GROUP BY ALL""").fetchall()
+    raw_by = {(f, m, v): (n, w) for f, m, v, n, w in raw}
+    missing = stale = 0
+    for kind in KINDS:
+        table = lake / "rollups" / kind
+        if not (table / "_delta_log").exists():
+            missing += len(data)
+            continue
+        rollups = DeltaTable(str(table)).file_uris()
+        covered = {r: r.replace(f"/rollups/{kind}/", "/responses/") for r in rollups}
+        stale += sum(1 for d in covered.values() if d not in data)
+        missing += len(data - set(covered.values()))
+        live = [r for r, d in covered.items() if d in data]
+        if not live:
+            continue
+        got = duck().execute(f"""
+            SELECT filename, measure, value::INTEGER, sum(n), sum(w)
+            FROM read_parquet([{", ".join(f"'{r}'" for r in live)}], filename = true) GROUP BY ALL""").fetchall()
+        got_by = {(covered[f], m, v): (n, w) for f, m, v, n, w in got}
+        want = {k: v for k, v in raw_by.items() if k[0] in {covered[r] for r in live}}
+        assert set(got_by) == set(want), f"{kind}: bins differ: {sorted(set(got_by) ^ set(want))[:5]}"
+        for k, (n, w) in want.items():
+            assert got_by[k][0] == n, f"{kind} {k}: rollup count {got_by[k][0]}, raw {n}"
+            assert abs(got_by[k][1] - w) <= 1e-9 * max(1.0, abs(w)), f"{kind} {k}: rollup weight {got_by[k][1]}, raw {w}"
+    return len(data), missing, stale
+
+
+QUERIES = [
+    "{ scores(groupBy: [AGENCY], period: FISCAL_QUARTER, measures: [TRUST, EASE], weighted: true) { agency period measure n mean sd agreeShare } }",
+    "{ scores(filter: { from: \"2025-01-10\", to: \"2025-08-20\" }, groupBy: [SERVICE], period: MONTH) { service period measure n mean } }",
+    "{ scores(groupBy: [OFFICE], period: FISCAL_YEAR, measures: [TRUST]) { office period n mean agreeShare } }",
+    "{ scores(groupBy: [CHANNEL], period: WEEK, measures: [SATISFACTION]) { channel period n mean } }",
+]
+
+
+def same_answers(lake):
+    """Every query answers the same with rollups and from raw rows only (small cells
+    suppressed alike)."""
+    for q in QUERIES:
+        proc = run_cxlake("query", "--lake", lake, "-", input=q, check=False)
+        assert proc.returncode == 0, proc.stderr
+        a, b = json.loads(proc.stdout), graphql(RawRows(lake), q, suppress=True)
+        assert "errors" not in a, a
+        key = lambda r: json.dumps({k: v for k, v in r.items() if k not in ("mean", "sd", "agreeShare")}, sort_keys=True)  # noqa: E731
+        ra, rb = sorted(a["data"]["scores"], key=key), sorted(b["data"]["scores"], key=key)
+        assert len(ra) == len(rb), q
+        for x, y in zip(ra, rb):
+            assert key(x) == key(y), (q, x, y)
+            for f in ("mean", "sd", "agreeShare"):
+                if f in x:
+                    assert (x[f] is None) == (y[f] is None) and (x[f] is None or abs(x[f] - y[f]) <= 1e-12 * max(1, abs(y[f]))), (q, f, x, y)
+
+
+def test_served_from_rollups_as_headers_and_metrics_say(oracle_lake):
+    proc, url = start_server("--lake", oracle_lake, "--min-cell", 0)
+    try:
+        def post(query):
+            req = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query}).encode(), headers={"content-type": "application/json"})
+            with urllib.request.urlopen(req, timeout=60) as resp:
+                return dict(resp.headers), json.loads(resp.read())
+        headers, body = post(QUERIES[0])
+        assert "errors" not in body, body
+        assert headers["x-cxlake-served"] == "rollup" and headers["x-cxlake-rollups"] == "service_month", headers
+        assert headers["x-cxlake-raw-files"] == "0" and int(headers["x-cxlake-rollup-rows"]) > 0
+        # The oracle: DuckDB over the raw rows.
+        want = dict(((a, f"FY{y}Q{q}"), n) for a, y, q, n in duck().execute(
+            f"SELECT agency, fiscal_year, fiscal_quarter, count(trust) FROM {scan(oracle_lake)} GROUP BY ALL").fetchall())
+        got = {(r["agency"], r["period"]): r["n"] for r in body["data"]["scores"] if r["measure"] == "TRUST"}
+        assert got == want
+        # A range cutting months: whole months from the monthly rollup, the edges from the daily.
+        headers, _ = post(QUERIES[1])
+        assert headers["x-cxlake-served"] == "rollup" and headers["x-cxlake-rollups"] == "service_month,service_day", headers
+        # Office by service has no rollup: raw rows.
+        headers, _ = post("{ scores(groupBy: [OFFICE, SERVICE]) { office service n } }")
+        assert headers["x-cxlake-served"] == "raw" and headers["x-cxlake-rollup-rows"] == "0", headers
+        with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
+            metrics = resp.read().decode()
+        assert 'cxlake_score_computations_total{path="rollup"} 2' in metrics, metrics
+        assert 'cxlake_score_computations_total{path="raw"} 1' in metrics, metrics
+    finally:
+        proc.terminate()
+        proc.wait()
+    proc, url = start_server("--lake", RawRows(oracle_lake))
+    try:
+        req = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": QUERIES[0]}).encode(), headers={"content-type": "application/json"})
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            assert resp.headers["x-cxlake-served"] == "raw"
+    finally:
+        proc.terminate()
+        proc.wait()
+
+
+KILLS = 12
+
+
+def test_kill_9_between_and_during_data_and_rollup_commits(tmp_path):
+    started = time.time()
+    rng = random.Random(2121)
+    source = tmp_path / "source"
+    run_cxlake("generate", "--out", source, "--rows", 120000, "--seed", 21, "--fiscal-years", 1, "--first-fiscal-year", 2025)
+    export = tmp_path / "all.csv"
+    duck().execute(f"COPY (SELECT * EXCLUDE (fiscal_year, fiscal_quarter) FROM {scan(source)}) TO '{export}' (HEADER)")
+
+    # When the data commit lands in a whole run, and when the run ends (rollups committed).
+    timed = tmp_path / "timed"
+    copy_dimensions(source, timed)
+    t = time.time()
+    proc = subprocess.Popen([str(BIN), "ingest", "--lake", str(timed), str(export)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # Version 0 creates the empty table; version 1 is the ingest's data commit.
+    first_commit = timed / "responses" / "_delta_log" / "00000000000000000001.json"
+    while proc.poll() is None and not first_commit.exists():
+        time.sleep(0.005)
+    committed_at = time.time() - t
+    assert proc.wait() == 0
+    ended_at = time.time() - t
+    assert rollup_vs_raw(timed)[1:] == (0, 0), "a whole run leaves every file with its rollups"
+
+    lake = tmp_path / "lake"
+    copy_dimensions(source, lake)
+    between = during = 0
+    for i in range(KILLS):
+        # Half the kills while the data is written, half after its commit (maintaining rollups).
+        at = rng.uniform(0.05, 1.0) * committed_at if i % 2 == 0 else rng.uniform(committed_at, ended_at)
+        proc = subprocess.Popen([str(BIN), "ingest", "--lake", str(lake), str(export)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(at)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if not (lake / "responses" / "_delta_log" / "00000000000000000001.json").exists():
+            during += 1
+            continue  # killed before the data commit: nothing new to read
+        files, missing, stale = rollup_vs_raw(lake)
+        assert stale == 0
+        between += missing > 0
+        same_answers(lake)
+        # Start again, so every kill meets a run in progress.
+        shutil.rmtree(lake)
+        copy_dimensions(source, lake)
+    assert between >= 2, f"only {between} kills landed between the data commit and the rollups"
+    print(f"ingest of 120k rows: data commit at {committed_at:.2f} s, rollups by {ended_at:.2f} s; "
+          f"{KILLS} SIGKILLs: {during} before the data commit, {between} between it and the rollups; rollups agreed with raw rows each time")
+
+    # A kill after the data commit, then the build completes what the writer left.
+    proc = subprocess.Popen([str(BIN), "ingest", "--lake", str(lake), str(export)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while proc.poll() is None and not (lake / "responses" / "_delta_log" / "00000000000000000001.json").exists():
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    run_cxlake("rollup", "build", "--lake", lake)
+    files, missing, stale = rollup_vs_raw(lake)
+    assert files > 0 and (missing, stale) == (0, 0)
+    same_answers(lake)
+    again = run_cxlake("rollup", "build", "--lake", lake).stdout
+    assert "added 0 files" in again and "removed 0" in again, again
+
+    # Compaction killed in its data commit or its rollups: the rollups of the live files stay
+    # right, the replaced files' are dropped by the next build.
+    for i in range(4):
+        part = tmp_path / f"more{i}.csv"
+        duck().execute(f"COPY (SELECT * EXCLUDE (fiscal_year, fiscal_quarter) FROM {scan(source)} WHERE hash(response_id) % 50 = {i}) "
+                       f"TO '{part}' (HEADER)")
+        small = tmp_path / "small"
+        if i == 0:
+            copy_dimensions(source, small)
+        run_cxlake("ingest", "--lake", small, part)
+    pristine = tmp_path / "pristine"
+    shutil.copytree(small, pristine)
+    t = time.time()
+    run_cxlake("compact", "--lake", small)
+    compact_duration = time.time() - t
+    for i in range(4):
+        shutil.rmtree(small)
+        shutil.copytree(pristine, small)
+        proc = subprocess.Popen([str(BIN), "compact", "--lake", str(small)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.3, 1.0) * compact_duration)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        rollup_vs_raw(small)
+        same_answers(small)
+        run_cxlake("rollup", "build", "--lake", small)
+        assert rollup_vs_raw(small)[1:] == (0, 0)
+    assert time.time() - started < 600
