@@ -18,8 +18,7 @@ use super::scores::{plan_with, ScoresQuery};
 use super::{gated, Analytics, AnalyticsError, Filter};
 use chrono::{Datelike, Duration, NaiveDate};
 use cx_domain::{Dimension, PeriodUnit};
-use cx_lake::delta::TableFile;
-use cx_lake::rollup::{bin_column, bin_values, Grain, Rollup, Sum};
+use cx_lake::rollup::{bin_column, bin_values, Grain, Rollup, RollupFiles, Sum, FILE_INDEX};
 use cx_lake::DataFile;
 use polars::prelude::*;
 use std::collections::{BTreeSet, HashMap};
@@ -168,7 +167,9 @@ fn summed(lf: LazyFrame, keys: Vec<Expr>, sums: &[(String, Sum)]) -> LazyFrame {
 /// What one piece reads: rollup files and raw data files, and the filter of its range.
 struct Input {
     filter: Filter,
-    rollup_files: Vec<TableFile>,
+    /// The rollup read and its files, and which of them (indices).
+    rollup: Option<(Rollup, RollupFiles)>,
+    wanted: Vec<u32>,
     raw: Vec<DataFile>,
 }
 
@@ -176,47 +177,69 @@ impl Analytics {
     /// The bins of a scores query per (group, period, scale), as the raw plan (`plan_with`)
     /// returns them, from rollups where they cover it; `None` when the lake holds no file the
     /// query could read.
+    /// A rollup that cannot be read (a file damaged or deleted behind the log's back) does not
+    /// fail the query: it is answered again from raw rows, with a warning.
     pub(crate) async fn score_bins(&self, q: &ScoresQuery, weight: super::Weight) -> Result<(Option<DataFrame>, Served), AnalyticsError> {
-        let pieces = match (self.rollups, &self.perturb) {
+        match self.bins_via(q, weight, true).await {
+            Err((e, true)) if !matches!(e, AnalyticsError::Cancelled | AnalyticsError::Busy { .. } | AnalyticsError::TooManyGroups { .. }) => {
+                tracing::warn!(error = %e, "reading rollups failed; answering from raw rows (`cxlake rollup build` after removing the damaged rollup files repairs them)");
+                self.bins_via(q, weight, false).await.map_err(|(e, _)| e)
+            }
+            r => r.map_err(|(e, _)| e),
+        }
+    }
+
+    /// `score_bins`, with rollups where `use_rollups` (and the view allows them); an error says
+    /// whether rollups were read.
+    async fn bins_via(&self, q: &ScoresQuery, weight: super::Weight, use_rollups: bool) -> Result<(Option<DataFrame>, Served), (AnalyticsError, bool)> {
+        let started = std::time::Instant::now();
+        let plain = |e: AnalyticsError| (e, false);
+        let pieces = match (self.rollups && use_rollups, &self.perturb) {
             (true, None) => route(&q.filter, &q.group_by, q.period),
             _ => None,
         }
         .unwrap_or_else(|| vec![Piece { rollup: None, filter: q.filter.clone() }]);
-        let mut maps: HashMap<Rollup, HashMap<String, TableFile>> = HashMap::new();
+        let mut maps: HashMap<Rollup, RollupFiles> = HashMap::new();
         let mut inputs = Vec::new();
         let mut served = Served::default();
         for piece in pieces {
-            let files = self.lake.response_files(&piece.filter.partitions()).await?;
-            let mut input = Input { filter: piece.filter, rollup_files: Vec::new(), raw: Vec::new() };
+            let files = self.lake.response_files(&piece.filter.partitions()).await.map_err(|e| plain(e.into()))?;
+            let mut input = Input { filter: piece.filter, rollup: None, wanted: Vec::new(), raw: Vec::new() };
             match piece.rollup {
                 Some(kind) => {
-                    let map = match maps.entry(kind) {
+                    let rollup = match maps.entry(kind) {
                         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                        std::collections::hash_map::Entry::Vacant(e) => e.insert(self.lake.rollup_files(kind).await?),
+                        std::collections::hash_map::Entry::Vacant(e) => e.insert(self.lake.rollup_files(kind).await.map_err(|e| (e.into(), true))?),
                     };
                     for f in files {
-                        match map.get(&f.path) {
-                            Some(r) => input.rollup_files.push(r.clone()),
+                        match rollup.by_data.get(&f.path) {
+                            Some(&i) => {
+                                input.wanted.push(i as u32);
+                                served.rollup_rows += rollup.files[i].rows;
+                            }
                             None => input.raw.push(f),
                         }
                     }
-                    if !input.rollup_files.is_empty() {
+                    if !input.wanted.is_empty() {
                         served.rollups.push(kind);
+                        input.rollup = Some((kind, rollup.clone()));
                     }
                 }
                 None => input.raw = files,
             }
-            served.rollup_files += input.rollup_files.len();
-            served.rollup_rows += input.rollup_files.iter().map(|f| f.rows).sum::<u64>();
+            served.rollup_files += input.wanted.len();
             served.raw_files += input.raw.len();
             inputs.push(input);
         }
         let raw: Vec<DataFile> = inputs.iter().flat_map(|i| i.raw.iter().cloned()).collect();
-        if let Some(log) = &self.served_log {
-            log.push(served.clone());
-        }
-        tracing::debug!(path = served.path(), rollups = ?served.rollups.iter().map(|r| r.name()).collect::<Vec<_>>(), rollup_files = served.rollup_files, rollup_rows = served.rollup_rows, raw_files = served.raw_files, "scores served");
+        let planned = started.elapsed();
+        let log = |served: &Served| {
+            if let Some(log) = &self.served_log {
+                log.push(served.clone());
+            }
+        };
         if served.rollup_files == 0 && served.raw_files == 0 {
+            log(&served);
             return Ok((None, served));
         }
         let (lake, q2, keys) = (self.lake.clone(), q.clone(), self.perturb.clone());
@@ -229,8 +252,8 @@ impl Analytics {
                     if !input.raw.is_empty() {
                         partials.push(plan_with(gated(lake.scan_responses(&input.raw)?, cancel), &pq, Vec::new(), keys.as_ref()));
                     }
-                    if !input.rollup_files.is_empty() {
-                        partials.push(rollup_plan(&lake, &input.rollup_files, &pq, &sums)?);
+                    if let Some((kind, files)) = &input.rollup {
+                        partials.push(rollup_plan(&lake, *kind, files, &input.wanted, &pq, &sums)?);
                         cancel.check()?;
                     }
                 }
@@ -245,56 +268,43 @@ impl Analytics {
                 Ok(lf.collect_with_engine(Engine::Streaming)?.unwrap_single())
             })
             .await
-            .map_err(|e| self.explain_failure(&raw, e))?;
+            .map_err(|e| (self.explain_failure(&raw, e), served.rollup_files > 0))?;
+        log(&served);
+        tracing::debug!(
+            path = served.path(),
+            rollups = ?served.rollups.iter().map(|r| r.name()).collect::<Vec<_>>(),
+            rollup_files = served.rollup_files,
+            rollup_rows = served.rollup_rows,
+            raw_files = served.raw_files,
+            ?planned,
+            elapsed = ?started.elapsed(),
+            "scores served"
+        );
         Ok((Some(df), served))
     }
 }
 
-/// The plan summing the rows of `files` (rollup files: one row per group, measure and answer
-/// value) into the bins of each group of the query, one column per bin as the raw plan has them.
-fn rollup_plan(lake: &cx_lake::Lake, files: &[TableFile], q: &ScoresQuery, sums: &[(String, Sum)]) -> Result<LazyFrame, AnalyticsError> {
-    use cx_lake::rollup::{MEASURE, N, VALUE, W, W2};
-    // Only the columns the query reads: the dimensions it filters or groups on, the time and
-    // partition columns, the scale, the bin and its sums.
-    let mut columns: Vec<&str> = q.filter.values.keys().chain(q.group_by.iter()).map(|d| d.column()).collect();
-    columns.extend(["submitted_at", "scale", "agency", "fiscal_year", "fiscal_quarter"]);
-    columns.sort();
-    columns.dedup();
-    columns.extend([MEASURE, VALUE, N]);
-    if q.weighted {
-        columns.extend([W, W2]);
+/// The plan summing the rows of rollup `kind`'s files `wanted` (indices in `files`: one row
+/// per group and scale, one column per sum of a bin) per group of the query, the bins' columns
+/// named as the raw plan names them, over the rollup's merged frame (`Lake::rollup_frame`).
+fn rollup_plan(
+    lake: &cx_lake::Lake,
+    kind: Rollup,
+    files: &RollupFiles,
+    wanted: &[u32],
+    q: &ScoresQuery,
+    sums: &[(String, Sum)],
+) -> Result<LazyFrame, AnalyticsError> {
+    let df = lake.rollup_frame(kind, files, &q.measures)?;
+    let mut lf = df.lazy();
+    if wanted.len() < files.files.len() {
+        let wanted = Series::new("wanted".into(), wanted.to_vec());
+        lf = lf.filter(col(FILE_INDEX).is_in(lit(wanted).implode(false), false));
     }
-    let mut all: Option<DataFrame> = None;
-    for f in files {
-        let df = lake.read_rollup(f)?.select(columns.iter().copied())?;
-        match all.as_mut() {
-            None => all = Some(df),
-            Some(acc) => {
-                acc.vstack_mut(&df)?;
-            }
-        }
-    }
-    let mut df = all.expect("at least one rollup file");
-    df.rechunk_mut_par();
-    // The rows of every group, answered or not (a group without answers is a row of the answer).
-    let measures = Series::new("measures".into(), q.measures.iter().map(|m| m.column()).chain([cx_lake::rollup::ALL_ROWS]).collect::<Vec<_>>());
-    let mut lf = df.lazy().filter(col(MEASURE).is_in(lit(measures).implode(false), false));
     if let Some(p) = q.filter.predicate() {
         lf = lf.filter(p);
     }
     let mut keys = key_exprs(&q.group_by, q.period);
     keys.push(col("scale"));
-    let mut aggs = Vec::with_capacity(sums.len());
-    for &m in &q.measures {
-        for v in bin_values(m) {
-            let hit = col(MEASURE).eq(lit(m.column())).and(col(VALUE).eq(lit(v as i8)));
-            let sum = |c: &str| when(hit.clone()).then(col(c)).otherwise(lit(0)).sum();
-            aggs.push(sum(N).cast(DataType::UInt64).alias(bin_column(m, v, Sum::N)));
-            if q.weighted {
-                aggs.push(sum(W).alias(bin_column(m, v, Sum::W)));
-                aggs.push(sum(W2).alias(bin_column(m, v, Sum::W2)));
-            }
-        }
-    }
-    Ok(lf.group_by(keys).agg(aggs))
+    Ok(summed(lf, keys, sums))
 }

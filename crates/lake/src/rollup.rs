@@ -4,9 +4,10 @@
 //! Every statistic of scores, benchmarks, trends and alerts is a function of additive sums per
 //! group: per measure, scale and answer value, the count of answers, the sum of their weights
 //! and of their squared weights (`bin_aggregates`). A rollup holds those sums per group of a
-//! fixed set of dimensions and per day or calendar month (`Rollup`), one row per group, scale,
-//! measure and answer value that has answers (long, not one column per bin: a group answers
-//! few of the 46 bins, and a file of 13 columns has a small footer):
+//! fixed set of dimensions and per day or calendar month (`Rollup`): one row per group and
+//! scale, with the number of its responses (`rows`) and one column per sum of each bin
+//! (`trust__5__n`, `trust__5__w`, `trust__5__w2`, …), so a query reads only the columns of its
+//! measures (Parquet projection), and keeps them in memory per file and measure:
 //!
 //! ```text
 //! <lake>/rollups/service_month/agency=VA/fiscal_year=2025/fiscal_quarter=1/<data file name>
@@ -43,7 +44,7 @@ use std::sync::{Arc, Mutex};
 pub enum Rollup {
     /// The service hierarchy (agency, bureau, service, service type, channel, stage) per month.
     ServiceMonth,
-    /// Places (agency, office, region) per month.
+    /// Places (agency, office, region) with the service type and channel, per month.
     PlaceMonth,
     /// The service hierarchy per day: day and week periods, and the days at the edges of a
     /// range that cuts a month.
@@ -59,7 +60,7 @@ pub enum Grain {
 }
 
 const SERVICE: [Dimension; 6] = [Dimension::Agency, Dimension::Bureau, Dimension::Service, Dimension::ServiceType, Dimension::Channel, Dimension::Stage];
-const PLACE: [Dimension; 3] = [Dimension::Agency, Dimension::Office, Dimension::Region];
+const PLACE: [Dimension; 5] = [Dimension::Agency, Dimension::Office, Dimension::Region, Dimension::ServiceType, Dimension::Channel];
 
 /// Which sum of a bin a column holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,16 +114,27 @@ pub fn bin_aggregates(measures: &[Measure], weighted: bool, count_type: DataType
     aggs
 }
 
-/// The columns of a rollup row after its group's key: the measure, the answer value and the
-/// bin's sums.
-pub const MEASURE: &str = "measure";
-/// The `measure` of each group's row of all its responses (value 0), answered or not: a
-/// query groups them as the raw rows would, a group without answers included.
-pub const ALL_ROWS: &str = "*";
-pub const VALUE: &str = "value";
-pub const N: &str = "n";
-pub const W: &str = "w";
-pub const W2: &str = "w2";
+/// The column of a rollup row holding the number of responses in its group, answered or not
+/// (a group without answers to a measure is still a group of the answer).
+pub const ROWS: &str = "rows";
+
+/// Every sum column of a rollup, in file order, with its sum.
+fn sum_columns() -> Vec<(String, Sum)> {
+    let mut out = Vec::new();
+    for m in Measure::all() {
+        for v in bin_values(m) {
+            for s in [Sum::N, Sum::W, Sum::W2] {
+                out.push((bin_column(m, v, s), s));
+            }
+        }
+    }
+    out
+}
+
+/// The sum columns of measure `m`, in file order.
+pub fn measure_columns(m: Measure) -> Vec<String> {
+    bin_values(m).flat_map(|v| [Sum::N, Sum::W, Sum::W2].map(|s| bin_column(m, v, s))).collect()
+}
 
 impl Rollup {
     /// Smallest first (the planner takes the first that covers a query).
@@ -180,7 +192,7 @@ impl Rollup {
 
     /// The columns stored in a group's key (the partition columns, `agency` among them, are in
     /// the path).
-    fn key_columns(self) -> Vec<&'static str> {
+    pub fn key_columns(self) -> Vec<&'static str> {
         let mut cols: Vec<&str> = self.dimensions().iter().filter(|d| **d != Dimension::Agency).map(|d| d.column()).collect();
         cols.push("submitted_at");
         cols.push("scale");
@@ -195,11 +207,10 @@ impl Rollup {
             let ty = if c == "submitted_at" { ArrowType::Timestamp(ArrowUnit::Microsecond, Some("UTC".into())) } else { ArrowType::Utf8 };
             fields.push(Field::new(c, ty, !matches!(c, "submitted_at" | "scale")));
         }
-        fields.push(Field::new(MEASURE, ArrowType::Utf8, false));
-        fields.push(Field::new(VALUE, ArrowType::Int8, false));
-        fields.push(Field::new(N, ArrowType::Int64, false));
-        fields.push(Field::new(W, ArrowType::Float64, false));
-        fields.push(Field::new(W2, ArrowType::Float64, false));
+        fields.push(Field::new(ROWS, ArrowType::Int64, false));
+        for (name, s) in sum_columns() {
+            fields.push(Field::new(name, if s == Sum::N { ArrowType::Int64 } else { ArrowType::Float64 }, false));
+        }
         Arc::new(ArrowSchema::new(fields))
     }
 
@@ -213,37 +224,29 @@ impl Rollup {
         start.cast(DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))).alias("submitted_at")
     }
 
-    /// The plan summing the rows of `lf` (which has a `__file` column) per file, group,
-    /// measure and answer value, sorted.
+    /// The plan summing the rows of `lf` (which has a `__file` column) per file and group,
+    /// sorted.
     fn plan(self, lf: LazyFrame) -> LazyFrame {
+        let mut aggs = vec![len().cast(DataType::Int64).alias(ROWS)];
+        aggs.extend(bin_aggregates(&Measure::all(), true, DataType::Int64));
+        self.grouped(lf, aggs)
+    }
+
+    /// The plan summing a finer rollup's rows (`lf`, with a `__file` column: the same
+    /// dimensions, days instead of months) into this one's, sorted: sums of sums.
+    fn plan_from(self, lf: LazyFrame) -> LazyFrame {
+        let mut aggs = vec![col(ROWS).sum()];
+        aggs.extend(sum_columns().into_iter().map(|(c, _)| col(c.as_str()).sum()));
+        self.grouped(lf, aggs)
+    }
+
+    fn grouped(self, lf: LazyFrame, aggs: Vec<Expr>) -> LazyFrame {
         let mut keys: Vec<Expr> = vec![col(FILE_COLUMN)];
         for c in self.key_columns() {
             keys.push(if c == "submitted_at" { self.time_key() } else { col(c) });
         }
-        let sums = || [len().cast(DataType::Int64).alias(N), col("weight").sum().alias(W), (col("weight") * col("weight")).sum().alias(W2)];
-        let mut all_rows = keys.clone();
-        all_rows.push(lit(0i8).cast(DataType::Int8).alias(VALUE));
-        let rows = lf.clone().group_by(all_rows).agg(sums()).with_column(lit(ALL_ROWS).alias(MEASURE));
-        let per_measure: Vec<LazyFrame> = Measure::all()
-            .into_iter()
-            .map(|m| {
-                let values = bin_values(m);
-                let answered =
-                    col(m.column()).is_not_null().and(col(m.column()).gt_eq(lit(*values.start() as i8))).and(col(m.column()).lt_eq(lit(*values.end() as i8)));
-                let mut keys = keys.clone();
-                keys.push(col(m.column()).alias(VALUE));
-                lf.clone().filter(answered).group_by(keys).agg(sums()).with_column(lit(m.column()).alias(MEASURE))
-            })
-            .chain(std::iter::once(rows))
-            .collect();
-        let mut order: Vec<PlSmallStr> = std::iter::once(FILE_COLUMN).chain(self.key_columns()).map(PlSmallStr::from).collect();
-        order.extend([PlSmallStr::from(MEASURE), PlSmallStr::from(VALUE)]);
-        let mut columns: Vec<Expr> = order.iter().map(|c| col(c.clone())).collect();
-        columns.extend([col(N), col(W), col(W2)]);
-        concat(per_measure, UnionArgs::default())
-            .expect("frames of one schema")
-            .select(columns)
-            .sort(order, SortMultipleOptions::default().with_nulls_last(true).with_maintain_order(true))
+        let order: Vec<PlSmallStr> = std::iter::once(FILE_COLUMN).chain(self.key_columns()).map(PlSmallStr::from).collect();
+        lf.group_by(keys).agg(aggs).sort(order, SortMultipleOptions::default().with_nulls_last(true).with_maintain_order(true))
     }
 }
 
@@ -266,8 +269,14 @@ fn build_frames(lake: &Lake, files: &[DataFile]) -> Result<Vec<(Rollup, DataFile
     let fail = |e: PolarsError| StoreError::Read { path: lake.locate(Table::Responses.root()), reason: format!("building rollups: {e}") };
     let lf = lake.scan_responses_with_paths(files, FILE_COLUMN).map_err(fail)?;
     let by_url: HashMap<String, &DataFile> = files.iter().map(|f| (lake.locate(&f.path), f)).collect();
-    for kind in Rollup::ALL {
-        let df = kind.plan(lf.clone()).collect().map_err(fail)?;
+    // Two scans of the rows: the daily service rollup (the monthly one sums it) and places.
+    // The streaming engine: the in-memory one would evaluate each of the 138 conditional sums
+    // as a whole column of the scan first (a 100M-row lake ran out of 24 GB).
+    let collect = |lf: LazyFrame| lf.collect_with_engine(Engine::Streaming).map(|r| r.unwrap_single()).map_err(fail);
+    let day = collect(Rollup::ServiceDay.plan(lf.clone()))?;
+    let month = collect(Rollup::ServiceMonth.plan_from(day.clone().lazy()))?;
+    let place = collect(Rollup::PlaceMonth.plan(lf))?;
+    for (kind, df) in [(Rollup::ServiceMonth, month), (Rollup::PlaceMonth, place), (Rollup::ServiceDay, day)] {
         let paths = df.column(FILE_COLUMN).and_then(|c| c.str().cloned()).map_err(fail)?;
         let body = df.drop(FILE_COLUMN).map_err(fail)?;
         // Rows are sorted by file: each file's rows are one run.
@@ -295,7 +304,10 @@ fn write_frame(lake: &Lake, kind: Rollup, file: &DataFile, mut df: DataFrame) ->
     let path = kind.path_of(&file.path).ok_or_else(|| StoreError::Write { path: file.path.clone(), reason: "not a responses data file".into() })?;
     let fail = |e: PolarsError| StoreError::Write { path: lake.locate(&path), reason: e.to_string() };
     let mut bytes = Vec::new();
-    ParquetWriter::new(&mut bytes).with_compression(ParquetCompression::Zstd(None)).finish(&mut df).map_err(fail)?;
+    // No column statistics: 139 columns of them would make the footer most of a small file,
+    // and readers of a rollup read it whole.
+    let none = StatisticsOptions { min_value: false, max_value: false, distinct_count: false, null_count: false, ..Default::default() };
+    ParquetWriter::new(&mut bytes).with_compression(ParquetCompression::Zstd(None)).with_statistics(none).finish(&mut df).map_err(fail)?;
     let size = bytes.len() as u64;
     lake.objects().replace(&path, bytes)?;
     Ok(TableFile { path, partition: Some(file.partition.clone()), size, rows: df.height() as u64 })
@@ -311,6 +323,9 @@ pub struct Maintained {
     pub rows: u64,
 }
 
+/// Parquet bytes of data files whose rollups are built together (about 3M rows).
+const CHUNK_BYTES: u64 = 64 << 20;
+
 /// Brings every rollup table in line with the responses data files `added` and `removed`:
 /// rollups of the added files that have none, and no rollups of the removed ones; one commit
 /// per rollup table that changes.
@@ -323,20 +338,33 @@ fn update(lock: &WriteLock, added: &[DataFile], removed: &[String], operation: &
         .collect::<Result<_, StoreError>>()?;
     let missing: Vec<DataFile> =
         added.iter().filter(|f| Rollup::ALL.iter().any(|k| k.path_of(&f.path).is_some_and(|p| !live[k].contains_key(&p)))).cloned().collect();
-    let mut frames: BTreeMap<Rollup, Vec<(DataFile, DataFrame)>> = BTreeMap::new();
-    for (kind, file, df) in build_frames(lake, &missing)? {
-        frames.entry(kind).or_default().push((file, df));
+    let mut changes: BTreeMap<Rollup, Change> =
+        Rollup::ALL.iter().map(|&k| (k, Change { operation: format!("rollup: {operation}"), schema: Some(k.arrow_schema()), ..Default::default() })).collect();
+    // Frames of a bounded amount of data at a time (a generated lake commits all its files at
+    // once): files adding up to `CHUNK_BYTES` of Parquet, or one larger file.
+    let mut chunks: Vec<&[DataFile]> = Vec::new();
+    let (mut start, mut bytes) = (0, 0u64);
+    for (i, f) in missing.iter().enumerate() {
+        if i > start && bytes + f.size > CHUNK_BYTES {
+            chunks.push(&missing[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += f.size;
     }
-    for kind in Rollup::ALL {
-        let mut change = Change { operation: format!("rollup: {operation}"), schema: Some(kind.arrow_schema()), ..Default::default() };
-        for (file, df) in frames.remove(&kind).unwrap_or_default() {
+    if start < missing.len() {
+        chunks.push(&missing[start..]);
+    }
+    for chunk in chunks {
+        for (kind, file, df) in build_frames(lake, chunk)? {
             if kind.path_of(&file.path).is_some_and(|p| live[&kind].contains_key(&p)) {
                 continue;
             }
             let written = write_frame(lake, kind, &file, df)?;
             out.rows += written.rows;
-            change.added.push(written);
+            changes.get_mut(&kind).expect("every rollup").added.push(written);
         }
+    }
+    for (kind, mut change) in changes {
         for path in removed {
             if let Some(f) = kind.path_of(path).and_then(|p| live[&kind].get(&p)) {
                 change.removed.push(f.clone());
@@ -377,22 +405,18 @@ pub fn build(lock: &WriteLock) -> Result<Maintained, StoreError> {
     }
     stale.sort();
     stale.dedup();
-    // In batches, so building the rollups of a large lake holds a bounded number of frames.
-    let mut out = update(lock, &[], &stale, "build")?;
-    for chunk in data.chunks(64) {
-        let done = update(lock, chunk, &[], "build")?;
-        out.added += done.added;
-        out.rows += done.rows;
-    }
-    Ok(out)
+    update(lock, &data, &stale, "build")
 }
 
-/// Rollup files read by queries, decoded, kept by path (they never change) up to a memory
-/// budget, least recently used out first.
+/// Rollup files read by queries, decoded, kept by path and columns (they never change) up to
+/// a memory budget, least recently used out first; and per rollup, the files of its latest
+/// version read so far merged into one frame per set of columns (`Lake::rollup_frame`), so a
+/// query filters and sums one frame instead of gathering hundreds.
 #[derive(Debug)]
 pub struct RollupCache {
     inner: Mutex<CacheInner>,
     budget: usize,
+    merged: Mutex<HashMap<Rollup, Merged>>,
 }
 
 #[derive(Debug)]
@@ -401,15 +425,28 @@ struct CacheInner {
     bytes: usize,
 }
 
+/// One rollup table's files at one version, merged: the key columns (with `FILE_INDEX`) and
+/// each measure's sums read so far.
+#[derive(Debug)]
+struct Merged {
+    version: u64,
+    keys: Option<DataFrame>,
+    measures: HashMap<Measure, DataFrame>,
+}
+
+/// The column of a merged rollup frame numbering each row's file (its index in
+/// `RollupFiles::files`).
+pub const FILE_INDEX: &str = "__file";
+
 impl Default for RollupCache {
     fn default() -> Self {
-        RollupCache::with_budget(512 << 20)
+        RollupCache::with_budget(256 << 20)
     }
 }
 
 impl RollupCache {
     pub fn with_budget(budget: usize) -> RollupCache {
-        RollupCache { inner: Mutex::new(CacheInner { frames: lru::LruCache::unbounded(), bytes: 0 }), budget }
+        RollupCache { inner: Mutex::new(CacheInner { frames: lru::LruCache::unbounded(), bytes: 0 }), budget, merged: Default::default() }
     }
 
     fn get(&self, path: &str) -> Option<DataFrame> {
@@ -433,33 +470,119 @@ impl RollupCache {
             }
         }
     }
+
+    /// The merged frame of `kind` at `version` for `measure` (`None`: the keys), if built.
+    fn merged(&self, kind: Rollup, version: u64, measure: Option<Measure>) -> Option<DataFrame> {
+        let merged = self.merged.lock().unwrap_or_else(|e| e.into_inner());
+        let m = merged.get(&kind).filter(|m| m.version == version)?;
+        match measure {
+            None => m.keys.clone(),
+            Some(x) => m.measures.get(&x).cloned(),
+        }
+    }
+
+    fn put_merged(&self, kind: Rollup, version: u64, measure: Option<Measure>, df: DataFrame) {
+        let mut merged = self.merged.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = merged.entry(kind).or_insert_with(|| Merged { version, keys: None, measures: HashMap::new() });
+        if entry.version < version {
+            *entry = Merged { version, keys: None, measures: HashMap::new() };
+        }
+        if entry.version == version {
+            match measure {
+                None => entry.keys = Some(df),
+                Some(m) => {
+                    entry.measures.insert(m, df);
+                }
+            }
+        }
+    }
+}
+
+/// The live files of a rollup table at one version, and which data file each sums.
+#[derive(Debug, Clone, Default)]
+pub struct RollupFiles {
+    pub version: u64,
+    pub files: Arc<Vec<TableFile>>,
+    /// Data file path -> index in `files`.
+    pub by_data: Arc<HashMap<String, usize>>,
 }
 
 impl Lake {
-    /// The rollup files of `kind` by the data file each sums (latest snapshot of its table;
-    /// empty when the lake has none).
-    pub async fn rollup_files(&self, kind: Rollup) -> Result<HashMap<String, TableFile>, StoreError> {
+    /// The live files of rollup `kind` (its latest snapshot; none when the lake has none).
+    pub async fn rollup_files(&self, kind: Rollup) -> Result<RollupFiles, StoreError> {
         let t = Stored::Rollup(kind);
-        let Some(snapshot) = self.delta_table(t).await? else { return Ok(HashMap::new()) };
-        Ok(self.files_of(t, &snapshot, |_| true)?.into_iter().filter_map(|f| Some((kind.data_path_of(&f.path)?, f))).collect())
+        let Some(snapshot) = self.delta_table(t).await? else { return Ok(RollupFiles::default()) };
+        let files = self.files_of(t, &snapshot, |_| true)?;
+        let by_data = files.iter().enumerate().filter_map(|(i, f)| Some((kind.data_path_of(&f.path)?, i))).collect();
+        Ok(RollupFiles { version: snapshot.version().unwrap_or(0), files: Arc::new(files), by_data: Arc::new(by_data) })
     }
 
-    /// The rows of a rollup file, with its partition columns (`agency`, `fiscal_year`,
-    /// `fiscal_quarter`) as in a scan of the responses; from memory when read before.
-    pub fn read_rollup(&self, file: &TableFile) -> Result<DataFrame, StoreError> {
-        if let Some(df) = self.rollup_cache().get(&file.path) {
+    /// Every file of `files` (one version of rollup `kind`) merged into one frame: the group
+    /// keys, the partition columns, `rows`, `FILE_INDEX` (the row's file in `files.files`) and
+    /// the sums of `measures`. Built once per version and measure, from files read once.
+    pub fn rollup_frame(&self, kind: Rollup, files: &RollupFiles, measures: &[Measure]) -> Result<DataFrame, StoreError> {
+        let fail = |e: PolarsError| StoreError::Read { path: self.locate(kind.dir()), reason: e.to_string() };
+        let part = |measure: Option<Measure>| -> Result<DataFrame, StoreError> {
+            if let Some(df) = self.rollup_cache().merged(kind, files.version, measure) {
+                return Ok(df);
+            }
+            let mut all: Option<DataFrame> = None;
+            for (i, f) in files.files.iter().enumerate() {
+                let mut df = self.read_rollup(kind, f, measure)?;
+                if measure.is_none() {
+                    let height = df.height();
+                    df.with_column(Column::new_scalar(FILE_INDEX.into(), Scalar::from(i as u32), height)).map_err(fail)?;
+                }
+                match all.as_mut() {
+                    None => all = Some(df),
+                    Some(acc) => {
+                        acc.vstack_mut(&df).map_err(fail)?;
+                    }
+                }
+            }
+            let mut df = all.unwrap_or_default();
+            df.rechunk_mut_par();
+            self.rollup_cache().put_merged(kind, files.version, measure, df.clone());
+            Ok(df)
+        };
+        let mut df = part(None)?;
+        let mut seen = Vec::new();
+        for &m in measures {
+            if !seen.contains(&m) {
+                seen.push(m);
+                df = df.hstack(part(Some(m))?.columns()).map_err(fail)?;
+            }
+        }
+        Ok(df)
+    }
+
+    /// Columns of a rollup file, from memory when read before: with `measure` `None` its
+    /// group keys, the partition columns (`agency`, `fiscal_year`, `fiscal_quarter`, as in a
+    /// scan of the responses) and `rows`; with a measure, that measure's sum columns only
+    /// (rows in the same order). Only those columns are decoded.
+    pub fn read_rollup(&self, kind: Rollup, file: &TableFile, measure: Option<Measure>) -> Result<DataFrame, StoreError> {
+        let key = format!("{}#{}", file.path, measure.map_or("", |m| m.column()));
+        if let Some(df) = self.rollup_cache().get(&key) {
             return Ok(df);
         }
+        tracing::trace!(path = %file.path, measure = ?measure, "reading a rollup file");
         let fail = |e: PolarsError| StoreError::Read { path: self.locate(&file.path), reason: e.to_string() };
         let bytes =
             self.objects().read(&file.path)?.ok_or_else(|| StoreError::Read { path: self.locate(&file.path), reason: "the rollup file is missing".into() })?;
-        let mut df = ParquetReader::new(std::io::Cursor::new(bytes.to_vec())).finish().map_err(fail)?;
-        let key = file.partition.as_ref().ok_or_else(|| StoreError::Read { path: self.locate(&file.path), reason: "a rollup file has no partition".into() })?;
-        let height = df.height();
-        df.with_column(Column::new_scalar("agency".into(), Scalar::from(PlSmallStr::from(key.agency.as_str())), height)).map_err(fail)?;
-        df.with_column(Column::new_scalar("fiscal_year".into(), Scalar::from(key.quarter.year), height)).map_err(fail)?;
-        df.with_column(Column::new_scalar("fiscal_quarter".into(), Scalar::from(key.quarter.quarter as i32), height)).map_err(fail)?;
-        self.rollup_cache().put(file.path.clone(), df.clone());
+        let columns: Vec<String> = match measure {
+            None => kind.key_columns().into_iter().chain([ROWS]).map(String::from).collect(),
+            Some(m) => measure_columns(m),
+        };
+        let mut df = ParquetReader::new(std::io::Cursor::new(bytes.to_vec())).with_columns(Some(columns)).finish().map_err(fail)?;
+        if measure.is_none() {
+            let part =
+                file.partition.as_ref().ok_or_else(|| StoreError::Read { path: self.locate(&file.path), reason: "a rollup file has no partition".into() })?;
+            let height = df.height();
+            df.with_column(Column::new_scalar("agency".into(), Scalar::from(PlSmallStr::from(part.agency.as_str())), height)).map_err(fail)?;
+            df.with_column(Column::new_scalar("fiscal_year".into(), Scalar::from(part.quarter.year), height)).map_err(fail)?;
+            df.with_column(Column::new_scalar("fiscal_quarter".into(), Scalar::from(part.quarter.quarter as i32), height)).map_err(fail)?;
+        }
+        self.rollup_cache().put(key, df.clone());
         Ok(df)
     }
 }
