@@ -47,9 +47,14 @@ async fn health_graphiql_and_schema_routes() {
     ] {
         assert!(m.contains(line), "{line} not in\n{m}");
     }
-    // A scores query over the whole lake hands every data file to the scan: files, rows (from
-    // the footers) and bytes are counted (at least these: other tests share the process).
-    c.post("/graphql").body_json(&serde_json::json!({"query": "{ scores(measures: [TRUST]) { n } }"})).send().await.assert_status_is_ok();
+    // A scores query over the whole lake that no rollup covers (office by service) hands every
+    // data file to the scan: files, rows (from the footers) and bytes are counted (at least
+    // these: other tests share the process).
+    c.post("/graphql")
+        .body_json(&serde_json::json!({"query": "{ scores(groupBy: [OFFICE, SERVICE], measures: [TRUST]) { n } }"}))
+        .send()
+        .await
+        .assert_status_is_ok();
     let m = c.get("/metrics").send().await.0.into_body().into_string().await.unwrap();
     let value = |name: &str| -> u64 {
         m.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse().ok()).unwrap_or_else(|| panic!("{name} not in\n{m}"))
@@ -59,6 +64,7 @@ async fn health_graphiql_and_schema_routes() {
     assert!(value("cxlake_scanned_files_total ") >= files.len() as u64);
     assert!(value("cxlake_scanned_bytes_total ") >= bytes);
     assert!(value("cxlake_scanned_rows_total ") >= crate::common::SHARED_ROWS);
+    assert!(value("cxlake_score_computations_total{path=\"raw\"} ") >= 1);
     let s = c.get("/schema.graphql").send().await;
     s.assert_status_is_ok();
     s.assert_text(sdl()).await;

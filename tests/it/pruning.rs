@@ -1,6 +1,8 @@
 //! Partition pruning: a one-agency one-quarter filter opens only that partition's files. Proof:
 //! every other data file is overwritten with garbage, and the query still answers, with the
-//! same numbers as on the intact lake, while an unpruned query over the garbage fails.
+//! same numbers as on the intact lake, while an unpruned query over the garbage fails. These
+//! are properties of raw scans: the analytics here answer from raw rows only (rollups, which
+//! never read the data files, are tested in `rollups.rs`).
 
 use crate::common::{analytics, data_files, fresh_lake};
 use cxlake::analytics::{Filter, ScoresQuery};
@@ -29,15 +31,20 @@ fn one_agency_one_quarter_opens_only_its_partition() {
         ..Default::default()
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let good = rt.block_on(analytics(&intact).scores(&q)).unwrap();
-    let pruned = rt.block_on(analytics(&damaged).scores(&q)).expect("only the intact partition is read");
+    let raw = |lake: &std::path::Path| analytics(lake).with_rollups(false);
+    let good = rt.block_on(raw(&intact).scores(&q)).unwrap();
+    let pruned = rt.block_on(raw(&damaged).scores(&q)).expect("only the intact partition is read");
     assert_eq!(pruned.files_scanned, kept);
     assert!(!pruned.rows.is_empty());
     assert_eq!(pruned.rows, good.rows);
 
     let everything = ScoresQuery { period: Some(PeriodUnit::Month), ..Default::default() };
-    let err = rt.block_on(analytics(&damaged).scores(&everything)).unwrap_err().to_string();
+    let err = rt.block_on(raw(&damaged).scores(&everything)).unwrap_err().to_string();
     assert!(err.contains("data file 'responses/agency=") && err.contains("unreadable"), "the error names the file: {err}");
+    // The rollups never read a data file: they still answer, as the intact lake does.
+    let from_rollups = rt.block_on(analytics(&damaged).scores(&everything)).unwrap();
+    assert_eq!((from_rollups.served.path(), from_rollups.files_scanned), ("rollup", 0));
+    assert_eq!(from_rollups.rows.len(), rt.block_on(raw(&intact).scores(&everything)).unwrap().rows.len());
 }
 
 #[test]
@@ -50,7 +57,7 @@ fn a_foreign_parquet_file_is_named_with_what_is_wrong() {
         std::fs::read_dir(lake.join("dimensions/offices")).unwrap().map(|e| e.unwrap().path()).find(|p| p.extension().is_some_and(|x| x == "parquet")).unwrap();
     std::fs::copy(offices, &target).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let err = rt.block_on(analytics(&lake).scores(&ScoresQuery::default())).unwrap_err().to_string();
+    let err = rt.block_on(analytics(&lake).with_rollups(false).scores(&ScoresQuery::default())).unwrap_err().to_string();
     let rel = target.strip_prefix(&lake).unwrap().display().to_string();
     assert!(err.contains(&rel) && err.contains("column 'response_id' is missing"), "{err}");
 }
@@ -69,9 +76,10 @@ async fn a_truncated_file_fails_only_the_queries_that_touch_it_and_the_server_st
         (a != "VA").then_some(a)
     });
     let other = other.expect("another agency");
-    let schema = cxlake::api::schema(analytics(&lake));
+    let schema = cxlake::api::schema(analytics(&lake).with_rollups(false));
     let cli = poem::test::TestClient::new(
-        cxlake::api::server::routes(schema, cxlake::analytics::Analytics::open(cxlake::store::Lake::open(&lake).unwrap()).unwrap(), None).into_endpoint(),
+        cxlake::api::server::routes(schema, cxlake::analytics::Analytics::open(cxlake::store::Lake::open(&lake).unwrap()).unwrap().with_rollups(false), None)
+            .into_endpoint(),
     );
     let ask = |agency: &str| serde_json::json!({"query": format!(r#"{{ scores(filter: {{agency: ["{agency}"]}}, measures: [TRUST]) {{ n }} }}"#)});
     let rel = target.strip_prefix(&lake).unwrap().display().to_string();

@@ -191,6 +191,9 @@ fn the_planner_takes_whole_months_from_the_monthly_rollup_and_edges_from_the_dai
     assert_eq!(route(&Filter::default(), &[Dimension::Agency], Some(PeriodUnit::Week)).unwrap()[0].rollup, Some(Rollup::ServiceDay));
     assert!(route(&Filter::default(), &[Dimension::Office], Some(PeriodUnit::Day)).is_none());
     assert!(route(&Filter::default(), &[Dimension::Office, Dimension::Bureau], None).is_none());
+    // The calendar's ends are left to raw rows, never a panic.
+    assert!(route(&Filter { from: Some(NaiveDate::MAX), ..Default::default() }, &[], None).is_none());
+    assert!(route(&Filter { to: Some(NaiveDate::MIN), ..Default::default() }, &[], None).is_none());
     // Within one month: the daily rollup only.
     let inside = Filter { from: Some(day("2024-03-05")), to: Some(day("2024-03-25")), ..Default::default() };
     assert_eq!(route(&inside, &[], None).unwrap().iter().map(|p| p.rollup).collect::<Vec<_>>(), vec![Some(Rollup::ServiceDay)]);
@@ -247,6 +250,18 @@ fn files_without_rollups_are_read_raw_never_twice_and_build_catches_up() {
     assert_eq!(cxlake::store::rollup::build(&lock).unwrap().added, 0, "a second build changes nothing");
     drop(lock);
     check("rollup");
+    // A rollup file deleted behind the log's back: queries fall back to raw rows (the same
+    // answers), and the build notices it and builds it again.
+    let victim = rollup_files(&root, Rollup::ServiceMonth).remove(0);
+    std::fs::remove_file(root.join(&victim.path)).unwrap();
+    let a = analytics(&root);
+    assert_eq!(both(&a, &queries[0], "a rollup file deleted").path(), "raw");
+    let lock = cxlake::store::commit::WriteLock::acquire(&lake).unwrap();
+    let repaired = cxlake::store::rollup::build(&lock).unwrap();
+    assert_eq!((repaired.added, repaired.removed), (1, 1), "{repaired:?}");
+    drop(lock);
+    assert!(root.join(&victim.path).exists());
+    check("rollup");
     // A lake without rollup tables at all answers from raw rows, the same.
     std::fs::remove_dir_all(root.join("rollups")).unwrap();
     check("raw");
@@ -282,20 +297,29 @@ fn every_writer_keeps_the_rollups_in_line_and_time_travel_uses_them_rightly() {
         assert_eq!(summary.rows_stored, 25, "{summary:?}");
     }
     assert_in_line(&root);
+    let version_ingested = cxlake::store::commit::versions(&lake).unwrap().of(cxlake::store::delta::Stored::RESPONSES).unwrap();
     let lock = cxlake::store::commit::WriteLock::acquire(&lake).unwrap();
     let compacted = cxlake::store::compact::compact(&lock, "t1").unwrap();
     drop(lock);
     assert!(compacted.partitions > 0, "{compacted:?}");
     assert_in_line(&root);
-    // Now and before the ingest: the same answers with and without rollups.
-    for as_of in [cxlake::store::delta::AsOf::Latest, cxlake::store::delta::AsOf::Version(version_before)] {
+    // Now, before the ingest, and between the ingest and the compaction (whose two small files
+    // lost their rollups when compaction replaced them: read raw): the same answers with and
+    // without rollups, on one analytics (its caches see every version).
+    let a = analytics(&root);
+    for (as_of, path) in [
+        (cxlake::store::delta::AsOf::Latest, "rollup"),
+        (cxlake::store::delta::AsOf::Version(version_before), "rollup"),
+        (cxlake::store::delta::AsOf::Version(version_ingested), "mixed"),
+        (cxlake::store::delta::AsOf::Latest, "rollup"),
+    ] {
         let q = ScoresQuery {
             filter: Filter { as_of, ..Default::default() },
             group_by: vec![Dimension::Service],
             period: Some(PeriodUnit::Month),
             ..Default::default()
         };
-        both(&analytics(&root), &q, &format!("{as_of:?}"));
+        assert_eq!(both(&a, &q, &format!("{as_of:?}")).path(), path, "{as_of:?}");
     }
     let now = rt().block_on(analytics(&root).scores(&ScoresQuery::default())).unwrap();
     let before =

@@ -20,46 +20,67 @@ KINDS = ["service_month", "place_month", "service_day"]
 MEASURES = ["trust", "satisfaction", "effectiveness", "ease", "efficiency", "transparency", "humanity", "employee"]
 
 
+# Each rollup's group keys beside the partition (UTC day or month of submitted_at).
+KEYS = {
+    "service_month": (["bureau", "service_id", "service_type", "channel", "stage", "scale"], "%Y-%m-01"),
+    "place_month": (["office_id", "region", "service_type", "channel", "scale"], "%Y-%m-01"),
+    "service_day": (["bureau", "service_id", "service_type", "channel", "stage", "scale"], "%Y-%m-%d"),
+}
+
+
+def bins():
+    """(measure, value) of every bin a rollup sums."""
+    return [(m, v) for m in MEASURES for v in (range(0, 6) if m in ("trust", "satisfaction") else range(1, 6))]
+
+
 def rollup_vs_raw(lake):
     """For every live data file of the responses whose rollup is live in a rollup table, the
-    rollup's sums per measure and answer value (and of all rows, measure '*') equal those of
-    the file's raw rows, exactly for counts and to 1e-9 for weights. Returns (data files,
-    data files without a rollup, rollups of files no longer live), summed over the rollups."""
+    rollup's rows equal DuckDB's own group-by of the file's raw rows: the same groups (file,
+    keys, UTC day or month), the same row count and count per bin exactly, the same sums of
+    weights and squared weights to 1e-12. Returns (data files, data files without a rollup,
+    rollups of files no longer live), summed over the rollups."""
     data = set(live_files(lake))
     if not data:
         return 0, 0, 0
-    listed = ", ".join(f"'{f}'" for f in sorted(data))
-    measures = ", ".join(MEASURES)
-    raw = duck().execute(f"""
-        SELECT filename, measure, value::INTEGER AS value, count(*) AS n, sum(weight) AS w FROM (
-          SELECT filename, weight, measure, value FROM (
-            UNPIVOT (SELECT filename, weight, {measures} FROM read_parquet([{listed}], filename = true))
-            ON {measures} INTO NAME measure VALUE value)
-          UNION ALL SELECT filename, weight, '*', 0 FROM read_parquet([{listed}], filename = true))
-        GROUP BY ALL""").fetchall()
-    raw_by = {(f, m, v): (n, w) for f, m, v, n, w in raw}
     missing = stale = 0
-    for kind in KINDS:
+    for kind, (keys, day) in KEYS.items():
         table = lake / "rollups" / kind
         if not (table / "_delta_log").exists():
             missing += len(data)
             continue
-        rollups = DeltaTable(str(table)).file_uris()
-        covered = {r: r.replace(f"/rollups/{kind}/", "/responses/") for r in rollups}
+        covered = {r: r.replace(f"/rollups/{kind}/", "/responses/") for r in DeltaTable(str(table)).file_uris()}
         stale += sum(1 for d in covered.values() if d not in data)
         missing += len(data - set(covered.values()))
-        live = [r for r, d in covered.items() if d in data]
+        live = {r: d for r, d in covered.items() if d in data}
         if not live:
             continue
-        got = duck().execute(f"""
-            SELECT filename, measure, value::INTEGER, sum(n), sum(w)
-            FROM read_parquet([{", ".join(f"'{r}'" for r in live)}], filename = true) GROUP BY ALL""").fetchall()
-        got_by = {(covered[f], m, v): (n, w) for f, m, v, n, w in got}
-        want = {k: v for k, v in raw_by.items() if k[0] in {covered[r] for r in live}}
-        assert set(got_by) == set(want), f"{kind}: bins differ: {sorted(set(got_by) ^ set(want))[:5]}"
-        for k, (n, w) in want.items():
-            assert got_by[k][0] == n, f"{kind} {k}: rollup count {got_by[k][0]}, raw {n}"
-            assert abs(got_by[k][1] - w) <= 1e-9 * max(1.0, abs(w)), f"{kind} {k}: rollup weight {got_by[k][1]}, raw {w}"
+        key_list = ", ".join(f"coalesce({k}, '<null>') AS {k}" for k in keys)
+        sums = []
+        for m, v in bins():
+            sums += [f"count(*) FILTER (WHERE {m} = {v}) AS {m}__{v}__n",
+                     f"coalesce(sum(weight) FILTER (WHERE {m} = {v}), 0) AS {m}__{v}__w",
+                     f"coalesce(sum(weight * weight) FILTER (WHERE {m} = {v}), 0) AS {m}__{v}__w2"]
+        raw_files = ", ".join(f"'{d}'" for d in sorted(live.values()))
+        roll_files = ", ".join(f"'{r}'" for r in sorted(live))
+        columns = ["rows"] + [f"{m}__{v}__{s}" for m, v in bins() for s in ("n", "w", "w2")]
+        when = " OR ".join(
+            [f"a.{c} <> b.{c}" for c in columns if not c.endswith("w") and not c.endswith("w2")]
+            + [f"abs(a.{c} - b.{c}) > 1e-12 * greatest(1, abs(b.{c}))" for c in columns if c.endswith("w") or c.endswith("w2")])
+        join = " AND ".join(f"a.{k} = b.{k}" for k in ["f", "t"] + keys)
+        sums_sql = ", ".join(sums)
+        unmatched, differing, groups = duck().execute(f"""
+            WITH a AS (
+              SELECT filename AS f, strftime(submitted_at AT TIME ZONE 'UTC', '{day}') AS t, {key_list}, count(*) AS rows, {sums_sql}
+              FROM read_parquet([{raw_files}], filename = true, hive_partitioning = false) GROUP BY ALL),
+            b AS (
+              SELECT replace(filename, '/rollups/{kind}/', '/responses/') AS f, strftime(submitted_at AT TIME ZONE 'UTC', '%Y-%m-%d') AS t,
+                     {key_list}, {", ".join(columns)}
+              FROM read_parquet([{roll_files}], filename = true, hive_partitioning = false))
+            SELECT count(*) FILTER (WHERE a.f IS NULL OR b.f IS NULL),
+                   count(*) FILTER (WHERE a.f IS NOT NULL AND b.f IS NOT NULL AND ({when})),
+                   count(*)
+            FROM a FULL OUTER JOIN b ON {join}""").fetchone()
+        assert (unmatched, differing) == (0, 0), f"{kind}: of {groups} groups, {unmatched} in one side only, {differing} with other sums"
     return len(data), missing, stale
 
 

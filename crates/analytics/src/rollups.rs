@@ -16,7 +16,7 @@
 use super::grouping::{key_exprs, key_names};
 use super::scores::{plan_with, ScoresQuery};
 use super::{gated, Analytics, AnalyticsError, Filter};
-use chrono::{Datelike, Duration, NaiveDate};
+use chrono::{Datelike, NaiveDate};
 use cx_domain::{Dimension, PeriodUnit};
 use cx_lake::rollup::{bin_column, bin_values, Grain, Rollup, RollupFiles, Sum, FILE_INDEX};
 use cx_lake::DataFile;
@@ -93,10 +93,10 @@ fn month_start(d: NaiveDate) -> NaiveDate {
     d.with_day(1).expect("day 1 exists")
 }
 
-/// The last day of `d`'s month.
-fn month_end(d: NaiveDate) -> NaiveDate {
+/// The last day of `d`'s month (`None` past the calendar's end).
+fn month_end(d: NaiveDate) -> Option<NaiveDate> {
     let next = if d.month() == 12 { NaiveDate::from_ymd_opt(d.year() + 1, 1, 1) } else { NaiveDate::from_ymd_opt(d.year(), d.month() + 1, 1) };
-    next.expect("a next month") - Duration::days(1)
+    next?.pred_opt()
 }
 
 /// The pieces a query is answered from, or `None` when no rollup covers it (raw rows).
@@ -110,8 +110,17 @@ pub fn route(filter: &Filter, group_by: &[Dimension], period: Option<PeriodUnit>
     }
     // Whole months from the monthly rollup, the days around them from the daily one.
     let (from, to) = (filter.from, filter.to);
-    let inner_from = from.map(|f| if f == month_start(f) { f } else { month_end(f) + Duration::days(1) });
-    let inner_to = to.map(|t| if t == month_end(t) { t } else { month_start(t) - Duration::days(1) });
+    // A date at the calendar's ends (no next or previous month) is left to raw rows.
+    let inner_from = match from {
+        Some(f) if f == month_start(f) => Some(f),
+        Some(f) => Some(month_end(f)?.succ_opt()?),
+        None => None,
+    };
+    let inner_to = match to {
+        Some(t) if Some(t) == month_end(t) => Some(t),
+        Some(t) => Some(month_start(t).pred_opt()?),
+        None => None,
+    };
     if let (Some(a), Some(b)) = (inner_from, inner_to) {
         if a > b {
             // Within one month, or across a month boundary without a whole month.
@@ -121,12 +130,12 @@ pub fn route(filter: &Filter, group_by: &[Dimension], period: Option<PeriodUnit>
     let mut pieces = vec![piece(monthly, inner_from, inner_to)];
     if let (Some(f), Some(a)) = (from, inner_from) {
         if f < a {
-            pieces.push(piece(daily, Some(f), Some(a - Duration::days(1))));
+            pieces.push(piece(daily, Some(f), Some(a.pred_opt()?)));
         }
     }
     if let (Some(t), Some(b)) = (to, inner_to) {
         if t > b {
-            pieces.push(piece(daily, Some(b + Duration::days(1)), Some(t)));
+            pieces.push(piece(daily, Some(b.succ_opt()?), Some(t)));
         }
     }
     Some(pieces)
@@ -182,7 +191,7 @@ impl Analytics {
     pub(crate) async fn score_bins(&self, q: &ScoresQuery, weight: super::Weight) -> Result<(Option<DataFrame>, Served), AnalyticsError> {
         match self.bins_via(q, weight, true).await {
             Err((e, true)) if !matches!(e, AnalyticsError::Cancelled | AnalyticsError::Busy { .. } | AnalyticsError::TooManyGroups { .. }) => {
-                tracing::warn!(error = %e, "reading rollups failed; answering from raw rows (`cxlake rollup build` after removing the damaged rollup files repairs them)");
+                tracing::warn!(error = %e, "reading rollups failed; answering from raw rows (`cxlake rollup build` rebuilds rollup files that are missing or of the wrong size)");
                 self.bins_via(q, weight, false).await.map_err(|(e, _)| e)
             }
             r => r.map_err(|(e, _)| e),

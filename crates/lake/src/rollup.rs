@@ -390,14 +390,25 @@ pub fn maintain(lock: &WriteLock, change: &Change) -> Result<Maintained, StoreEr
 
 /// `cxlake rollup build`: rollups for every live data file that has none, and no rollups of
 /// files no longer live (a lake that never had rollups, or a writer killed between its data
-/// commit and its rollup commit). Idempotent: a second run changes nothing.
+/// commit and its rollup commit). A rollup file the log holds but the store lacks, or holds at
+/// another size than the log says (deleted or damaged behind the log's back), is first removed
+/// from its table and then built again. Idempotent: a second run changes nothing.
 pub fn build(lock: &WriteLock) -> Result<Maintained, StoreError> {
     let lake = lock.lake();
     let data: Vec<DataFile> = super::delta::live_files(lake, Stored::RESPONSES)?.iter().filter_map(TableFile::data_file).collect();
     let live_data: std::collections::HashSet<&str> = data.iter().map(|f| f.path.as_str()).collect();
     let mut stale: Vec<String> = Vec::new();
+    let mut repaired = 0;
     for kind in Rollup::ALL {
-        for f in super::delta::live_files(lake, kind.into())? {
+        let live = super::delta::live_files(lake, kind.into())?;
+        let stored: HashMap<String, u64> = lake.objects().list(&format!("{}/", kind.dir()))?.into_iter().collect();
+        let damaged: Vec<TableFile> = live.iter().filter(|f| stored.get(&f.path) != Some(&f.size)).cloned().collect();
+        if !damaged.is_empty() {
+            tracing::warn!(rollup = kind.name(), files = damaged.len(), first = %damaged[0].path, "rollup files missing or of the wrong size: building them again");
+            repaired += damaged.len();
+            lock.commit(kind, Change { operation: "rollup: build (drop damaged)".into(), removed: damaged, ..Default::default() })?;
+        }
+        for f in live {
             if let Some(d) = kind.data_path_of(&f.path).filter(|d| !live_data.contains(d.as_str())) {
                 stale.push(d);
             }
@@ -405,7 +416,9 @@ pub fn build(lock: &WriteLock) -> Result<Maintained, StoreError> {
     }
     stale.sort();
     stale.dedup();
-    update(lock, &data, &stale, "build")
+    let mut out = update(lock, &data, &stale, "build")?;
+    out.removed += repaired;
+    Ok(out)
 }
 
 /// Rollup files read by queries, decoded, kept by path and columns (they never change) up to
