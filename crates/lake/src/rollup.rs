@@ -118,6 +118,15 @@ pub fn bin_aggregates(measures: &[Measure], weighted: bool, count_type: DataType
 /// (a group without answers to a measure is still a group of the answer).
 pub const ROWS: &str = "rows";
 
+/// Columns of the long intermediate form while rollups are built: one row per group, measure
+/// and answer value (`ALL_ROWS` with value 0 for all the group's rows).
+const MEASURE: &str = "measure";
+const ALL_ROWS: &str = "*";
+const VALUE: &str = "value";
+const N: &str = "n";
+const W: &str = "w";
+const W2: &str = "w2";
+
 /// Every sum column of a rollup, in file order, with its sum.
 fn sum_columns() -> Vec<(String, Sum)> {
     let mut out = Vec::new();
@@ -224,29 +233,63 @@ impl Rollup {
         start.cast(DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))).alias("submitted_at")
     }
 
-    /// The plan summing the rows of `lf` (which has a `__file` column) per file and group,
-    /// sorted.
-    fn plan(self, lf: LazyFrame) -> LazyFrame {
-        let mut aggs = vec![len().cast(DataType::Int64).alias(ROWS)];
-        aggs.extend(bin_aggregates(&Measure::all(), true, DataType::Int64));
-        self.grouped(lf, aggs)
+    /// The plan summing the rows of `lf` (which has a `__file` column) per file, group,
+    /// measure and answer value: count, Σw and Σw² (three plain sums, run by the in-memory
+    /// engine, which adds each group's values in row order: the same bits every run), and a row
+    /// per group of all its rows (measure `*`).
+    fn long(self, lf: LazyFrame) -> LazyFrame {
+        let keys = self.key_exprs();
+        let sums = || [len().cast(DataType::Int64).alias(N), col("weight").sum().alias(W), (col("weight") * col("weight")).sum().alias(W2)];
+        let mut all_rows = keys.clone();
+        all_rows.push(lit(0i8).cast(DataType::Int8).alias(VALUE));
+        let rows = lf.clone().group_by(all_rows).agg(sums()).with_column(lit(ALL_ROWS).alias(MEASURE));
+        let per_measure = Measure::all().into_iter().map(|m| {
+            let values = bin_values(m);
+            let answered = col(m.column()).gt_eq(lit(*values.start() as i8)).and(col(m.column()).lt_eq(lit(*values.end() as i8)));
+            let mut keys = keys.clone();
+            keys.push(col(m.column()).alias(VALUE));
+            lf.clone().filter(answered).group_by(keys).agg(sums()).with_column(lit(m.column()).alias(MEASURE))
+        });
+        concat(std::iter::once(rows).chain(per_measure).collect::<Vec<_>>(), UnionArgs::default()).expect("frames of one schema")
     }
 
-    /// The plan summing a finer rollup's rows (`lf`, with a `__file` column: the same
-    /// dimensions, days instead of months) into this one's, sorted: sums of sums.
-    fn plan_from(self, lf: LazyFrame) -> LazyFrame {
-        let mut aggs = vec![col(ROWS).sum()];
-        aggs.extend(sum_columns().into_iter().map(|(c, _)| col(c.as_str()).sum()));
-        self.grouped(lf, aggs)
+    /// The plan spreading `long`'s rows into one row per group with a column per sum of a bin,
+    /// sorted. Each bin of a group has one row in `long`, so every sum here adds one value to
+    /// zeros: exact in any order (the streaming engine may run it).
+    fn wide(self, long: LazyFrame) -> LazyFrame {
+        let is = |m: &str, v: i64| col(MEASURE).eq(lit(m)).and(col(VALUE).eq(lit(v as i8)));
+        let mut aggs = vec![when(is(ALL_ROWS, 0)).then(col(N)).otherwise(lit(0i64)).sum().alias(ROWS)];
+        for m in Measure::all() {
+            for v in bin_values(m) {
+                aggs.push(when(is(m.column(), v)).then(col(N)).otherwise(lit(0i64)).sum().alias(bin_column(m, v, Sum::N)));
+                aggs.push(when(is(m.column(), v)).then(col(W)).otherwise(lit(0.0)).sum().alias(bin_column(m, v, Sum::W)));
+                aggs.push(when(is(m.column(), v)).then(col(W2)).otherwise(lit(0.0)).sum().alias(bin_column(m, v, Sum::W2)));
+            }
+        }
+        let keys: Vec<Expr> = std::iter::once(FILE_COLUMN).chain(self.key_columns()).map(col).collect();
+        self.sorted(long.group_by(keys).agg(aggs))
     }
 
-    fn grouped(self, lf: LazyFrame, aggs: Vec<Expr>) -> LazyFrame {
+    fn key_exprs(self) -> Vec<Expr> {
         let mut keys: Vec<Expr> = vec![col(FILE_COLUMN)];
         for c in self.key_columns() {
             keys.push(if c == "submitted_at" { self.time_key() } else { col(c) });
         }
+        keys
+    }
+
+    fn sorted(self, lf: LazyFrame) -> LazyFrame {
         let order: Vec<PlSmallStr> = std::iter::once(FILE_COLUMN).chain(self.key_columns()).map(PlSmallStr::from).collect();
-        lf.group_by(keys).agg(aggs).sort(order, SortMultipleOptions::default().with_nulls_last(true).with_maintain_order(true))
+        lf.sort(order, SortMultipleOptions::default().with_nulls_last(true).with_maintain_order(true))
+    }
+
+    /// The plan summing a finer rollup's rows (`lf`, with a `__file` column: the same
+    /// dimensions, days instead of months) into this one's, sorted: sums of sums (for the
+    /// in-memory engine, which adds each group's values in row order).
+    fn plan_from(self, lf: LazyFrame) -> LazyFrame {
+        let mut aggs = vec![col(ROWS).sum()];
+        aggs.extend(sum_columns().into_iter().map(|(c, _)| col(c.as_str()).sum()));
+        self.sorted(lf.group_by(self.key_exprs()).agg(aggs))
     }
 }
 
@@ -269,13 +312,16 @@ fn build_frames(lake: &Lake, files: &[DataFile]) -> Result<Vec<(Rollup, DataFile
     let fail = |e: PolarsError| StoreError::Read { path: lake.locate(Table::Responses.root()), reason: format!("building rollups: {e}") };
     let lf = lake.scan_responses_with_paths(files, FILE_COLUMN).map_err(fail)?;
     let by_url: HashMap<String, &DataFile> = files.iter().map(|f| (lake.locate(&f.path), f)).collect();
-    // Two scans of the rows: the daily service rollup (the monthly one sums it) and places.
-    // The streaming engine: the in-memory one would evaluate each of the 138 conditional sums
-    // as a whole column of the scan first (a 100M-row lake ran out of 24 GB).
-    let collect = |lf: LazyFrame| lf.collect_with_engine(Engine::Streaming).map(|r| r.unwrap_single()).map_err(fail);
-    let day = collect(Rollup::ServiceDay.plan(lf.clone()))?;
-    let month = collect(Rollup::ServiceMonth.plan_from(day.clone().lazy()))?;
-    let place = collect(Rollup::PlaceMonth.plan(lf))?;
+    // The daily service rollup (the monthly one sums it) and places. Sums of several floats
+    // run on the in-memory engine, in row order, so a rollup file is the same bytes every run
+    // (generated lakes are reproducible); the spreading into one column per bin, 139
+    // conditional sums that the in-memory engine would each evaluate as a whole column (a
+    // 100M-row lake ran out of 24 GB), streams: it adds one value to zeros.
+    let in_memory = |lf: LazyFrame| lf.collect().map_err(fail);
+    let streamed = |lf: LazyFrame| lf.collect_with_engine(Engine::Streaming).map(|r| r.unwrap_single()).map_err(fail);
+    let day = streamed(Rollup::ServiceDay.wide(in_memory(Rollup::ServiceDay.long(lf.clone()))?.lazy()))?;
+    let month = in_memory(Rollup::ServiceMonth.plan_from(day.clone().lazy()))?;
+    let place = streamed(Rollup::PlaceMonth.wide(in_memory(Rollup::PlaceMonth.long(lf))?.lazy()))?;
     for (kind, df) in [(Rollup::ServiceMonth, month), (Rollup::PlaceMonth, place), (Rollup::ServiceDay, day)] {
         let paths = df.column(FILE_COLUMN).and_then(|c| c.str().cloned()).map_err(fail)?;
         let body = df.drop(FILE_COLUMN).map_err(fail)?;
@@ -422,9 +468,11 @@ pub fn build(lock: &WriteLock) -> Result<Maintained, StoreError> {
 }
 
 /// Rollup files read by queries, decoded, kept by path and columns (they never change) up to
-/// a memory budget, least recently used out first; and per rollup, the files of its latest
-/// version read so far merged into one frame per set of columns (`Lake::rollup_frame`), so a
-/// query filters and sums one frame instead of gathering hundreds.
+/// a memory budget (256 MB), least recently used out first; and per rollup, the files of its
+/// latest version read so far merged into one frame per set of columns (`Lake::rollup_frame`),
+/// so a query filters and sums one frame instead of gathering hundreds (up to 1 GB over all
+/// rollups, the least recently read dropped first). A commit of a rollup table makes the next
+/// query merge again, from the files kept.
 #[derive(Debug)]
 pub struct RollupCache {
     inner: Mutex<CacheInner>,
@@ -445,7 +493,22 @@ struct Merged {
     version: u64,
     keys: Option<DataFrame>,
     measures: HashMap<Measure, DataFrame>,
+    /// When a query last read it (the least recently read rollup is dropped first).
+    used: std::time::Instant,
 }
+
+impl Merged {
+    fn new(version: u64) -> Merged {
+        Merged { version, keys: None, measures: HashMap::new(), used: std::time::Instant::now() }
+    }
+
+    fn bytes(&self) -> usize {
+        self.keys.iter().chain(self.measures.values()).map(DataFrame::estimated_size).sum()
+    }
+}
+
+/// Bytes of merged frames kept over all rollups before the least recently read are dropped.
+const MERGED_BUDGET: usize = 1 << 30;
 
 /// The column of a merged rollup frame numbering each row's file (its index in
 /// `RollupFiles::files`).
@@ -486,8 +549,9 @@ impl RollupCache {
 
     /// The merged frame of `kind` at `version` for `measure` (`None`: the keys), if built.
     fn merged(&self, kind: Rollup, version: u64, measure: Option<Measure>) -> Option<DataFrame> {
-        let merged = self.merged.lock().unwrap_or_else(|e| e.into_inner());
-        let m = merged.get(&kind).filter(|m| m.version == version)?;
+        let mut merged = self.merged.lock().unwrap_or_else(|e| e.into_inner());
+        let m = merged.get_mut(&kind).filter(|m| m.version == version)?;
+        m.used = std::time::Instant::now();
         match measure {
             None => m.keys.clone(),
             Some(x) => m.measures.get(&x).cloned(),
@@ -496,15 +560,36 @@ impl RollupCache {
 
     fn put_merged(&self, kind: Rollup, version: u64, measure: Option<Measure>, df: DataFrame) {
         let mut merged = self.merged.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = merged.entry(kind).or_insert_with(|| Merged { version, keys: None, measures: HashMap::new() });
+        let entry = merged.entry(kind).or_insert_with(|| Merged::new(version));
         if entry.version < version {
-            *entry = Merged { version, keys: None, measures: HashMap::new() };
+            *entry = Merged::new(version);
         }
         if entry.version == version {
+            entry.used = std::time::Instant::now();
             match measure {
                 None => entry.keys = Some(df),
                 Some(m) => {
                     entry.measures.insert(m, df);
+                }
+            }
+        }
+        // Within the budget: the other rollups, least recently read first, then this one's
+        // other measures.
+        while merged.values().map(Merged::bytes).sum::<usize>() > MERGED_BUDGET {
+            let oldest = merged.iter().filter(|(k, _)| **k != kind).min_by_key(|(_, m)| m.used).map(|(k, _)| *k);
+            match oldest {
+                Some(k) => {
+                    merged.remove(&k);
+                }
+                None => {
+                    let Some(m) = merged.get_mut(&kind) else { break };
+                    let other = m.measures.keys().find(|x| Some(**x) != measure).copied();
+                    match other {
+                        Some(x) => {
+                            m.measures.remove(&x);
+                        }
+                        None => break,
+                    }
                 }
             }
         }
