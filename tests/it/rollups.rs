@@ -6,7 +6,8 @@
 
 use crate::common::{analytics, fresh_lake, shared_lake};
 use chrono::NaiveDate;
-use cxlake::analytics::rollups::{route, Served};
+use cxlake::analytics::drivers::{DriverQuery, Missing};
+use cxlake::analytics::rollups::{route, Served, ServedLog};
 use cxlake::analytics::{Analytics, Filter, ScoreRow, ScoresQuery};
 use cxlake::domain::{Dimension, Measure, PeriodUnit, Scale};
 use cxlake::store::delta::Change;
@@ -329,4 +330,103 @@ fn every_writer_keeps_the_rollups_in_line_and_time_travel_uses_them_rightly() {
         }))
         .unwrap();
     assert_eq!(now.rows[0].n, before.rows[0].n + 50);
+}
+
+/// Runs a driver-importance query with rollups and without; asserts the same groups (counts,
+/// warnings and errors exactly, estimates to 1e-12); returns what served the first.
+fn drivers_both(a: &Analytics, q: &DriverQuery, label: &str) -> Served {
+    let log = ServedLog::default();
+    let with = rt().block_on(a.clone().with_rollups(true).with_served_log(Some(log.clone())).driver_importance(q)).unwrap_or_else(|e| panic!("{label}: {e}"));
+    let raw_log = ServedLog::default();
+    let without = rt().block_on(a.clone().with_rollups(false).with_served_log(Some(raw_log.clone())).driver_importance(q)).unwrap();
+    assert_eq!(Served::combined(&raw_log.entries()).rollup_files, 0, "{label}: rollups off reads none");
+    assert_eq!(with.len(), without.len(), "{label}: groups");
+    let close = |x: Option<f64>, y: Option<f64>, what: &str| match (x, y) {
+        (Some(x), Some(y)) => assert!((x - y).abs() <= 1e-12 * x.abs().max(1.0), "{label} {what}: {x} vs {y}"),
+        (x, y) => assert_eq!(x, y, "{label} {what}"),
+    };
+    for (g, h) in with.iter().zip(&without) {
+        assert_eq!(g.key, h.key, "{label}");
+        assert_eq!((g.n, g.n_dropped, &g.error, &g.warnings, &g.suppressed), (h.n, h.n_dropped, &h.error, &h.warnings, &h.suppressed), "{label} {:?}", g.key);
+        close(Some(g.n_effective), Some(h.n_effective), "n effective");
+        close(g.r2, h.r2, "r2");
+        close(g.adj_r2, h.adj_r2, "adjusted r2");
+        assert_eq!(g.drivers.len(), h.drivers.len(), "{label}");
+        for (s, t) in g.drivers.iter().zip(&h.drivers) {
+            assert_eq!((s.driver, s.rank, s.quadrant), (t.driver, t.rank, t.quadrant), "{label} {:?}", g.key);
+            for (x, y, what) in [
+                (s.r, t.r, "r"),
+                (s.beta, t.beta, "beta"),
+                (s.first, t.first, "first"),
+                (s.last, t.last, "last"),
+                (s.pratt, t.pratt, "pratt"),
+                (s.johnson, t.johnson, "johnson"),
+                (s.shapley, t.shapley, "shapley"),
+                (s.shapley_share, t.shapley_share, "shapley share"),
+                (s.vif, t.vif, "vif"),
+                (s.performance, t.performance, "performance"),
+            ] {
+                close(x, y, what);
+            }
+        }
+    }
+    assert!(!with.is_empty(), "{label}: an answer with groups");
+    Served::combined(&log.entries())
+}
+
+#[test]
+fn driver_importance_from_moments_answers_as_raw_rows_do() {
+    use cxlake::domain::Driver;
+    let a = analytics(shared_lake()).with_suppression(cxlake::analytics::suppression::Suppression { min_cell: 10, ..Default::default() });
+    let catalog = a.catalog();
+    let service_type = catalog.services[2].service_type.as_str().to_string();
+    let ranges: [(Option<&str>, Option<&str>); 3] = [(None, None), (Some("2023-01-01"), Some("2024-06-30")), (Some("2023-01-15"), Some("2024-06-10"))];
+    let groupings: [(Vec<Dimension>, Option<PeriodUnit>); 6] = [
+        (vec![], None),
+        (vec![Dimension::ServiceType], Some(PeriodUnit::FiscalYear)),
+        (vec![Dimension::Office], None),
+        (vec![Dimension::Agency, Dimension::Channel], Some(PeriodUnit::Quarter)),
+        (vec![Dimension::Region], Some(PeriodUnit::Month)),
+        (vec![Dimension::Service], Some(PeriodUnit::FiscalQuarter)),
+    ];
+    let mut paths = std::collections::BTreeMap::<&str, usize>::new();
+    for (k, (group_by, period)) in groupings.iter().enumerate() {
+        for (i, (from, to)) in ranges.iter().enumerate() {
+            for missing in [Missing::Listwise, Missing::Pairwise] {
+                let weighted = (i + k) % 2 == 1;
+                let mut filter = Filter { from: from.map(day), to: to.map(day), ..Default::default() };
+                if k == 3 {
+                    filter = filter.with(Dimension::ServiceType, [service_type.clone()]);
+                }
+                let q = DriverQuery {
+                    filter,
+                    group_by: group_by.clone(),
+                    period: *period,
+                    outcome: if k % 2 == 0 { Measure::Trust } else { Measure::Satisfaction },
+                    drivers: if k == 4 { vec![Driver::Efficiency, Driver::Ease, Driver::Effectiveness] } else { Driver::ALL.to_vec() },
+                    weighted,
+                    missing,
+                    ..Default::default()
+                };
+                let label = format!("{group_by:?} {period:?} {from:?}..{to:?} {missing:?} w={weighted}");
+                let served = drivers_both(&a, &q, &label);
+                // Whole months (or no dates) from rollups alone; the days that cut a month raw.
+                let expected = if i == 2 { "mixed" } else { "rollup" };
+                assert_eq!(served.path(), expected, "{label}");
+                assert!(served.rollups.iter().all(|r| Rollup::MOMENTS.contains(r)), "{label}: {served:?}");
+                *paths.entry(served.path()).or_default() += 1;
+            }
+        }
+    }
+    // What reads raw rows: day and week periods, dimensions of no one rollup, a bootstrap, taps.
+    let raw = [
+        DriverQuery { group_by: vec![Dimension::Agency], period: Some(PeriodUnit::Week), ..Default::default() },
+        DriverQuery { group_by: vec![Dimension::Service, Dimension::Office], ..Default::default() },
+        DriverQuery { group_by: vec![Dimension::ServiceType], bootstrap: Some(20), ..Default::default() },
+        DriverQuery { group_by: vec![Dimension::ServiceType], taps: true, ..Default::default() },
+    ];
+    for q in raw {
+        assert_eq!(drivers_both(&a, &q, &format!("{q:?}")).path(), "raw", "{q:?}");
+    }
+    assert!(paths["rollup"] >= 24 && paths["mixed"] >= 12, "{paths:?}");
 }

@@ -34,7 +34,8 @@ class Submitters:
     def __init__(self, port, template, prefix, threads=8):
         self.acked, self.stop = [], False
         self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.run, args=(port, template, f"{prefix}-{t}")) for t in range(threads)]
+        # Daemons: a test failing before `join` must not keep pytest from exiting.
+        self.threads = [threading.Thread(target=self.run, args=(port, template, f"{prefix}-{t}"), daemon=True) for t in range(threads)]
         for t in self.threads:
             t.start()
 

@@ -16,6 +16,7 @@ import time
 import urllib.request
 from collections import Counter
 
+import pyarrow as pa
 from deltalake import DeltaTable
 
 from conftest import BIN, assert_stored_once, duck, free_port, graphql, run_cxlake, scan, wait_healthy, wait_stored, submission_template
@@ -23,14 +24,18 @@ from test_crash import Submitters
 from test_rollups import rollup_vs_raw
 
 SECONDS = int(os.environ.get("CXLAKE_SOAK_SECONDS", "600"))
-# The flusher compacts after the commit that takes a partition past 16 files: a snapshot
-# between the two holds 17.
+# The flusher compacts after the commit that takes a partition past 16 files smaller than
+# FILE_ROWS (crates/lake/src/writer.rs): a snapshot between the two holds 17 of them. Full files
+# are what compaction writes and are left alone (a partition of N rows needs ceil(N / FILE_ROWS)
+# files; ten minutes of load can pass a million rows in the one partition submits go to).
 BOUND = 17
+FILE_ROWS = 1 << 20
 
 
 def files_per_partition(lake, version=None):
-    uris = DeltaTable(f"{lake}/responses", version=version).file_uris()
-    return Counter(re.sub(r"/[^/]+$", "", u) for u in uris)
+    """Files smaller than FILE_ROWS per partition directory."""
+    actions = pa.table(DeltaTable(f"{lake}/responses", version=version).get_add_actions(flatten=True)).to_pydict()
+    return Counter(re.sub(r"/[^/]+$", "", p) for p, n in zip(actions["path"], actions["num_records"]) if n < FILE_ROWS)
 
 
 class Queriers:
@@ -46,7 +51,8 @@ class Queriers:
     def __init__(self, port, threads=4):
         self.answered, self.failures, self.stop = 0, [], False
         self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.run, args=(port, self.QUERIES[t % len(self.QUERIES)])) for t in range(threads)]
+        # Daemons: a test failing before `join` must not keep pytest from exiting.
+        self.threads = [threading.Thread(target=self.run, args=(port, self.QUERIES[t % len(self.QUERIES)]), daemon=True) for t in range(threads)]
         for t in self.threads:
             t.start()
 
@@ -85,6 +91,7 @@ def test_file_count_stays_bounded_and_queries_stay_exact_under_submit_load(tmp_p
     server = subprocess.Popen([str(BIN), "serve", "--lake", str(lake), "--submit", "--flush-ms", "100", "--rate-limit", "0",
                                "--listen", f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     checks, most, versions = 0, 0, set()
+    subs = queriers = None
     try:
         wait_healthy(f"http://127.0.0.1:{port}", server)
         subs = Submitters(port, template, "soak")
@@ -109,13 +116,16 @@ def test_file_count_stays_bounded_and_queries_stay_exact_under_submit_load(tmp_p
                 run_cxlake("rollup", "build", "--lake", lake)  # beside the flusher's own maintenance
                 builds += 1
             most = max(most, max(files_per_partition(lake, version).values()))
-            assert most <= BOUND, f"version {version}: a partition holds {most} files"
+            assert most <= BOUND, f"version {version}: a partition holds {most} files smaller than {FILE_ROWS} rows"
             versions.add(version)
             checks += 1
         subs.join()
         queriers.join()
         stored = wait_stored(lake, subs.acked, "soak", timeout=60)
     finally:
+        for clients in (subs, queriers):
+            if clients is not None:
+                clients.stop = True
         server.terminate()
         server.wait()
     assert_stored_once(subs.acked, stored)

@@ -12,12 +12,14 @@
 //! responses. `cx_stats` computes every estimate.
 
 use super::cellkey::{key_sum, CellKeySecret, RECORD_KEY};
-use super::grouping::{key_exprs, GroupKey, KeyReader};
+use super::grouping::{key_exprs, key_names, GroupKey, KeyReader};
+use super::rollups::{rollup_rows, route_among, Piece};
 use super::suppression::Suppression;
 use super::{gated, Weight};
 use super::{Analytics, AnalyticsError, Filter};
 use cx_domain::survey::{tap_column, tap_columns, TAP_TOPICS};
 use cx_domain::{Dimension, Driver, Measure, PeriodUnit};
+use cx_lake::rollup::{moment_agree, moment_index, moment_x, moment_xx, Part, Rollup, RollupFiles, PATTERN, ROWS, SHIFT, SUM_W, SUM_W2};
 use cx_stats::cellkey::{cell_key, perturb as perturb_count};
 use cx_stats::correlation::pairwise_correlation;
 use cx_stats::{importance, wilson, CrossProducts, Importance, Interval, PairSums, StatsError};
@@ -33,8 +35,6 @@ use std::collections::BTreeMap;
 pub const BOOTSTRAP_BUCKETS: u32 = 256;
 /// The most bootstrap replicates a query may ask for.
 pub const MAX_BOOTSTRAP: u32 = 2000;
-/// Answers are shifted by this before summing products (the centre of the 1-5 scale).
-const SHIFT: f64 = 3.0;
 /// A VIF above this draws a warning.
 pub const VIF_WARNING: f64 = 10.0;
 
@@ -472,23 +472,152 @@ impl Analytics {
                 return Err(AnalyticsError::invalid("bootstrap", format!("{b} replicates: ask for 1 to {MAX_BOOTSTRAP}")));
             }
         }
-        let files = self.lake.response_files(&q.filter.partitions()).await?;
-        if files.is_empty() {
+        match self.drivers_via(q, true).await {
+            Err((e, true)) if !matches!(e, AnalyticsError::Cancelled | AnalyticsError::Busy { .. } | AnalyticsError::TooManyGroups { .. }) => {
+                tracing::warn!(error = %e, "reading rollups failed; answering from raw rows (`cxlake rollup build` rebuilds rollup files that are missing or of the wrong size)");
+                self.drivers_via(q, false).await.map_err(|(e, _)| e)
+            }
+            r => r.map_err(|(e, _)| e),
+        }
+    }
+
+    /// `driver_importance`, from the moments rollups where `use_rollups` and they cover the
+    /// query (`route_among`). A bootstrap (it draws buckets of rows), tapped indicators (the
+    /// rollups hold no tap columns) and a perturbed view (record keys belong to rows) read raw
+    /// rows. An error says whether rollups were read.
+    async fn drivers_via(&self, q: &DriverQuery, use_rollups: bool) -> Result<Vec<DriverGroup>, (AnalyticsError, bool)> {
+        let rollups = self.rollups && use_rollups && self.perturb.is_none() && q.bootstrap.is_none() && !q.taps;
+        let pieces = rollups
+            .then(|| route_among(&Rollup::MOMENTS, &q.filter, &q.group_by, q.period))
+            .flatten()
+            .unwrap_or_else(|| vec![Piece { rollup: None, filter: q.filter.clone() }]);
+        let (inputs, served) = self.inputs(pieces).await?;
+        let raw: Vec<cx_lake::DataFile> = inputs.iter().flat_map(|i| i.raw.iter().cloned()).collect();
+        if served.rollup_files == 0 && served.raw_files == 0 {
+            self.log_served(&served);
             return Ok(Vec::new());
         }
-        let lf = self.lake.scan_responses(&files)?;
-        let q = q.clone();
+        let mut sources = Vec::new();
+        for input in inputs {
+            if !input.raw.is_empty() {
+                let lf = self.lake.scan_responses(&input.raw).map_err(|e| (e.into(), false))?;
+                sources.push(Source::Raw { lf: Box::new(lf), filter: input.filter.clone() });
+            }
+            if let Some((kind, files)) = input.rollup {
+                sources.push(Source::Rollup { kind, files, wanted: input.wanted, filter: input.filter });
+            }
+        }
+        let (lake, q2) = (self.lake.clone(), q.clone());
         let suppression = self.suppression;
         let perturb = self.perturb.clone();
         let max_groups = self.max_groups;
-        self.blocking(Weight::Heavy, move |cancel| run(gated(lf, cancel), &q, suppression, max_groups, perturb.as_ref(), cancel))
+        let groups = self
+            .blocking(Weight::Heavy, move |cancel| run(&lake, sources, &q2, suppression, max_groups, perturb.as_ref(), cancel))
             .await
-            .map_err(|e| self.explain_failure(&files, e))
+            .map_err(|e| (self.explain_failure(&raw, e), served.rollup_files > 0))?;
+        self.log_served(&served);
+        tracing::debug!(
+            path = served.path(),
+            rollup_files = served.rollup_files,
+            rollup_rows = served.rollup_rows,
+            raw_files = served.raw_files,
+            "driver importance served"
+        );
+        Ok(groups)
     }
 }
 
+/// Where a part of a driver-importance query's sums comes from.
+enum Source {
+    /// Raw rows (a scan) within `filter`.
+    Raw { lf: Box<LazyFrame>, filter: Filter },
+    /// Rollup `kind`'s files `wanted` (indices in `files`) within `filter`.
+    Rollup { kind: Rollup, files: RollupFiles, wanted: Vec<u32>, filter: Filter },
+}
+
+/// Patterns of a moments rollup (`PATTERN`) in which every question of `bits` was answered.
+fn containing(bits: i32) -> Expr {
+    let n = Measure::all().len();
+    let all: Vec<i32> = (0..1i32 << n).filter(|p| p & bits == bits).collect();
+    col(PATTERN).is_in(lit(Series::new("patterns".into(), all)).implode(false), false)
+}
+
+/// The main plan's sums (`Layout`) and the candidates' (`candidates_plan`) per group from the
+/// rows of a moments rollup: sums of moments over the patterns that answer what each sum needs.
+fn rollup_plans(
+    lake: &cx_lake::Lake,
+    source: (Rollup, &RollupFiles, &[u32], &Filter),
+    q: &DriverQuery,
+    layout: &Layout,
+) -> Result<(LazyFrame, LazyFrame), AnalyticsError> {
+    let (kind, files, wanted, filter) = source;
+    let rows = rollup_rows(lake, kind, files, wanted, filter, &[Part::Moments])?;
+    let keys = key_exprs(&q.group_by, q.period);
+    let idx: Vec<usize> = std::iter::once(q.outcome).chain(q.drivers.iter().map(|d| Measure::Driver(*d))).map(moment_index).collect();
+    let bit = |i: usize| 1i32 << idx[i];
+    let weighted = q.weighted;
+    let sum = |c: &str| col(c).cast(DataType::Float64).sum();
+    let sum_where = |set: Expr, c: &str| when(set).then(col(c).cast(DataType::Float64)).otherwise(lit(0.0)).sum();
+    let (w, w2) = if weighted { (SUM_W, SUM_W2) } else { (ROWS, ROWS) };
+    let mut out: Vec<Expr> = Vec::new();
+    let likert = rows.clone().filter(col("scale").eq(lit("likert5")));
+    let main = match layout.missing {
+        Missing::Listwise => {
+            let all = (0..layout.p).fold(0, |acc, i| acc | bit(i));
+            out.extend([sum(ROWS), sum(w), sum(w2)]);
+            out.extend((0..layout.p).map(|i| sum(&moment_x(idx[i], weighted))));
+            out.extend(layout.pairs().into_iter().map(|(i, j)| sum(&moment_xx(idx[i], idx[j], weighted))));
+            for &d in &idx[1..] {
+                out.push(sum(w));
+                out.push(sum(&moment_agree(d, weighted)));
+            }
+            likert.filter(containing(all))
+        }
+        Missing::Pairwise => {
+            for i in 0..layout.p {
+                for j in (i + 1)..layout.p {
+                    let both = || containing(bit(i) | bit(j));
+                    for c in [ROWS, w, w2] {
+                        out.push(sum_where(both(), c));
+                    }
+                    for c in [moment_x(idx[i], weighted), moment_x(idx[j], weighted), moment_xx(idx[i], idx[i], weighted), moment_xx(idx[j], idx[j], weighted)]
+                    {
+                        out.push(sum_where(both(), &c));
+                    }
+                    out.push(sum_where(both(), &moment_xx(idx[i], idx[j], weighted)));
+                }
+            }
+            for (i, &d) in idx.iter().enumerate().skip(1) {
+                let used = || containing(bit(0) | bit(i));
+                out.push(sum_where(used(), w));
+                out.push(sum_where(used(), &moment_agree(d, weighted)));
+            }
+            likert
+        }
+    };
+    let aggs: Vec<Expr> = out.into_iter().enumerate().map(|(k, e)| e.alias(format!("__a{k}"))).collect();
+    let main = main.group_by(keys.clone()).agg(aggs);
+    let is_likert = col("scale").eq(lit("likert5"));
+    let candidates = rows
+        .filter(containing(bit(0)))
+        .group_by(keys)
+        .agg([when(is_likert).then(col(ROWS).cast(DataType::Float64)).otherwise(lit(0.0)).sum().alias("__a0"), sum(ROWS).alias("__a1")]);
+    Ok((main, candidates))
+}
+
+/// Plans from several sources summed per group (the sums of `n` columns `__a{k}`).
+fn summed_plans(plans: Vec<LazyFrame>, q: &DriverQuery, n: usize) -> PolarsResult<LazyFrame> {
+    if plans.len() == 1 {
+        return Ok(plans.into_iter().next().expect("one plan"));
+    }
+    let keys: Vec<Expr> = key_names(&q.group_by, q.period).iter().map(|c| col(c.as_str())).collect();
+    let sums: Vec<Expr> = (0..n).map(|k| col(format!("__a{k}")).sum()).collect();
+    Ok(concat(plans, UnionArgs { rechunk: false, ..Default::default() })?.group_by(keys).agg(sums))
+}
+
 fn run(
-    lf: LazyFrame,
+    lake: &cx_lake::Lake,
+    sources: Vec<Source>,
     q: &DriverQuery,
     suppression: Suppression,
     max_groups: usize,
@@ -507,45 +636,68 @@ fn run(
     if perturb.is_some() {
         aggregates.extend(key_layout.aggregates(&vars));
     }
-    let filtered = match q.filter.predicate() {
-        Some(p) => lf.clone().filter(p),
-        None => lf.clone(),
-    };
     let keys = key_exprs(&q.group_by, q.period);
-    // The main pass; with a bootstrap, rows also fall into buckets by their position in the scan.
-    let main = match q.bootstrap {
-        Some(_) => {
-            let lf = lf.with_row_index("__row", None);
-            let lf = match q.filter.predicate() {
-                Some(p) => lf.filter(p),
-                None => lf,
-            };
-            let mut bucketed = keys.clone();
-            bucketed.push((col("__row") % lit(BOOTSTRAP_BUCKETS)).alias("__bucket"));
-            with_keys(layout.prepare(lf, &vars, q.weighted)).group_by(bucketed)
-        }
-        None => with_keys(layout.prepare(filtered.clone(), &vars, q.weighted)).group_by(keys.clone()),
-    }
-    .agg(aggregates);
     let collect = |lf: LazyFrame| {
         let start = std::time::Instant::now();
         let df = lf.collect_with_engine(Engine::Streaming).map(|r| r.unwrap_single());
         tracing::debug!(elapsed = ?start.elapsed(), "driver importance plan collected");
         df
     };
-    let main = collect(main)?;
+    // Bootstrap buckets, record keys and tapped indicators come from one source of raw rows
+    // (`drivers_via` reads nothing else for them).
+    let single_raw = matches!(sources.as_slice(), [Source::Raw { .. }]);
+    if (q.bootstrap.is_some() || perturb.is_some() || q.taps) && !single_raw {
+        return Err(AnalyticsError::Task("bootstrap, taps and perturbed views read one source of raw rows".into()));
+    }
+    let (mut mains, mut candidate_plans, mut filtered_raw) = (Vec::new(), Vec::new(), None);
+    for source in sources {
+        match source {
+            Source::Raw { lf, filter } => {
+                let lf = gated(*lf, cancel);
+                let filtered = match filter.predicate() {
+                    Some(p) => lf.clone().filter(p),
+                    None => lf.clone(),
+                };
+                // The main pass; with a bootstrap, rows also fall into buckets by their position in the scan.
+                let main = match q.bootstrap {
+                    Some(_) => {
+                        let lf = lf.with_row_index("__row", None);
+                        let lf = match filter.predicate() {
+                            Some(p) => lf.filter(p),
+                            None => lf,
+                        };
+                        let mut bucketed = keys.clone();
+                        bucketed.push((col("__row") % lit(BOOTSTRAP_BUCKETS)).alias("__bucket"));
+                        with_keys(layout.prepare(lf, &vars, q.weighted)).group_by(bucketed)
+                    }
+                    None => with_keys(layout.prepare(filtered.clone(), &vars, q.weighted)).group_by(keys.clone()),
+                }
+                .agg(aggregates.clone());
+                mains.push(main);
+                candidate_plans.push(candidates_plan(filtered.clone(), vars[0], keys.clone(), perturb));
+                filtered_raw = Some(filtered);
+            }
+            Source::Rollup { kind, files, wanted, filter } => {
+                let (main, candidates) = rollup_plans(lake, (kind, &files, &wanted, &filter), q, &layout)?;
+                mains.push(main);
+                candidate_plans.push(candidates);
+            }
+        }
+    }
+    let main = collect(summed_plans(mains, q, layout.len())?)?;
     let main_keys = if perturb.is_some() { read_keys(&main, q, key_layout.len())? } else { BTreeMap::new() };
     let main = read_sums(&main, q, layout.len(), q.bootstrap.is_some())?;
     cancel.check()?;
-    let candidates = collect(candidates_plan(filtered.clone(), vars[0], keys.clone(), perturb))?;
+    let candidates = collect(summed_plans(candidate_plans, q, CANDIDATE_SUMS)?)?;
     let candidate_keys = if perturb.is_some() { read_keys(&candidates, q, CANDIDATE_SUMS)? } else { BTreeMap::new() };
     let candidates = read_sums(&candidates, q, CANDIDATE_SUMS, false)?;
-    let (taps, tap_keys) = if q.taps {
-        let df = collect(taps_plan(filtered, q.weighted, keys, perturb))?;
-        let tap_keys = if perturb.is_some() { read_keys(&df, q, TAP_KEYS * TAP_TOPICS.len())? } else { BTreeMap::new() };
-        (read_sums(&df, q, TAP_SUMS * TAP_TOPICS.len(), false)?, tap_keys)
-    } else {
-        (BTreeMap::new(), BTreeMap::new())
+    let (taps, tap_keys) = match (q.taps, filtered_raw) {
+        (true, Some(filtered)) => {
+            let df = collect(taps_plan(filtered, q.weighted, keys, perturb))?;
+            let tap_keys = if perturb.is_some() { read_keys(&df, q, TAP_KEYS * TAP_TOPICS.len())? } else { BTreeMap::new() };
+            (read_sums(&df, q, TAP_SUMS * TAP_TOPICS.len(), false)?, tap_keys)
+        }
+        _ => (BTreeMap::new(), BTreeMap::new()),
     };
 
     cancel.check()?;

@@ -18,7 +18,7 @@ use super::scores::{plan_with, ScoresQuery};
 use super::{gated, Analytics, AnalyticsError, Filter};
 use chrono::{Datelike, NaiveDate};
 use cx_domain::{Dimension, PeriodUnit};
-use cx_lake::rollup::{bin_column, bin_values, Grain, Rollup, RollupFiles, Sum, FILE_INDEX};
+use cx_lake::rollup::{bin_column, bin_values, Grain, Part, Rollup, RollupFiles, Sum, FILE_INDEX};
 use cx_lake::DataFile;
 use polars::prelude::*;
 use std::collections::{BTreeSet, HashMap};
@@ -99,10 +99,16 @@ fn month_end(d: NaiveDate) -> Option<NaiveDate> {
     next?.pred_opt()
 }
 
-/// The pieces a query is answered from, or `None` when no rollup covers it (raw rows).
+/// The pieces a scores query is answered from, or `None` when no rollup covers it (raw rows).
 pub fn route(filter: &Filter, group_by: &[Dimension], period: Option<PeriodUnit>) -> Option<Vec<Piece>> {
+    route_among(&Rollup::BINS, filter, group_by, period)
+}
+
+/// The pieces a query is answered from by `rollups` (smallest first), or `None` when none of
+/// them covers it (raw rows).
+pub fn route_among(rollups: &[Rollup], filter: &Filter, group_by: &[Dimension], period: Option<PeriodUnit>) -> Option<Vec<Piece>> {
     let dims: BTreeSet<Dimension> = filter.values.keys().copied().chain(group_by.iter().copied()).collect();
-    let pick = |grain: Grain| Rollup::ALL.into_iter().find(|r| r.grain() == grain && r.covers(dims.iter().copied()));
+    let pick = |grain: Grain| rollups.iter().copied().find(|r| r.grain() == grain && r.covers(dims.iter().copied()));
     let (monthly, daily) = (pick(Grain::Month), pick(Grain::Day));
     let piece = |rollup: Option<Rollup>, from: Option<NaiveDate>, to: Option<NaiveDate>| Piece { rollup, filter: Filter { from, to, ..filter.clone() } };
     if matches!(period, Some(PeriodUnit::Day | PeriodUnit::Week)) || monthly.is_none() {
@@ -174,45 +180,24 @@ fn summed(lf: LazyFrame, keys: Vec<Expr>, sums: &[(String, Sum)]) -> LazyFrame {
 }
 
 /// What one piece reads: rollup files and raw data files, and the filter of its range.
-struct Input {
-    filter: Filter,
+pub(crate) struct Input {
+    pub filter: Filter,
     /// The rollup read and its files, and which of them (indices).
-    rollup: Option<(Rollup, RollupFiles)>,
-    wanted: Vec<u32>,
-    raw: Vec<DataFile>,
+    pub rollup: Option<(Rollup, RollupFiles)>,
+    pub wanted: Vec<u32>,
+    pub raw: Vec<DataFile>,
 }
 
 impl Analytics {
-    /// The bins of a scores query per (group, period, scale), as the raw plan (`plan_with`)
-    /// returns them, from rollups where they cover it; `None` when the lake holds no file the
-    /// query could read.
-    /// A rollup that cannot be read (a file damaged or deleted behind the log's back) does not
-    /// fail the query: it is answered again from raw rows, with a warning.
-    pub(crate) async fn score_bins(&self, q: &ScoresQuery, weight: super::Weight) -> Result<(Option<DataFrame>, Served), AnalyticsError> {
-        match self.bins_via(q, weight, true).await {
-            Err((e, true)) if !matches!(e, AnalyticsError::Cancelled | AnalyticsError::Busy { .. } | AnalyticsError::TooManyGroups { .. }) => {
-                tracing::warn!(error = %e, "reading rollups failed; answering from raw rows (`cxlake rollup build` rebuilds rollup files that are missing or of the wrong size)");
-                self.bins_via(q, weight, false).await.map_err(|(e, _)| e)
-            }
-            r => r.map_err(|(e, _)| e),
-        }
-    }
-
-    /// `score_bins`, with rollups where `use_rollups` (and the view allows them); an error says
-    /// whether rollups were read.
-    async fn bins_via(&self, q: &ScoresQuery, weight: super::Weight, use_rollups: bool) -> Result<(Option<DataFrame>, Served), (AnalyticsError, bool)> {
-        let started = std::time::Instant::now();
-        let plain = |e: AnalyticsError| (e, false);
-        let pieces = match (self.rollups && use_rollups, &self.perturb) {
-            (true, None) => route(&q.filter, &q.group_by, q.period),
-            _ => None,
-        }
-        .unwrap_or_else(|| vec![Piece { rollup: None, filter: q.filter.clone() }]);
+    /// The inputs of `pieces`: per piece, every live data file of its partitions, read from
+    /// the piece's rollup where its table holds the file's rollup and from raw rows otherwise;
+    /// and what that reads. An error says whether a rollup table was being read.
+    pub(crate) async fn inputs(&self, pieces: Vec<Piece>) -> Result<(Vec<Input>, Served), (AnalyticsError, bool)> {
         let mut maps: HashMap<Rollup, RollupFiles> = HashMap::new();
         let mut inputs = Vec::new();
         let mut served = Served::default();
         for piece in pieces {
-            let files = self.lake.response_files(&piece.filter.partitions()).await.map_err(|e| plain(e.into()))?;
+            let files = self.lake.response_files(&piece.filter.partitions()).await.map_err(|e| (e.into(), false))?;
             let mut input = Input { filter: piece.filter, rollup: None, wanted: Vec::new(), raw: Vec::new() };
             match piece.rollup {
                 Some(kind) => {
@@ -240,15 +225,69 @@ impl Analytics {
             served.raw_files += input.raw.len();
             inputs.push(input);
         }
+        Ok((inputs, served))
+    }
+
+    /// Records what served a computation in the view's log.
+    pub(crate) fn log_served(&self, served: &Served) {
+        if let Some(log) = &self.served_log {
+            log.push(served.clone());
+        }
+    }
+}
+
+/// The rows of rollup `kind`'s files `wanted` (indices in `files`) with `parts`, within
+/// `filter`'s dimensions and dates, from the rollup's merged frame (`Lake::rollup_frame`).
+pub(crate) fn rollup_rows(
+    lake: &cx_lake::Lake,
+    kind: Rollup,
+    files: &RollupFiles,
+    wanted: &[u32],
+    filter: &Filter,
+    parts: &[Part],
+) -> Result<LazyFrame, AnalyticsError> {
+    let df = lake.rollup_frame(kind, files, parts)?;
+    let mut lf = df.lazy();
+    if wanted.len() < files.files.len() {
+        let wanted = Series::new("wanted".into(), wanted.to_vec());
+        lf = lf.filter(col(FILE_INDEX).is_in(lit(wanted).implode(false), false));
+    }
+    if let Some(p) = filter.predicate() {
+        lf = lf.filter(p);
+    }
+    Ok(lf)
+}
+
+impl Analytics {
+    /// The bins of a scores query per (group, period, scale), as the raw plan (`plan_with`)
+    /// returns them, from rollups where they cover it; `None` when the lake holds no file the
+    /// query could read.
+    /// A rollup that cannot be read (a file damaged or deleted behind the log's back) does not
+    /// fail the query: it is answered again from raw rows, with a warning.
+    pub(crate) async fn score_bins(&self, q: &ScoresQuery, weight: super::Weight) -> Result<(Option<DataFrame>, Served), AnalyticsError> {
+        match self.bins_via(q, weight, true).await {
+            Err((e, true)) if !matches!(e, AnalyticsError::Cancelled | AnalyticsError::Busy { .. } | AnalyticsError::TooManyGroups { .. }) => {
+                tracing::warn!(error = %e, "reading rollups failed; answering from raw rows (`cxlake rollup build` rebuilds rollup files that are missing or of the wrong size)");
+                self.bins_via(q, weight, false).await.map_err(|(e, _)| e)
+            }
+            r => r.map_err(|(e, _)| e),
+        }
+    }
+
+    /// `score_bins`, with rollups where `use_rollups` (and the view allows them); an error says
+    /// whether rollups were read.
+    async fn bins_via(&self, q: &ScoresQuery, weight: super::Weight, use_rollups: bool) -> Result<(Option<DataFrame>, Served), (AnalyticsError, bool)> {
+        let started = std::time::Instant::now();
+        let pieces = match (self.rollups && use_rollups, &self.perturb) {
+            (true, None) => route(&q.filter, &q.group_by, q.period),
+            _ => None,
+        }
+        .unwrap_or_else(|| vec![Piece { rollup: None, filter: q.filter.clone() }]);
+        let (inputs, served) = self.inputs(pieces).await?;
         let raw: Vec<DataFile> = inputs.iter().flat_map(|i| i.raw.iter().cloned()).collect();
         let planned = started.elapsed();
-        let log = |served: &Served| {
-            if let Some(log) = &self.served_log {
-                log.push(served.clone());
-            }
-        };
         if served.rollup_files == 0 && served.raw_files == 0 {
-            log(&served);
+            self.log_served(&served);
             return Ok((None, served));
         }
         let (lake, q2, keys) = (self.lake.clone(), q.clone(), self.perturb.clone());
@@ -278,7 +317,7 @@ impl Analytics {
             })
             .await
             .map_err(|e| (self.explain_failure(&raw, e), served.rollup_files > 0))?;
-        log(&served);
+        self.log_served(&served);
         tracing::debug!(
             path = served.path(),
             rollups = ?served.rollups.iter().map(|r| r.name()).collect::<Vec<_>>(),
@@ -304,15 +343,8 @@ fn rollup_plan(
     q: &ScoresQuery,
     sums: &[(String, Sum)],
 ) -> Result<LazyFrame, AnalyticsError> {
-    let df = lake.rollup_frame(kind, files, &q.measures)?;
-    let mut lf = df.lazy();
-    if wanted.len() < files.files.len() {
-        let wanted = Series::new("wanted".into(), wanted.to_vec());
-        lf = lf.filter(col(FILE_INDEX).is_in(lit(wanted).implode(false), false));
-    }
-    if let Some(p) = q.filter.predicate() {
-        lf = lf.filter(p);
-    }
+    let parts: Vec<Part> = q.measures.iter().map(|&m| Part::Bins(m)).collect();
+    let lf = rollup_rows(lake, kind, files, wanted, &q.filter, &parts)?;
     let mut keys = key_exprs(&q.group_by, q.period);
     keys.push(col("scale"));
     Ok(summed(lf, keys, sums))

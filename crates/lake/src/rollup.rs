@@ -49,6 +49,33 @@ pub enum Rollup {
     /// The service hierarchy per day: day and week periods, and the days at the edges of a
     /// range that cuts a month.
     ServiceDay,
+    /// Driver-importance moments (`Content::Moments`) of the service hierarchy per month.
+    DriversServiceMonth,
+    /// Driver-importance moments of places per month.
+    DriversPlaceMonth,
+}
+
+/// What a rollup's rows hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    /// Per group and scale, the bins of every measure (`bin_column`): scores and all built on
+    /// them.
+    Bins,
+    /// Per group, scale and answer pattern (which of the eight Likert questions were
+    /// answered: bit `i` for `Measure::all()[i]`), the moments driver importance needs
+    /// (`moment_columns`).
+    Moments,
+}
+
+/// Which part of a rollup file is read (its columns, `Lake::read_rollup`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Part {
+    /// The group keys and `rows`.
+    Keys,
+    /// One measure's bins (`Content::Bins`).
+    Bins(Measure),
+    /// Every moment (`Content::Moments`).
+    Moments,
 }
 
 /// How finely a rollup keeps time: its rows' `submitted_at` is the first instant of the day or
@@ -146,38 +173,54 @@ pub fn measure_columns(m: Measure) -> Vec<String> {
 }
 
 impl Rollup {
-    /// Smallest first (the planner takes the first that covers a query).
-    pub const ALL: [Rollup; 3] = [Rollup::ServiceMonth, Rollup::PlaceMonth, Rollup::ServiceDay];
+    /// Every rollup; within a content, smallest first (the planner takes the first that
+    /// covers a query).
+    pub const ALL: [Rollup; 5] = [Rollup::ServiceMonth, Rollup::PlaceMonth, Rollup::ServiceDay, Rollup::DriversServiceMonth, Rollup::DriversPlaceMonth];
+    /// The rollups of bins (scores), smallest first.
+    pub const BINS: [Rollup; 3] = [Rollup::ServiceMonth, Rollup::PlaceMonth, Rollup::ServiceDay];
+    /// The rollups of moments (driver importance), smallest first.
+    pub const MOMENTS: [Rollup; 2] = [Rollup::DriversServiceMonth, Rollup::DriversPlaceMonth];
 
     pub fn name(self) -> &'static str {
         match self {
             Rollup::ServiceMonth => "service_month",
             Rollup::PlaceMonth => "place_month",
             Rollup::ServiceDay => "service_day",
+            Rollup::DriversServiceMonth => "drivers_service_month",
+            Rollup::DriversPlaceMonth => "drivers_place_month",
         }
     }
 
-    /// The table's directory under the lake root.
+    /// The table's directory under the lake root: `rollups/<name>`.
     pub fn dir(self) -> &'static str {
         match self {
             Rollup::ServiceMonth => "rollups/service_month",
             Rollup::PlaceMonth => "rollups/place_month",
             Rollup::ServiceDay => "rollups/service_day",
+            Rollup::DriversServiceMonth => "rollups/drivers_service_month",
+            Rollup::DriversPlaceMonth => "rollups/drivers_place_month",
+        }
+    }
+
+    pub fn content(self) -> Content {
+        match self {
+            Rollup::ServiceMonth | Rollup::PlaceMonth | Rollup::ServiceDay => Content::Bins,
+            Rollup::DriversServiceMonth | Rollup::DriversPlaceMonth => Content::Moments,
         }
     }
 
     /// The dimensions a row is a group of (with scale and the day or month).
     pub fn dimensions(self) -> &'static [Dimension] {
         match self {
-            Rollup::ServiceMonth | Rollup::ServiceDay => &SERVICE,
-            Rollup::PlaceMonth => &PLACE,
+            Rollup::ServiceMonth | Rollup::ServiceDay | Rollup::DriversServiceMonth => &SERVICE,
+            Rollup::PlaceMonth | Rollup::DriversPlaceMonth => &PLACE,
         }
     }
 
     pub fn grain(self) -> Grain {
         match self {
-            Rollup::ServiceMonth | Rollup::PlaceMonth => Grain::Month,
             Rollup::ServiceDay => Grain::Day,
+            _ => Grain::Month,
         }
     }
 
@@ -205,6 +248,9 @@ impl Rollup {
         let mut cols: Vec<&str> = self.dimensions().iter().filter(|d| **d != Dimension::Agency).map(|d| d.column()).collect();
         cols.push("submitted_at");
         cols.push("scale");
+        if self.content() == Content::Moments {
+            cols.push(PATTERN);
+        }
         cols
     }
 
@@ -213,12 +259,20 @@ impl Rollup {
     pub fn arrow_schema(self) -> Arc<ArrowSchema> {
         let mut fields: Vec<Field> = Vec::new();
         for c in self.key_columns() {
-            let ty = if c == "submitted_at" { ArrowType::Timestamp(ArrowUnit::Microsecond, Some("UTC".into())) } else { ArrowType::Utf8 };
-            fields.push(Field::new(c, ty, !matches!(c, "submitted_at" | "scale")));
+            let ty = match c {
+                "submitted_at" => ArrowType::Timestamp(ArrowUnit::Microsecond, Some("UTC".into())),
+                PATTERN => ArrowType::Int32,
+                _ => ArrowType::Utf8,
+            };
+            fields.push(Field::new(c, ty, !matches!(c, "submitted_at" | "scale" | PATTERN)));
         }
         fields.push(Field::new(ROWS, ArrowType::Int64, false));
-        for (name, s) in sum_columns() {
-            fields.push(Field::new(name, if s == Sum::N { ArrowType::Int64 } else { ArrowType::Float64 }, false));
+        let sums: Vec<(String, bool)> = match self.content() {
+            Content::Bins => sum_columns().into_iter().map(|(c, s)| (c, s == Sum::N)).collect(),
+            Content::Moments => moment_columns(),
+        };
+        for (name, count) in sums {
+            fields.push(Field::new(name, if count { ArrowType::Int64 } else { ArrowType::Float64 }, false));
         }
         Arc::new(ArrowSchema::new(fields))
     }
@@ -291,6 +345,96 @@ impl Rollup {
         aggs.extend(sum_columns().into_iter().map(|(c, _)| col(c.as_str()).sum()));
         self.sorted(lf.group_by(self.key_exprs()).agg(aggs))
     }
+    /// The plan summing the rows of `lf` (with a `__file` column) per file, group, scale and
+    /// answer pattern into `moment_columns`, sorted (for the in-memory engine, which adds each
+    /// group's values in row order: the same bits every run). Answers are shifted by `SHIFT`,
+    /// a missing one counts as 0 (its pattern bit says it is missing).
+    fn moments(self, lf: LazyFrame) -> LazyFrame {
+        let measures = Measure::all();
+        let x = |i: usize| col(format!("__x{i}"));
+        let w = || col("weight");
+        let shifted: Vec<Expr> = measures
+            .iter()
+            .enumerate()
+            .map(|(i, m)| (col(m.column()).cast(DataType::Float64) - lit(SHIFT)).fill_null(lit(0.0)).alias(format!("__x{i}")))
+            .collect();
+        let pattern = measures
+            .iter()
+            .enumerate()
+            .map(|(i, m)| when(col(m.column()).is_not_null()).then(lit(1i32 << i)).otherwise(lit(0i32)))
+            .reduce(|a, b| a + b)
+            .expect("measures")
+            .cast(DataType::Int32)
+            .alias(PATTERN);
+        let lf = lf.with_columns(shifted).with_column(pattern);
+        let keys = self.key_exprs();
+        let mut aggs = vec![len().cast(DataType::Int64).alias(ROWS), w().sum().alias(SUM_W), (w() * w()).sum().alias(SUM_W2)];
+        for i in 0..measures.len() {
+            let agree = x(i).gt_eq(lit(1.0));
+            aggs.push(x(i).sum().alias(moment_x(i, false)));
+            aggs.push((w() * x(i)).sum().alias(moment_x(i, true)));
+            aggs.push(agree.clone().sum().cast(DataType::Int64).alias(moment_agree(i, false)));
+            aggs.push(when(agree).then(w()).otherwise(lit(0.0)).sum().alias(moment_agree(i, true)));
+        }
+        for (i, j) in moment_pairs() {
+            aggs.push((x(i) * x(j)).sum().alias(moment_xx(i, j, false)));
+            aggs.push((w() * x(i) * x(j)).sum().alias(moment_xx(i, j, true)));
+        }
+        self.sorted(lf.group_by(keys).agg(aggs))
+    }
+}
+
+/// The column of a moments rollup holding the answer pattern: bit `i` set when
+/// `Measure::all()[i]` was answered.
+pub const PATTERN: &str = "pattern";
+/// Answers are shifted by this (the centre of the 1-5 scale) before moments are summed, so
+/// products stay small.
+pub const SHIFT: f64 = 3.0;
+/// The columns of a moments rollup holding Σw and Σw² of a group's rows.
+pub const SUM_W: &str = "sum_w";
+pub const SUM_W2: &str = "sum_w2";
+
+/// The index of measure `m` in a moments rollup (its pattern bit).
+pub fn moment_index(m: Measure) -> usize {
+    Measure::all().iter().position(|x| *x == m).expect("every measure is in all()")
+}
+
+/// Σx (or with `weighted` Σwx) of measure `i`'s shifted answers.
+pub fn moment_x(i: usize, weighted: bool) -> String {
+    format!("{}__{}", Measure::all()[i].column(), if weighted { "wx" } else { "x" })
+}
+
+/// The count (or with `weighted` Σw) of measure `i`'s agreeing answers (4-5).
+pub fn moment_agree(i: usize, weighted: bool) -> String {
+    format!("{}__{}", Measure::all()[i].column(), if weighted { "wagree" } else { "agree" })
+}
+
+/// Σxᵢxⱼ (or Σwxᵢxⱼ) of measures `i` and `j`, in either order.
+pub fn moment_xx(i: usize, j: usize, weighted: bool) -> String {
+    let (a, b) = (i.min(j), i.max(j));
+    let all = Measure::all();
+    format!("{}__{}__{}", all[a].column(), all[b].column(), if weighted { "wxx" } else { "xx" })
+}
+
+fn moment_pairs() -> Vec<(usize, usize)> {
+    let n = Measure::all().len();
+    (0..n).flat_map(|i| (i..n).map(move |j| (i, j))).collect()
+}
+
+/// Every moment column of a moments rollup, in file order, and whether it is a count.
+pub fn moment_columns() -> Vec<(String, bool)> {
+    let mut out = vec![(SUM_W.to_string(), false), (SUM_W2.to_string(), false)];
+    for i in 0..Measure::all().len() {
+        out.push((moment_x(i, false), false));
+        out.push((moment_x(i, true), false));
+        out.push((moment_agree(i, false), true));
+        out.push((moment_agree(i, true), false));
+    }
+    for (i, j) in moment_pairs() {
+        out.push((moment_xx(i, j, false), false));
+        out.push((moment_xx(i, j, true), false));
+    }
+    out
 }
 
 impl From<Rollup> for Stored {
@@ -321,8 +465,17 @@ fn build_frames(lake: &Lake, files: &[DataFile]) -> Result<Vec<(Rollup, DataFile
     let streamed = |lf: LazyFrame| lf.collect_with_engine(Engine::Streaming).map(|r| r.unwrap_single()).map_err(fail);
     let day = streamed(Rollup::ServiceDay.wide(in_memory(Rollup::ServiceDay.long(lf.clone()))?.lazy()))?;
     let month = in_memory(Rollup::ServiceMonth.plan_from(day.clone().lazy()))?;
-    let place = streamed(Rollup::PlaceMonth.wide(in_memory(Rollup::PlaceMonth.long(lf))?.lazy()))?;
-    for (kind, df) in [(Rollup::ServiceMonth, month), (Rollup::PlaceMonth, place), (Rollup::ServiceDay, day)] {
+    let place = streamed(Rollup::PlaceMonth.wide(in_memory(Rollup::PlaceMonth.long(lf.clone()))?.lazy()))?;
+    let drivers_service = in_memory(Rollup::DriversServiceMonth.moments(lf.clone()))?;
+    let drivers_place = in_memory(Rollup::DriversPlaceMonth.moments(lf))?;
+    let frames = [
+        (Rollup::ServiceMonth, month),
+        (Rollup::PlaceMonth, place),
+        (Rollup::ServiceDay, day),
+        (Rollup::DriversServiceMonth, drivers_service),
+        (Rollup::DriversPlaceMonth, drivers_place),
+    ];
+    for (kind, df) in frames {
         let paths = df.column(FILE_COLUMN).and_then(|c| c.str().cloned()).map_err(fail)?;
         let body = df.drop(FILE_COLUMN).map_err(fail)?;
         // Rows are sorted by file: each file's rows are one run.
@@ -487,23 +640,22 @@ struct CacheInner {
 }
 
 /// One rollup table's files at one version, merged: the key columns (with `FILE_INDEX`) and
-/// each measure's sums read so far.
+/// each part's sums read so far.
 #[derive(Debug)]
 struct Merged {
     version: u64,
-    keys: Option<DataFrame>,
-    measures: HashMap<Measure, DataFrame>,
+    parts: HashMap<Part, DataFrame>,
     /// When a query last read it (the least recently read rollup is dropped first).
     used: std::time::Instant,
 }
 
 impl Merged {
     fn new(version: u64) -> Merged {
-        Merged { version, keys: None, measures: HashMap::new(), used: std::time::Instant::now() }
+        Merged { version, parts: HashMap::new(), used: std::time::Instant::now() }
     }
 
     fn bytes(&self) -> usize {
-        self.keys.iter().chain(self.measures.values()).map(DataFrame::estimated_size).sum()
+        self.parts.values().map(DataFrame::estimated_size).sum()
     }
 }
 
@@ -547,18 +699,15 @@ impl RollupCache {
         }
     }
 
-    /// The merged frame of `kind` at `version` for `measure` (`None`: the keys), if built.
-    fn merged(&self, kind: Rollup, version: u64, measure: Option<Measure>) -> Option<DataFrame> {
+    /// The merged frame of `kind` at `version` for `part`, if built.
+    fn merged(&self, kind: Rollup, version: u64, part: Part) -> Option<DataFrame> {
         let mut merged = self.merged.lock().unwrap_or_else(|e| e.into_inner());
         let m = merged.get_mut(&kind).filter(|m| m.version == version)?;
         m.used = std::time::Instant::now();
-        match measure {
-            None => m.keys.clone(),
-            Some(x) => m.measures.get(&x).cloned(),
-        }
+        m.parts.get(&part).cloned()
     }
 
-    fn put_merged(&self, kind: Rollup, version: u64, measure: Option<Measure>, df: DataFrame) {
+    fn put_merged(&self, kind: Rollup, version: u64, part: Part, df: DataFrame) {
         let mut merged = self.merged.lock().unwrap_or_else(|e| e.into_inner());
         let entry = merged.entry(kind).or_insert_with(|| Merged::new(version));
         if entry.version < version {
@@ -566,15 +715,10 @@ impl RollupCache {
         }
         if entry.version == version {
             entry.used = std::time::Instant::now();
-            match measure {
-                None => entry.keys = Some(df),
-                Some(m) => {
-                    entry.measures.insert(m, df);
-                }
-            }
+            entry.parts.insert(part, df);
         }
         // Within the budget: the other rollups, least recently read first, then this one's
-        // other measures.
+        // other parts (its keys last).
         while merged.values().map(Merged::bytes).sum::<usize>() > MERGED_BUDGET {
             let oldest = merged.iter().filter(|(k, _)| **k != kind).min_by_key(|(_, m)| m.used).map(|(k, _)| *k);
             match oldest {
@@ -583,10 +727,10 @@ impl RollupCache {
                 }
                 None => {
                     let Some(m) = merged.get_mut(&kind) else { break };
-                    let other = m.measures.keys().find(|x| Some(**x) != measure).copied();
+                    let other = m.parts.keys().find(|x| **x != part && **x != Part::Keys).copied();
                     match other {
                         Some(x) => {
-                            m.measures.remove(&x);
+                            m.parts.remove(&x);
                         }
                         None => break,
                     }
@@ -617,17 +761,17 @@ impl Lake {
 
     /// Every file of `files` (one version of rollup `kind`) merged into one frame: the group
     /// keys, the partition columns, `rows`, `FILE_INDEX` (the row's file in `files.files`) and
-    /// the sums of `measures`. Built once per version and measure, from files read once.
-    pub fn rollup_frame(&self, kind: Rollup, files: &RollupFiles, measures: &[Measure]) -> Result<DataFrame, StoreError> {
+    /// the sums of `parts`. Built once per version and part, from files read once.
+    pub fn rollup_frame(&self, kind: Rollup, files: &RollupFiles, parts: &[Part]) -> Result<DataFrame, StoreError> {
         let fail = |e: PolarsError| StoreError::Read { path: self.locate(kind.dir()), reason: e.to_string() };
-        let part = |measure: Option<Measure>| -> Result<DataFrame, StoreError> {
-            if let Some(df) = self.rollup_cache().merged(kind, files.version, measure) {
+        let part = |part: Part| -> Result<DataFrame, StoreError> {
+            if let Some(df) = self.rollup_cache().merged(kind, files.version, part) {
                 return Ok(df);
             }
             let mut all: Option<DataFrame> = None;
             for (i, f) in files.files.iter().enumerate() {
-                let mut df = self.read_rollup(kind, f, measure)?;
-                if measure.is_none() {
+                let mut df = self.read_rollup(kind, f, part)?;
+                if part == Part::Keys {
                     let height = df.height();
                     df.with_column(Column::new_scalar(FILE_INDEX.into(), Scalar::from(i as u32), height)).map_err(fail)?;
                 }
@@ -640,39 +784,45 @@ impl Lake {
             }
             let mut df = all.unwrap_or_default();
             df.rechunk_mut_par();
-            self.rollup_cache().put_merged(kind, files.version, measure, df.clone());
+            self.rollup_cache().put_merged(kind, files.version, part, df.clone());
             Ok(df)
         };
-        let mut df = part(None)?;
-        let mut seen = Vec::new();
-        for &m in measures {
-            if !seen.contains(&m) {
-                seen.push(m);
-                df = df.hstack(part(Some(m))?.columns()).map_err(fail)?;
+        let mut df = part(Part::Keys)?;
+        let mut seen = vec![Part::Keys];
+        for &p in parts {
+            if !seen.contains(&p) {
+                seen.push(p);
+                df = df.hstack(part(p)?.columns()).map_err(fail)?;
             }
         }
         Ok(df)
     }
 
-    /// Columns of a rollup file, from memory when read before: with `measure` `None` its
-    /// group keys, the partition columns (`agency`, `fiscal_year`, `fiscal_quarter`, as in a
-    /// scan of the responses) and `rows`; with a measure, that measure's sum columns only
-    /// (rows in the same order). Only those columns are decoded.
-    pub fn read_rollup(&self, kind: Rollup, file: &TableFile, measure: Option<Measure>) -> Result<DataFrame, StoreError> {
-        let key = format!("{}#{}", file.path, measure.map_or("", |m| m.column()));
+    /// Columns of a rollup file, from memory when read before: `Part::Keys`, its group keys,
+    /// the partition columns (`agency`, `fiscal_year`, `fiscal_quarter`, as in a scan of the
+    /// responses) and `rows`; otherwise that part's sum columns only (rows in the same order).
+    /// Only those columns are decoded.
+    pub fn read_rollup(&self, kind: Rollup, file: &TableFile, part: Part) -> Result<DataFrame, StoreError> {
+        let tag = match part {
+            Part::Keys => "",
+            Part::Bins(m) => m.column(),
+            Part::Moments => "moments",
+        };
+        let key = format!("{}#{tag}", file.path);
         if let Some(df) = self.rollup_cache().get(&key) {
             return Ok(df);
         }
-        tracing::trace!(path = %file.path, measure = ?measure, "reading a rollup file");
+        tracing::trace!(path = %file.path, ?part, "reading a rollup file");
         let fail = |e: PolarsError| StoreError::Read { path: self.locate(&file.path), reason: e.to_string() };
         let bytes =
             self.objects().read(&file.path)?.ok_or_else(|| StoreError::Read { path: self.locate(&file.path), reason: "the rollup file is missing".into() })?;
-        let columns: Vec<String> = match measure {
-            None => kind.key_columns().into_iter().chain([ROWS]).map(String::from).collect(),
-            Some(m) => measure_columns(m),
+        let columns: Vec<String> = match part {
+            Part::Keys => kind.key_columns().into_iter().chain([ROWS]).map(String::from).collect(),
+            Part::Bins(m) => measure_columns(m),
+            Part::Moments => moment_columns().into_iter().map(|(c, _)| c).collect(),
         };
         let mut df = ParquetReader::new(std::io::Cursor::new(bytes.to_vec())).with_columns(Some(columns)).finish().map_err(fail)?;
-        if measure.is_none() {
+        if part == Part::Keys {
             let part =
                 file.partition.as_ref().ok_or_else(|| StoreError::Read { path: self.locate(&file.path), reason: "a rollup file has no partition".into() })?;
             let height = df.height();
