@@ -430,3 +430,86 @@ fn driver_importance_from_moments_answers_as_raw_rows_do() {
     }
     assert!(paths["rollup"] >= 24 && paths["mixed"] >= 12, "{paths:?}");
 }
+
+#[test]
+fn tapped_importance_from_tap_patterns_answers_as_raw_rows_do() {
+    use cxlake::analytics::tapped::{TappedModel, TappedQuery};
+    use cxlake::domain::TapIndicator;
+    let a = analytics(shared_lake()).with_suppression(cxlake::analytics::suppression::Suppression { min_cell: 10, ..Default::default() });
+    let ranges: [(Option<&str>, Option<&str>); 3] = [(None, None), (Some("2023-01-01"), Some("2024-06-30")), (Some("2023-01-15"), Some("2024-06-10"))];
+    // Few groups each (every group fits its model on every subset of the seven topic sets).
+    let groupings: [(Vec<Dimension>, Option<PeriodUnit>); 4] = [
+        (vec![], None),
+        (vec![Dimension::ServiceType], None),
+        (vec![Dimension::Region], Some(PeriodUnit::FiscalYear)),
+        (vec![Dimension::Agency, Dimension::Channel], None),
+    ];
+    let close = |x: Option<f64>, y: Option<f64>, what: &str| match (x, y) {
+        (Some(x), Some(y)) => assert!((x - y).abs() <= 1e-12 * x.abs().max(1.0), "{what}: {x} vs {y}"),
+        (x, y) => assert_eq!(x, y, "{what}"),
+    };
+    let run = |q: &TappedQuery, rollups: bool| {
+        let log = ServedLog::default();
+        let groups = rt().block_on(a.clone().with_rollups(rollups).with_served_log(Some(log.clone())).tapped_importance(q)).unwrap();
+        (groups, Served::combined(&log.entries()))
+    };
+    let mut checked = 0;
+    for (k, (group_by, period)) in groupings.iter().enumerate() {
+        for (i, (from, to)) in ranges.iter().enumerate() {
+            for model in [TappedModel::Logistic, TappedModel::Linear] {
+                let weighted = (i + k) % 2 == 1;
+                let q = TappedQuery {
+                    filter: Filter { from: from.map(day), to: to.map(day), ..Default::default() },
+                    group_by: group_by.clone(),
+                    period: *period,
+                    model,
+                    weighted,
+                    outcome: if k == 3 { Measure::Satisfaction } else { Measure::Trust },
+                    indicators: if k == 2 { TapIndicator::all().into_iter().rev().step_by(2).collect() } else { TapIndicator::all() },
+                    bootstrap: (k == 1 && i == 0).then_some(20),
+                    ..Default::default()
+                };
+                let label = format!("{group_by:?} {period:?} {from:?}..{to:?} {model:?} w={weighted}");
+                let ((with, served), (without, raw)) = (run(&q, true), run(&q, false));
+                assert_eq!(served.path(), if i == 2 { "mixed" } else { "rollup" }, "{label}");
+                assert!(served.rollups.iter().all(|r| Rollup::TAPS.contains(r)), "{label}: {served:?}");
+                assert_eq!(raw.path(), "raw", "{label}");
+                assert!(!with.is_empty(), "{label}");
+                if !weighted {
+                    // Counts alone: the same cells, the same fits, bit for bit.
+                    assert_eq!(format!("{with:?}"), format!("{without:?}"), "{label}");
+                }
+                assert_eq!(with.len(), without.len(), "{label}");
+                for (g, h) in with.iter().zip(&without) {
+                    assert_eq!(
+                        (&g.key, g.n, g.n_dropped, g.n_not_shown, g.n_outcome_missing),
+                        (&h.key, h.n, h.n_dropped, h.n_not_shown, h.n_outcome_missing),
+                        "{label}"
+                    );
+                    assert_eq!(
+                        (&g.error, &g.warnings, &g.suppressed, g.bootstrap_replicates),
+                        (&h.error, &h.warnings, &h.suppressed, h.bootstrap_replicates),
+                        "{label}"
+                    );
+                    for (x, y, what) in [
+                        (g.events, h.events, "events"),
+                        (g.log_likelihood, h.log_likelihood, "log likelihood"),
+                        (g.mcfadden, h.mcfadden, "mcfadden"),
+                        (g.r2, h.r2, "r2"),
+                    ] {
+                        close(x, y, &format!("{label} {what}"));
+                    }
+                    for (c, d) in g.coefficients.iter().zip(&h.coefficients) {
+                        close(c.estimate, d.estimate, &format!("{label} {}", c.indicator));
+                        close(c.std_error, d.std_error, &format!("{label} {} se", c.indicator));
+                    }
+                    for (c, d) in g.drivers.iter().zip(&h.drivers) {
+                        close(c.importance, d.importance, &format!("{label} {:?}", c.topic));
+                    }
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert_eq!(checked, 24);
+}

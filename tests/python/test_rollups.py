@@ -111,7 +111,7 @@ def same_answers(lake):
 
 
 def test_served_from_rollups_as_headers_and_metrics_say(oracle_lake):
-    proc, url = start_server("--lake", oracle_lake, "--min-cell", 0)
+    proc, url = start_server("--lake", oracle_lake, "--min-cell", 0, "--min-cell-drivers", 0)
     try:
         def post(query):
             req = urllib.request.Request(f"{url}/graphql", data=json.dumps({"query": query}).encode(), headers={"content-type": "application/json"})
@@ -132,9 +132,22 @@ def test_served_from_rollups_as_headers_and_metrics_say(oracle_lake):
         # Office by service has no rollup: raw rows.
         headers, _ = post("{ scores(groupBy: [OFFICE, SERVICE]) { office service n } }")
         assert headers["x-cxlake-served"] == "raw" and headers["x-cxlake-rollup-rows"] == "0", headers
+        # Driver importance by service type and fiscal year from the moments rollup, as raw rows
+        # answer it.
+        drivers = "{ driverImportance(groupBy: [SERVICE_TYPE], period: FISCAL_YEAR, weighted: true) { serviceType period n nDropped r2 drivers { driver shapley performance } } }"
+        headers, body = post(drivers)
+        assert "errors" not in body and body["data"]["driverImportance"], body
+        assert headers["x-cxlake-served"] == "rollup" and headers["x-cxlake-rollups"] == "drivers_service_month", headers
+        raw = graphql(RawRows(oracle_lake), drivers)["data"]["driverImportance"]
+        assert len(raw) == len(body["data"]["driverImportance"])
+        for g, h in zip(body["data"]["driverImportance"], raw):
+            assert (g["serviceType"], g["period"], g["n"], g["nDropped"]) == (h["serviceType"], h["period"], h["n"], h["nDropped"])
+            assert abs(g["r2"] - h["r2"]) <= 1e-12
+            for d, e in zip(g["drivers"], h["drivers"]):
+                assert d["driver"] == e["driver"] and abs(d["shapley"] - e["shapley"]) <= 1e-12 and abs(d["performance"] - e["performance"]) <= 1e-12, (d, e)
         with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
             metrics = resp.read().decode()
-        assert 'cxlake_score_computations_total{path="rollup"} 2' in metrics, metrics
+        assert 'cxlake_score_computations_total{path="rollup"} 3' in metrics, metrics
         assert 'cxlake_score_computations_total{path="raw"} 1' in metrics, metrics
     finally:
         proc.terminate()

@@ -551,7 +551,7 @@ fn rollup_plans(
     layout: &Layout,
 ) -> Result<(LazyFrame, LazyFrame), AnalyticsError> {
     let (kind, files, wanted, filter) = source;
-    let rows = rollup_rows(lake, kind, files, wanted, filter, &[Part::Moments])?;
+    let rows = rollup_rows(lake, kind, files, wanted, filter, &[Part::Sums])?;
     let keys = key_exprs(&q.group_by, q.period);
     let idx: Vec<usize> = std::iter::once(q.outcome).chain(q.drivers.iter().map(|d| Measure::Driver(*d))).map(moment_index).collect();
     let bit = |i: usize| 1i32 << idx[i];

@@ -15,11 +15,13 @@
 //! as a·Poisson(λ) with λ = (Σw)²/Σw² and a = Σw²/Σw, which has the mean and variance of the
 //! row-level Σ wᵢ·Poisson(1) (exact when the weights in a cell are equal).
 
-use super::grouping::{key_exprs, GroupKey, KeyReader};
+use super::grouping::{key_exprs, key_names, GroupKey, KeyReader};
+use super::rollups::{rollup_rows, route_among, Piece};
 use super::suppression::Suppression;
 use super::{gated, Weight};
 use super::{Analytics, AnalyticsError, Cancel, Filter};
 use cx_domain::{Dimension, Measure, PeriodUnit, Scale, TapIndicator, TapTopic};
+use cx_lake::rollup::{Part, Rollup, RollupFiles, ROWS, SHOWN, SUM_W, SUM_W2, TAPPED};
 use cx_stats::logistic::{self, Dropped, Pattern};
 use cx_stats::regression::{least_squares, r2_subset, split};
 use cx_stats::{newcombe_difference, CrossProducts, Importance, Interval, StatsError};
@@ -197,18 +199,105 @@ impl Analytics {
                 return Err(AnalyticsError::invalid("bootstrap", format!("{b} replicates: ask for 1 to {}", super::drivers::MAX_BOOTSTRAP)));
             }
         }
-        let files = self.lake.response_files(&q.filter.partitions()).await?;
-        if files.is_empty() {
+        match self.tapped_via(q, true).await {
+            Err((e, true)) if !matches!(e, AnalyticsError::Cancelled | AnalyticsError::Busy { .. } | AnalyticsError::TooManyGroups { .. }) => {
+                tracing::warn!(error = %e, "reading rollups failed; answering from raw rows (`cxlake rollup build` rebuilds rollup files that are missing or of the wrong size)");
+                self.tapped_via(q, false).await.map_err(|(e, _)| e)
+            }
+            r => r.map_err(|(e, _)| e),
+        }
+    }
+
+    /// `tapped_importance`, its pattern table from the taps rollups where `use_rollups` and
+    /// they cover the query (`route_among`; the bootstrap draws from the table's cells, so it
+    /// is served by rollups too). An error says whether rollups were read.
+    async fn tapped_via(&self, q: &TappedQuery, use_rollups: bool) -> Result<Vec<TappedGroup>, (AnalyticsError, bool)> {
+        let pieces = (self.rollups && use_rollups && self.perturb.is_none())
+            .then(|| route_among(&Rollup::TAPS, &q.filter, &q.group_by, q.period))
+            .flatten()
+            .unwrap_or_else(|| vec![Piece { rollup: None, filter: q.filter.clone() }]);
+        let (inputs, served) = self.inputs(pieces).await?;
+        let raw: Vec<cx_lake::DataFile> = inputs.iter().flat_map(|i| i.raw.iter().cloned()).collect();
+        if served.rollup_files == 0 && served.raw_files == 0 {
+            self.log_served(&served);
             return Ok(Vec::new());
         }
-        let lf = self.lake.scan_responses(&files)?;
-        let q = q.clone();
+        let mut scans = Vec::new();
+        for input in &inputs {
+            scans.push(if input.raw.is_empty() { None } else { Some(self.lake.scan_responses(&input.raw).map_err(|e| (e.into(), false))?) });
+        }
+        let (lake, q2) = (self.lake.clone(), q.clone());
         let suppression = self.suppression;
         let max_groups = self.max_groups;
-        self.blocking(Weight::Heavy, move |cancel| run(gated(lf, cancel), &q, suppression, max_groups, cancel))
+        let groups = self
+            .blocking(Weight::Heavy, move |cancel| {
+                let mut tables = Vec::new();
+                for (input, scan) in inputs.into_iter().zip(scans) {
+                    let piece = TappedQuery { filter: input.filter.clone(), ..q2.clone() };
+                    if let Some(lf) = scan {
+                        tables.push(plan(gated(lf, cancel), &piece));
+                    }
+                    if let Some((kind, files)) = &input.rollup {
+                        tables.push(rollup_plan(&lake, *kind, files, &input.wanted, &piece)?);
+                    }
+                }
+                let table = match tables.len() {
+                    1 => tables.pop().expect("one table"),
+                    _ => {
+                        let mut keys: Vec<Expr> = key_names(&q2.group_by, q2.period).iter().map(|c| col(c.as_str())).collect();
+                        keys.extend(["__likert", "__value", "__shown", "__tapped"].map(col));
+                        concat(tables, UnionArgs { rechunk: false, ..Default::default() })?.group_by(keys).agg([
+                            col("__n").sum(),
+                            col("__w").sum(),
+                            col("__w2").sum(),
+                        ])
+                    }
+                };
+                run(table, &q2, suppression, max_groups, cancel)
+            })
             .await
-            .map_err(|e| self.explain_failure(&files, e))
+            .map_err(|e| (self.explain_failure(&raw, e), served.rollup_files > 0))?;
+        self.log_served(&served);
+        tracing::debug!(
+            path = served.path(),
+            rollup_files = served.rollup_files,
+            rollup_rows = served.rollup_rows,
+            raw_files = served.raw_files,
+            "tapped importance served"
+        );
+        Ok(groups)
     }
+}
+
+/// The pattern table (`plan`) from the rows of a taps rollup: the query's indicators' bits
+/// taken out of the rollup's patterns of all fourteen, and the cells that then coincide summed.
+fn rollup_plan(lake: &cx_lake::Lake, kind: Rollup, files: &RollupFiles, wanted: &[u32], q: &TappedQuery) -> Result<LazyFrame, AnalyticsError> {
+    let rows = rollup_rows(lake, kind, files, wanted, &q.filter, &[Part::Sums])?;
+    let all = TapIndicator::all();
+    let bits = |column: &str| {
+        q.indicators
+            .iter()
+            .enumerate()
+            .map(|(j, ind)| {
+                let at = all.iter().position(|x| x == ind).expect("every indicator is in all()");
+                // Bit `at` of the pattern: its remainder modulo 2^(at+1) reaches 2^at.
+                (col(column) % lit(2i32 << at)).gt_eq(lit(1i32 << at)).cast(DataType::UInt32) * lit(1u32 << j)
+            })
+            .reduce(|a, b| a + b)
+            .expect("at least one indicator")
+    };
+    let outcome = col(q.outcome.column());
+    let keep = outcome.clone().is_not_null().or(bits(SHOWN).neq(lit(0u32)));
+    let mut keys = key_exprs(&q.group_by, q.period);
+    keys.extend([
+        col("scale").eq(lit("likert5")).alias("__likert"),
+        outcome.cast(DataType::Int8).alias("__value"),
+        bits(SHOWN).alias("__shown"),
+        bits(TAPPED).alias("__tapped"),
+    ]);
+    let count = || col(ROWS).cast(DataType::Float64).sum();
+    let (sum_w, sum_w2) = if q.weighted { (col(SUM_W).sum(), col(SUM_W2).sum()) } else { (count(), count()) };
+    Ok(rows.filter(keep).group_by(keys).agg([col(ROWS).sum().cast(DataType::UInt64).alias("__n"), sum_w.alias("__w"), sum_w2.alias("__w2")]))
 }
 
 /// The pattern table: per group, (likert, value, shown, tapped) → count, Σw, Σw² over the
@@ -272,9 +361,10 @@ fn read_cells(df: &DataFrame, q: &TappedQuery) -> PolarsResult<BTreeMap<GroupKey
     Ok(groups)
 }
 
-fn run(lf: LazyFrame, q: &TappedQuery, suppression: Suppression, max_groups: usize, cancel: &Cancel) -> Result<Vec<TappedGroup>, AnalyticsError> {
+/// Fits every group of the pattern `table` (`plan`'s columns).
+fn run(table: LazyFrame, q: &TappedQuery, suppression: Suppression, max_groups: usize, cancel: &Cancel) -> Result<Vec<TappedGroup>, AnalyticsError> {
     let start = std::time::Instant::now();
-    let df = plan(lf, q).collect_with_engine(Engine::Streaming)?.unwrap_single();
+    let df = table.collect_with_engine(Engine::Streaming)?.unwrap_single();
     tracing::debug!(elapsed = ?start.elapsed(), cells = df.height(), "tapped pattern table collected");
     let groups = read_cells(&df, q)?;
     if groups.len() > max_groups {

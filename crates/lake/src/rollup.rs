@@ -34,7 +34,7 @@ use super::error::StoreError;
 use super::lake::{DataFile, Lake};
 use super::layout::Table;
 use arrow::datatypes::{DataType as ArrowType, Field, Schema as ArrowSchema, TimeUnit as ArrowUnit};
-use cx_domain::{Dimension, Measure};
+use cx_domain::{Dimension, Measure, TapIndicator};
 use polars::prelude::*;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -53,6 +53,10 @@ pub enum Rollup {
     DriversServiceMonth,
     /// Driver-importance moments of places per month.
     DriversPlaceMonth,
+    /// Tapped-indicator patterns (`Content::Taps`) of the service hierarchy per month.
+    TapsServiceMonth,
+    /// Tapped-indicator patterns of places per month.
+    TapsPlaceMonth,
 }
 
 /// What a rollup's rows hold.
@@ -65,6 +69,10 @@ pub enum Content {
     /// answered: bit `i` for `Measure::all()[i]`), the moments driver importance needs
     /// (`moment_columns`).
     Moments,
+    /// Per group, scale, trust and satisfaction answer (or none) and the tap lists' pattern
+    /// (which of the fourteen indicators of `TapIndicator::all()` were shown, bit `j`, and which
+    /// tapped), the rows' count, Σw and Σw²: the cells of the tapped-indicator models.
+    Taps,
 }
 
 /// Which part of a rollup file is read (its columns, `Lake::read_rollup`).
@@ -74,8 +82,8 @@ pub enum Part {
     Keys,
     /// One measure's bins (`Content::Bins`).
     Bins(Measure),
-    /// Every moment (`Content::Moments`).
-    Moments,
+    /// Every sum column of a moments or taps rollup.
+    Sums,
 }
 
 /// How finely a rollup keeps time: its rows' `submitted_at` is the first instant of the day or
@@ -175,11 +183,21 @@ pub fn measure_columns(m: Measure) -> Vec<String> {
 impl Rollup {
     /// Every rollup; within a content, smallest first (the planner takes the first that
     /// covers a query).
-    pub const ALL: [Rollup; 5] = [Rollup::ServiceMonth, Rollup::PlaceMonth, Rollup::ServiceDay, Rollup::DriversServiceMonth, Rollup::DriversPlaceMonth];
+    pub const ALL: [Rollup; 7] = [
+        Rollup::ServiceMonth,
+        Rollup::PlaceMonth,
+        Rollup::ServiceDay,
+        Rollup::DriversServiceMonth,
+        Rollup::DriversPlaceMonth,
+        Rollup::TapsServiceMonth,
+        Rollup::TapsPlaceMonth,
+    ];
     /// The rollups of bins (scores), smallest first.
     pub const BINS: [Rollup; 3] = [Rollup::ServiceMonth, Rollup::PlaceMonth, Rollup::ServiceDay];
     /// The rollups of moments (driver importance), smallest first.
     pub const MOMENTS: [Rollup; 2] = [Rollup::DriversServiceMonth, Rollup::DriversPlaceMonth];
+    /// The rollups of tap patterns (tapped-indicator importance), smallest first.
+    pub const TAPS: [Rollup; 2] = [Rollup::TapsServiceMonth, Rollup::TapsPlaceMonth];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -188,6 +206,8 @@ impl Rollup {
             Rollup::ServiceDay => "service_day",
             Rollup::DriversServiceMonth => "drivers_service_month",
             Rollup::DriversPlaceMonth => "drivers_place_month",
+            Rollup::TapsServiceMonth => "taps_service_month",
+            Rollup::TapsPlaceMonth => "taps_place_month",
         }
     }
 
@@ -199,6 +219,8 @@ impl Rollup {
             Rollup::ServiceDay => "rollups/service_day",
             Rollup::DriversServiceMonth => "rollups/drivers_service_month",
             Rollup::DriversPlaceMonth => "rollups/drivers_place_month",
+            Rollup::TapsServiceMonth => "rollups/taps_service_month",
+            Rollup::TapsPlaceMonth => "rollups/taps_place_month",
         }
     }
 
@@ -206,14 +228,15 @@ impl Rollup {
         match self {
             Rollup::ServiceMonth | Rollup::PlaceMonth | Rollup::ServiceDay => Content::Bins,
             Rollup::DriversServiceMonth | Rollup::DriversPlaceMonth => Content::Moments,
+            Rollup::TapsServiceMonth | Rollup::TapsPlaceMonth => Content::Taps,
         }
     }
 
     /// The dimensions a row is a group of (with scale and the day or month).
     pub fn dimensions(self) -> &'static [Dimension] {
         match self {
-            Rollup::ServiceMonth | Rollup::ServiceDay | Rollup::DriversServiceMonth => &SERVICE,
-            Rollup::PlaceMonth | Rollup::DriversPlaceMonth => &PLACE,
+            Rollup::ServiceMonth | Rollup::ServiceDay | Rollup::DriversServiceMonth | Rollup::TapsServiceMonth => &SERVICE,
+            Rollup::PlaceMonth | Rollup::DriversPlaceMonth | Rollup::TapsPlaceMonth => &PLACE,
         }
     }
 
@@ -248,8 +271,10 @@ impl Rollup {
         let mut cols: Vec<&str> = self.dimensions().iter().filter(|d| **d != Dimension::Agency).map(|d| d.column()).collect();
         cols.push("submitted_at");
         cols.push("scale");
-        if self.content() == Content::Moments {
-            cols.push(PATTERN);
+        match self.content() {
+            Content::Bins => {}
+            Content::Moments => cols.push(PATTERN),
+            Content::Taps => cols.extend(["trust", "satisfaction", SHOWN, TAPPED]),
         }
         cols
     }
@@ -261,15 +286,17 @@ impl Rollup {
         for c in self.key_columns() {
             let ty = match c {
                 "submitted_at" => ArrowType::Timestamp(ArrowUnit::Microsecond, Some("UTC".into())),
-                PATTERN => ArrowType::Int32,
+                PATTERN | SHOWN | TAPPED => ArrowType::Int32,
+                "trust" | "satisfaction" => ArrowType::Int8,
                 _ => ArrowType::Utf8,
             };
-            fields.push(Field::new(c, ty, !matches!(c, "submitted_at" | "scale" | PATTERN)));
+            fields.push(Field::new(c, ty, !matches!(c, "submitted_at" | "scale" | PATTERN | SHOWN | TAPPED)));
         }
         fields.push(Field::new(ROWS, ArrowType::Int64, false));
         let sums: Vec<(String, bool)> = match self.content() {
             Content::Bins => sum_columns().into_iter().map(|(c, s)| (c, s == Sum::N)).collect(),
             Content::Moments => moment_columns(),
+            Content::Taps => vec![(SUM_W.to_string(), false), (SUM_W2.to_string(), false)],
         };
         for (name, count) in sums {
             fields.push(Field::new(name, if count { ArrowType::Int64 } else { ArrowType::Float64 }, false));
@@ -382,7 +409,33 @@ impl Rollup {
         }
         self.sorted(lf.group_by(keys).agg(aggs))
     }
+
+    /// The plan summing the rows of `lf` (with a `__file` column) that answer trust or
+    /// satisfaction or were shown a tap list per file, group, scale, trust and satisfaction
+    /// answer and tap pattern: count, Σw, Σw² (in-memory engine, row order), sorted.
+    fn taps(self, lf: LazyFrame) -> LazyFrame {
+        let indicators = TapIndicator::all();
+        let bits = |f: &dyn Fn(Expr) -> Expr| {
+            indicators
+                .iter()
+                .enumerate()
+                .map(|(j, ind)| f(col(ind.column().as_str())).cast(DataType::Int32) * lit(1i32 << j))
+                .reduce(|a, b| a + b)
+                .expect("indicators")
+                .cast(DataType::Int32)
+        };
+        let shown_any = indicators.iter().map(|i| col(i.column().as_str()).is_not_null()).reduce(|a, b| a.or(b)).expect("indicators");
+        let keep = col("trust").is_not_null().or(col("satisfaction").is_not_null()).or(shown_any);
+        let lf = lf.filter(keep).with_columns([bits(&|c: Expr| c.is_not_null()).alias(SHOWN), bits(&|c: Expr| c.fill_null(lit(false))).alias(TAPPED)]);
+        let w = || col("weight");
+        self.sorted(lf.group_by(self.key_exprs()).agg([len().cast(DataType::Int64).alias(ROWS), w().sum().alias(SUM_W), (w() * w()).sum().alias(SUM_W2)]))
+    }
 }
+
+/// The columns of a taps rollup holding which indicators were shown (bit `j` for
+/// `TapIndicator::all()[j]`) and which tapped.
+pub const SHOWN: &str = "shown";
+pub const TAPPED: &str = "tapped";
 
 /// The column of a moments rollup holding the answer pattern: bit `i` set when
 /// `Measure::all()[i]` was answered.
@@ -467,13 +520,17 @@ fn build_frames(lake: &Lake, files: &[DataFile]) -> Result<Vec<(Rollup, DataFile
     let month = in_memory(Rollup::ServiceMonth.plan_from(day.clone().lazy()))?;
     let place = streamed(Rollup::PlaceMonth.wide(in_memory(Rollup::PlaceMonth.long(lf.clone()))?.lazy()))?;
     let drivers_service = in_memory(Rollup::DriversServiceMonth.moments(lf.clone()))?;
-    let drivers_place = in_memory(Rollup::DriversPlaceMonth.moments(lf))?;
+    let drivers_place = in_memory(Rollup::DriversPlaceMonth.moments(lf.clone()))?;
+    let taps_service = in_memory(Rollup::TapsServiceMonth.taps(lf.clone()))?;
+    let taps_place = in_memory(Rollup::TapsPlaceMonth.taps(lf))?;
     let frames = [
         (Rollup::ServiceMonth, month),
         (Rollup::PlaceMonth, place),
         (Rollup::ServiceDay, day),
         (Rollup::DriversServiceMonth, drivers_service),
         (Rollup::DriversPlaceMonth, drivers_place),
+        (Rollup::TapsServiceMonth, taps_service),
+        (Rollup::TapsPlaceMonth, taps_place),
     ];
     for (kind, df) in frames {
         let paths = df.column(FILE_COLUMN).and_then(|c| c.str().cloned()).map_err(fail)?;
@@ -806,7 +863,7 @@ impl Lake {
         let tag = match part {
             Part::Keys => "",
             Part::Bins(m) => m.column(),
-            Part::Moments => "moments",
+            Part::Sums => "sums",
         };
         let key = format!("{}#{tag}", file.path);
         if let Some(df) = self.rollup_cache().get(&key) {
@@ -819,7 +876,7 @@ impl Lake {
         let columns: Vec<String> = match part {
             Part::Keys => kind.key_columns().into_iter().chain([ROWS]).map(String::from).collect(),
             Part::Bins(m) => measure_columns(m),
-            Part::Moments => moment_columns().into_iter().map(|(c, _)| c).collect(),
+            Part::Sums => kind.arrow_schema().fields().iter().skip(kind.key_columns().len() + 1).map(|f| f.name().clone()).collect(),
         };
         let mut df = ParquetReader::new(std::io::Cursor::new(bytes.to_vec())).with_columns(Some(columns)).finish().map_err(fail)?;
         if part == Part::Keys {
