@@ -7,7 +7,11 @@
 //! fixed set of dimensions and per day or calendar month (`Rollup`): one row per group and
 //! scale, with the number of its responses (`rows`) and one column per sum of each bin
 //! (`trust__5__n`, `trust__5__w`, `trust__5__w2`, …), so a query reads only the columns of its
-//! measures (Parquet projection), and keeps them in memory per file and measure:
+//! measures (Parquet projection), and keeps them in memory per file and measure. Driver
+//! importance reads moments rollups (`Content::Moments`: per answer pattern of the eight Likert
+//! questions, the counts, weight sums and cross-products of the shifted answers) and
+//! tapped-indicator importance taps rollups (`Content::Taps`: per trust and satisfaction answer
+//! and tap pattern, the count and weight sums), per month:
 //!
 //! ```text
 //! <lake>/rollups/service_month/agency=VA/fiscal_year=2025/fiscal_quarter=1/<data file name>
