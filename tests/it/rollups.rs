@@ -410,25 +410,31 @@ fn driver_importance_from_moments_answers_as_raw_rows_do() {
                 };
                 let label = format!("{group_by:?} {period:?} {from:?}..{to:?} {missing:?} w={weighted}");
                 let served = drivers_both(&a, &q, &label);
-                // Whole months (or no dates) from rollups alone; the days that cut a month raw.
-                let expected = if i == 2 { "mixed" } else { "rollup" };
+                // Whole months (or no dates) from rollups alone; the days that cut a month raw;
+                // places (no moments rollup) raw.
+                let expected = match (group_by.iter().all(|d| Rollup::DriversServiceMonth.covers([*d])), i) {
+                    (false, _) => "raw",
+                    (true, 2) => "mixed",
+                    (true, _) => "rollup",
+                };
                 assert_eq!(served.path(), expected, "{label}");
                 assert!(served.rollups.iter().all(|r| Rollup::MOMENTS.contains(r)), "{label}: {served:?}");
                 *paths.entry(served.path()).or_default() += 1;
             }
         }
     }
-    // What reads raw rows: day and week periods, dimensions of no one rollup, a bootstrap, taps.
+    // What reads raw rows: day and week periods, the stage (not in the moments rollup), a
+    // bootstrap, taps.
     let raw = [
         DriverQuery { group_by: vec![Dimension::Agency], period: Some(PeriodUnit::Week), ..Default::default() },
-        DriverQuery { group_by: vec![Dimension::Service, Dimension::Office], ..Default::default() },
+        DriverQuery { group_by: vec![Dimension::Stage], ..Default::default() },
         DriverQuery { group_by: vec![Dimension::ServiceType], bootstrap: Some(20), ..Default::default() },
         DriverQuery { group_by: vec![Dimension::ServiceType], taps: true, ..Default::default() },
     ];
     for q in raw {
         assert_eq!(drivers_both(&a, &q, &format!("{q:?}")).path(), "raw", "{q:?}");
     }
-    assert!(paths["rollup"] >= 24 && paths["mixed"] >= 12, "{paths:?}");
+    assert!(paths["rollup"] >= 16 && paths["mixed"] >= 8 && paths["raw"] >= 12, "{paths:?}");
 }
 
 #[test]

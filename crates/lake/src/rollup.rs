@@ -11,7 +11,7 @@
 //! importance reads moments rollups (`Content::Moments`: per answer pattern of the eight Likert
 //! questions, the counts, weight sums and cross-products of the shifted answers) and
 //! tapped-indicator importance taps rollups (`Content::Taps`: per trust and satisfaction answer
-//! and tap pattern, the count and weight sums), per month:
+//! and tap pattern, the count and weight sums), per month. A rollup file's path:
 //!
 //! ```text
 //! <lake>/rollups/service_month/agency=VA/fiscal_year=2025/fiscal_quarter=1/<data file name>
@@ -53,10 +53,11 @@ pub enum Rollup {
     /// The service hierarchy per day: day and week periods, and the days at the edges of a
     /// range that cuts a month.
     ServiceDay,
-    /// Driver-importance moments (`Content::Moments`) of the service hierarchy per month.
+    /// Driver-importance moments (`Content::Moments`) of the service hierarchy but the stage
+    /// (agency, bureau, service, service type, channel) per month. No rollup of moments by
+    /// place: answer patterns multiply groups, and offices by month are small enough groups
+    /// that such a rollup measured 2.5 times the responses at 10M rows (benches/README.md).
     DriversServiceMonth,
-    /// Driver-importance moments of places per month.
-    DriversPlaceMonth,
     /// Tapped-indicator patterns (`Content::Taps`) of the service hierarchy per month.
     TapsServiceMonth,
     /// Tapped-indicator patterns of places per month.
@@ -99,6 +100,7 @@ pub enum Grain {
 }
 
 const SERVICE: [Dimension; 6] = [Dimension::Agency, Dimension::Bureau, Dimension::Service, Dimension::ServiceType, Dimension::Channel, Dimension::Stage];
+const SERVICE_BUT_STAGE: [Dimension; 5] = [Dimension::Agency, Dimension::Bureau, Dimension::Service, Dimension::ServiceType, Dimension::Channel];
 const PLACE: [Dimension; 5] = [Dimension::Agency, Dimension::Office, Dimension::Region, Dimension::ServiceType, Dimension::Channel];
 
 /// Which sum of a bin a column holds.
@@ -187,19 +189,12 @@ pub fn measure_columns(m: Measure) -> Vec<String> {
 impl Rollup {
     /// Every rollup; within a content, smallest first (the planner takes the first that
     /// covers a query).
-    pub const ALL: [Rollup; 7] = [
-        Rollup::ServiceMonth,
-        Rollup::PlaceMonth,
-        Rollup::ServiceDay,
-        Rollup::DriversServiceMonth,
-        Rollup::DriversPlaceMonth,
-        Rollup::TapsServiceMonth,
-        Rollup::TapsPlaceMonth,
-    ];
+    pub const ALL: [Rollup; 6] =
+        [Rollup::ServiceMonth, Rollup::PlaceMonth, Rollup::ServiceDay, Rollup::DriversServiceMonth, Rollup::TapsServiceMonth, Rollup::TapsPlaceMonth];
     /// The rollups of bins (scores), smallest first.
     pub const BINS: [Rollup; 3] = [Rollup::ServiceMonth, Rollup::PlaceMonth, Rollup::ServiceDay];
     /// The rollups of moments (driver importance), smallest first.
-    pub const MOMENTS: [Rollup; 2] = [Rollup::DriversServiceMonth, Rollup::DriversPlaceMonth];
+    pub const MOMENTS: [Rollup; 1] = [Rollup::DriversServiceMonth];
     /// The rollups of tap patterns (tapped-indicator importance), smallest first.
     pub const TAPS: [Rollup; 2] = [Rollup::TapsServiceMonth, Rollup::TapsPlaceMonth];
 
@@ -209,7 +204,6 @@ impl Rollup {
             Rollup::PlaceMonth => "place_month",
             Rollup::ServiceDay => "service_day",
             Rollup::DriversServiceMonth => "drivers_service_month",
-            Rollup::DriversPlaceMonth => "drivers_place_month",
             Rollup::TapsServiceMonth => "taps_service_month",
             Rollup::TapsPlaceMonth => "taps_place_month",
         }
@@ -222,7 +216,6 @@ impl Rollup {
             Rollup::PlaceMonth => "rollups/place_month",
             Rollup::ServiceDay => "rollups/service_day",
             Rollup::DriversServiceMonth => "rollups/drivers_service_month",
-            Rollup::DriversPlaceMonth => "rollups/drivers_place_month",
             Rollup::TapsServiceMonth => "rollups/taps_service_month",
             Rollup::TapsPlaceMonth => "rollups/taps_place_month",
         }
@@ -231,7 +224,7 @@ impl Rollup {
     pub fn content(self) -> Content {
         match self {
             Rollup::ServiceMonth | Rollup::PlaceMonth | Rollup::ServiceDay => Content::Bins,
-            Rollup::DriversServiceMonth | Rollup::DriversPlaceMonth => Content::Moments,
+            Rollup::DriversServiceMonth => Content::Moments,
             Rollup::TapsServiceMonth | Rollup::TapsPlaceMonth => Content::Taps,
         }
     }
@@ -239,8 +232,9 @@ impl Rollup {
     /// The dimensions a row is a group of (with scale and the day or month).
     pub fn dimensions(self) -> &'static [Dimension] {
         match self {
-            Rollup::ServiceMonth | Rollup::ServiceDay | Rollup::DriversServiceMonth | Rollup::TapsServiceMonth => &SERVICE,
-            Rollup::PlaceMonth | Rollup::DriversPlaceMonth | Rollup::TapsPlaceMonth => &PLACE,
+            Rollup::ServiceMonth | Rollup::ServiceDay | Rollup::TapsServiceMonth => &SERVICE,
+            Rollup::DriversServiceMonth => &SERVICE_BUT_STAGE,
+            Rollup::PlaceMonth | Rollup::TapsPlaceMonth => &PLACE,
         }
     }
 
@@ -524,7 +518,6 @@ fn build_frames(lake: &Lake, files: &[DataFile]) -> Result<Vec<(Rollup, DataFile
     let month = in_memory(Rollup::ServiceMonth.plan_from(day.clone().lazy()))?;
     let place = streamed(Rollup::PlaceMonth.wide(in_memory(Rollup::PlaceMonth.long(lf.clone()))?.lazy()))?;
     let drivers_service = in_memory(Rollup::DriversServiceMonth.moments(lf.clone()))?;
-    let drivers_place = in_memory(Rollup::DriversPlaceMonth.moments(lf.clone()))?;
     let taps_service = in_memory(Rollup::TapsServiceMonth.taps(lf.clone()))?;
     let taps_place = in_memory(Rollup::TapsPlaceMonth.taps(lf))?;
     let frames = [
@@ -532,7 +525,6 @@ fn build_frames(lake: &Lake, files: &[DataFile]) -> Result<Vec<(Rollup, DataFile
         (Rollup::PlaceMonth, place),
         (Rollup::ServiceDay, day),
         (Rollup::DriversServiceMonth, drivers_service),
-        (Rollup::DriversPlaceMonth, drivers_place),
         (Rollup::TapsServiceMonth, taps_service),
         (Rollup::TapsPlaceMonth, taps_place),
     ];
