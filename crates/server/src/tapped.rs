@@ -4,7 +4,6 @@
 use super::query::{dedup, gql_error};
 use super::types::{GroupDimension, GroupOut, OutcomeName, PeriodUnit, ResponseFilter, TapTopicName, TappedModelName};
 use cx_analytics::tapped::{TapCoefficient, TapLift, TappedDriver, TappedGroup, TappedModel, TappedQuery};
-use cx_analytics::Analytics;
 
 /// Why the public role may not run `tappedDriverImportance`: its outputs are fitted to exact
 /// pattern counts, and some (the log-likelihoods, the lift shares) give those counts back, so
@@ -323,7 +322,8 @@ impl TappedQueryRoot {
         if !crate::auth::principal(ctx).role.exact_counts() {
             return Err(crate::auth::forbidden(ctx, PUBLIC_REFUSAL.into()));
         }
-        let analytics = ctx.data::<Analytics>()?;
+        // The exact-count view (the public role was refused above), recording what served it.
+        let analytics = crate::query::analytics_for(ctx).await?;
         let outcome = outcome.unwrap_or(OutcomeName::Trust);
         let q = TappedQuery {
             filter: filter.unwrap_or_default().into(),
