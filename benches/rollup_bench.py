@@ -50,6 +50,22 @@ W1 = {
 }
 
 
+# Driver importance (moments rollup) and tapped importance (taps rollups), by groupings the
+# rollups cover, weighted and not.
+IMPORTANCE = {
+    "driver importance": [
+        f"driverImportance(groupBy: [{g}], period: {p}, weighted: {w}) {{ n r2 drivers {{ driver shapley }} }}"
+        for g, p in [("SERVICE_TYPE", "FISCAL_YEAR"), ("AGENCY", "FISCAL_QUARTER"), ("SERVICE", "FISCAL_YEAR"), ("CHANNEL", "YEAR")]
+        for w in ("true", "false")
+    ],
+    "tapped importance": [
+        f"tappedDriverImportance(groupBy: [{g}], period: {p}, model: {m}) {{ n mcfadden r2 }}"
+        for g, p in [("SERVICE_TYPE", "FISCAL_YEAR"), ("OFFICE", "FISCAL_YEAR"), ("REGION", "FISCAL_YEAR")]
+        for m in ("LOGISTIC", "LINEAR")
+    ],
+}
+
+
 def post(base, query):
     """(seconds, response headers, parsed body) of one GraphQL request."""
     req = urllib.request.Request(f"{base}/graphql", data=json.dumps({"query": query}).encode(), headers={"content-type": "application/json"})
@@ -138,7 +154,7 @@ def main():
             return sum(f.stat().st_size for f in d.rglob("*.parquet"))
         data = size(lake / "responses")
         print(f"responses: {data / 1e6:.1f} MB")
-        for kind in ["service_month", "place_month", "service_day"]:
+        for kind in sorted(d.name for d in (lake / "rollups").iterdir() if d.is_dir()):
             s = size(lake / "rollups" / kind)
             rows = duckdb.connect().execute(f"SELECT count(*) FROM read_parquet('{lake}/rollups/{kind}/**/*.parquet')").fetchone()[0]
             print(f"  rollup {kind}: {s / 1e6:.1f} MB ({s / data:.3f} of the responses), {rows:,} group rows ({rows_total / max(rows, 1):.0f} responses per row)")
@@ -184,6 +200,19 @@ def main():
                   f"p99 {p99 * 1e3:.1f} ms, max {times[-1] * 1e3:.1f} ms; served by {paths}")
             for secs, path, q in sorted(slowest, reverse=True)[:5]:
                 print(f"  {secs * 1e3:7.1f} ms {path:6} {q}")
+            # Driver and tapped importance: the first query of each merges its rollup's files
+            # (reported apart); then distinct queries, against the raw-rows server.
+            for name, queries in IMPORTANCE.items():
+                first, _, _ = with_rollups.run(queries[0])
+                fast, slow = [], []
+                for q in queries:
+                    secs, headers, _ = with_rollups.run(q)
+                    assert headers.get("x-cxlake-served") == "rollup", (q, headers)
+                    fast.append(secs)
+                    slow.append(raw.run(q)[0])
+                print(f"{name}: first query {first * 1e3:.0f} ms (merges the rollup); then median {statistics.median(fast) * 1e3:.0f} ms "
+                      f"from rollups, {statistics.median(slow) * 1e3:.0f} ms from raw rows ({statistics.median(fast) / statistics.median(slow):.3f}x) "
+                      f"over {len(queries)} queries")
         finally:
             with_rollups.stop()
             raw.stop()
