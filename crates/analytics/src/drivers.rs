@@ -10,6 +10,12 @@
 //! buckets it is exactly the per-row Poisson bootstrap). Only when asked for, two narrow scans
 //! add the responses dropped for a missing driver and the tapped indicators of thumbs
 //! responses. `cx_stats` computes every estimate.
+//!
+//! The same sums come from the moments rollup where it covers the query (`drivers_via`,
+//! `rollup_plans`): its rows hold per answer pattern the counts, weight sums and cross-products,
+//! so listwise sums are the sums over the patterns holding every variable and pairwise ones over
+//! those holding both of a pair. A bootstrap, tap shares and the public role's perturbed counts
+//! read raw rows (buckets of rows, tap columns and record keys are not in the rollup).
 
 use super::cellkey::{key_sum, CellKeySecret, RECORD_KEY};
 use super::grouping::{key_exprs, key_names, GroupKey, KeyReader};

@@ -1,4 +1,6 @@
-//! Answering the bins of a scores query from rollups (`cx_lake::rollup`) where they cover it.
+//! Answering queries from rollups (`cx_lake::rollup`) where they cover them: the bins of a
+//! scores query here; driver importance (`drivers.rs`) and tapped importance (`tapped.rs`)
+//! from the same pieces and inputs, over the rollups of their own content (`route_among`).
 //!
 //! The planner (`route`) takes the smallest rollup whose dimensions hold every dimension the
 //! query filters or groups on and whose grain holds its period and date range: a monthly rollup

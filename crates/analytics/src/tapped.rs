@@ -7,7 +7,8 @@
 //! of everything computed here: the logistic likelihood of "agrees" on the taps, the least
 //! squares of the 1-5 value on the taps, the lift of each indicator, and the bootstrap. One
 //! polars pass builds that table (at most 2^k offered × 2^k tapped cells per group and outcome
-//! value, in practice a few hundred); `cx_stats` fits on it, never on raw rows.
+//! value, in practice a few hundred), or the taps rollups do where they cover the query
+//! (`tapped_via`, `rollup_plan`); `cx_stats` fits on it, never on raw rows.
 //!
 //! The bootstrap draws each cell's count as Poisson(count): the sum of `count` independent
 //! Poisson(1) row weights, so a replicate is exactly the row-level Poisson bootstrap (Hanley &

@@ -32,8 +32,9 @@ pub struct ServedLabels {
 
 pub struct Metrics {
     registry: Registry,
-    /// Score computations (scores, benchmarks, trends, alerts) by what served them, and the
-    /// rollup rows and raw data files they read.
+    /// Computations that can be served by rollups (scores, benchmarks, trends, alerts, driver
+    /// and tapped importance) by what served them, and the rollup rows and raw data files they
+    /// read.
     pub served: Family<ServedLabels, Counter>,
     pub rollup_rows: Counter,
     pub raw_files: Counter,
@@ -90,7 +91,7 @@ impl Default for Metrics {
         let (served, rollup_rows, raw_files) = (Family::<ServedLabels, Counter>::default(), Counter::default(), Counter::default());
         registry.register(
             "score_computations",
-            "Score computations (scores, benchmarks, trends, alerts) by what served them: rollup, raw or mixed",
+            "Computations rollups can serve (scores, benchmarks, trends, alerts, driver and tapped importance) by what served them: rollup, raw or mixed",
             served.clone(),
         );
         registry.register("rollup_rows_read", "Rollup rows score computations read", rollup_rows.clone());

@@ -272,7 +272,8 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
     cached_response(encoded, "miss", media)
 }
 
-/// What served a request's score computations, as response headers: `x-cxlake-served`
+/// What served a request's computations (scores and what is built on them, driver and
+/// tapped importance), as response headers: `x-cxlake-served`
 /// (rollup, raw or mixed), `x-cxlake-rollups` (the rollups read), `x-cxlake-rollup-rows` and
 /// `x-cxlake-raw-files`; none for a request that computed no scores.
 fn served_headers(entries: &[cx_analytics::rollups::Served]) -> Vec<(String, String)> {
