@@ -19,7 +19,7 @@
 
 use super::cellkey::{key_sum, CellKeySecret, RECORD_KEY};
 use super::grouping::{key_exprs, key_names, GroupKey, KeyReader};
-use super::rollups::{rollup_rows, route_among, Piece};
+use super::rollups::rollup_rows;
 use super::suppression::Suppression;
 use super::{gated, Weight};
 use super::{Analytics, AnalyticsError, Filter};
@@ -478,13 +478,7 @@ impl Analytics {
                 return Err(AnalyticsError::invalid("bootstrap", format!("{b} replicates: ask for 1 to {MAX_BOOTSTRAP}")));
             }
         }
-        match self.drivers_via(q, true).await {
-            Err((e, true)) if !matches!(e, AnalyticsError::Cancelled | AnalyticsError::Busy { .. } | AnalyticsError::TooManyGroups { .. }) => {
-                tracing::warn!(error = %e, "reading rollups failed; answering from raw rows (`cxlake rollup build` rebuilds rollup files that are missing or of the wrong size)");
-                self.drivers_via(q, false).await.map_err(|(e, _)| e)
-            }
-            r => r.map_err(|(e, _)| e),
-        }
+        self.rollups_or_raw(|use_rollups| self.drivers_via(q, use_rollups)).await
     }
 
     /// `driver_importance`, from the moments rollups where `use_rollups` and they cover the
@@ -492,11 +486,8 @@ impl Analytics {
     /// rollups hold no tap columns) and a perturbed view (record keys belong to rows) read raw
     /// rows. An error says whether rollups were read.
     async fn drivers_via(&self, q: &DriverQuery, use_rollups: bool) -> Result<Vec<DriverGroup>, (AnalyticsError, bool)> {
-        let rollups = self.rollups && use_rollups && self.perturb.is_none() && q.bootstrap.is_none() && !q.taps;
-        let pieces = rollups
-            .then(|| route_among(&Rollup::MOMENTS, &q.filter, &q.group_by, q.period))
-            .flatten()
-            .unwrap_or_else(|| vec![Piece { rollup: None, filter: q.filter.clone() }]);
+        let allowed = use_rollups && q.bootstrap.is_none() && !q.taps;
+        let pieces = self.pieces(allowed, &Rollup::MOMENTS, &q.filter, &q.group_by, q.period);
         let (inputs, served) = self.inputs(pieces).await?;
         let raw: Vec<cx_lake::DataFile> = inputs.iter().flat_map(|i| i.raw.iter().cloned()).collect();
         if served.rollup_files == 0 && served.raw_files == 0 {

@@ -267,24 +267,41 @@ impl Analytics {
     /// A rollup that cannot be read (a file damaged or deleted behind the log's back) does not
     /// fail the query: it is answered again from raw rows, with a warning.
     pub(crate) async fn score_bins(&self, q: &ScoresQuery, weight: super::Weight) -> Result<(Option<DataFrame>, Served), AnalyticsError> {
-        match self.bins_via(q, weight, true).await {
+        self.rollups_or_raw(|use_rollups| self.bins_via(q, weight, use_rollups)).await
+    }
+
+    /// `via(true)` (rollups where they cover the query); when that fails while reading
+    /// rollups (its error says so), `via(false)` (raw rows only), with a warning. Cancellation,
+    /// a busy server and too many groups are answers, not rollup failures.
+    pub(crate) async fn rollups_or_raw<T, F, Fut>(&self, via: F) -> Result<T, AnalyticsError>
+    where
+        F: Fn(bool) -> Fut,
+        Fut: std::future::Future<Output = Result<T, (AnalyticsError, bool)>>,
+    {
+        match via(true).await {
             Err((e, true)) if !matches!(e, AnalyticsError::Cancelled | AnalyticsError::Busy { .. } | AnalyticsError::TooManyGroups { .. }) => {
                 tracing::warn!(error = %e, "reading rollups failed; answering from raw rows (`cxlake rollup build` rebuilds rollup files that are missing or of the wrong size)");
-                self.bins_via(q, weight, false).await.map_err(|(e, _)| e)
+                via(false).await.map_err(|(e, _)| e)
             }
             r => r.map_err(|(e, _)| e),
         }
+    }
+
+    /// The pieces a query is read from: those of `rollups` (`route_among`) when `allowed` and
+    /// the view's counts are exact (a perturbed view needs record keys, which only rows have),
+    /// else its raw rows as one piece.
+    pub(crate) fn pieces(&self, allowed: bool, rollups: &[Rollup], filter: &Filter, group_by: &[Dimension], period: Option<PeriodUnit>) -> Vec<Piece> {
+        (allowed && self.rollups && self.perturb.is_none())
+            .then(|| route_among(rollups, filter, group_by, period))
+            .flatten()
+            .unwrap_or_else(|| vec![Piece { rollup: None, filter: filter.clone() }])
     }
 
     /// `score_bins`, with rollups where `use_rollups` (and the view allows them); an error says
     /// whether rollups were read.
     async fn bins_via(&self, q: &ScoresQuery, weight: super::Weight, use_rollups: bool) -> Result<(Option<DataFrame>, Served), (AnalyticsError, bool)> {
         let started = std::time::Instant::now();
-        let pieces = match (self.rollups && use_rollups, &self.perturb) {
-            (true, None) => route(&q.filter, &q.group_by, q.period),
-            _ => None,
-        }
-        .unwrap_or_else(|| vec![Piece { rollup: None, filter: q.filter.clone() }]);
+        let pieces = self.pieces(use_rollups, &Rollup::BINS, &q.filter, &q.group_by, q.period);
         let (inputs, served) = self.inputs(pieces).await?;
         let raw: Vec<DataFile> = inputs.iter().flat_map(|i| i.raw.iter().cloned()).collect();
         let planned = started.elapsed();

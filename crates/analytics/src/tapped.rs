@@ -17,7 +17,7 @@
 //! row-level Σ wᵢ·Poisson(1) (exact when the weights in a cell are equal).
 
 use super::grouping::{key_exprs, key_names, GroupKey, KeyReader};
-use super::rollups::{rollup_rows, route_among, Piece};
+use super::rollups::rollup_rows;
 use super::suppression::Suppression;
 use super::{gated, Weight};
 use super::{Analytics, AnalyticsError, Cancel, Filter};
@@ -200,23 +200,14 @@ impl Analytics {
                 return Err(AnalyticsError::invalid("bootstrap", format!("{b} replicates: ask for 1 to {}", super::drivers::MAX_BOOTSTRAP)));
             }
         }
-        match self.tapped_via(q, true).await {
-            Err((e, true)) if !matches!(e, AnalyticsError::Cancelled | AnalyticsError::Busy { .. } | AnalyticsError::TooManyGroups { .. }) => {
-                tracing::warn!(error = %e, "reading rollups failed; answering from raw rows (`cxlake rollup build` rebuilds rollup files that are missing or of the wrong size)");
-                self.tapped_via(q, false).await.map_err(|(e, _)| e)
-            }
-            r => r.map_err(|(e, _)| e),
-        }
+        self.rollups_or_raw(|use_rollups| self.tapped_via(q, use_rollups)).await
     }
 
     /// `tapped_importance`, its pattern table from the taps rollups where `use_rollups` and
     /// they cover the query (`route_among`; the bootstrap draws from the table's cells, so it
     /// is served by rollups too). An error says whether rollups were read.
     async fn tapped_via(&self, q: &TappedQuery, use_rollups: bool) -> Result<Vec<TappedGroup>, (AnalyticsError, bool)> {
-        let pieces = (self.rollups && use_rollups && self.perturb.is_none())
-            .then(|| route_among(&Rollup::TAPS, &q.filter, &q.group_by, q.period))
-            .flatten()
-            .unwrap_or_else(|| vec![Piece { rollup: None, filter: q.filter.clone() }]);
+        let pieces = self.pieces(use_rollups, &Rollup::TAPS, &q.filter, &q.group_by, q.period);
         let (inputs, served) = self.inputs(pieces).await?;
         let raw: Vec<cx_lake::DataFile> = inputs.iter().flat_map(|i| i.raw.iter().cloned()).collect();
         if served.rollup_files == 0 && served.raw_files == 0 {
