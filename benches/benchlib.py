@@ -1,5 +1,6 @@
 """Shared helpers of the benchmark scripts: timing, the lake under test, running cxlake."""
 import json
+import os
 import socket
 import subprocess
 import time
@@ -43,8 +44,10 @@ def serve(binary, lake, *args):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
+    # BENCH_SERVER_LOG=FILE keeps the servers' logs (with RUST_LOG, e.g. cx_lake=debug).
+    log = open(os.environ["BENCH_SERVER_LOG"], "ab") if os.environ.get("BENCH_SERVER_LOG") else subprocess.DEVNULL
     server = subprocess.Popen([binary, "serve", "--lake", str(lake), "--listen", f"127.0.0.1:{port}", *map(str, args)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=subprocess.DEVNULL, stderr=log)
     base = f"http://127.0.0.1:{port}"
     for _ in range(600):
         try:

@@ -318,6 +318,12 @@ enum Command {
         /// comparison and benchmarks).
         #[arg(long, env = "CXLAKE_NO_ROLLUPS")]
         no_rollups: bool,
+        /// Megabytes of merged rollup frames kept in memory (the least recently read parts
+        /// leave first); a dashboard over many measures and rollups re-reads rollup files when
+        /// this is smaller than its working set (at 10M rows about 2.5 GB for every measure of
+        /// the three score rollups).
+        #[arg(long, env = "CXLAKE_ROLLUP_MEMORY_MB", default_value_t = 4096)]
+        rollup_memory_mb: usize,
     },
     /// Manage API keys and their roles in a keys file.
     Keys {
@@ -486,9 +492,9 @@ fn run() -> Result<()> {
     }
     match cli.command {
         // Opening reads the dimension tables with polars, which must not run on an async worker.
-        Command::Serve { lake, cells, listen, submit, access, cell_key_secret, no_rollups } => {
+        Command::Serve { lake, cells, listen, submit, access, cell_key_secret, no_rollups, rollup_memory_mb } => {
             let limits = access.limits(&listen)?;
-            let mut analytics = open(&lake)?
+            let mut analytics = Analytics::open(Lake::open_url(&lake)?.with_rollup_memory(rollup_memory_mb << 20))?
                 .with_suppression(cells.suppression())
                 .with_admission(access.admission())
                 .with_max_groups(access.max_groups)
@@ -745,7 +751,10 @@ async fn query(analytics: Analytics, file: PathBuf, variables: Option<String>) -
         request = request.variables(async_graphql::Variables::from_json(json));
     }
     let schema = cxlake::api::schema(analytics);
-    let response = schema.execute(request).await;
+    let response = match cxlake::api::prepare(&mut request) {
+        Ok(()) => schema.execute(request).await,
+        Err(e) => async_graphql::Response::from_errors(vec![e]),
+    };
     let failed = response.is_err();
     // A reader that stops early (`| head`) is not an error worth a panic.
     use std::io::Write;

@@ -116,6 +116,18 @@ impl<'a> KeyReader<'a> {
         GroupKey { values: self.dims.iter().map(|(d, c)| (*d, c.get(i).map(str::to_string))).collect(), period: self.period(i) }
     }
 
+    /// Row `i`'s key as borrowed values and a number per period (the fiscal year and quarter,
+    /// or the first day): equal for two rows exactly when their keys are, with no allocation
+    /// of strings or period labels. `key(i)` makes the key itself.
+    pub fn raw(&self, i: usize) -> (Vec<Option<&'a str>>, Option<i64>) {
+        let period = match &self.period {
+            PeriodColumns::None => None,
+            PeriodColumns::Fiscal { years, quarters, .. } => years.get(i).map(|y| i64::from(y) * 10 + i64::from(quarters.and_then(|q| q.get(i)).unwrap_or(0))),
+            PeriodColumns::Calendar { starts, .. } => starts.phys.get(i).map(i64::from),
+        };
+        (self.dims.iter().map(|(_, c)| c.get(i)).collect(), period)
+    }
+
     fn period(&self, i: usize) -> Option<Period> {
         match &self.period {
             PeriodColumns::None => None,

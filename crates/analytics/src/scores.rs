@@ -21,7 +21,7 @@ use cx_lake::rollup::{bin_aggregates, bin_values, Sum};
 use cx_stats::cellkey::{cell_key, perturb, perturb_bin};
 use cx_stats::{mean_interval, two_proportions, welch, wilson, Bin, Comparison, Distribution, Interval};
 use polars::prelude::*;
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 /// A scores query.
 #[derive(Debug, Clone)]
@@ -183,7 +183,9 @@ impl Analytics {
             let keys = super::grouping::KeyReader::new(&df, &q.group_by, q.period)?;
             self.check_groups((0..df.height()).map(|i| keys.key(i)).collect::<std::collections::BTreeSet<_>>().len())?;
         }
+        let assembling = std::time::Instant::now();
         let mut rows = assemble(&df, q)?;
+        tracing::debug!(rows = rows.len(), elapsed = ?assembling.elapsed(), "scores assembled");
         let perturb = self.perturb.is_some();
         for r in &mut rows {
             // Decided on the true n; a perturbed view shows the perturbed n with the reason.
@@ -258,6 +260,10 @@ pub fn plan_with(lf: LazyFrame, q: &ScoresQuery, extra: Vec<Expr>, record_keys: 
 
 /// Reads the collected bins into rows, one per group and measure.
 fn assemble(df: &DataFrame, q: &ScoresQuery) -> Result<Vec<ScoreRow>, AnalyticsError> {
+    // One chunk per column, so reading a row's value is an index (not a search of chunks).
+    let mut df = df.clone();
+    df.rechunk_mut_par();
+    let df = &df;
     let height = df.height();
     let keys = KeyReader::new(df, &q.group_by, q.period)?;
     let scale_col = df.column("scale")?.str()?;
@@ -286,18 +292,23 @@ fn assemble(df: &DataFrame, q: &ScoresQuery) -> Result<Vec<ScoreRow>, AnalyticsE
         agg_cols.push(per_value);
     }
 
-    // (group, period) -> measure -> bins per scale
-    let mut groups: BTreeMap<GroupKey, BTreeMap<usize, Vec<(Scale, Bin)>>> = BTreeMap::new();
+    // (group, period) -> measure -> bins per scale; the groups found by their borrowed keys
+    // (`KeyReader::raw`), each key made once, and ordered by key at the end.
+    let mut index: HashMap<_, usize> = HashMap::with_capacity(height);
+    let mut groups: Vec<(GroupKey, Vec<Vec<(Scale, Bin)>>)> = Vec::with_capacity(height);
     for i in 0..height {
-        let key = keys.key(i);
+        let g = *index.entry(keys.raw(i)).or_insert_with(|| {
+            groups.push((keys.key(i), vec![Vec::new(); q.measures.len()]));
+            groups.len() - 1
+        });
         let scale: Scale = scale_col
             .get(i)
             .ok_or_else(|| AnalyticsError::invalid("lake", "a response has no scale".into()))?
             .parse()
             .map_err(|e: String| AnalyticsError::invalid("lake", e))?;
-        let entry = groups.entry(key).or_default();
+        let entry = &mut groups[g].1;
         for (mi, &m) in q.measures.iter().enumerate() {
-            let bins = entry.entry(mi).or_default();
+            let bins = &mut entry[mi];
             // A response's scale is that of trust and satisfaction; driver items are 1-5 on
             // every row (280.10), so a thumbs survey's driver answers count as Likert answers.
             let on = if m.has_thumbs() { scale } else { Scale::Likert5 };
@@ -323,10 +334,11 @@ fn assemble(df: &DataFrame, q: &ScoresQuery) -> Result<Vec<ScoreRow>, AnalyticsE
             }
         }
     }
+    groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut rows = Vec::with_capacity(groups.len() * q.measures.len());
     for (key, measures) in groups {
-        for (mi, bins) in measures {
-            rows.push(score_row(key.clone(), q.measures[mi], &bins, q.confidence));
+        for (mi, bins) in measures.iter().enumerate() {
+            rows.push(score_row(key.clone(), q.measures[mi], bins, q.confidence));
         }
     }
     Ok(rows)

@@ -273,6 +273,13 @@ impl Lake {
         self.scan_files_with(files, schema::polars_file_schema(), Some(path_column))
     }
 
+    /// This lake with at most `bytes` of merged rollup frames kept in memory (1 GiB unless
+    /// set); the cache starts empty.
+    pub fn with_rollup_memory(mut self, bytes: usize) -> Lake {
+        self.rollups = Arc::new(super::rollup::RollupCache::with_budget(256 << 20, bytes));
+        self
+    }
+
     pub(crate) fn rollup_cache(&self) -> &super::rollup::RollupCache {
         &self.rollups
     }

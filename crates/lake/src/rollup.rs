@@ -700,6 +700,7 @@ pub fn build(lock: &WriteLock) -> Result<Maintained, StoreError> {
 pub struct RollupCache {
     inner: Mutex<CacheInner>,
     budget: usize,
+    merged_budget: usize,
     merged: Mutex<HashMap<Rollup, Merged>>,
 }
 
@@ -710,23 +711,11 @@ struct CacheInner {
 }
 
 /// One rollup table's files at one version, merged: the key columns (with `FILE_INDEX`) and
-/// each part's sums read so far.
+/// each part's sums read so far, each with when a query last read it.
 #[derive(Debug)]
 struct Merged {
     version: u64,
-    parts: HashMap<Part, DataFrame>,
-    /// When a query last read it (the least recently read rollup is dropped first).
-    used: std::time::Instant,
-}
-
-impl Merged {
-    fn new(version: u64) -> Merged {
-        Merged { version, parts: HashMap::new(), used: std::time::Instant::now() }
-    }
-
-    fn bytes(&self) -> usize {
-        self.parts.values().map(DataFrame::estimated_size).sum()
-    }
+    parts: HashMap<Part, (DataFrame, std::time::Instant)>,
 }
 
 /// Bytes of merged frames kept over all rollups before the least recently read are dropped.
@@ -738,13 +727,15 @@ pub const FILE_INDEX: &str = "__file";
 
 impl Default for RollupCache {
     fn default() -> Self {
-        RollupCache::with_budget(256 << 20)
+        RollupCache::with_budget(256 << 20, MERGED_BUDGET)
     }
 }
 
 impl RollupCache {
-    pub fn with_budget(budget: usize) -> RollupCache {
-        RollupCache { inner: Mutex::new(CacheInner { frames: lru::LruCache::unbounded(), bytes: 0 }), budget, merged: Default::default() }
+    /// A cache keeping at most `budget` bytes of rollup files' frames and `merged_budget` bytes
+    /// of merged frames (estimated sizes).
+    pub fn with_budget(budget: usize, merged_budget: usize) -> RollupCache {
+        RollupCache { inner: Mutex::new(CacheInner { frames: lru::LruCache::unbounded(), bytes: 0 }), budget, merged_budget, merged: Default::default() }
     }
 
     fn get(&self, path: &str) -> Option<DataFrame> {
@@ -773,37 +764,40 @@ impl RollupCache {
     fn merged(&self, kind: Rollup, version: u64, part: Part) -> Option<DataFrame> {
         let mut merged = self.merged.lock().unwrap_or_else(|e| e.into_inner());
         let m = merged.get_mut(&kind).filter(|m| m.version == version)?;
-        m.used = std::time::Instant::now();
-        m.parts.get(&part).cloned()
+        let (df, used) = m.parts.get_mut(&part)?;
+        *used = std::time::Instant::now();
+        Some(df.clone())
     }
 
+    /// Keeps `df`, the merged `part` of `kind` at `version`; then, while the merged frames
+    /// are over the budget, drops the least recently read part of any rollup (a rollup's keys
+    /// go with its last part), never the part just kept nor its keys.
     fn put_merged(&self, kind: Rollup, version: u64, part: Part, df: DataFrame) {
         let mut merged = self.merged.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = merged.entry(kind).or_insert_with(|| Merged::new(version));
+        let entry = merged.entry(kind).or_insert_with(|| Merged { version, parts: HashMap::new() });
         if entry.version < version {
-            *entry = Merged::new(version);
+            *entry = Merged { version, parts: HashMap::new() };
         }
         if entry.version == version {
-            entry.used = std::time::Instant::now();
-            entry.parts.insert(part, df);
+            entry.parts.insert(part, (df, std::time::Instant::now()));
         }
-        // Within the budget: the other rollups, least recently read first, then this one's
-        // other parts (its keys last).
-        while merged.values().map(Merged::bytes).sum::<usize>() > MERGED_BUDGET {
-            let oldest = merged.iter().filter(|(k, _)| **k != kind).min_by_key(|(_, m)| m.used).map(|(k, _)| *k);
-            match oldest {
-                Some(k) => {
-                    merged.remove(&k);
+        let bytes = |merged: &HashMap<Rollup, Merged>| merged.values().flat_map(|m| m.parts.values()).map(|(df, _)| df.estimated_size()).sum::<usize>();
+        while bytes(&merged) > self.merged_budget {
+            let keep = |k: Rollup, p: Part| k == kind && (p == part || p == Part::Keys);
+            let oldest = merged
+                .iter()
+                .flat_map(|(k, m)| m.parts.iter().filter(|(p, _)| **p != Part::Keys || m.parts.len() == 1).map(move |(p, (_, used))| (*k, *p, *used)))
+                .filter(|(k, p, _)| !keep(*k, *p))
+                .min_by_key(|(_, _, used)| *used);
+            let Some((k, p, _)) = oldest else { break };
+            tracing::debug!(rollup = k.name(), part = ?p, "a merged rollup part leaves the memory budget");
+            if let Some(m) = merged.get_mut(&k) {
+                m.parts.remove(&p);
+                if m.parts.len() == 1 && m.parts.contains_key(&Part::Keys) && k != kind {
+                    m.parts.clear();
                 }
-                None => {
-                    let Some(m) = merged.get_mut(&kind) else { break };
-                    let other = m.parts.keys().find(|x| **x != part && **x != Part::Keys).copied();
-                    match other {
-                        Some(x) => {
-                            m.parts.remove(&x);
-                        }
-                        None => break,
-                    }
+                if m.parts.is_empty() {
+                    merged.remove(&k);
                 }
             }
         }

@@ -50,8 +50,18 @@ fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, EmptySubscription>
         .limit_complexity(limits::MAX_COMPLEXITY)
         .limit_recursive_depth(limits::MAX_RECURSION)
         .limit_directives(limits::MAX_DIRECTIVES)
-        .extension(limits::AliasLimit)
-        .extension(memo::PerRequestMemo)
+}
+
+/// Makes a request ready to execute: its document parsed and within the limits of
+/// `limits::check_document` (a document that does not parse is left to the executor, which
+/// reports it), with a fresh per-request memo (`memo.rs`). Every way a caller's document
+/// reaches the schema (HTTP, `cxlake query`) goes through here.
+pub fn prepare(request: &mut async_graphql::Request) -> Result<(), async_graphql::ServerError> {
+    if let Ok(doc) = request.parsed_query() {
+        limits::check_document(doc)?;
+    }
+    request.data.insert(Arc::new(memo::Memo::default()));
+    Ok(())
 }
 
 /// A read-only schema serving `analytics` (submissions are refused).

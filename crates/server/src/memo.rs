@@ -1,10 +1,9 @@
 //! Expensive fields computed once per distinct arguments within one request: aliases and
 //! fragment spreads that repeat a field with the same arguments share one computation (the
 //! DataLoader idea, keyed by the whole analytics query). Every request gets a fresh memo from
-//! the `PerRequestMemo` extension, so nothing is shared between requests or roles.
+//! `crate::prepare`, so nothing is shared between requests or roles.
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest};
-use async_graphql::{Context, Request, ServerResult};
+use async_graphql::Context;
 use cx_analytics::AnalyticsError;
 use std::any::Any;
 use std::collections::HashMap;
@@ -33,9 +32,9 @@ impl Memo {
 }
 
 /// The result of `compute` for `field` with query `q`, computed at most once per request
-/// (failures are not kept: a later alias tries again). Outside a request with a memo (a bare
-/// schema), computes.
-pub async fn once<T, Q, F, Fut>(ctx: &Context<'_>, field: &str, q: &Q, compute: F) -> Result<T, AnalyticsError>
+/// (failures are not kept: a later alias tries again) and shared, not copied, between the
+/// fields that ask for it. Outside a request with a memo (a bare schema), computes.
+pub async fn once<T, Q, F, Fut>(ctx: &Context<'_>, field: &str, q: &Q, compute: F) -> Result<Arc<T>, AnalyticsError>
 where
     T: Clone + Send + Sync + 'static,
     Q: std::fmt::Debug,
@@ -43,7 +42,7 @@ where
     Fut: Future<Output = Result<T, AnalyticsError>>,
 {
     let Ok(memo) = ctx.data::<Arc<Memo>>() else {
-        return compute().await;
+        return compute().await.map(Arc::new);
     };
     let cell = memo.cell(format!("{field}:{q:?}"));
     let value = cell
@@ -52,22 +51,5 @@ where
             compute().await.map(|t| Arc::new(t) as Arc<dyn Any + Send + Sync>)
         })
         .await?;
-    Ok(value.downcast_ref::<T>().expect("one result type per field").clone())
-}
-
-/// Gives every request its own memo.
-pub struct PerRequestMemo;
-
-impl ExtensionFactory for PerRequestMemo {
-    fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(PerRequestMemo)
-    }
-}
-
-#[async_graphql::async_trait::async_trait]
-impl Extension for PerRequestMemo {
-    async fn prepare_request(&self, ctx: &ExtensionContext<'_>, request: Request, next: NextPrepareRequest<'_>) -> ServerResult<Request> {
-        let request = if request.data.get(&std::any::TypeId::of::<Arc<Memo>>()).is_some() { request } else { request.data(Arc::new(Memo::default())) };
-        next.run(ctx, request).await
-    }
+    Ok(value.clone().downcast::<T>().expect("one result type per field"))
 }

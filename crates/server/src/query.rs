@@ -89,7 +89,7 @@ impl QueryRoot {
             confidence: 0.95,
         };
         let result = super::memo::once(ctx, "scores", &q, || analytics.scores(&q)).await.map_err(gql_error)?;
-        Ok(result.rows.into_iter().map(Into::into).collect())
+        Ok(result.rows.iter().map(Into::into).collect())
     }
 
     /// Which drivers move trust or satisfaction, per group: correlation, standardized beta,
@@ -136,7 +136,10 @@ impl QueryRoot {
             count_dropped: ctx.look_ahead().field("nDropped").exists(),
             confidence: 0.95,
         };
-        let groups = super::memo::once(ctx, "driver_importance", &q, || analytics.driver_importance(&q)).await.map_err(gql_error)?;
+        let groups = super::memo::once(ctx, "driver_importance", &q, || analytics.driver_importance(&q))
+            .await
+            .map(std::sync::Arc::unwrap_or_clone)
+            .map_err(gql_error)?;
         Ok(groups.into_iter().map(|g| DriverGroupOut::new(g, outcome)).collect())
     }
 
@@ -167,7 +170,7 @@ impl QueryRoot {
             weighted: weighted.unwrap_or(false),
             confidence: 0.95,
         };
-        let rows = super::memo::once(ctx, "benchmark", &q, || analytics.benchmark(&q)).await.map_err(gql_error)?;
+        let rows = super::memo::once(ctx, "benchmark", &q, || analytics.benchmark(&q)).await.map(std::sync::Arc::unwrap_or_clone).map_err(gql_error)?;
         Ok(rows.into_iter().map(Into::into).collect())
     }
 
@@ -191,7 +194,13 @@ impl QueryRoot {
             weighted: weighted.unwrap_or(false),
             confidence: 0.95,
         };
-        Ok(super::memo::once(ctx, "trends", &q, || analytics.trends(&q)).await.map_err(gql_error)?.into_iter().map(Into::into).collect())
+        Ok(super::memo::once(ctx, "trends", &q, || analytics.trends(&q))
+            .await
+            .map(std::sync::Arc::unwrap_or_clone)
+            .map_err(gql_error)?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     /// The groups whose agree share dropped significantly in a period (default: the latest
@@ -231,7 +240,7 @@ impl QueryRoot {
             today: chrono::Utc::now().date_naive(),
             confidence: 0.95,
         };
-        let result = super::memo::once(ctx, "alerts", &q, || analytics.alerts(&q)).await.map_err(gql_error)?;
+        let result = super::memo::once(ctx, "alerts", &q, || analytics.alerts(&q)).await.map(std::sync::Arc::unwrap_or_clone).map_err(gql_error)?;
         Ok(result.alerts.into_iter().map(Into::into).collect())
     }
 
@@ -262,7 +271,7 @@ impl QueryRoot {
         let first = first.unwrap_or(100);
         let q =
             ResponsesQuery { filter, first: usize::try_from(first).unwrap_or(0), after: after.as_deref().map(Cursor::decode).transpose().map_err(gql_error)? };
-        Ok(super::memo::once(ctx, "responses", &q, || analytics.responses(&q)).await.map_err(gql_error)?.into())
+        Ok(super::memo::once(ctx, "responses", &q, || analytics.responses(&q)).await.map(std::sync::Arc::unwrap_or_clone).map_err(gql_error)?.into())
     }
 
     /// Checks a survey definition (JSON or YAML) against A-11 280.10, by edition. A11_2022: at

@@ -162,6 +162,7 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
     }
     let served = cx_analytics::rollups::ServedLog::default();
     let mut request = gql.data(principal.0.clone()).data(served.clone());
+    let refused = super::prepare(&mut request).err();
     let started = std::time::Instant::now();
     let output_types = match format {
         Some(_) => Some(state.output_types().await),
@@ -201,7 +202,12 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
     // The work stops (and its admission slot frees) when the time limit passes or the client
     // hangs up, whichever comes first.
     let executed = tokio::select! {
-        r = tokio::time::timeout(state.limits.timeout, state.schema.execute(request)) => r,
+        r = async {
+            match refused {
+                Some(e) => Ok(async_graphql::Response::from_errors(vec![e])),
+                None => tokio::time::timeout(state.limits.timeout, state.schema.execute(request)).await,
+            }
+        } => r,
         _ = super::connection::hung_up(req) => {
             tracing::info!("the client hung up; its query was stopped");
             return ApiError::new(StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST), "the client closed the connection").into_response();
@@ -214,6 +220,7 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
             return media.typed(reply(StatusCode::OK, json!({"data": null, "errors": [{"message": message, "extensions": {"code": "TIMEOUT"}}]})));
         }
     };
+    let executed_in = started.elapsed();
     let served = served.entries();
     state.metrics.record_served(&served);
     let served = served_headers(&served);
@@ -265,6 +272,7 @@ async fn graphql(req: &poem::Request, body: Body, state: Data<&Arc<State>>, prin
             }
         }
     };
+    tracing::debug!(operation = %labels.operation, executed = ?executed_in, encoded = ?(started.elapsed() - executed_in), bytes = encoded.body.len(), "graphql request answered");
     if let Some(k) = key {
         state.cache.put(k, encoded.clone());
     }

@@ -86,7 +86,7 @@ impl ServiceOut {
                 ServiceScoresLoader(ctx.data::<Analytics>()?.clone()).load(std::slice::from_ref(&key)).await.map_err(error)?.remove(&key).unwrap_or_default()
             }
         };
-        Ok(rows.into_iter().map(Into::into).collect())
+        Ok(rows.iter().map(Into::into).collect())
     }
 }
 

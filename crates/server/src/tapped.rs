@@ -340,7 +340,10 @@ impl TappedQueryRoot {
             seed: seed.unwrap_or(2025),
             confidence: 0.95,
         };
-        let groups = super::memo::once(ctx, "tapped_importance", &q, || analytics.tapped_importance(&q)).await.map_err(gql_error)?;
+        let groups = super::memo::once(ctx, "tapped_importance", &q, || analytics.tapped_importance(&q))
+            .await
+            .map(std::sync::Arc::unwrap_or_clone)
+            .map_err(gql_error)?;
         Ok(groups.into_iter().map(|g| TappedDriverGroupOut::new(g, outcome)).collect())
     }
 }

@@ -325,7 +325,13 @@ async fn aggregate(
         }
     }
     let q = AggregateQuery { table, filter: filter.unwrap_or_default().into(), by, period: period.map(Into::into) };
-    Ok(super::memo::once(ctx, "aggregate", &q, || analytics.aggregate(&q)).await.map_err(gql_error)?.into_iter().map(Into::into).collect())
+    Ok(super::memo::once(ctx, "aggregate", &q, || analytics.aggregate(&q))
+        .await
+        .map(std::sync::Arc::unwrap_or_clone)
+        .map_err(gql_error)?
+        .into_iter()
+        .map(Into::into)
+        .collect())
 }
 
 #[Object]
@@ -380,7 +386,7 @@ impl TelemetryQuery {
             alpha: alpha.unwrap_or(d.alpha),
             all: all.unwrap_or(false),
         };
-        let r = super::memo::once(ctx, "alarms", &q, || analytics.alarms(&q)).await.map_err(gql_error)?;
+        let r = super::memo::once(ctx, "alarms", &q, || analytics.alarms(&q)).await.map(std::sync::Arc::unwrap_or_clone).map_err(gql_error)?;
         Ok(AlarmReportOut {
             rule: r.rule,
             as_of: r.as_of.map(Date),
@@ -439,7 +445,7 @@ impl TelemetryQuery {
             },
             correlate: correlate.unwrap_or(false),
         };
-        let r = super::memo::once(ctx, "service_levels", &q, || analytics.service_levels(&q)).await.map_err(gql_error)?;
+        let r = super::memo::once(ctx, "service_levels", &q, || analytics.service_levels(&q)).await.map(std::sync::Arc::unwrap_or_clone).map_err(gql_error)?;
         Ok(ServiceLevelsOut {
             rows: r
                 .rows
@@ -478,6 +484,6 @@ impl TelemetryQuery {
     async fn hisp_report(&self, ctx: &Context<'_>, fiscal_year: i32, quarter: u32, agency: Option<Vec<String>>) -> Result<HispReportOut> {
         let analytics = super::query::analytics_for(ctx).await?;
         let q = HispQuery { quarter: fiscal_quarter(fiscal_year, quarter).map_err(gql_error)?, agencies: agency };
-        Ok(HispReportOut::from(&super::memo::once(ctx, "hisp_report", &q, || analytics.hisp_report(&q)).await.map_err(gql_error)?))
+        Ok(HispReportOut::from(&*super::memo::once(ctx, "hisp_report", &q, || analytics.hisp_report(&q)).await.map_err(gql_error)?))
     }
 }

@@ -369,15 +369,15 @@ pub struct ScoreRowOut {
     pub distribution: Vec<AnswerCount>,
 }
 
-impl From<ScoreRow> for ScoreRowOut {
-    fn from(r: ScoreRow) -> ScoreRowOut {
+impl From<&ScoreRow> for ScoreRowOut {
+    fn from(r: &ScoreRow) -> ScoreRowOut {
         ScoreRowOut {
             group: GroupOut::from(&r.key),
             measure: r.measure.into(),
-            score: ScoreOut::from(&r),
+            score: ScoreOut::from(r),
             distribution: r
                 .distribution
-                .into_iter()
+                .iter()
                 .map(|a| AnswerCount { scale: a.scale.into(), value: a.value as i32, count: a.count, weighted_count: a.weight })
                 .collect(),
         }

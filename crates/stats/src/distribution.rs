@@ -34,7 +34,21 @@ fn standard_normal() -> Normal {
 
 /// The standard normal quantile: Φ⁻¹(p). `None` unless 0 < p < 1.
 pub fn normal_quantile(p: f64) -> Option<f64> {
-    (p > 0.0 && p < 1.0).then(|| standard_normal().inverse_cdf(p))
+    if !(p > 0.0 && p < 1.0) {
+        return None;
+    }
+    // Intervals ask for one confidence level's quantile over and over: the last one asked for
+    // on this thread is kept.
+    thread_local! {
+        static LAST: std::cell::Cell<(u64, f64)> = const { std::cell::Cell::new((u64::MAX, f64::NAN)) };
+    }
+    let (bits, z) = LAST.get();
+    if bits == p.to_bits() {
+        return Some(z);
+    }
+    let z = standard_normal().inverse_cdf(p);
+    LAST.set((p.to_bits(), z));
+    Some(z)
 }
 
 /// Cornish-Fisher: t as a function of the normal quantile z (A&S 26.7.5).
@@ -79,6 +93,28 @@ pub fn t_quantile(p: f64, df: f64) -> Option<f64> {
     if df.is_infinite() || expansion_holds(z, df) {
         return Some(cornish_fisher(z, df));
     }
+    // Intervals ask for the same few quantiles over and over (one confidence level; degrees of
+    // freedom n - 1 of every group's n): each is solved once per thread.
+    thread_local! {
+        static SOLVED: std::cell::RefCell<std::collections::HashMap<(u64, u64), Option<f64>>> = Default::default();
+    }
+    let key = (p.to_bits(), df.to_bits());
+    if let Some(t) = SOLVED.with(|m| m.borrow().get(&key).copied()) {
+        return t;
+    }
+    let t = newton_quantile(p, z, df);
+    SOLVED.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() >= 1 << 16 {
+            m.clear();
+        }
+        m.insert(key, t);
+    });
+    t
+}
+
+/// `t_quantile` for p in (1/2, 1) where the expansion does not hold: Newton on the CDF.
+fn newton_quantile(p: f64, z: f64, df: f64) -> Option<f64> {
     let dist = StudentsT::new(0.0, 1.0, df).ok()?;
     // 1 - p and p - 1/2 are exact in floating point for p in [1/2, 1] (Sterbenz).
     let centre = p < 0.75;
