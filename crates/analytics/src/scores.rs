@@ -295,7 +295,9 @@ fn assemble(df: &DataFrame, q: &ScoresQuery) -> Result<Vec<ScoreRow>, AnalyticsE
     // (group, period) -> measure -> bins per scale; the groups found by their borrowed keys
     // (`KeyReader::raw`), each key made once, and ordered by key at the end.
     let mut index: HashMap<_, usize> = HashMap::with_capacity(height);
-    let mut groups: Vec<(GroupKey, Vec<Vec<(Scale, Bin)>>)> = Vec::with_capacity(height);
+    // Per group: its key, and per measure its bins by scale.
+    type Group = (GroupKey, Vec<Vec<(Scale, Bin)>>);
+    let mut groups: Vec<Group> = Vec::with_capacity(height);
     for i in 0..height {
         let g = *index.entry(keys.raw(i)).or_insert_with(|| {
             groups.push((keys.key(i), vec![Vec::new(); q.measures.len()]));
