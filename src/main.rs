@@ -293,6 +293,8 @@ impl Coding {
     }
 }
 
+// Parsed once per run: the size of the largest variant (`serve`'s options) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Serve the GraphQL API (GraphiQL at /).
