@@ -11,4 +11,5 @@ pub use cx_generate as generate;
 pub use cx_ingest as ingest;
 pub use cx_lake as store;
 pub use cx_server as api;
+pub use cx_sql as sql;
 pub use cx_stats as stats;

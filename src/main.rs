@@ -326,6 +326,13 @@ enum Command {
         /// the three score rollups).
         #[arg(long, env = "CXLAKE_ROLLUP_MEMORY_MB", default_value_t = 4096)]
         rollup_memory_mb: usize,
+        /// Also serve SQL over the Postgres wire protocol on this address (psql, BI tools);
+        /// the password is a key of --keys (without --keys: loopback only, no password).
+        #[arg(long, value_name = "ADDR", env = "CXLAKE_PG")]
+        pg: Option<SocketAddr>,
+        /// Rows a SQL answer may hold (beyond, it is cut, and the server log says so).
+        #[arg(long, env = "CXLAKE_SQL_MAX_ROWS", default_value_t = 1_000_000)]
+        sql_max_rows: usize,
     },
     /// Manage API keys and their roles in a keys file.
     Keys {
@@ -494,8 +501,14 @@ fn run() -> Result<()> {
     }
     match cli.command {
         // Opening reads the dimension tables with polars, which must not run on an async worker.
-        Command::Serve { lake, cells, listen, submit, access, cell_key_secret, no_rollups, rollup_memory_mb } => {
+        Command::Serve { lake, cells, listen, submit, access, cell_key_secret, no_rollups, rollup_memory_mb, pg, sql_max_rows } => {
             let limits = access.limits(&listen)?;
+            if let Some(addr) = pg {
+                if limits.keys.is_none() && !addr.ip().is_loopback() {
+                    bail!("--pg {addr} needs --keys FILE (create keys with `cxlake keys add`); only a loopback address may run without");
+                }
+            }
+            let sql = pg.map(|addr| (addr, cxlake::sql::Limits { max_rows: sql_max_rows }));
             let mut analytics = Analytics::open(Lake::open_url(&lake)?.with_rollup_memory(rollup_memory_mb << 20))?
                 .with_suppression(cells.suppression())
                 .with_admission(access.admission())
@@ -520,7 +533,7 @@ fn run() -> Result<()> {
                 let interval = std::time::Duration::from_millis(submit.flush_ms.max(10));
                 Some(cxlake::ingest::submit::Submitter::start(&analytics.lake, &wal, inventory, interval)?)
             };
-            serve(analytics, listen, submitter, limits)
+            serve(analytics, listen, submitter, limits, sql)
         }
         Command::Keys { keys, command } => manage_keys(&keys, command),
         Command::Survey { command: SurveyCommand::Check { file, edition, json } } => survey_check(&file, edition.map(Into::into), json),
@@ -719,8 +732,19 @@ async fn serve(
     listen: SocketAddr,
     submitter: Option<std::sync::Arc<cxlake::ingest::submit::Submitter>>,
     limits: cxlake::api::server::Limits,
+    pg: Option<(SocketAddr, cxlake::sql::Limits)>,
 ) -> Result<()> {
     let shown = analytics.lake.to_string();
+    if let Some((addr, sql_limits)) = pg {
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (--pg)"))?;
+        let service = std::sync::Arc::new(cxlake::api::pg::PgService { analytics: analytics.clone(), keys: limits.keys.clone(), limits: sql_limits });
+        tracing::info!(%addr, "serving SQL over the Postgres wire protocol");
+        tokio::spawn(async move {
+            if let Err(e) = cxlake::api::pg::serve(listener, service).await {
+                tracing::error!(error = %e, "the Postgres listener stopped");
+            }
+        });
+    }
     let schema = match &submitter {
         Some(s) => cxlake::api::schema_with_submit(analytics.clone(), s.clone()),
         None => cxlake::api::schema(analytics.clone()),

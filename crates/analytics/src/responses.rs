@@ -137,6 +137,41 @@ impl Analytics {
     }
 }
 
+/// The columns of every raw response as tables of them show it: the columns inside the files,
+/// then the partition columns, in this order whatever the files hold.
+pub fn response_schema() -> Schema {
+    let mut schema = cx_lake::schema::polars_file_schema();
+    for (name, dtype) in cx_lake::schema::polars_hive_schema().iter() {
+        if schema.get(name).is_none() {
+            schema.with_column(name.clone(), dtype.clone());
+        }
+    }
+    schema
+}
+
+impl Analytics {
+    /// Every raw response of `agencies` (of every agency: `None`), as a lazy scan of their
+    /// partitions' files with the columns of `response_schema` in its order; rows of other
+    /// agencies are filtered out as well as their files (row-level, not only file-level). No
+    /// file: an empty frame of that schema.
+    pub async fn response_rows(&self, agencies: Option<&[String]>) -> Result<LazyFrame, AnalyticsError> {
+        let mut filter = Filter::default();
+        if let Some(a) = agencies {
+            filter.values.insert(cx_domain::Dimension::Agency, a.to_vec());
+        }
+        let schema = response_schema();
+        let files = self.lake.response_files(&filter.partitions()).await?;
+        if files.is_empty() {
+            return Ok(DataFrame::empty_with_schema(&schema).lazy());
+        }
+        let mut lf = self.lake.scan_responses(&files)?;
+        if let Some(p) = filter.predicate() {
+            lf = lf.filter(p);
+        }
+        Ok(lf.select(schema.iter_names().map(|n| col(n.clone())).collect::<Vec<_>>()))
+    }
+}
+
 fn to_rows(df: &DataFrame) -> Result<Vec<RawResponse>, AnalyticsError> {
     let text = |name: &str| -> Result<Vec<Option<String>>, AnalyticsError> {
         Ok(df.column(name)?.cast(&DataType::String)?.str()?.iter().map(|v| v.map(str::to_string)).collect())

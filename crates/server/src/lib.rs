@@ -14,6 +14,7 @@ pub mod limits;
 pub mod memo;
 pub mod metrics;
 pub mod mutation;
+pub mod pg;
 pub mod query;
 pub mod raw;
 pub mod report;

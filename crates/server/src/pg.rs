@@ -1,0 +1,428 @@
+//! The Postgres wire protocol (`pgwire`) over the SQL layer (`cx_sql`): psql, psycopg,
+//! SQLAlchemy, DBeaver, Tableau, Power BI, Metabase and Superset connect as to Postgres.
+//!
+//! - Authentication: the password is a cxlake key (`cxlake keys add`), the user name is free;
+//!   the key's role decides the catalog (`responses` for agency and admin roles only) and the
+//!   counts (the public role's are perturbed). Without a keys file every connection is a local
+//!   admin and no password is asked (the CLI allows that on loopback only, as for HTTP).
+//! - Simple and extended query protocols; results in text or binary as the client asks.
+//! - Session statements are answered here, not by the SQL layer: `SET`, `SHOW`, `RESET`,
+//!   `BEGIN`/`COMMIT`/`ROLLBACK`, `DISCARD ALL`, `DEALLOCATE`.
+//! - Every other statement goes to `cx_sql::execute` (one read-only query over the caller's
+//!   catalog); its errors carry their SQLSTATE.
+
+use super::auth::Principal;
+use super::keys::KeyStore;
+use async_trait::async_trait;
+use cx_analytics::Analytics;
+use cx_sql::values::{Cell, Field, SqlType};
+use futures::{stream, Sink};
+use pgwire::api::auth::{finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata, DefaultServerParameterProvider, StartupHandler};
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::results::{DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::data::DataRow;
+use pgwire::messages::startup::Authentication;
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+use std::fmt::Debug;
+use std::sync::Arc;
+
+/// What every connection shares.
+pub struct PgService {
+    pub analytics: Analytics,
+    /// The keys file; none: every connection is a local admin.
+    pub keys: Option<Arc<KeyStore>>,
+    pub limits: cx_sql::Limits,
+}
+
+/// Accepts connections on `listener` until the process ends, each served on its own task.
+pub async fn serve(listener: tokio::net::TcpListener, service: Arc<PgService>) -> std::io::Result<()> {
+    loop {
+        let (socket, peer) = listener.accept().await?;
+        let handlers = Handlers { backend: Arc::new(Backend { service: service.clone() }), startup: Arc::new(Startup { service: service.clone() }) };
+        tokio::spawn(async move {
+            if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                tracing::debug!(%peer, error = %e, "a Postgres connection ended with an error");
+            }
+        });
+    }
+}
+
+struct Handlers {
+    backend: Arc<Backend>,
+    startup: Arc<Startup>,
+}
+
+impl PgWireServerHandlers for Handlers {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        self.backend.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        self.backend.clone()
+    }
+
+    fn startup_handler(&self) -> Arc<impl StartupHandler> {
+        self.startup.clone()
+    }
+}
+
+/// The server parameters a client reads at startup.
+fn parameters() -> DefaultServerParameterProvider {
+    let mut p = DefaultServerParameterProvider::default();
+    p.server_version = "16.6 (cxlake)".into();
+    p.is_superuser = false;
+    p
+}
+
+/// Startup: a cleartext password checked against the keys file (or, without one, none asked).
+struct Startup {
+    service: Arc<PgService>,
+}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(&self, client: &mut C, message: PgWireFrontendMessage) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        use futures::SinkExt;
+        match message {
+            PgWireFrontendMessage::Startup(ref startup) => {
+                protocol_negotiation(client, startup).await?;
+                save_startup_parameters_to_metadata(client, startup);
+                let (pid, key) = (rand_pid(), pgwire::messages::startup::SecretKey::I32(rand_pid()));
+                client.set_pid_and_secret_key(pid, key);
+                match self.service.keys {
+                    None => {
+                        client.session_extensions().insert(Principal::local_admin());
+                        finish_authentication(client, &parameters()).await?;
+                    }
+                    Some(_) => {
+                        client.send(PgWireBackendMessage::Authentication(Authentication::CleartextPassword)).await?;
+                        client.set_state(PgWireConnectionState::AuthenticationInProgress);
+                    }
+                }
+            }
+            PgWireFrontendMessage::PasswordMessageFamily(pwd) => {
+                let user = client.metadata().get(pgwire::api::METADATA_USER).cloned().unwrap_or_default();
+                let password = pwd.into_password()?.password;
+                let verified = self.service.keys.as_ref().map(|k| k.verify(&password));
+                match verified {
+                    Some(Ok((role, id))) => {
+                        tracing::info!(target: "cxlake::access", user = %user, key = %id, role = %role.label(), "a Postgres client signed in");
+                        client.session_extensions().insert(Principal { role, key_id: Some(id) });
+                        finish_authentication(client, &parameters()).await?;
+                    }
+                    _ => {
+                        tracing::warn!(target: "cxlake::access", user = %user, "a Postgres client presented a key that is not valid");
+                        return Err(PgWireError::InvalidPassword(user));
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn rand_pid() -> i32 {
+    (uuid::Uuid::new_v4().as_u128() as i32).abs()
+}
+
+struct Backend {
+    service: Arc<PgService>,
+}
+
+fn user_error(code: &str, message: impl Into<String>) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".to_owned(), code.to_owned(), message.into())))
+}
+
+fn sql_error(e: cx_sql::SqlError) -> PgWireError {
+    user_error(e.sqlstate(), e.to_string())
+}
+
+/// The caller of a connection, as the SQL layer sees them.
+async fn caller<C: ClientInfo>(service: &PgService, client: &C) -> PgWireResult<cx_sql::Caller> {
+    let principal = client.session_extensions().get::<Principal>().map(|p| (*p).clone()).ok_or_else(|| user_error("28000", "not signed in"))?;
+    refresh(&service.analytics).await;
+    let view = if principal.role.exact_counts() {
+        service.analytics.clone()
+    } else {
+        service.analytics.perturbed().await.map_err(|e| user_error("XX000", e.to_string()))?
+    };
+    let raw = match principal.role.raw_agencies(None) {
+        Err(_) => cx_sql::RawAccess::None,
+        Ok(None) => cx_sql::RawAccess::All,
+        Ok(Some(a)) => cx_sql::RawAccess::Agencies(a),
+    };
+    Ok(cx_sql::Caller { view, raw, role: principal.role.label() })
+}
+
+/// Rereads the catalog when the lake moved on (as every HTTP request does).
+async fn refresh(analytics: &Analytics) {
+    if let Ok(v) = super::state::current_version(&analytics.lake).await {
+        if analytics.catalog_version() != v {
+            let a = analytics.clone();
+            let _ = tokio::task::spawn_blocking(move || a.refresh(v)).await;
+        }
+    }
+}
+
+/// A statement the session answers itself, or a query for the SQL layer.
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    /// `SET`, `RESET`, `DISCARD`, `DEALLOCATE`, `BEGIN`, `COMMIT`, `ROLLBACK`: a tag.
+    Session(&'static str),
+    /// `SHOW name`.
+    Show(String),
+    Query,
+}
+
+fn classify(sql: &str) -> Kind {
+    let words: Vec<String> = sql.trim().trim_end_matches(';').split_whitespace().take(3).map(|w| w.to_ascii_uppercase()).collect();
+    let first = words.first().map(String::as_str).unwrap_or("");
+    match first {
+        "SET" => Kind::Session("SET"),
+        "RESET" => Kind::Session("RESET"),
+        "DISCARD" => Kind::Session("DISCARD ALL"),
+        "DEALLOCATE" => Kind::Session("DEALLOCATE"),
+        "BEGIN" | "START" => Kind::Session("BEGIN"),
+        "COMMIT" | "END" => Kind::Session("COMMIT"),
+        "ROLLBACK" | "ABORT" => Kind::Session("ROLLBACK"),
+        "SHOW" => Kind::Show(sql.split_whitespace().nth(1).unwrap_or("").trim_end_matches(';').to_ascii_lowercase()),
+        _ => Kind::Query,
+    }
+}
+
+/// The value `SHOW name` answers.
+fn show(name: &str) -> PgWireResult<String> {
+    Ok(match name {
+        "server_version" => "16.6 (cxlake)".into(),
+        "server_encoding" | "client_encoding" => "UTF8".into(),
+        "datestyle" => "ISO, YMD".into(),
+        "timezone" => "Etc/UTC".into(),
+        "transaction_isolation" | "default_transaction_isolation" => "read committed".into(),
+        "transaction_read_only" | "default_transaction_read_only" => "on".into(),
+        "standard_conforming_strings" | "integer_datetimes" => "on".into(),
+        "search_path" => "public".into(),
+        "max_identifier_length" => "63".into(),
+        other => return Err(user_error("42704", format!("unrecognized configuration parameter \"{other}\""))),
+    })
+}
+
+fn pg_type(t: SqlType) -> Type {
+    match t {
+        SqlType::Bool => Type::BOOL,
+        SqlType::Int64 => Type::INT8,
+        SqlType::Float64 => Type::FLOAT8,
+        SqlType::Text => Type::TEXT,
+        SqlType::Date => Type::DATE,
+        SqlType::Timestamp => Type::TIMESTAMP,
+    }
+}
+
+fn format_of(format: Option<&Format>, i: usize) -> FieldFormat {
+    match format {
+        Some(Format::Individual(v)) => v.get(i).map_or(FieldFormat::Text, |c| FieldFormat::from(*c)),
+        Some(f) => f.format_for(i),
+        None => FieldFormat::Text,
+    }
+}
+
+fn field_infos(fields: &[Field], format: Option<&Format>) -> Vec<FieldInfo> {
+    fields.iter().enumerate().map(|(i, f)| FieldInfo::new(f.name.clone(), None, None, pg_type(f.ty), format_of(format, i))).collect()
+}
+
+/// An answer as a result set in the formats asked for.
+fn result_set(answer: cx_sql::Answer, format: Option<&Format>) -> PgWireResult<QueryResponse> {
+    let fields = cx_sql::values::fields(answer.frame.schema());
+    let infos = Arc::new(field_infos(&fields, format));
+    let mut encoder = DataRowEncoder::new(infos.clone());
+    let mut rows: Vec<PgWireResult<DataRow>> = Vec::with_capacity(answer.frame.height());
+    for i in 0..answer.frame.height() {
+        for c in cx_sql::values::row(&answer.frame, i) {
+            match c {
+                Cell::Null => encoder.encode_field(&None::<i8>)?,
+                Cell::Bool(b) => encoder.encode_field(&b)?,
+                Cell::Int64(x) => encoder.encode_field(&x)?,
+                Cell::Float64(x) => encoder.encode_field(&x)?,
+                Cell::Text(s) => encoder.encode_field(&s)?,
+                Cell::Date(d) => encoder.encode_field(&d)?,
+                Cell::Timestamp(t) => encoder.encode_field(&t)?,
+            }
+        }
+        rows.push(Ok(encoder.take_row()));
+    }
+    if answer.truncated {
+        tracing::info!(rows = answer.frame.height(), "a SQL answer was cut at the row limit");
+    }
+    Ok(QueryResponse::new(infos, stream::iter(rows)))
+}
+
+/// One statement's response.
+async fn respond<C: ClientInfo>(service: &PgService, client: &C, sql: &str, format: Option<&Format>) -> PgWireResult<Response> {
+    match classify(sql) {
+        Kind::Session("BEGIN") => Ok(Response::TransactionStart(Tag::new("BEGIN"))),
+        Kind::Session(tag @ ("COMMIT" | "ROLLBACK")) => Ok(Response::TransactionEnd(Tag::new(tag))),
+        Kind::Session(tag) => Ok(Response::Execution(Tag::new(tag))),
+        Kind::Show(name) => {
+            let value = show(&name)?;
+            let infos = Arc::new(vec![FieldInfo::new(name, None, None, Type::TEXT, format_of(format, 0))]);
+            let mut encoder = DataRowEncoder::new(infos.clone());
+            encoder.encode_field(&value)?;
+            let mut r = QueryResponse::new(infos, stream::iter(vec![Ok(encoder.take_row())]));
+            r.set_command_tag("SHOW");
+            Ok(Response::Query(r))
+        }
+        Kind::Query => {
+            let caller = caller(service, client).await?;
+            let answer = cx_sql::execute(&caller, sql, service.limits).await.map_err(sql_error)?;
+            Ok(Response::Query(result_set(answer, format)?))
+        }
+    }
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Backend {
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // Several statements in one message run one after the other; the first error ends it.
+        let mut out = Vec::new();
+        for sql in split(query) {
+            out.push(respond(&self.service, client, &sql, None).await?);
+        }
+        Ok(out)
+    }
+}
+
+/// The statements of a simple query message, split at semicolons outside quotes.
+fn split(text: &str) -> Vec<String> {
+    let (mut out, mut cur, mut quote) = (Vec::new(), String::new(), None::<char>);
+    for ch in text.chars() {
+        match (quote, ch) {
+            (None, '\'' | '"') => quote = Some(ch),
+            (Some(q), c) if c == q => quote = None,
+            (None, ';') => {
+                if !cur.trim().is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+                cur.clear();
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(ch);
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// A prepared statement: its text and, for a query, its result columns (planned over the
+/// catalog's empty tables: nothing is computed to describe it).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    sql: String,
+    fields: Vec<Field>,
+}
+
+pub struct Parser {
+    service: Arc<PgService>,
+}
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(&self, client: &C, sql: &str, _types: &[Option<Type>]) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let fields = match classify(sql) {
+            Kind::Query => {
+                let caller = caller(&self.service, client).await?;
+                cx_sql::values::fields(&cx_sql::describe(&caller, sql).map_err(sql_error)?)
+            }
+            Kind::Show(name) => vec![Field { name, ty: SqlType::Text }],
+            Kind::Session(_) => Vec::new(),
+        };
+        Ok(Some(Prepared { sql: sql.to_string(), fields }))
+    }
+
+    fn get_parameter_types(&self, _stmt: &Prepared) -> PgWireResult<Vec<Type>> {
+        Ok(Vec::new())
+    }
+
+    fn get_result_schema(&self, stmt: &Prepared, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
+        Ok(field_infos(&stmt.fields, format))
+    }
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Backend {
+    type Statement = Prepared;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Parser> {
+        Arc::new(Parser { service: self.service.clone() })
+    }
+
+    async fn do_query<C>(&self, client: &mut C, portal: &Portal<Prepared>, _max_rows: usize) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if portal.parameter_len() > 0 {
+            return Err(user_error("0A000", "bound parameters are not supported yet: send the values in the statement"));
+        }
+        respond(&self.service, client, &portal.statement.statement.sql, Some(&portal.result_column_format)).await
+    }
+
+    async fn do_describe_statement<C>(&self, _client: &mut C, target: &StoredStatement<Prepared>) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        Ok(DescribeStatementResponse::new(Vec::new(), field_infos(&target.statement.fields, None)))
+    }
+
+    async fn do_describe_portal<C>(&self, _client: &mut C, target: &Portal<Prepared>) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        Ok(DescribePortalResponse::new(field_infos(&target.statement.statement.fields, Some(&target.result_column_format))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_split_at_semicolons_outside_quotes() {
+        assert_eq!(split("SET a = 'x;y'; SELECT \";\" FROM t;  ; "), vec!["SET a = 'x;y'", " SELECT \";\" FROM t"]);
+        assert_eq!(classify("  begin;"), Kind::Session("BEGIN"));
+        assert_eq!(classify("show TimeZone"), Kind::Show("timezone".into()));
+        assert_eq!(classify("SELECT 1"), Kind::Query);
+    }
+}
