@@ -164,3 +164,14 @@ def test_a_wrong_key_is_refused(server):
         psycopg.connect(host="127.0.0.1", port=server["pg"], user="x", password="not-a-key", dbname="cxlake", connect_timeout=10)
     time.sleep(0.1)
     assert server["proc"].poll() is None
+
+
+def test_bound_parameters_are_values_never_sql(server):
+    """psycopg binds values server-side (the extended protocol): `%s` becomes `$1`."""
+    with connect(server, "analyst") as conn:
+        (n,) = conn.execute("SELECT n FROM scores_by_agency WHERE agency = %s AND measure = %s", (server["agency"], "trust")).fetchone()
+        (want,) = conn.execute(f"SELECT n FROM scores_by_agency WHERE agency = '{server['agency']}' AND measure = 'trust'").fetchone()
+        assert n == want > 0
+        assert conn.execute("SELECT count(*) FROM scores_by_agency WHERE n > %s AND mean < %s", (10, 4.5)).fetchone()[0] > 0
+        # An injection attempt is a string that matches nothing.
+        assert conn.execute("SELECT count(*) FROM services WHERE agency = %s", ("x' OR '1'='1",)).fetchone()[0] == 0

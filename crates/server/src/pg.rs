@@ -337,6 +337,8 @@ fn split(text: &str) -> Vec<String> {
 pub struct Prepared {
     sql: String,
     fields: Vec<Field>,
+    /// How many values it takes (`$1` … `$n`).
+    params: usize,
 }
 
 pub struct Parser {
@@ -351,19 +353,21 @@ impl QueryParser for Parser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
-        let fields = match classify(sql) {
+        let (fields, params) = match classify(sql) {
             Kind::Query => {
                 let caller = caller(&self.service, client).await?;
-                cx_sql::values::fields(&cx_sql::describe(&caller, sql).map_err(sql_error)?)
+                let params = cx_sql::statement::placeholders(sql).map_err(sql_error)?;
+                (cx_sql::values::fields(&cx_sql::describe(&caller, sql).map_err(sql_error)?), params)
             }
-            Kind::Show(name) => vec![Field { name, ty: SqlType::Text }],
-            Kind::Session(_) => Vec::new(),
+            Kind::Show(name) => (vec![Field { name, ty: SqlType::Text }], 0),
+            Kind::Session(_) => (Vec::new(), 0),
         };
-        Ok(Some(Prepared { sql: sql.to_string(), fields }))
+        Ok(Some(Prepared { sql: sql.to_string(), fields, params }))
     }
 
-    fn get_parameter_types(&self, _stmt: &Prepared) -> PgWireResult<Vec<Type>> {
-        Ok(Vec::new())
+    /// Values are taken as text unless the client declares their types.
+    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
+        Ok(vec![Type::TEXT; stmt.params])
     }
 
     fn get_result_schema(&self, stmt: &Prepared, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
@@ -387,10 +391,13 @@ impl ExtendedQueryHandler for Backend {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if portal.parameter_len() > 0 {
-            return Err(user_error("0A000", "bound parameters are not supported yet: send the values in the statement"));
+        let sql = &portal.statement.statement.sql;
+        if portal.parameter_len() == 0 {
+            return respond(&self.service, client, sql, Some(&portal.result_column_format)).await;
         }
-        respond(&self.service, client, &portal.statement.statement.sql, Some(&portal.result_column_format)).await
+        let params = (0..portal.parameter_len()).map(|i| param(portal, i)).collect::<PgWireResult<Vec<_>>>()?;
+        let bound = cx_sql::statement::bind(sql, &params).map_err(sql_error)?;
+        respond(&self.service, client, &bound, Some(&portal.result_column_format)).await
     }
 
     async fn do_describe_statement<C>(&self, _client: &mut C, target: &StoredStatement<Prepared>) -> PgWireResult<DescribeStatementResponse>
@@ -412,6 +419,31 @@ impl ExtendedQueryHandler for Backend {
     {
         Ok(DescribePortalResponse::new(field_infos(&target.statement.statement.fields, Some(&target.result_column_format))))
     }
+}
+
+/// Bound value `i` of `portal`, decoded as the type the client declared (text otherwise).
+fn param(portal: &Portal<Prepared>, i: usize) -> PgWireResult<cx_sql::statement::Param> {
+    use cx_sql::statement::Param;
+    let ty = portal.statement.parameter_types.get(i).cloned().flatten().unwrap_or(Type::TEXT);
+    let value = match ty {
+        Type::INT2 => portal.parameter::<i16>(i, &ty)?.map(|v| Param::Int(v.into())),
+        Type::INT4 => portal.parameter::<i32>(i, &ty)?.map(|v| Param::Int(v.into())),
+        Type::INT8 => portal.parameter::<i64>(i, &ty)?.map(Param::Int),
+        Type::FLOAT4 => portal.parameter::<f32>(i, &ty)?.map(|v| Param::Float(v.into())),
+        Type::FLOAT8 => portal.parameter::<f64>(i, &ty)?.map(Param::Float),
+        Type::BOOL => portal.parameter::<bool>(i, &ty)?.map(Param::Bool),
+        // Text, and text-format values of other types (a date, a numeric): the bytes as sent,
+        // bound as a quoted literal.
+        _ if portal.parameter_format.is_text(i) || matches!(ty, Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN) => portal
+            .parameters
+            .get(i)
+            .cloned()
+            .flatten()
+            .map(|b| String::from_utf8(b.to_vec()).map(Param::Text).map_err(|_| user_error("22021", format!("${}: not UTF-8 text", i + 1))))
+            .transpose()?,
+        other => return Err(user_error("0A000", format!("${}: a binary {other} value is not supported; send it as text", i + 1))),
+    };
+    Ok(value.unwrap_or(Param::Null))
 }
 
 #[cfg(test)]

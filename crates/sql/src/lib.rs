@@ -129,7 +129,10 @@ pub async fn execute(caller: &Caller, sql: &str, limits: Limits) -> Result<Answe
 /// The columns `sql` would return for `caller`, without computing any table: the query is
 /// planned over empty tables of the catalog's fixed schemas.
 pub fn describe(caller: &Caller, sql: &str) -> Result<Schema, SqlError> {
-    let checked = statement::check(sql)?;
+    // A statement with placeholders is planned with each bound to NULL (its columns do not
+    // depend on the values).
+    let n = statement::placeholders(sql)?;
+    let checked = statement::check(&statement::bind(sql, &vec![statement::Param::Null; n])?)?;
     let catalog = Catalog::for_caller(caller);
     let tables = catalog.resolve(&checked.relations)?;
     let mut ctx = SQLContext::new();

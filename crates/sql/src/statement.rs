@@ -11,7 +11,9 @@
 //! The query is printed again from the checked tree, so what runs is what was checked.
 
 use super::SqlError;
-use sqlparser::ast::{Ident, ObjectName, ObjectNamePart, Query, Select, SetExpr, Statement, TableFactor, Visit, VisitMut, Visitor, VisitorMut};
+use sqlparser::ast::{
+    Ident, ObjectName, ObjectNamePart, Query, Select, SetExpr, Statement, TableFactor, Value, ValueWithSpan, Visit, VisitMut, Visitor, VisitorMut,
+};
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
 use std::collections::BTreeSet;
@@ -178,6 +180,88 @@ impl VisitorMut for Unqualify {
     }
 }
 
+/// A value bound to a placeholder (`$1`, `$2`, …) of a prepared statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Text(String),
+}
+
+/// How many values `sql` takes: the highest `$n` it holds (0: none).
+pub fn placeholders(sql: &str) -> Result<usize, SqlError> {
+    let statements = Parser::parse_sql(&GenericDialect, sql).map_err(|e| SqlError::Invalid(format!("syntax error: {e}")))?;
+    let mut highest = Highest(0);
+    for s in &statements {
+        if let ControlFlow::Break(e) = Visit::visit(s, &mut highest) {
+            return Err(e);
+        }
+    }
+    Ok(highest.0)
+}
+
+/// `sql` with every `$n` replaced by the literal of `params[n - 1]` (text quoted as SQL
+/// quotes it), so a bound value is always a value, never SQL.
+pub fn bind(sql: &str, params: &[Param]) -> Result<String, SqlError> {
+    let mut statements = Parser::parse_sql(&GenericDialect, sql).map_err(|e| SqlError::Invalid(format!("syntax error: {e}")))?;
+    let mut binder = Binder(params);
+    for s in &mut statements {
+        if let ControlFlow::Break(e) = VisitMut::visit(s, &mut binder) {
+            return Err(e);
+        }
+    }
+    Ok(statements.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("; "))
+}
+
+/// The number of a placeholder (`$3`: 3).
+fn number(p: &str) -> Result<usize, SqlError> {
+    p.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()).filter(|n| *n >= 1).ok_or_else(|| SqlError::Invalid(format!("placeholder {p}: use $1, $2, …")))
+}
+
+struct Highest(usize);
+
+impl Visitor for Highest {
+    type Break = SqlError;
+
+    fn pre_visit_value(&mut self, value: &ValueWithSpan) -> ControlFlow<SqlError> {
+        if let Value::Placeholder(p) = &value.value {
+            match number(p) {
+                Ok(n) => self.0 = self.0.max(n),
+                Err(e) => return ControlFlow::Break(e),
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+struct Binder<'a>(&'a [Param]);
+
+impl VisitorMut for Binder<'_> {
+    type Break = SqlError;
+
+    fn pre_visit_value(&mut self, value: &mut ValueWithSpan) -> ControlFlow<SqlError> {
+        let Value::Placeholder(p) = &value.value else { return ControlFlow::Continue(()) };
+        let n = match number(p) {
+            Ok(n) => n,
+            Err(e) => return ControlFlow::Break(e),
+        };
+        let Some(param) = self.0.get(n - 1) else {
+            return ControlFlow::Break(SqlError::Invalid(format!("${n} has no value ({} bound)", self.0.len())));
+        };
+        value.value = match param {
+            Param::Null => Value::Null,
+            Param::Bool(b) => Value::Boolean(*b),
+            Param::Int(i) => Value::Number(i.to_string(), false),
+            Param::Float(f) if f.is_finite() => Value::Number(format!("{f:?}"), false),
+            Param::Float(f) => return ControlFlow::Break(SqlError::Invalid(format!("${n} = {f}: only finite numbers can be bound"))),
+            Param::Text(t) => Value::SingleQuotedString(t.clone()),
+        };
+        ControlFlow::Continue(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,5 +308,16 @@ mod tests {
         assert!(refused("SELECT 1; SELECT 2").contains("one statement at a time"));
         assert!(refused("").contains("empty"));
         assert!(refused("SELEKT 1").contains("syntax error"));
+    }
+
+    #[test]
+    fn bound_values_are_literals_never_sql() {
+        let sql = "SELECT * FROM services WHERE agency = $1 AND designated = $3 AND n > $2";
+        assert_eq!(placeholders(sql).unwrap(), 3);
+        let bound = bind(sql, &[Param::Text("VA' OR '1'='1".into()), Param::Float(0.1), Param::Bool(true)]).unwrap();
+        assert_eq!(bound, "SELECT * FROM services WHERE agency = 'VA'' OR ''1''=''1' AND designated = true AND n > 0.1");
+        assert_eq!(check(&bound).unwrap().relations, vec!["services"]);
+        assert!(bind(sql, &[Param::Null]).unwrap_err().to_string().contains("$2 has no value"));
+        assert_eq!(placeholders("SELECT 1").unwrap(), 0);
     }
 }
