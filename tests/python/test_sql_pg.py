@@ -120,6 +120,12 @@ def test_filters_joins_and_aggregates_run_on_the_tables(server):
         assert rows and all(c > 0 for _, c in rows)
         assert conn.execute("SHOW server_version").fetchone()[0].startswith("16")
         conn.execute("SET application_name = 'x'")
+        # What clients ask on connect.
+        assert conn.execute("SELECT version()").fetchone()[0].startswith("PostgreSQL 16")
+        assert conn.execute("SELECT current_database()").fetchone()[0] == "cxlake"
+        assert conn.execute("SELECT current_schema()").fetchone()[0] == "public"
+    out = psql(server, "analyst", "SELECT current_catalog")
+    assert out.returncode == 0 and out.stdout.strip() == "cxlake", out
 
 
 def test_raw_responses_are_for_the_agency_role_and_only_its_own_rows(server):

@@ -182,6 +182,9 @@ enum Kind {
     Session(&'static str),
     /// `SHOW name`.
     Show(String),
+    /// `SELECT version()`, `current_database()`, `current_catalog`, `current_schema()`,
+    /// `current_user`: what clients ask on connect (the column and its value).
+    Constant(&'static str, String),
     Query,
 }
 
@@ -197,8 +200,21 @@ fn classify(sql: &str) -> Kind {
         "COMMIT" | "END" => Kind::Session("COMMIT"),
         "ROLLBACK" | "ABORT" => Kind::Session("ROLLBACK"),
         "SHOW" => Kind::Show(sql.split_whitespace().nth(1).unwrap_or("").trim_end_matches(';').to_ascii_lowercase()),
-        _ => Kind::Query,
+        _ => constant(sql).unwrap_or(Kind::Query),
     }
+}
+
+/// The session functions clients select on connect, alone in a `SELECT`.
+fn constant(sql: &str) -> Option<Kind> {
+    let text: String = sql.trim().trim_end_matches(';').to_ascii_lowercase().split_whitespace().collect::<Vec<_>>().join(" ");
+    let asked = text.strip_prefix("select ")?.trim_start_matches("pg_catalog.");
+    Some(match asked {
+        "version()" => Kind::Constant("version", format!("PostgreSQL 16.6 (cxlake {})", env!("CARGO_PKG_VERSION"))),
+        "current_database()" => Kind::Constant("current_database", "cxlake".into()),
+        "current_catalog" => Kind::Constant("current_catalog", "cxlake".into()),
+        "current_schema()" | "current_schema" => Kind::Constant("current_schema", "public".into()),
+        _ => return None,
+    })
 }
 
 /// The value `SHOW name` answers.
@@ -266,6 +282,14 @@ fn result_set(answer: cx_sql::Answer, format: Option<&Format>) -> PgWireResult<Q
     Ok(QueryResponse::new(infos, stream::iter(rows)))
 }
 
+/// A result of one text column and one row.
+fn one_text(name: String, value: String, format: Option<&Format>) -> PgWireResult<QueryResponse> {
+    let infos = Arc::new(vec![FieldInfo::new(name, None, None, Type::TEXT, format_of(format, 0))]);
+    let mut encoder = DataRowEncoder::new(infos.clone());
+    encoder.encode_field(&value)?;
+    Ok(QueryResponse::new(infos, stream::iter(vec![Ok(encoder.take_row())])))
+}
+
 /// One statement's response.
 async fn respond<C: ClientInfo>(service: &PgService, client: &C, sql: &str, format: Option<&Format>) -> PgWireResult<Response> {
     match classify(sql) {
@@ -274,13 +298,11 @@ async fn respond<C: ClientInfo>(service: &PgService, client: &C, sql: &str, form
         Kind::Session(tag) => Ok(Response::Execution(Tag::new(tag))),
         Kind::Show(name) => {
             let value = show(&name)?;
-            let infos = Arc::new(vec![FieldInfo::new(name, None, None, Type::TEXT, format_of(format, 0))]);
-            let mut encoder = DataRowEncoder::new(infos.clone());
-            encoder.encode_field(&value)?;
-            let mut r = QueryResponse::new(infos, stream::iter(vec![Ok(encoder.take_row())]));
+            let mut r = one_text(name, value, format)?;
             r.set_command_tag("SHOW");
             Ok(Response::Query(r))
         }
+        Kind::Constant(name, value) => Ok(Response::Query(one_text(name.to_string(), value, format)?)),
         Kind::Query => {
             let caller = caller(service, client).await?;
             let answer = cx_sql::execute(&caller, sql, service.limits).await.map_err(sql_error)?;
@@ -360,6 +382,7 @@ impl QueryParser for Parser {
                 (cx_sql::values::fields(&cx_sql::describe(&caller, sql).map_err(sql_error)?), params)
             }
             Kind::Show(name) => (vec![Field { name, ty: SqlType::Text }], 0),
+            Kind::Constant(name, _) => (vec![Field { name: name.to_string(), ty: SqlType::Text }], 0),
             Kind::Session(_) => (Vec::new(), 0),
         };
         Ok(Some(Prepared { sql: sql.to_string(), fields, params }))
@@ -456,5 +479,8 @@ mod tests {
         assert_eq!(classify("  begin;"), Kind::Session("BEGIN"));
         assert_eq!(classify("show TimeZone"), Kind::Show("timezone".into()));
         assert_eq!(classify("SELECT 1"), Kind::Query);
+        assert_eq!(classify("select  pg_catalog.version() ;"), Kind::Constant("version", format!("PostgreSQL 16.6 (cxlake {})", env!("CARGO_PKG_VERSION"))));
+        assert_eq!(classify("SELECT current_catalog"), Kind::Constant("current_catalog", "cxlake".into()));
+        assert_eq!(classify("SELECT current_database() FROM services"), Kind::Query);
     }
 }
