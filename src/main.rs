@@ -326,13 +326,8 @@ enum Command {
         /// the three score rollups).
         #[arg(long, env = "CXLAKE_ROLLUP_MEMORY_MB", default_value_t = 4096)]
         rollup_memory_mb: usize,
-        /// Also serve SQL over the Postgres wire protocol on this address (psql, BI tools);
-        /// the password is a key of --keys (without --keys: loopback only, no password).
-        #[arg(long, value_name = "ADDR", env = "CXLAKE_PG")]
-        pg: Option<SocketAddr>,
-        /// Rows a SQL answer may hold (beyond, it is cut, and the server log says so).
-        #[arg(long, env = "CXLAKE_SQL_MAX_ROWS", default_value_t = 1_000_000)]
-        sql_max_rows: usize,
+        #[command(flatten)]
+        sql: SqlArgs,
     },
     /// Manage API keys and their roles in a keys file.
     Keys {
@@ -501,14 +496,9 @@ fn run() -> Result<()> {
     }
     match cli.command {
         // Opening reads the dimension tables with polars, which must not run on an async worker.
-        Command::Serve { lake, cells, listen, submit, access, cell_key_secret, no_rollups, rollup_memory_mb, pg, sql_max_rows } => {
+        Command::Serve { lake, cells, listen, submit, access, cell_key_secret, no_rollups, rollup_memory_mb, sql } => {
             let limits = access.limits(&listen)?;
-            if let Some(addr) = pg {
-                if limits.keys.is_none() && !addr.ip().is_loopback() {
-                    bail!("--pg {addr} needs --keys FILE (create keys with `cxlake keys add`); only a loopback address may run without");
-                }
-            }
-            let sql = pg.map(|addr| (addr, cxlake::sql::Limits { max_rows: sql_max_rows }));
+            sql.check(limits.keys.is_some())?;
             let mut analytics = Analytics::open(Lake::open_url(&lake)?.with_rollup_memory(rollup_memory_mb << 20))?
                 .with_suppression(cells.suppression())
                 .with_admission(access.admission())
@@ -726,18 +716,85 @@ fn open(lake: &str) -> Result<Analytics> {
     Ok(Analytics::open(lake)?)
 }
 
+/// The SQL protocols' listeners and limits (`cxlake serve`).
+#[derive(clap::Args, Debug)]
+struct SqlArgs {
+    /// Also serve SQL over the Postgres wire protocol on this address (psql, BI tools);
+    /// the password is a key of --keys (without --keys: loopback only, no password).
+    #[arg(long, value_name = "ADDR", env = "CXLAKE_PG")]
+    pg: Option<SocketAddr>,
+    /// Also serve Arrow Flight SQL on this address (ADBC, the Flight SQL JDBC driver); the
+    /// bearer token (or the password) is a key of --keys (without --keys: loopback only).
+    #[arg(long, value_name = "ADDR", env = "CXLAKE_FLIGHT_SQL")]
+    flight_sql: Option<SocketAddr>,
+    /// TLS for Flight SQL: a PEM certificate chain (with --flight-sql-tls-key).
+    #[arg(long, value_name = "PEM", requires = "flight_sql_tls_key")]
+    flight_sql_tls_cert: Option<PathBuf>,
+    /// TLS for Flight SQL: the PEM private key of --flight-sql-tls-cert.
+    #[arg(long, value_name = "PEM", requires = "flight_sql_tls_cert")]
+    flight_sql_tls_key: Option<PathBuf>,
+    /// Rows a SQL answer may hold (beyond, it is cut, and the client is told).
+    #[arg(long, env = "CXLAKE_SQL_MAX_ROWS", default_value_t = 1_000_000)]
+    sql_max_rows: usize,
+    /// Seconds a SQL statement may take (beyond, it is cancelled: SQLSTATE 57014).
+    #[arg(long, env = "CXLAKE_SQL_TIMEOUT_SECONDS", default_value_t = 60)]
+    sql_timeout_seconds: u64,
+}
+
+impl SqlArgs {
+    fn limits(&self) -> cxlake::sql::Limits {
+        cxlake::sql::Limits { max_rows: self.sql_max_rows, timeout: std::time::Duration::from_secs(self.sql_timeout_seconds) }
+    }
+
+    /// Refuses a listener on a non-loopback address without keys, as for HTTP.
+    fn check(&self, keys: bool) -> Result<()> {
+        for (flag, addr) in [("--pg", self.pg), ("--flight-sql", self.flight_sql)] {
+            if let Some(addr) = addr {
+                if !keys && !addr.ip().is_loopback() {
+                    bail!("{flag} {addr} needs --keys FILE (create keys with `cxlake keys add`); only a loopback address may run without");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
 #[tokio::main]
 async fn serve(
     analytics: Analytics,
     listen: SocketAddr,
     submitter: Option<std::sync::Arc<cxlake::ingest::submit::Submitter>>,
     limits: cxlake::api::server::Limits,
-    pg: Option<(SocketAddr, cxlake::sql::Limits)>,
+    sql: SqlArgs,
 ) -> Result<()> {
     let shown = analytics.lake.to_string();
-    if let Some((addr, sql_limits)) = pg {
+    let metrics = std::sync::Arc::new(cxlake::api::metrics::Metrics::default());
+    if let Some(addr) = sql.flight_sql {
+        let tls = match (&sql.flight_sql_tls_cert, &sql.flight_sql_tls_key) {
+            (Some(cert), Some(key)) => Some(cxlake::api::flight::Tls {
+                cert: std::fs::read(cert).with_context(|| format!("cannot read --flight-sql-tls-cert {}", cert.display()))?,
+                key: std::fs::read(key).with_context(|| format!("cannot read --flight-sql-tls-key {}", key.display()))?,
+            }),
+            _ => None,
+        };
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (--flight-sql)"))?;
+        let service =
+            cxlake::api::flight::FlightSqlServer { analytics: analytics.clone(), keys: limits.keys.clone(), limits: sql.limits(), metrics: metrics.clone() };
+        tracing::info!(%addr, tls = tls.is_some(), "serving Arrow Flight SQL");
+        tokio::spawn(async move {
+            if let Err(e) = cxlake::api::flight::serve(listener, service, tls).await {
+                tracing::error!(error = %e, "the Flight SQL listener stopped");
+            }
+        });
+    }
+    if let Some(addr) = sql.pg {
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (--pg)"))?;
-        let service = std::sync::Arc::new(cxlake::api::pg::PgService { analytics: analytics.clone(), keys: limits.keys.clone(), limits: sql_limits });
+        let service = std::sync::Arc::new(cxlake::api::pg::PgService {
+            analytics: analytics.clone(),
+            keys: limits.keys.clone(),
+            limits: sql.limits(),
+            metrics: metrics.clone(),
+        });
         tracing::info!(%addr, "serving SQL over the Postgres wire protocol");
         tokio::spawn(async move {
             if let Err(e) = cxlake::api::pg::serve(listener, service).await {
@@ -749,7 +806,7 @@ async fn serve(
         Some(s) => cxlake::api::schema_with_submit(analytics.clone(), s.clone()),
         None => cxlake::api::schema(analytics.clone()),
     };
-    let app = cxlake::api::server::routes_with(schema, analytics, submitter, limits);
+    let app = cxlake::api::server::routes_with_metrics(schema, analytics, submitter, limits, metrics);
     tracing::info!(lake = %shown, "serving GraphiQL on http://{listen}/");
     poem::Server::new(cxlake::api::connection::bind(listen))
         .run_with_graceful_shutdown(

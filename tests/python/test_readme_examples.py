@@ -87,6 +87,8 @@ HANDLERS = {
     "test_sh_hisp_report": ("sh", "cxlake report hisp --lake data/sample"),
     "test_python_scan_delta": ("python", 'pl.scan_delta("data/sample/responses")'),
     "test_graphql_time_travel": ("graphql", "asOf: { version: 0 }"),
+    "test_sh_sql_protocols": ("sh", "cxlake serve --pg 127.0.0.1:5432 --flight-sql 127.0.0.1:50051 &"),
+    "test_python_flight_sql_polars": ("python", "from adbc_driver_flightsql import dbapi"),
 }
 
 
@@ -954,3 +956,41 @@ def test_sh_command_line_synopsis():
                     if alt not in opts[flag][1]:
                         problems.append(f"README.md: `cxlake {' '.join(path)} {flag}` has no value {alt!r}")
     assert not problems, "\n".join(problems)
+
+
+# ---------------------------------------------------------------------------------------------
+# SQL for BI tools.
+
+def test_sh_sql_protocols(servers):
+    """The serve line (ports made free, `&` as the server's process), then psql as written:
+    `\\dt` lists the score tables and the query answers a row per agency, as GraphQL does."""
+    b = block("test_sh_sql_protocols")
+    (n1, serve), (n2, psql) = command_lines(b)
+    http, pg, flight = free_port(), free_port(), free_port()
+    assert serve.endswith("&"), serve
+    _, url, err = servers.start(n1, serve.rstrip("&").strip(), cwd=ROOT, subs=[
+        ("serve", f"serve --listen 127.0.0.1:{http}"), ("127.0.0.1:5432", f"127.0.0.1:{pg}"), ("127.0.0.1:50051", f"127.0.0.1:{flight}")])
+    assert not err, err
+    run = subprocess.run(["bash", "-c", psql.replace("-p 5432", f"-p {pg}") + " -X -A -F '|'"], capture_output=True, text=True,
+                         env=dict(clean_env(), PGCONNECT_TIMEOUT="10"), cwd=ROOT, timeout=120)
+    assert run.returncode == 0, f"README.md:{n2}: {run.stderr}"
+    assert "|scores_by_agency|table|" in run.stdout and "|scores_by_service_fiscal_quarter|table|" in run.stdout, run.stdout
+    want = {r["agency"]: r["n"] for r in graphql(SAMPLE, "{ scores(groupBy: [AGENCY], measures: [TRUST]) { agency n } }", suppress=True)["data"]["scores"]}
+    rows = [ln.split("|") for ln in run.stdout.splitlines() if ln.count("|") == 2 and not ln.startswith("agency|")]
+    assert {a: int(k) for a, k, _ in rows} == want, run.stdout
+
+
+def test_python_flight_sql_polars(servers):
+    """The ADBC example against a server with Flight SQL on a free port: `trust` holds the trust
+    scores by agency and fiscal quarter."""
+    b = block("test_python_flight_sql_polars")
+    http, flight = free_port(), free_port()
+    _, url, err = servers.start(b.line, f"cxlake serve --lake {SAMPLE} --listen 127.0.0.1:{http} --flight-sql 127.0.0.1:{flight}")
+    assert not err, err
+    code = b.text.replace("grpc://127.0.0.1:50051", f"grpc://127.0.0.1:{flight}")
+    ns = {"__name__": "readme_example"}
+    exec(compile(code, f"README.md:{b.line}", "exec"), ns)
+    trust = ns["trust"]
+    assert trust.columns == ["agency", "period", "n", "agree_share"]
+    want = graphql(SAMPLE, "{ scores(groupBy: [AGENCY], period: FISCAL_QUARTER, measures: [TRUST]) { agency period n } }", suppress=True)["data"]["scores"]
+    assert sorted(zip(trust["agency"], trust["period"], trust["n"])) == sorted((r["agency"], r["period"], r["n"]) for r in want)

@@ -1,9 +1,10 @@
-"""Issue 22: SQL over the Postgres wire protocol, with real clients: psql (the simple query
-protocol, Debian's postgresql-client) and psycopg 3 (the extended protocol, text and binary
-results). The oracle is the GraphQL answer of the same grouping over HTTP with the same key:
-the same rows and the same numbers to 1e-12. Access: the password is a cxlake key; raw
-`responses` are for the agency (its own rows only) and admin roles; writes, DDL and table
-functions are refused with their SQLSTATE, and the server stays up.
+r"""Issue 22: SQL over the Postgres wire protocol, with real clients: psql (the simple query
+protocol, `\dt` and `\d`, FETCH_COUNT cursors; Debian's postgresql-client), psycopg 3 (the
+extended protocol, text and binary results) and SQLAlchemy with pandas.read_sql. The oracle is
+the GraphQL answer of the same grouping over HTTP with the same key: the same rows and the
+same numbers to 1e-12. Access: the password is a cxlake key; raw `responses` are for the agency
+(its own rows only) and admin roles; writes, DDL and table functions are refused with their
+SQLSTATE, and the server stays up. Answers past the row cap are cut and say so.
 """
 import json
 import os
@@ -17,6 +18,8 @@ from conftest import BIN, ROOT, free_port, run_cxlake, wait_healthy
 
 SAMPLE = ROOT / "data" / "sample"
 MEASURES = ["TRUST", "SATISFACTION", "EFFECTIVENESS", "EASE", "EFFICIENCY", "TRANSPARENCY", "HUMANITY", "EMPLOYEE"]
+# The server's --sql-max-rows: above the largest score table of the sample, below its responses.
+ROW_CAP = 150_000
 STATS = ["n", "n_likert", "n_thumbs", "mean", "sd", "mean_low", "mean_high", "agree_share", "agree_low", "agree_high"]
 
 
@@ -36,7 +39,7 @@ def server(tmp_path_factory):
         made[role] = run_cxlake("keys", "--keys", keys, "add", "--name", role, "--role", role, *extra).stdout.strip()
     http, pg = free_port(), free_port()
     proc = subprocess.Popen([str(BIN), "serve", "--lake", SAMPLE, "--keys", keys, "--rate-limit", "0", "--listen", f"127.0.0.1:{http}",
-                             "--pg", f"127.0.0.1:{pg}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                             "--pg", f"127.0.0.1:{pg}", "--sql-max-rows", str(ROW_CAP)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     url = f"http://127.0.0.1:{http}"
     wait_healthy(url, proc)
     yield {"url": url, "pg": pg, "keys": made, "agency": agency, "proc": proc}
@@ -59,15 +62,16 @@ def connect(server, role, **kw):
                            connect_timeout=10, **kw)
 
 
-def psql(server, role, sql):
+def psql(server, role, sql, *options):
     env = dict(os.environ, PGPASSWORD=server["keys"][role], PGCONNECT_TIMEOUT="10")
     return subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(server["pg"]), "-U", role, "-d", "cxlake", "-X", "-A", "-t", "-F", "|",
-                           "-v", "ON_ERROR_STOP=1", "-c", sql], capture_output=True, text=True, env=env, timeout=120)
+                           "-v", "ON_ERROR_STOP=1", *options, "-c", sql], capture_output=True, text=True, env=env, timeout=120)
 
 
 def gql_scores(server, role, group, period):
     fields = " ".join(camel(s) for s in STATS)
-    rows = graphql(server, f"{{ scores(groupBy: [{group.upper()}], period: {period.upper()}, measures: [{', '.join(MEASURES)}]) "
+    per = f"period: {period.upper()}, " if period else ""
+    rows = graphql(server, f"{{ scores(groupBy: [{group.upper()}], {per}measures: [{', '.join(MEASURES)}]) "
                            f"{{ {group} period measure {fields} suppressed }} }}", server["keys"][role])["scores"]
     return {(r[group], r["period"], r["measure"].lower()): r for r in rows}
 
@@ -181,3 +185,99 @@ def test_bound_parameters_are_values_never_sql(server):
         assert conn.execute("SELECT count(*) FROM scores_by_agency WHERE n > %s AND mean < %s", (10, 4.5)).fetchone()[0] > 0
         # An injection attempt is a string that matches nothing.
         assert conn.execute("SELECT count(*) FROM services WHERE agency = %s", ("x' OR '1'='1",)).fetchone()[0] == 0
+
+
+def test_psql_lists_the_tables_a_role_may_read_and_describes_one(server):
+    out = psql(server, "analyst", "\\dt")
+    assert out.returncode == 0, out.stderr
+    tables = {cells[1]: cells for cells in (ln.split("|") for ln in out.stdout.splitlines() if ln)}
+    for name in ("scores_overall", "scores_by_service_fiscal_quarter", "scores_by_office_month", "services", "offices"):
+        assert tables[name][0] == "public" and tables[name][2] == "table", (name, tables.get(name))
+    assert "responses" not in tables, "the analyst role may not read raw rows, so it is not listed"
+    out = psql(server, "admin", "\\dt")
+    assert out.returncode == 0 and "|responses|" in out.stdout, out
+    # \d: the columns with their Postgres types, as the score tables are built.
+    out = psql(server, "analyst", "\\d scores_by_agency_month")
+    assert out.returncode == 0, out.stderr
+    columns = dict(ln.split("|")[:2] for ln in out.stdout.splitlines() if ln.count("|") >= 2)
+    assert columns["agency"] == "text" and columns["n"] == "bigint" and columns["mean"] == "double precision", columns
+    assert columns["period_start"] == "date" and columns["suppressed"] == "boolean", columns
+    # The same through information_schema, as BI tools ask.
+    with connect(server, "analyst") as conn:
+        rows = conn.execute("SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'public' "
+                            "AND table_name = %s ORDER BY ordinal_position", ("scores_by_agency_month",)).fetchall()
+        assert dict(rows) == columns
+        listed = {t for (t,) in conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'").fetchall()}
+        assert listed == set(tables)
+
+
+def test_psql_fetch_count_pages_through_a_cursor(server):
+    """psql with FETCH_COUNT reads through DECLARE … CURSOR / FETCH FORWARD n / CLOSE, as Tableau does."""
+    sql = "SELECT service_id, period, measure, n, mean FROM scores_by_service_month ORDER BY service_id, period, measure"
+    whole = psql(server, "analyst", sql)
+    paged = psql(server, "analyst", sql, "-v", "FETCH_COUNT=97")
+    assert whole.returncode == 0 and paged.returncode == 0, (whole.stderr, paged.stderr)
+    assert paged.stdout == whole.stdout and whole.stdout.count("\n") > 97 * 3
+
+
+def test_declared_cursors_over_the_extended_protocol(server):
+    import psycopg  # noqa: PLC0415
+    with connect(server, "analyst") as conn:
+        want = conn.execute("SELECT agency, measure, n FROM scores_by_agency ORDER BY agency, measure").fetchall()
+        conn.execute("DECLARE c NO SCROLL CURSOR WITH HOLD FOR SELECT agency, measure, n FROM scores_by_agency WHERE n > %s ORDER BY agency, measure", (-1,))
+        got = []
+        while rows := conn.execute("FETCH 7 IN c").fetchall():
+            got.extend(rows)
+        assert got == want
+        conn.execute("CLOSE c")
+        with pytest.raises(psycopg.Error) as e:
+            conn.execute("FETCH 1 FROM c")
+        assert e.value.sqlstate == "34000"
+
+
+def test_sqlalchemy_and_pandas_read_sql(server):
+    import pandas as pd  # noqa: PLC0415
+    import sqlalchemy  # noqa: PLC0415
+    engine = sqlalchemy.create_engine(f"postgresql+psycopg://analyst:{server['keys']['analyst']}@127.0.0.1:{server['pg']}/cxlake")
+    try:
+        frame = pd.read_sql("SELECT agency, measure, n, mean, agree_share, suppressed FROM scores_by_agency", engine)
+        with engine.connect() as conn:
+            one = pd.read_sql(sqlalchemy.text("SELECT n FROM scores_by_agency WHERE agency = :a AND measure = 'trust'"), conn, params={"a": server["agency"]})
+    finally:
+        engine.dispose()
+    want = gql_scores(server, "analyst", "agency", None)
+    assert len(frame) == len(want) > 0
+    for r in frame.itertuples():
+        g = want[(r.agency, None, r.measure)]
+        assert r.n == g["n"] and close(None if pd.isna(r.mean) else r.mean, g["mean"]), (r, g)
+        assert bool(r.suppressed) == g["suppressed"]
+    assert one["n"].tolist() == [want[(server["agency"], None, "trust")]["n"]]
+
+
+def test_an_answer_past_the_row_cap_is_cut_and_says_so(server):
+    notices = []
+    with connect(server, "admin") as conn:
+        conn.add_notice_handler(lambda d: notices.append((d.sqlstate, d.message_primary)))
+        (total,) = conn.execute("SELECT count(*) FROM responses").fetchone()
+        assert total > ROW_CAP, "the sample lake holds more responses than the cap"
+        rows = conn.execute("SELECT response_id FROM responses").fetchall()
+    assert len(rows) == ROW_CAP
+    assert any(state == "01000" and f"cut at {ROW_CAP} rows" in msg for state, msg in notices), notices
+
+
+def test_metrics_count_statements_per_protocol(server):
+    import psycopg  # noqa: PLC0415
+    with connect(server, "analyst") as conn:
+        conn.execute("SELECT count(*) FROM services").fetchone()
+        with pytest.raises(psycopg.Error):
+            conn.execute("SELECT * FROM responses")
+    with urllib.request.urlopen(f"{server['url']}/metrics", timeout=30) as r:
+        text = r.read().decode()
+    counts = {}
+    for line in text.splitlines():
+        if line.startswith("cxlake_sql_statements_total{"):
+            labels, value = line.rsplit(" ", 1)
+            counts[labels] = float(value)
+    assert counts.get('cxlake_sql_statements_total{protocol="postgres",outcome="ok"}', 0) >= 1, counts
+    assert counts.get('cxlake_sql_statements_total{protocol="postgres",outcome="denied"}', 0) >= 1, counts
+    assert 'cxlake_sql_connections_total{protocol="postgres"}' in text

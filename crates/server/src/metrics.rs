@@ -30,8 +30,43 @@ pub struct ServedLabels {
     pub path: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SqlLabels {
+    /// postgres or flight_sql.
+    pub protocol: String,
+    /// ok, error (a statement that failed), denied (a table the role may not read, or a key
+    /// that is not valid).
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProtocolLabels {
+    pub protocol: String,
+}
+
+/// A SQL protocol's label.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Postgres,
+    FlightSql,
+}
+
+impl Protocol {
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::Postgres => "postgres",
+            Protocol::FlightSql => "flight_sql",
+        }
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
+    /// SQL statements by protocol and outcome, connections (sign-ins) and rows sent.
+    pub sql_statements: Family<SqlLabels, Counter>,
+    pub sql_connections: Family<ProtocolLabels, Counter>,
+    pub sql_rows: Family<ProtocolLabels, Counter>,
+    pub sql_latency: Family<ProtocolLabels, Histogram>,
     /// Computations that can be served by rollups (scores, benchmarks, trends, alerts, driver
     /// and tapped importance) by what served them, and the rollup rows and raw data files they
     /// read.
@@ -96,8 +131,19 @@ impl Default for Metrics {
         );
         registry.register("rollup_rows_read", "Rollup rows score computations read", rollup_rows.clone());
         registry.register("raw_files_read", "Data files whose raw rows score computations read", raw_files.clone());
+        let sql_statements = Family::<SqlLabels, Counter>::default();
+        let (sql_connections, sql_rows) = (Family::<ProtocolLabels, Counter>::default(), Family::<ProtocolLabels, Counter>::default());
+        let sql_latency = Family::<ProtocolLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 17)));
+        registry.register("sql_statements", "SQL statements by protocol (postgres, flight_sql) and outcome (ok, error, denied)", sql_statements.clone());
+        registry.register("sql_connections", "SQL sessions signed in, by protocol", sql_connections.clone());
+        registry.register("sql_rows", "Rows of SQL answers, by protocol", sql_rows.clone());
+        registry.register("sql_duration_seconds", "Time to answer a SQL statement, by protocol", sql_latency.clone());
         Metrics {
             registry,
+            sql_statements,
+            sql_connections,
+            sql_rows,
+            sql_latency,
             served,
             rollup_rows,
             raw_files,
@@ -127,6 +173,23 @@ impl Metrics {
             }
             self.rollup_rows.inc_by(s.rollup_rows);
             self.raw_files.inc_by(s.raw_files as u64);
+        }
+    }
+
+    /// Counts one SQL statement: its outcome, its rows and how long it took.
+    pub fn record_sql(&self, protocol: Protocol, outcome: &str, rows: usize, seconds: f64) {
+        let p = ProtocolLabels { protocol: protocol.label().into() };
+        self.sql_statements.get_or_create(&SqlLabels { protocol: p.protocol.clone(), outcome: outcome.into() }).inc();
+        self.sql_rows.get_or_create(&p).inc_by(rows as u64);
+        self.sql_latency.get_or_create(&p).observe(seconds);
+    }
+
+    /// Counts a sign-in, or (`denied`) a refused one as a denied statement.
+    pub fn record_sign_in(&self, protocol: Protocol, denied: bool) {
+        if denied {
+            self.sql_statements.get_or_create(&SqlLabels { protocol: protocol.label().into(), outcome: "denied".into() }).inc();
+        } else {
+            self.sql_connections.get_or_create(&ProtocolLabels { protocol: protocol.label().into() }).inc();
         }
     }
 

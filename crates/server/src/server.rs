@@ -447,6 +447,18 @@ pub fn routes(schema: CxSchema, analytics: Analytics, submitter: Option<Arc<Subm
 
 /// `routes` with access control and limits.
 pub fn routes_with(schema: CxSchema, analytics: Analytics, submitter: Option<Arc<Submitter>>, limits: Limits) -> impl IntoEndpoint {
+    routes_with_metrics(schema, analytics, submitter, limits, Arc::default())
+}
+
+/// `routes_with`, counting into `metrics` (shared with the SQL protocols' listeners, so one
+/// `/metrics` covers them).
+pub fn routes_with_metrics(
+    schema: CxSchema,
+    analytics: Analytics,
+    submitter: Option<Arc<Submitter>>,
+    limits: Limits,
+    counters: Arc<Metrics>,
+) -> impl IntoEndpoint {
     let lake = analytics.lake.clone();
     let sdl = Arc::new(schema.sdl());
     let limiter = std::num::NonZeroU32::new(limits.rate_per_second).map(|rate| {
@@ -457,7 +469,7 @@ pub fn routes_with(schema: CxSchema, analytics: Analytics, submitter: Option<Arc
         lake,
         analytics,
         cache: QueryCache::new(CACHE_ENTRIES, CACHE_BYTES),
-        metrics: Metrics::default(),
+        metrics: counters,
         submitter,
         auth_failures: AuthFailures::new(limits.auth_failures_per_minute),
         limits,

@@ -220,7 +220,7 @@ pub struct State {
     /// The analytics the schema serves (the same catalog and suppression), for REST routes.
     pub analytics: Analytics,
     pub cache: QueryCache,
-    pub metrics: Metrics,
+    pub metrics: std::sync::Arc<Metrics>,
     pub submitter: Option<Arc<Submitter>>,
     pub limits: Limits,
     pub(crate) limiter: Option<Limiter>,

@@ -28,8 +28,11 @@ pub const CATALOG: &str = "cxlake";
 pub struct Checked {
     /// The query as it will run (printed from the checked tree).
     pub text: String,
-    /// The tables it reads (not the names its own `WITH` defines), each once, sorted.
+    /// The tables it reads (not the names its own `WITH` defines), each once, sorted; system
+    /// tables by the names `system::relation_name` gives.
     pub relations: Vec<String>,
+    /// The checked query itself.
+    pub query: Query,
 }
 
 /// Parses and checks `sql` (see the module's text).
@@ -62,7 +65,9 @@ pub fn check(sql: &str) -> Result<Checked, SqlError> {
         }
         ControlFlow::<()>::Continue(())
     });
-    Ok(Checked { text: statement.to_string(), relations: relations.into_iter().collect() })
+    let text = statement.to_string();
+    let Statement::Query(query) = statement else { unreachable!("checked to be a query above") };
+    Ok(Checked { text, relations: relations.into_iter().collect(), query: *query })
 }
 
 /// The statement's kind, for the refusal.
@@ -93,6 +98,13 @@ impl Visitor for Shapes {
 
     fn pre_visit_table_factor(&mut self, factor: &TableFactor) -> ControlFlow<SqlError> {
         match factor {
+            // `pg_catalog.generate_series(…)` in psql's catalog queries: reads nothing.
+            TableFactor::Table { args: Some(_), name, .. }
+                if matches!(name.0.as_slice(), [ObjectNamePart::Identifier(s), ObjectNamePart::Identifier(f)]
+                    if s.value.eq_ignore_ascii_case("pg_catalog") && super::system::SET_FUNCTIONS.contains(&f.value.to_lowercase().as_str())) =>
+            {
+                ControlFlow::Continue(())
+            }
             TableFactor::Table { args: Some(_), name, .. } => {
                 ControlFlow::Break(SqlError::Invalid(format!("{name}(…): table functions are not available; read the catalog's tables")))
             }
@@ -145,8 +157,9 @@ fn folded(id: &Ident) -> String {
     }
 }
 
-/// Drops the catalog and schema qualifiers of relation names and folds unquoted names; a name
-/// in another schema is unknown.
+/// Drops the catalog and schema qualifiers of relation names and folds unquoted names; names in
+/// `pg_catalog` and `information_schema` become the system tables' names; a name in another
+/// schema is unknown.
 struct Unqualify;
 
 impl VisitorMut for Unqualify {
@@ -164,6 +177,7 @@ impl VisitorMut for Unqualify {
             [t] => t.clone(),
             [s, t] if s == SCHEMA => t.clone(),
             [c, s, t] if c == CATALOG && s == SCHEMA => t.clone(),
+            [s, t] | [_, s, t] if super::system::relation_name(Some(s), t).is_some() => super::system::relation_name(Some(s), t).expect("checked"),
             _ => return ControlFlow::Break(SqlError::UnknownTable { name: name.to_string(), hint: format!(" (every table is in schema {SCHEMA})") }),
         };
         *name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new(table))]);

@@ -30,6 +30,22 @@ impl SqlType {
             _ => SqlType::Text,
         }
     }
+
+    /// Its Postgres type: the oid of `pg_type`, the type's name there (`udt_name`), the name
+    /// `format_type` and `information_schema.columns.data_type` give, and its length in bytes
+    /// (-1: variable).
+    pub fn postgres(self) -> (i64, &'static str, &'static str, i64) {
+        match self {
+            SqlType::Bool => (16, "bool", "boolean", 1),
+            SqlType::Int64 => (20, "int8", "bigint", 8),
+            SqlType::Float64 => (701, "float8", "double precision", 8),
+            SqlType::Text => (25, "text", "text", -1),
+            SqlType::Date => (1082, "date", "date", 4),
+            SqlType::Timestamp => (1114, "timestamp", "timestamp without time zone", 8),
+        }
+    }
+
+    pub const ALL: [SqlType; 6] = [SqlType::Bool, SqlType::Int64, SqlType::Float64, SqlType::Text, SqlType::Date, SqlType::Timestamp];
 }
 
 /// A result column: its name and SQL type.
@@ -91,4 +107,60 @@ fn cell(v: AnyValue) -> Cell {
         }
         other => Cell::Text(other.to_string()),
     }
+}
+
+/// The Arrow type a SQL type travels as (Flight SQL): fixed by the type, never by the rows.
+pub fn arrow_type(t: SqlType) -> arrow::datatypes::DataType {
+    use arrow::datatypes::{DataType as A, TimeUnit as U};
+    match t {
+        SqlType::Bool => A::Boolean,
+        SqlType::Int64 => A::Int64,
+        SqlType::Float64 => A::Float64,
+        SqlType::Text => A::Utf8,
+        SqlType::Date => A::Date32,
+        SqlType::Timestamp => A::Timestamp(U::Microsecond, None),
+    }
+}
+
+/// The Arrow schema of result columns (every column nullable).
+pub fn arrow_schema(fields: &[Field]) -> arrow::datatypes::SchemaRef {
+    std::sync::Arc::new(arrow::datatypes::Schema::new(
+        fields.iter().map(|f| arrow::datatypes::Field::new(f.name.clone(), arrow_type(f.ty), true)).collect::<Vec<_>>(),
+    ))
+}
+
+/// A frame as an Arrow record batch of `arrow_schema(fields(frame.schema()))`, column by column.
+pub fn record_batch(frame: &DataFrame) -> PolarsResult<arrow::array::RecordBatch> {
+    use arrow::array::{ArrayRef, BooleanArray, Date32Array, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
+    use std::sync::Arc;
+    let fields = fields(frame.schema());
+    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(fields.len());
+    for (c, f) in frame.columns().iter().zip(&fields) {
+        let s = c.as_materialized_series();
+        arrays.push(match f.ty {
+            SqlType::Bool => Arc::new(s.bool()?.iter().collect::<BooleanArray>()),
+            SqlType::Int64 => Arc::new(s.cast(&DataType::Int64)?.i64()?.iter().collect::<Int64Array>()),
+            SqlType::Float64 => Arc::new(s.cast(&DataType::Float64)?.f64()?.iter().collect::<Float64Array>()),
+            SqlType::Date => Arc::new(s.date()?.physical().iter().collect::<Date32Array>()),
+            SqlType::Timestamp => {
+                let micros = s.cast(&DataType::Datetime(TimeUnit::Microseconds, None))?;
+                Arc::new(micros.datetime()?.physical().iter().collect::<TimestampMicrosecondArray>())
+            }
+            SqlType::Text => match s.dtype() {
+                DataType::String => Arc::new(s.str()?.iter().collect::<StringArray>()),
+                // Other types shown as text, value by value (as `row` shows them).
+                _ => Arc::new(
+                    (0..s.len())
+                        .map(|i| match cell(s.get(i).unwrap_or(AnyValue::Null)) {
+                            Cell::Null => None,
+                            Cell::Text(t) => Some(t),
+                            other => Some(format!("{other:?}")),
+                        })
+                        .collect::<StringArray>(),
+                ),
+            },
+        });
+    }
+    let options = arrow::array::RecordBatchOptions::new().with_row_count(Some(frame.height()));
+    arrow::array::RecordBatch::try_new_with_options(arrow_schema(&fields), arrays, &options).map_err(|e| PolarsError::ComputeError(e.to_string().into()))
 }

@@ -11,17 +11,22 @@
 //! - Every other statement goes to `cx_sql::execute` (one read-only query over the caller's
 //!   catalog); its errors carry their SQLSTATE.
 
+mod cursor;
+
 use super::auth::Principal;
 use super::keys::KeyStore;
+use super::metrics::Protocol;
 use async_trait::async_trait;
+use cursor::{CursorStatement, Cursors};
 use cx_analytics::Analytics;
+use cx_sql::statement::Param;
 use cx_sql::values::{Cell, Field, SqlType};
 use futures::{stream, Sink};
 use pgwire::api::auth::{finish_authentication, protocol_negotiation, save_startup_parameters_to_metadata, DefaultServerParameterProvider, StartupHandler};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use pgwire::api::results::{DataRowEncoder, DescribePortalResponse, DescribeStatementResponse, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
-use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::results::{DataRowEncoder, FieldFormat, FieldInfo, QueryResponse, Response, Tag};
+use pgwire::api::stmt::QueryParser;
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, PgWireConnectionState, PgWireServerHandlers, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
@@ -37,6 +42,8 @@ pub struct PgService {
     /// The keys file; none: every connection is a local admin.
     pub keys: Option<Arc<KeyStore>>,
     pub limits: cx_sql::Limits,
+    /// Shared with the HTTP server's `/metrics`.
+    pub metrics: Arc<super::metrics::Metrics>,
 }
 
 /// Accepts connections on `listener` until the process ends, each served on its own task.
@@ -102,6 +109,7 @@ impl StartupHandler for Startup {
                 match self.service.keys {
                     None => {
                         client.session_extensions().insert(Principal::local_admin());
+                        self.service.metrics.record_sign_in(Protocol::Postgres, false);
                         finish_authentication(client, &parameters()).await?;
                     }
                     Some(_) => {
@@ -118,10 +126,12 @@ impl StartupHandler for Startup {
                     Some(Ok((role, id))) => {
                         tracing::info!(target: "cxlake::access", user = %user, key = %id, role = %role.label(), "a Postgres client signed in");
                         client.session_extensions().insert(Principal { role, key_id: Some(id) });
+                        self.service.metrics.record_sign_in(Protocol::Postgres, false);
                         finish_authentication(client, &parameters()).await?;
                     }
                     _ => {
                         tracing::warn!(target: "cxlake::access", user = %user, "a Postgres client presented a key that is not valid");
+                        self.service.metrics.record_sign_in(Protocol::Postgres, true);
                         return Err(PgWireError::InvalidPassword(user));
                     }
                 }
@@ -150,29 +160,8 @@ fn sql_error(e: cx_sql::SqlError) -> PgWireError {
 
 /// The caller of a connection, as the SQL layer sees them.
 async fn caller<C: ClientInfo>(service: &PgService, client: &C) -> PgWireResult<cx_sql::Caller> {
-    let principal = client.session_extensions().get::<Principal>().map(|p| (*p).clone()).ok_or_else(|| user_error("28000", "not signed in"))?;
-    refresh(&service.analytics).await;
-    let view = if principal.role.exact_counts() {
-        service.analytics.clone()
-    } else {
-        service.analytics.perturbed().await.map_err(|e| user_error("XX000", e.to_string()))?
-    };
-    let raw = match principal.role.raw_agencies(None) {
-        Err(_) => cx_sql::RawAccess::None,
-        Ok(None) => cx_sql::RawAccess::All,
-        Ok(Some(a)) => cx_sql::RawAccess::Agencies(a),
-    };
-    Ok(cx_sql::Caller { view, raw, role: principal.role.label() })
-}
-
-/// Rereads the catalog when the lake moved on (as every HTTP request does).
-async fn refresh(analytics: &Analytics) {
-    if let Ok(v) = super::state::current_version(&analytics.lake).await {
-        if analytics.catalog_version() != v {
-            let a = analytics.clone();
-            let _ = tokio::task::spawn_blocking(move || a.refresh(v)).await;
-        }
-    }
+    let principal = client.session_extensions().get::<Principal>().ok_or_else(|| user_error("28000", "not signed in"))?;
+    super::sql_access::caller(&service.analytics, &principal).await.map_err(|e| sql_error(e.into()))
 }
 
 /// A statement the session answers itself, or a query for the SQL layer.
@@ -185,6 +174,8 @@ enum Kind {
     /// `SELECT version()`, `current_database()`, `current_catalog`, `current_schema()`,
     /// `current_user`: what clients ask on connect (the column and its value).
     Constant(&'static str, String),
+    /// `DECLARE … CURSOR`, `FETCH`, `MOVE`, `CLOSE` (or what is wrong with one).
+    Cursor(Result<CursorStatement, String>),
     Query,
 }
 
@@ -198,9 +189,14 @@ fn classify(sql: &str) -> Kind {
         "DEALLOCATE" => Kind::Session("DEALLOCATE"),
         "BEGIN" | "START" => Kind::Session("BEGIN"),
         "COMMIT" | "END" => Kind::Session("COMMIT"),
+        // Savepoints (SQLAlchemy's nested transactions): nothing is written, nothing to undo.
+        "ROLLBACK" if words.get(1).map(String::as_str) == Some("TO") => Kind::Session("ROLLBACK TO"),
         "ROLLBACK" | "ABORT" => Kind::Session("ROLLBACK"),
+        "SAVEPOINT" => Kind::Session("SAVEPOINT"),
+        "RELEASE" => Kind::Session("RELEASE"),
+        "SHOW" if words.get(1).map(String::as_str) == Some("TRANSACTION") => Kind::Show("transaction_isolation".into()),
         "SHOW" => Kind::Show(sql.split_whitespace().nth(1).unwrap_or("").trim_end_matches(';').to_ascii_lowercase()),
-        _ => constant(sql).unwrap_or(Kind::Query),
+        _ => cursor::parse(sql).map(Kind::Cursor).or_else(|| constant(sql)).unwrap_or(Kind::Query),
     }
 }
 
@@ -276,9 +272,6 @@ fn result_set(answer: cx_sql::Answer, format: Option<&Format>) -> PgWireResult<Q
         }
         rows.push(Ok(encoder.take_row()));
     }
-    if answer.truncated {
-        tracing::info!(rows = answer.frame.height(), "a SQL answer was cut at the row limit");
-    }
     Ok(QueryResponse::new(infos, stream::iter(rows)))
 }
 
@@ -290,11 +283,65 @@ fn one_text(name: String, value: String, format: Option<&Format>) -> PgWireResul
     Ok(QueryResponse::new(infos, stream::iter(vec![Ok(encoder.take_row())])))
 }
 
-/// One statement's response.
-async fn respond<C: ClientInfo>(service: &PgService, client: &C, sql: &str, format: Option<&Format>) -> PgWireResult<Response> {
+/// The session's cursors.
+fn cursors<C: ClientInfo>(client: &C) -> Arc<Cursors> {
+    client.session_extensions().get_or_insert_with(Cursors::default)
+}
+
+/// `sql` with `params` bound (unchanged without any).
+fn bound(sql: &str, params: &[Param]) -> PgWireResult<String> {
+    if params.is_empty() {
+        return Ok(sql.to_string());
+    }
+    cx_sql::statement::bind(sql, params).map_err(sql_error)
+}
+
+/// What answering a statement noted: a warning to send before the response (the answer was
+/// cut at the row limit) and the rows it holds.
+#[derive(Default)]
+struct Noted {
+    warning: Option<String>,
+    rows: usize,
+}
+
+/// One statement's response, `params` bound to its placeholders, with its warning; counted in
+/// the metrics, a refused read logged as an access denial.
+async fn respond<C: ClientInfo>(
+    service: &PgService,
+    client: &C,
+    sql: &str,
+    params: &[Param],
+    format: Option<&Format>,
+) -> PgWireResult<(Response, Option<String>)> {
+    let started = std::time::Instant::now();
+    let mut noted = Noted::default();
+    let result = answer(service, client, sql, params, format, &mut noted).await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(PgWireError::UserError(e)) if e.code == "42501" => {
+            let principal = client.session_extensions().get::<Principal>();
+            let role = principal.as_ref().map_or("none".to_string(), |p| p.role.label());
+            tracing::warn!(target: "cxlake::access", protocol = "postgres", role = %role, reason = %e.message, "a SQL read was refused");
+            "denied"
+        }
+        Err(_) => "error",
+    };
+    service.metrics.record_sql(Protocol::Postgres, outcome, noted.rows, started.elapsed().as_secs_f64());
+    Ok((result?, noted.warning))
+}
+
+async fn answer<C: ClientInfo>(
+    service: &PgService,
+    client: &C,
+    sql: &str,
+    params: &[Param],
+    format: Option<&Format>,
+    noted: &mut Noted,
+) -> PgWireResult<Response> {
     match classify(sql) {
         Kind::Session("BEGIN") => Ok(Response::TransactionStart(Tag::new("BEGIN"))),
         Kind::Session(tag @ ("COMMIT" | "ROLLBACK")) => Ok(Response::TransactionEnd(Tag::new(tag))),
+        Kind::Session("ROLLBACK TO") => Ok(Response::Execution(Tag::new("ROLLBACK"))),
         Kind::Session(tag) => Ok(Response::Execution(Tag::new(tag))),
         Kind::Show(name) => {
             let value = show(&name)?;
@@ -303,12 +350,58 @@ async fn respond<C: ClientInfo>(service: &PgService, client: &C, sql: &str, form
             Ok(Response::Query(r))
         }
         Kind::Constant(name, value) => Ok(Response::Query(one_text(name.to_string(), value, format)?)),
+        Kind::Cursor(Err(e)) => Err(user_error("0A000", e)),
+        Kind::Cursor(Ok(CursorStatement::Declare { name, query })) => {
+            let caller = caller(service, client).await?;
+            let answer = cx_sql::execute(&caller, &bound(&query, params)?, service.limits).await.map_err(sql_error)?;
+            noted.warning = cut_note(&answer, service.limits);
+            cursors(client).open(name, answer).map_err(|e| user_error("42P03", e))?;
+            Ok(Response::Execution(Tag::new("DECLARE CURSOR")))
+        }
+        Kind::Cursor(Ok(CursorStatement::Fetch { name, count, moving })) => {
+            let page = cursors(client).fetch(&name, count).map_err(|e| user_error("34000", e))?;
+            noted.rows = page.frame.height();
+            if moving {
+                return Ok(Response::Execution(Tag::new("MOVE").with_rows(page.frame.height())));
+            }
+            let mut r = result_set(page, format)?;
+            r.set_command_tag("FETCH");
+            Ok(Response::Query(r))
+        }
+        Kind::Cursor(Ok(CursorStatement::Close(name))) => {
+            cursors(client).close(name.as_deref()).map_err(|e| user_error("34000", e))?;
+            Ok(Response::Execution(Tag::new("CLOSE CURSOR")))
+        }
         Kind::Query => {
             let caller = caller(service, client).await?;
-            let answer = cx_sql::execute(&caller, sql, service.limits).await.map_err(sql_error)?;
+            let answer = cx_sql::execute(&caller, &bound(sql, params)?, service.limits).await.map_err(sql_error)?;
+            noted.warning = cut_note(&answer, service.limits);
+            noted.rows = answer.frame.height();
             Ok(Response::Query(result_set(answer, format)?))
         }
     }
+}
+
+/// What a client is told when an answer was cut at the row limit (also logged).
+fn cut_note(answer: &cx_sql::Answer, limits: cx_sql::Limits) -> Option<String> {
+    answer.truncated.then(|| {
+        tracing::info!(rows = answer.frame.height(), "a SQL answer was cut at the row limit");
+        format!("the answer was cut at {} rows (the server's --sql-max-rows); narrow the query or aggregate", limits.max_rows)
+    })
+}
+
+/// Sends a warning (a NoticeResponse, SQLSTATE 01000) ahead of a response.
+async fn warn<C>(client: &mut C, warning: Option<String>) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    use futures::SinkExt;
+    if let Some(w) = warning {
+        let notice = pgwire::messages::response::NoticeResponse::from(ErrorInfo::new("WARNING".into(), "01000".into(), w));
+        client.send(PgWireBackendMessage::NoticeResponse(notice)).await?;
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -323,7 +416,9 @@ impl SimpleQueryHandler for Backend {
         // Several statements in one message run one after the other; the first error ends it.
         let mut out = Vec::new();
         for sql in split(query) {
-            out.push(respond(&self.service, client, &sql, None).await?);
+            let (response, warning) = respond(&self.service, client, &sql, &[], None).await?;
+            warn(client, warning).await?;
+            out.push(response);
         }
         Ok(out)
     }
@@ -383,7 +478,10 @@ impl QueryParser for Parser {
             }
             Kind::Show(name) => (vec![Field { name, ty: SqlType::Text }], 0),
             Kind::Constant(name, _) => (vec![Field { name: name.to_string(), ty: SqlType::Text }], 0),
-            Kind::Session(_) => (Vec::new(), 0),
+            Kind::Cursor(Ok(CursorStatement::Declare { query, .. })) => (Vec::new(), cx_sql::statement::placeholders(&query).map_err(sql_error)?),
+            // A fetch returns the rows of the cursor's query, declared before.
+            Kind::Cursor(Ok(CursorStatement::Fetch { name, moving: false, .. })) => (cursors(client).fields(&name).unwrap_or_default(), 0),
+            Kind::Session(_) | Kind::Cursor(_) => (Vec::new(), 0),
         };
         Ok(Some(Prepared { sql: sql.to_string(), fields, params }))
     }
@@ -414,39 +512,15 @@ impl ExtendedQueryHandler for Backend {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let sql = &portal.statement.statement.sql;
-        if portal.parameter_len() == 0 {
-            return respond(&self.service, client, sql, Some(&portal.result_column_format)).await;
-        }
         let params = (0..portal.parameter_len()).map(|i| param(portal, i)).collect::<PgWireResult<Vec<_>>>()?;
-        let bound = cx_sql::statement::bind(sql, &params).map_err(sql_error)?;
-        respond(&self.service, client, &bound, Some(&portal.result_column_format)).await
-    }
-
-    async fn do_describe_statement<C>(&self, _client: &mut C, target: &StoredStatement<Prepared>) -> PgWireResult<DescribeStatementResponse>
-    where
-        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore<Statement = Prepared>,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        Ok(DescribeStatementResponse::new(Vec::new(), field_infos(&target.statement.fields, None)))
-    }
-
-    async fn do_describe_portal<C>(&self, _client: &mut C, target: &Portal<Prepared>) -> PgWireResult<DescribePortalResponse>
-    where
-        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
-        C::PortalStore: PortalStore<Statement = Prepared>,
-        C::Error: Debug,
-        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-    {
-        Ok(DescribePortalResponse::new(field_infos(&target.statement.statement.fields, Some(&target.result_column_format))))
+        let (response, warning) = respond(&self.service, client, &portal.statement.statement.sql, &params, Some(&portal.result_column_format)).await?;
+        warn(client, warning).await?;
+        Ok(response)
     }
 }
 
 /// Bound value `i` of `portal`, decoded as the type the client declared (text otherwise).
-fn param(portal: &Portal<Prepared>, i: usize) -> PgWireResult<cx_sql::statement::Param> {
-    use cx_sql::statement::Param;
+fn param(portal: &Portal<Prepared>, i: usize) -> PgWireResult<Param> {
     let ty = portal.statement.parameter_types.get(i).cloned().flatten().unwrap_or(Type::TEXT);
     let value = match ty {
         Type::INT2 => portal.parameter::<i16>(i, &ty)?.map(|v| Param::Int(v.into())),

@@ -1,0 +1,28 @@
+//! What the SQL protocols (Postgres, Flight SQL) share: who a signed-in principal is to the SQL
+//! layer (their role's view of the analytics and which raw rows they may read), with the
+//! catalog reread when the lake moved on, as every HTTP request does.
+
+use super::auth::Principal;
+use cx_analytics::Analytics;
+
+/// The SQL caller of `principal`.
+pub async fn caller(analytics: &Analytics, principal: &Principal) -> Result<cx_sql::Caller, cx_analytics::AnalyticsError> {
+    refresh(analytics).await;
+    let view = if principal.role.exact_counts() { analytics.clone() } else { analytics.perturbed().await? };
+    let raw = match principal.role.raw_agencies(None) {
+        Err(_) => cx_sql::RawAccess::None,
+        Ok(None) => cx_sql::RawAccess::All,
+        Ok(Some(a)) => cx_sql::RawAccess::Agencies(a),
+    };
+    Ok(cx_sql::Caller { view, raw, role: principal.role.label() })
+}
+
+/// Rereads the catalog when the lake moved on.
+async fn refresh(analytics: &Analytics) {
+    if let Ok(v) = super::state::current_version(&analytics.lake).await {
+        if analytics.catalog_version() != v {
+            let a = analytics.clone();
+            let _ = tokio::task::spawn_blocking(move || a.refresh(v)).await;
+        }
+    }
+}
