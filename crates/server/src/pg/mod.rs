@@ -12,6 +12,7 @@
 //!   catalog); its errors carry their SQLSTATE.
 
 mod cursor;
+mod guard;
 
 use super::auth::Principal;
 use super::keys::KeyStore;
@@ -52,9 +53,16 @@ pub async fn serve(listener: tokio::net::TcpListener, service: Arc<PgService>) -
         let (socket, peer) = listener.accept().await?;
         let handlers = Handlers { backend: Arc::new(Backend { service: service.clone() }), startup: Arc::new(Startup { service: service.clone() }) };
         tokio::spawn(async move {
-            if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+            // pgwire serves one end of a socket pair; the guard checks what the client sends.
+            let (ours, theirs) = match tokio::net::UnixStream::pair() {
+                Ok(pair) => pair,
+                Err(e) => return tracing::warn!(%peer, error = %e, "no socket pair for a Postgres connection"),
+            };
+            let served = tokio::spawn(pgwire::tokio::process_socket_unix(theirs, handlers));
+            if let Err(e) = guard::pump(socket, ours).await {
                 tracing::debug!(%peer, error = %e, "a Postgres connection ended with an error");
             }
+            let _ = served.await;
         });
     }
 }
