@@ -14,4 +14,4 @@ fi
 # `cargo test` also builds target/debug/cxlake (integration tests need the binary), with the
 # same features, so the Python tests below use what was just tested.
 cargo test --workspace --locked
-.venv/bin/python -m pytest -q tests/python "$@"
+.venv/bin/python -m pytest -q --durations=15 tests/python "$@"
