@@ -124,7 +124,7 @@ def test_malformed_statements_and_frames_leave_the_server_up(server):
                     pytest.fail(f"frame {k}: startup failed")
             try:
                 s.sendall(frame(rng))
-                s.settimeout(0.2)
+                s.settimeout(0.05)
                 s.recv(4096)
             except (socket.timeout, ConnectionResetError, BrokenPipeError):
                 pass
