@@ -4,25 +4,16 @@ the same grouping over HTTP with the same key: the same rows, the same numbers t
 suppression. Access: the password (or the bearer token) is a cxlake key; raw `responses` only for
 the agency (its own rows) and admin roles; writes and unknown tables refused; TLS optional.
 """
-import json
 import subprocess
 import urllib.request
 
 import pytest
 
-from conftest import BIN, ROOT, free_port, run_cxlake, wait_healthy
-
-SAMPLE = ROOT / "data" / "sample"
-MEASURES = ["TRUST", "SATISFACTION", "EFFECTIVENESS", "EASE", "EFFICIENCY", "TRANSPARENCY", "HUMANITY", "EMPLOYEE"]
-STATS = ["n", "n_likert", "n_thumbs", "mean", "sd", "mean_low", "mean_high", "agree_share", "agree_low", "agree_high"]
+from conftest import BIN, free_port, wait_healthy
+from sql_oracle import SAMPLE, STATS, camel, close, gql_scores, role_keys
 
 
-def camel(name):
-    head, *rest = name.split("_")
-    return head + "".join(w.capitalize() for w in rest)
-
-
-def start(tmp, keys, *extra):
+def start(keys, *extra):
     http, flight = free_port(), free_port()
     proc = subprocess.Popen([str(BIN), "serve", "--lake", SAMPLE, "--keys", keys, "--rate-limit", "0", "--listen", f"127.0.0.1:{http}",
                              "--flight-sql", f"127.0.0.1:{flight}", *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -36,11 +27,8 @@ def server(tmp_path_factory):
     """The sample lake served over HTTP and Flight SQL, with analyst, agency and admin keys."""
     tmp = tmp_path_factory.mktemp("sql_flight")
     keys = tmp / "keys.json"
-    agency = json.loads(run_cxlake("query", "--lake", SAMPLE, "-", input="{ services { agency } }").stdout)["data"]["services"][0]["agency"]
-    made = {}
-    for role, extra in (("analyst", []), ("admin", []), ("agency", ["--agency", agency])):
-        made[role] = run_cxlake("keys", "--keys", keys, "add", "--name", role, "--role", role, *extra).stdout.strip()
-    proc, url, flight = start(tmp, keys)
+    made, agency = role_keys(keys)
+    proc, url, flight = start(keys)
     yield {"url": url, "flight": flight, "keys": made, "agency": agency, "proc": proc, "keys_file": keys, "tmp": tmp}
     proc.terminate()
     proc.wait(timeout=30)
@@ -49,28 +37,6 @@ def server(tmp_path_factory):
 def connect(server, role, **kw):
     from adbc_driver_flightsql import dbapi  # noqa: PLC0415
     return dbapi.connect(f"grpc://127.0.0.1:{server['flight']}", db_kwargs={"username": role, "password": server["keys"][role]}, autocommit=True, **kw)
-
-
-def graphql(server, query, key):
-    req = urllib.request.Request(f"{server['url']}/graphql", data=json.dumps({"query": query}).encode(),
-                                 headers={"content-type": "application/json", "authorization": f"Bearer {key}"})
-    with urllib.request.urlopen(req, timeout=120) as r:
-        out = json.loads(r.read())
-    assert not out.get("errors"), out
-    return out["data"]
-
-
-def gql_scores(server, role, group, period):
-    fields = " ".join(camel(s) for s in STATS)
-    rows = graphql(server, f"{{ scores(groupBy: [{group.upper()}], period: {period.upper()}, measures: [{', '.join(MEASURES)}]) "
-                           f"{{ {group} period measure {fields} suppressed }} }}", server["keys"][role])["scores"]
-    return {(r[group], r["period"], r["measure"].lower()): r for r in rows}
-
-
-def close(a, b):
-    if a is None or b is None:
-        return a is None and b is None
-    return abs(float(a) - float(b)) <= 1e-12 * max(1.0, abs(float(b)))
 
 
 def test_adbc_reads_a_score_table_equal_to_graphql(server):
@@ -177,7 +143,7 @@ def test_tls(server):
     tmp = server["tmp"]
     cert.private_key_pem.write_to_path(str(tmp / "key.pem"))
     cert.cert_chain_pems[0].write_to_path(str(tmp / "cert.pem"))
-    proc, _, port = start(tmp, server["keys_file"], "--flight-sql-tls-cert", str(tmp / "cert.pem"), "--flight-sql-tls-key", str(tmp / "key.pem"))
+    proc, _, port = start(server["keys_file"], "--flight-sql-tls-cert", str(tmp / "cert.pem"), "--flight-sql-tls-key", str(tmp / "key.pem"))
     try:
         kwargs = {"username": "analyst", "password": server["keys"]["analyst"],
                   "adbc.flight.sql.client_option.tls_root_certs": ca.cert_pem.bytes().decode()}

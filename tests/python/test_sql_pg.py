@@ -6,7 +6,6 @@ same numbers to 1e-12. Access: the password is a cxlake key; raw `responses` are
 (its own rows only) and admin roles; writes, DDL and table functions are refused with their
 SQLSTATE, and the server stays up. Answers past the row cap are cut and say so.
 """
-import json
 import os
 import subprocess
 import time
@@ -14,18 +13,11 @@ import urllib.request
 
 import pytest
 
-from conftest import BIN, ROOT, free_port, run_cxlake, wait_healthy
+from conftest import BIN, free_port, wait_healthy
+from sql_oracle import SAMPLE, STATS, camel, close, gql_scores, role_keys
 
-SAMPLE = ROOT / "data" / "sample"
-MEASURES = ["TRUST", "SATISFACTION", "EFFECTIVENESS", "EASE", "EFFICIENCY", "TRANSPARENCY", "HUMANITY", "EMPLOYEE"]
 # The server's --sql-max-rows: above the largest score table of the sample, below its responses.
 ROW_CAP = 150_000
-STATS = ["n", "n_likert", "n_thumbs", "mean", "sd", "mean_low", "mean_high", "agree_share", "agree_low", "agree_high"]
-
-
-def camel(name):
-    head, *rest = name.split("_")
-    return head + "".join(w.capitalize() for w in rest)
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +25,7 @@ def server(tmp_path_factory):
     """The sample lake served over HTTP and Postgres, with analyst, agency and admin keys."""
     tmp = tmp_path_factory.mktemp("sql_pg")
     keys = tmp / "keys.json"
-    agency = json.loads(run_cxlake("query", "--lake", SAMPLE, "-", input="{ services { agency } }").stdout)["data"]["services"][0]["agency"]
-    made = {}
-    for role, extra in (("analyst", []), ("admin", []), ("agency", ["--agency", agency])):
-        made[role] = run_cxlake("keys", "--keys", keys, "add", "--name", role, "--role", role, *extra).stdout.strip()
+    made, agency = role_keys(keys)
     http, pg = free_port(), free_port()
     proc = subprocess.Popen([str(BIN), "serve", "--lake", SAMPLE, "--keys", keys, "--rate-limit", "0", "--listen", f"127.0.0.1:{http}",
                              "--pg", f"127.0.0.1:{pg}", "--sql-max-rows", str(ROW_CAP)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -45,15 +34,6 @@ def server(tmp_path_factory):
     yield {"url": url, "pg": pg, "keys": made, "agency": agency, "proc": proc}
     proc.terminate()
     proc.wait(timeout=30)
-
-
-def graphql(server, query, key):
-    req = urllib.request.Request(f"{server['url']}/graphql", data=json.dumps({"query": query}).encode(),
-                                 headers={"content-type": "application/json", "authorization": f"Bearer {key}"})
-    with urllib.request.urlopen(req, timeout=120) as r:
-        out = json.loads(r.read())
-    assert not out.get("errors"), out
-    return out["data"]
 
 
 def connect(server, role, **kw):
@@ -66,20 +46,6 @@ def psql(server, role, sql, *options):
     env = dict(os.environ, PGPASSWORD=server["keys"][role], PGCONNECT_TIMEOUT="10")
     return subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(server["pg"]), "-U", role, "-d", "cxlake", "-X", "-A", "-t", "-F", "|",
                            "-v", "ON_ERROR_STOP=1", *options, "-c", sql], capture_output=True, text=True, env=env, timeout=120)
-
-
-def gql_scores(server, role, group, period):
-    fields = " ".join(camel(s) for s in STATS)
-    per = f"period: {period.upper()}, " if period else ""
-    rows = graphql(server, f"{{ scores(groupBy: [{group.upper()}], {per}measures: [{', '.join(MEASURES)}]) "
-                           f"{{ {group} period measure {fields} suppressed }} }}", server["keys"][role])["scores"]
-    return {(r[group], r["period"], r["measure"].lower()): r for r in rows}
-
-
-def close(a, b):
-    if a is None or b is None:
-        return a is None and b is None
-    return abs(float(a) - float(b)) <= 1e-12 * max(1.0, abs(float(b)))
 
 
 def test_psql_reads_a_score_table_equal_to_graphql(server):

@@ -190,6 +190,12 @@ impl Principal {
     pub fn local_admin() -> Principal {
         Principal { role: Role::Admin, key_id: None }
     }
+
+    /// The principal of a presented key, checked against the keys file (HTTP's bearer, the
+    /// Postgres password, Flight SQL's password or bearer).
+    pub fn of_key(keys: &super::keys::KeyStore, presented: &str) -> Result<Principal, super::keys::KeyError> {
+        keys.verify(presented).map(|(role, id)| Principal { role, key_id: Some(id) })
+    }
 }
 
 /// The principal of a GraphQL request (public when none was attached).

@@ -119,6 +119,11 @@ fn batches_stream(schema: SchemaRef, batches: Vec<RecordBatch>) -> DoGetStream {
     Box::pin(FlightDataEncoderBuilder::new().with_schema(schema).build(input).map_err(Status::from))
 }
 
+/// The answer of a catalog call: the one batch its builder made, under the builder's schema.
+fn one_batch(schema: SchemaRef, batch: Result<RecordBatch, FlightError>) -> Result<Response<DoGetStream>, Status> {
+    Ok(Response::new(batches_stream(schema, vec![batch?])))
+}
+
 /// A FlightInfo whose one endpoint is redeemed on the same connection with `ticket`.
 fn info(ticket: Vec<u8>, schema: &Schema, descriptor: FlightDescriptor) -> Result<Response<FlightInfo>, Status> {
     let info = FlightInfo::new()
@@ -144,8 +149,8 @@ impl FlightSqlServer {
         let Some(keys) = &self.keys else { return Ok(Principal::local_admin()) };
         let header = request.metadata().get("authorization").and_then(|v| v.to_str().ok()).unwrap_or("");
         let key = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer "));
-        match key.map(|k| keys.verify(k.trim())) {
-            Some(Ok((role, id))) => Ok(Principal { role, key_id: Some(id) }),
+        match key.map(|k| Principal::of_key(keys, k.trim())) {
+            Some(Ok(principal)) => Ok(principal),
             Some(Err(_)) => Err(self.refused("a Flight SQL client presented a key that is not valid")),
             None => Err(self.refused("a Flight SQL call came without `authorization: Bearer <key>`")),
         }
@@ -219,8 +224,8 @@ impl FlightSqlServer {
 
 /// The values of a parameter batch's one row, in column order.
 fn parameters(batch: &RecordBatch) -> Result<Vec<Param>, Status> {
-    use arrow::array::{BooleanArray, Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, Int8Array, LargeStringArray, StringArray};
-    use arrow::datatypes::DataType as A;
+    use arrow::array::AsArray;
+    use arrow::datatypes::{DataType as A, Float32Type, Float64Type, Int16Type, Int32Type, Int64Type, Int8Type};
     if batch.num_rows() != 1 {
         return Err(Status::invalid_argument(format!("{} rows of parameters: bind one row at a time", batch.num_rows())));
     }
@@ -233,17 +238,16 @@ fn parameters(batch: &RecordBatch) -> Result<Vec<Param>, Status> {
             if a.is_null(0) {
                 return Ok(Param::Null);
             }
-            let any = a.as_any();
             Ok(match a.data_type() {
-                A::Boolean => Param::Bool(any.downcast_ref::<BooleanArray>().map(|x| x.value(0)).unwrap_or_default()),
-                A::Int8 => Param::Int(any.downcast_ref::<Int8Array>().map(|x| x.value(0).into()).unwrap_or_default()),
-                A::Int16 => Param::Int(any.downcast_ref::<Int16Array>().map(|x| x.value(0).into()).unwrap_or_default()),
-                A::Int32 => Param::Int(any.downcast_ref::<Int32Array>().map(|x| x.value(0).into()).unwrap_or_default()),
-                A::Int64 => Param::Int(any.downcast_ref::<Int64Array>().map(|x| x.value(0)).unwrap_or_default()),
-                A::Float32 => Param::Float(any.downcast_ref::<Float32Array>().map(|x| x.value(0).into()).unwrap_or_default()),
-                A::Float64 => Param::Float(any.downcast_ref::<Float64Array>().map(|x| x.value(0)).unwrap_or_default()),
-                A::Utf8 => Param::Text(any.downcast_ref::<StringArray>().map(|x| x.value(0).to_string()).unwrap_or_default()),
-                A::LargeUtf8 => Param::Text(any.downcast_ref::<LargeStringArray>().map(|x| x.value(0).to_string()).unwrap_or_default()),
+                A::Boolean => Param::Bool(a.as_boolean().value(0)),
+                A::Int8 => Param::Int(a.as_primitive::<Int8Type>().value(0).into()),
+                A::Int16 => Param::Int(a.as_primitive::<Int16Type>().value(0).into()),
+                A::Int32 => Param::Int(a.as_primitive::<Int32Type>().value(0).into()),
+                A::Int64 => Param::Int(a.as_primitive::<Int64Type>().value(0)),
+                A::Float32 => Param::Float(a.as_primitive::<Float32Type>().value(0).into()),
+                A::Float64 => Param::Float(a.as_primitive::<Float64Type>().value(0)),
+                A::Utf8 => Param::Text(a.as_string::<i32>().value(0).to_string()),
+                A::LargeUtf8 => Param::Text(a.as_string::<i64>().value(0).to_string()),
                 other => return Err(Status::invalid_argument(format!("parameter {}: a {other} value is not supported; send text or a number", f.name()))),
             })
         })
@@ -269,8 +273,8 @@ impl FlightSqlService for FlightSqlServer {
             None => String::new(),
         };
         if let Some(keys) = &self.keys {
-            match keys.verify(&key) {
-                Ok((role, id)) => tracing::info!(target: "cxlake::access", key = %id, role = %role.label(), "a Flight SQL client signed in"),
+            match Principal::of_key(keys, &key) {
+                Ok(p) => tracing::info!(target: "cxlake::access", key = %p.key_id.unwrap_or_default(), role = %p.role.label(), "a Flight SQL client signed in"),
                 Err(_) => return Err(self.refused("a Flight SQL client presented a key that is not valid")),
             }
         }
@@ -351,8 +355,7 @@ impl FlightSqlService for FlightSqlServer {
 
     async fn do_get_sql_info(&self, query: CommandGetSqlInfo, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
         let b = query.into_builder(&SQL_INFO);
-        let schema = b.schema();
-        Ok(Response::new(batches_stream(schema, vec![b.build()?])))
+        one_batch(b.schema(), b.build())
     }
 
     async fn get_flight_info_catalogs(&self, query: CommandGetCatalogs, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
@@ -365,8 +368,7 @@ impl FlightSqlService for FlightSqlServer {
         self.principal(&request)?;
         let mut b = query.into_builder();
         b.append(CATALOG);
-        let schema = b.schema();
-        Ok(Response::new(batches_stream(schema, vec![b.build()?])))
+        one_batch(b.schema(), b.build())
     }
 
     async fn get_flight_info_schemas(&self, query: CommandGetDbSchemas, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
@@ -379,8 +381,7 @@ impl FlightSqlService for FlightSqlServer {
         self.principal(&request)?;
         let mut b = query.into_builder();
         b.append(CATALOG, SCHEMA);
-        let schema = b.schema();
-        Ok(Response::new(batches_stream(schema, vec![b.build()?])))
+        one_batch(b.schema(), b.build())
     }
 
     async fn get_flight_info_tables(&self, query: CommandGetTables, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
@@ -396,8 +397,7 @@ impl FlightSqlService for FlightSqlServer {
             let schema = cx_sql::values::arrow_schema(&cx_sql::values::fields(&t.schema()));
             b.append(CATALOG, SCHEMA, &t.name, "TABLE", &schema)?;
         }
-        let schema = b.schema();
-        Ok(Response::new(batches_stream(schema, vec![b.build()?])))
+        one_batch(b.schema(), b.build())
     }
 
     async fn get_flight_info_table_types(&self, query: CommandGetTableTypes, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
@@ -408,8 +408,7 @@ impl FlightSqlService for FlightSqlServer {
     async fn do_get_table_types(&self, query: CommandGetTableTypes, _request: Request<Ticket>) -> Result<Response<DoGetStream>, Status> {
         let mut b = query.into_builder();
         b.append("TABLE");
-        let schema = b.schema();
-        Ok(Response::new(batches_stream(schema, vec![b.build()?])))
+        one_batch(b.schema(), b.build())
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

@@ -43,7 +43,7 @@ fn authenticate(req: &poem::Request, limits: &Limits) -> Result<Principal, ApiEr
         None => Err(refuse("this server requires an API key: send 'Authorization: Bearer <key>'".into())),
         Some(h) => {
             let token = h.strip_prefix("Bearer ").ok_or_else(|| refuse("the Authorization header must read 'Bearer <key>'".into()))?;
-            keys.verify(token.trim()).map(|(role, id)| Principal { role, key_id: Some(id) }).map_err(|e| refuse(e.to_string()))
+            Principal::of_key(keys, token.trim()).map_err(|e| refuse(e.to_string()))
         }
     }
 }

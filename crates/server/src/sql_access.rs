@@ -17,12 +17,9 @@ pub async fn caller(analytics: &Analytics, principal: &Principal) -> Result<cx_s
     Ok(cx_sql::Caller { view, raw, role: principal.role.label() })
 }
 
-/// Rereads the catalog when the lake moved on.
+/// Rereads the catalog when the lake moved on (`state::refresh_analytics`, as HTTP requests do).
 async fn refresh(analytics: &Analytics) {
     if let Ok(v) = super::state::current_version(&analytics.lake).await {
-        if analytics.catalog_version() != v {
-            let a = analytics.clone();
-            let _ = tokio::task::spawn_blocking(move || a.refresh(v)).await;
-        }
+        super::state::refresh_analytics(analytics, v).await;
     }
 }

@@ -177,18 +177,24 @@ pub(crate) fn reply(status: StatusCode, body: Value) -> poem::Response {
 /// here or on another replica, `cxlake ingest --table services`) holds for the next request.
 /// Whether it reread.
 pub(crate) async fn refresh_catalog(state: &State, version: u64) -> bool {
-    if state.analytics.catalog_version() == version {
+    let reread = refresh_analytics(&state.analytics, version).await;
+    if reread {
+        if let Some(s) = &state.submitter {
+            s.set_inventory(state.analytics.catalog().inventory());
+        }
+    }
+    reread
+}
+
+/// Rereads `analytics`' catalog when it was read at another version than `version` (off the
+/// async workers); whether it reread. A failure is logged and leaves the catalog as it was.
+pub(crate) async fn refresh_analytics(analytics: &cx_analytics::Analytics, version: u64) -> bool {
+    if analytics.catalog_version() == version {
         return false;
     }
-    let analytics = state.analytics.clone();
+    let analytics = analytics.clone();
     match tokio::task::spawn_blocking(move || analytics.refresh(version)).await {
-        Ok(Ok(true)) => {
-            if let Some(s) = &state.submitter {
-                s.set_inventory(state.analytics.catalog().inventory());
-            }
-            true
-        }
-        Ok(Ok(false)) => false,
+        Ok(Ok(reread)) => reread,
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "the catalog was not reread");
             false

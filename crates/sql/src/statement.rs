@@ -173,11 +173,15 @@ impl VisitorMut for Unqualify {
                 ObjectNamePart::Function(_) => return ControlFlow::Break(SqlError::Invalid(format!("{name}: not a table name"))),
             }
         }
-        let table = match parts.as_slice() {
-            [t] => t.clone(),
-            [s, t] if s == SCHEMA => t.clone(),
-            [c, s, t] if c == CATALOG && s == SCHEMA => t.clone(),
-            [s, t] | [_, s, t] if super::system::relation_name(Some(s), t).is_some() => super::system::relation_name(Some(s), t).expect("checked"),
+        let system = match parts.as_slice() {
+            [s, t] | [_, s, t] => super::system::relation_name(Some(s), t),
+            _ => None,
+        };
+        let table = match (parts.as_slice(), system) {
+            ([t], _) => t.clone(),
+            ([s, t], _) if s == SCHEMA => t.clone(),
+            ([c, s, t], _) if c == CATALOG && s == SCHEMA => t.clone(),
+            (_, Some(system)) => system,
             _ => return ControlFlow::Break(SqlError::UnknownTable { name: name.to_string(), hint: format!(" (every table is in schema {SCHEMA})") }),
         };
         *name = ObjectName(vec![ObjectNamePart::Identifier(Ident::new(table))]);

@@ -78,16 +78,16 @@ impl Cursors {
 
 /// The words of a statement (identifiers folded as Postgres folds them), or None when it does
 /// not tokenize.
-fn words(sql: &str) -> Option<Vec<(String, bool, Token)>> {
+fn words(sql: &str) -> Option<Vec<(String, bool)>> {
     let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize().ok()?;
     Some(
         tokens
             .into_iter()
             .filter(|t| !matches!(t, Token::Whitespace(_) | Token::SemiColon))
-            .map(|t| match &t {
-                Token::Word(w) if w.quote_style.is_some() => (w.value.clone(), true, t),
-                Token::Word(w) => (w.value.to_lowercase(), false, t),
-                other => (other.to_string().to_lowercase(), false, t),
+            .map(|t| match t {
+                Token::Word(w) if w.quote_style.is_some() => (w.value, true),
+                Token::Word(w) => (w.value.to_lowercase(), false),
+                other => (other.to_string().to_lowercase(), false),
             })
             .collect(),
     )
@@ -121,8 +121,8 @@ pub fn parse(sql: &str) -> Option<Result<CursorStatement, String>> {
             }
         }
         "close" => match w.get(1) {
-            Some((n, false, _)) if n == "all" => Ok(CursorStatement::Close(None)),
-            Some((n, _, _)) => Ok(CursorStatement::Close(Some(n.clone()))),
+            Some((n, false)) if n == "all" => Ok(CursorStatement::Close(None)),
+            Some((n, _)) => Ok(CursorStatement::Close(Some(n.clone()))),
             None => Err("CLOSE needs a cursor name or ALL".into()),
         },
         _ => {
@@ -163,7 +163,7 @@ pub fn parse(sql: &str) -> Option<Result<CursorStatement, String>> {
                 i += 1;
             }
             match (w.get(i), w.len() == i + 1) {
-                (Some((name, _, _)), true) => Ok(CursorStatement::Fetch { name: name.clone(), count, moving }),
+                (Some((name, _)), true) => Ok(CursorStatement::Fetch { name: name.clone(), count, moving }),
                 _ => Err(format!("{}: expected {} [NEXT | n | ALL | FORWARD [n | ALL]] [FROM | IN] name", first.to_uppercase(), first.to_uppercase())),
             }
         }

@@ -129,11 +129,12 @@ impl StartupHandler for Startup {
             PgWireFrontendMessage::PasswordMessageFamily(pwd) => {
                 let user = client.metadata().get(pgwire::api::METADATA_USER).cloned().unwrap_or_default();
                 let password = pwd.into_password()?.password;
-                let verified = self.service.keys.as_ref().map(|k| k.verify(&password));
+                let verified = self.service.keys.as_ref().map(|k| Principal::of_key(k, &password));
                 match verified {
-                    Some(Ok((role, id))) => {
-                        tracing::info!(target: "cxlake::access", user = %user, key = %id, role = %role.label(), "a Postgres client signed in");
-                        client.session_extensions().insert(Principal { role, key_id: Some(id) });
+                    Some(Ok(principal)) => {
+                        let (key, role) = (principal.key_id.clone().unwrap_or_default(), principal.role.label());
+                        tracing::info!(target: "cxlake::access", user = %user, key = %key, role = %role, "a Postgres client signed in");
+                        client.session_extensions().insert(principal);
                         self.service.metrics.record_sign_in(Protocol::Postgres, false);
                         finish_authentication(client, &parameters()).await?;
                     }
