@@ -769,6 +769,15 @@ async fn serve(
 ) -> Result<()> {
     let shown = analytics.lake.to_string();
     let metrics = std::sync::Arc::new(cxlake::api::metrics::Metrics::default());
+    let schema = match &submitter {
+        Some(s) => cxlake::api::schema_with_submit(analytics.clone(), s.clone()),
+        None => cxlake::api::schema(analytics.clone()),
+    };
+    // SQL's result tables are GraphQL queries of this schema, planned once.
+    let results = match sql.pg.is_some() || sql.flight_sql.is_some() {
+        true => Some(std::sync::Arc::new(cxlake::api::sql_tables::ResultCatalog::new(schema.clone()).await.map_err(anyhow::Error::msg)?)),
+        false => None,
+    };
     if let Some(addr) = sql.flight_sql {
         let tls = match (&sql.flight_sql_tls_cert, &sql.flight_sql_tls_key) {
             (Some(cert), Some(key)) => Some(cxlake::api::flight::Tls {
@@ -778,8 +787,13 @@ async fn serve(
             _ => None,
         };
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (--flight-sql)"))?;
-        let service =
-            cxlake::api::flight::FlightSqlServer { analytics: analytics.clone(), keys: limits.keys.clone(), limits: sql.limits(), metrics: metrics.clone() };
+        let service = cxlake::api::flight::FlightSqlServer {
+            analytics: analytics.clone(),
+            results: results.clone(),
+            keys: limits.keys.clone(),
+            limits: sql.limits(),
+            metrics: metrics.clone(),
+        };
         tracing::info!(%addr, tls = tls.is_some(), "serving Arrow Flight SQL");
         tokio::spawn(async move {
             if let Err(e) = cxlake::api::flight::serve(listener, service, tls).await {
@@ -791,6 +805,7 @@ async fn serve(
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (--pg)"))?;
         let service = std::sync::Arc::new(cxlake::api::pg::PgService {
             analytics: analytics.clone(),
+            results: results.clone(),
             keys: limits.keys.clone(),
             limits: sql.limits(),
             metrics: metrics.clone(),
@@ -802,10 +817,6 @@ async fn serve(
             }
         });
     }
-    let schema = match &submitter {
-        Some(s) => cxlake::api::schema_with_submit(analytics.clone(), s.clone()),
-        None => cxlake::api::schema(analytics.clone()),
-    };
     let app = cxlake::api::server::routes_with_metrics(schema, analytics, submitter, limits, metrics);
     tracing::info!(lake = %shown, "serving GraphiQL on http://{listen}/");
     poem::Server::new(cxlake::api::connection::bind(listen))

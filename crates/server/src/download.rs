@@ -157,6 +157,9 @@ pub struct Column {
     pub name: String,
     pub data_type: DataType,
     pub nullable: bool,
+    /// The GraphQL scalar the column holds (`Date`, `Int`, an enum's name, ...; `String` for a
+    /// joined list).
+    pub scalar: String,
 }
 
 /// The table a query downloads, planned from its text and the output types before any row is
@@ -262,7 +265,7 @@ impl OutputTypes {
         let (nullable, item) = item.nullable();
         Ok(match innermost(item) {
             (object, true) => self.columns(doc, object, sets, "", nullable)?,
-            (scalar, false) => vec![Column { name: key.to_string(), data_type: arrow_type(scalar), nullable }],
+            (scalar, false) => vec![Column { name: key.to_string(), data_type: arrow_type(scalar), nullable, scalar: scalar.to_string() }],
         })
     }
 
@@ -285,9 +288,9 @@ impl OutputTypes {
                     exploded = Some((name.clone(), self.columns(doc, item, sub, &name, true)?));
                 }
                 // A list of scalars is joined with "; " (an empty one leaves the cell null).
-                (TypeRef::List(_), (_, false)) => base.push(Column { name, data_type: DataType::Utf8, nullable: true }),
+                (TypeRef::List(_), (_, false)) => base.push(Column { name, data_type: DataType::Utf8, nullable: true, scalar: "String".into() }),
                 (_, (item, true)) => nested.extend(self.columns(doc, item, sub, &name, nullable)?),
-                (_, (scalar, false)) => base.push(Column { name, data_type: arrow_type(scalar), nullable }),
+                (_, (scalar, false)) => base.push(Column { name, data_type: arrow_type(scalar), nullable, scalar: scalar.to_string() }),
             }
         }
         base.extend(nested);

@@ -47,6 +47,8 @@ const BATCH_ROWS: usize = 65_536;
 /// What every call shares.
 pub struct FlightSqlServer {
     pub analytics: Analytics,
+    /// The result tables (benchmarks, trends, ...), planned once over the GraphQL schema.
+    pub results: Option<Arc<crate::sql_tables::ResultCatalog>>,
     /// The keys file; none: every call is a local admin's.
     pub keys: Option<Arc<KeyStore>>,
     pub limits: cx_sql::Limits,
@@ -164,7 +166,7 @@ impl FlightSqlServer {
 
     async fn caller<T>(&self, request: &Request<T>) -> Result<cx_sql::Caller, Status> {
         let principal = self.principal(request)?;
-        super::sql_access::caller(&self.analytics, &principal).await.map_err(|e| status(e.into()))
+        super::sql_access::caller(&self.analytics, self.results.as_ref(), &principal).await.map_err(|e| status(e.into()))
     }
 
     /// The Arrow schema `sql` answers with, planned without computing anything.

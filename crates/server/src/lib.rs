@@ -22,6 +22,7 @@ pub mod report;
 pub mod server;
 pub mod services;
 pub mod sql_access;
+pub mod sql_tables;
 pub mod state;
 pub mod tapped;
 pub mod telemetry;

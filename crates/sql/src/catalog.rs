@@ -11,19 +11,57 @@
 //!   GraphQL; the public role's counts are perturbed, as in GraphQL.
 //! - `services`, `offices`: the dimension tables.
 //! - `responses`: raw rows, for the agency role (its agency's rows only) and admins.
+//! - The result tables of the layer above (`ResultTables`: benchmarks, trends, alerts, driver
+//!   importance, telemetry, service levels, the HISP report), each a GraphQL list query of the
+//!   caller flattened as a table download is; the server names and documents them.
 
 use super::{Caller, RawAccess, SqlError};
 use cx_analytics::{ScoreRow, ScoresQuery};
 use cx_domain::{Dimension, Measure, PeriodUnit};
 use polars::prelude::*;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 /// What a table is computed from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
-    Scores { group_by: Option<Dimension>, period: Option<PeriodUnit> },
+    Scores {
+        group_by: Option<Dimension>,
+        period: Option<PeriodUnit>,
+    },
     Services,
     Offices,
     Responses,
+    /// A table of the layer above (`ResultTables`).
+    Result(Arc<ResultTable>),
+}
+
+/// A table computed above this layer, with its schema fixed before any row is computed.
+#[derive(Debug)]
+pub struct ResultTable {
+    pub name: String,
+    pub description: String,
+    pub schema: Schema,
+    /// Why the caller may not read it, if so: then it is withheld (not listed; refused by name).
+    pub refused: Option<String>,
+}
+
+impl PartialEq for ResultTable {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for ResultTable {}
+
+/// The result tables the layer above computes for one caller (the server: its GraphQL list
+/// queries run with the caller's role, so their suppression is GraphQL's).
+pub trait ResultTables: Send + Sync {
+    /// Every result table, those the caller may not read marked `refused`.
+    fn tables(&self) -> Vec<Arc<ResultTable>>;
+    /// The rows of `table` for the caller, in its schema.
+    fn frame<'a>(&'a self, table: &'a ResultTable) -> Pin<Box<dyn Future<Output = Result<DataFrame, SqlError>> + Send + 'a>>;
 }
 
 /// One table of the catalog.
@@ -49,8 +87,9 @@ pub fn dimension_name(d: Dimension) -> &'static str {
 impl TableDef {
     /// What the table holds, for catalog listings (`obj_description`, Flight SQL's table list).
     pub fn description(&self) -> String {
-        match self.source {
+        match &self.source {
             Source::Scores { group_by, period } => {
+                let (group_by, period) = (*group_by, *period);
                 let by = group_by.map_or("overall".to_string(), |d| format!("by {}", dimension_name(d).replace('_', " ")));
                 let per = PERIODS.iter().find(|(p, _)| Some(*p) == period).map_or(", all time".to_string(), |(_, n)| format!(" per {}", n.replace('_', " ")));
                 format!("Scores of every measure {by}{per} (GraphQL scores, unweighted): n, mean, sd, agree share with 95% intervals; suppressed cells have null statistics")
@@ -58,23 +97,26 @@ impl TableDef {
             Source::Services => "The service inventory (A-11 280.5)".into(),
             Source::Offices => "Offices (places of in-person service)".into(),
             Source::Responses => "Raw survey responses the caller's role may read (an agency's own rows)".into(),
+            Source::Result(t) => t.description.clone(),
         }
     }
 
     /// The table's columns and types (those of a frame of no rows: the same code builds both).
     pub fn schema(&self) -> Schema {
-        match self.source {
-            Source::Scores { group_by, period } => scores_frame(group_by, period, &[]).schema().as_ref().clone(),
+        match &self.source {
+            Source::Scores { group_by, period } => scores_frame(*group_by, *period, &[]).schema().as_ref().clone(),
             Source::Services => services_frame(&[]).schema().as_ref().clone(),
             Source::Offices => offices_frame(&[]).schema().as_ref().clone(),
             Source::Responses => cx_analytics::responses::response_schema(),
+            Source::Result(t) => t.schema.clone(),
         }
     }
 
     /// The table's rows for `caller`.
     pub async fn frame(&self, caller: &Caller) -> Result<LazyFrame, SqlError> {
-        Ok(match self.source {
+        Ok(match &self.source {
             Source::Scores { group_by, period } => {
+                let (group_by, period) = (*group_by, *period);
                 let q = ScoresQuery {
                     filter: Default::default(),
                     group_by: group_by.into_iter().collect(),
@@ -91,6 +133,20 @@ impl TableDef {
                 RawAccess::None => return Err(forbidden(&self.name, caller)),
                 RawAccess::Agencies(a) => caller.view.response_rows(Some(a)).await?,
                 RawAccess::All => caller.view.response_rows(None).await?,
+            },
+            Source::Result(t) => match (&caller.results, &t.refused) {
+                (Some(results), None) => {
+                    let frame = results.frame(t).await?;
+                    // The rows must be in the schema the catalog announced.
+                    if frame.schema().as_ref() != &t.schema {
+                        return Err(SqlError::Query {
+                            sqlstate: "XX000",
+                            message: format!("table {}: computed columns {:?} differ from its schema {:?}", t.name, frame.schema(), t.schema),
+                        });
+                    }
+                    frame.lazy()
+                }
+                (_, reason) => return Err(SqlError::Forbidden { table: t.name.clone(), reason: reason.clone().unwrap_or_else(|| "not offered here".into()) }),
             },
         })
     }
@@ -127,11 +183,20 @@ impl Catalog {
         }
         tables.push(TableDef { name: "services".into(), source: Source::Services });
         tables.push(TableDef { name: "offices".into(), source: Source::Offices });
+        let mut withheld = Vec::new();
         let responses = TableDef { name: "responses".into(), source: Source::Responses };
-        let (tables, withheld) = match caller.raw {
-            RawAccess::None => (tables, vec![responses]),
-            _ => (tables.into_iter().chain([responses]).collect(), Vec::new()),
-        };
+        match caller.raw {
+            RawAccess::None => withheld.push(responses),
+            _ => tables.push(responses),
+        }
+        for t in caller.results.iter().flat_map(|r| r.tables()) {
+            let def = TableDef { name: t.name.clone(), source: Source::Result(t.clone()) };
+            if t.refused.is_some() {
+                withheld.push(def);
+            } else {
+                tables.push(def);
+            }
+        }
         Catalog { tables, withheld }
     }
 
@@ -145,13 +210,16 @@ impl Catalog {
             .iter()
             .map(|n| match self.get(n) {
                 Some(t) => Ok(t.clone()),
-                None if self.withheld.iter().any(|t| &t.name == n) => {
-                    Err(SqlError::Forbidden { table: n.clone(), reason: "raw responses are for the agency and admin roles".into() })
-                }
-                None => Err(SqlError::UnknownTable {
-                    name: n.clone(),
-                    hint: " (the tables: scores_overall, scores_by_<dimension>[_<period>], services, offices; see the catalog)".into(),
-                }),
+                None => match self.withheld.iter().find(|t| &t.name == n) {
+                    Some(TableDef { source: Source::Result(t), .. }) => {
+                        Err(SqlError::Forbidden { table: n.clone(), reason: t.refused.clone().unwrap_or_default() })
+                    }
+                    Some(_) => Err(SqlError::Forbidden { table: n.clone(), reason: "raw responses are for the agency and admin roles".into() }),
+                    None => Err(SqlError::UnknownTable {
+                        name: n.clone(),
+                        hint: " (the tables: scores_overall, scores_by_<dimension>[_<period>], services, offices, the result tables; see the catalog)".into(),
+                    }),
+                },
             })
             .collect()
     }

@@ -18,7 +18,7 @@ use cx_analytics::{Analytics, AnalyticsError};
 use polars::prelude::*;
 use polars::sql::SQLContext;
 
-pub use catalog::{Catalog, TableDef};
+pub use catalog::{Catalog, ResultTable, ResultTables, TableDef};
 
 /// Who runs a statement: the analytics view of their role (exact counts, or the perturbed
 /// view of the public role) and which raw rows they may read.
@@ -28,6 +28,9 @@ pub struct Caller {
     pub raw: RawAccess,
     /// The role as logs and errors name it (`analyst`, `agency:VA`).
     pub role: String,
+    /// The result tables (benchmarks, trends, driver importance, ...) the layer above computes
+    /// for this caller, if it offers them.
+    pub results: Option<std::sync::Arc<dyn ResultTables>>,
 }
 
 /// The raw responses a caller may read through the `responses` table.

@@ -40,6 +40,8 @@ use std::sync::Arc;
 /// What every connection shares.
 pub struct PgService {
     pub analytics: Analytics,
+    /// The result tables (benchmarks, trends, ...), planned once over the GraphQL schema.
+    pub results: Option<Arc<crate::sql_tables::ResultCatalog>>,
     /// The keys file; none: every connection is a local admin.
     pub keys: Option<Arc<KeyStore>>,
     pub limits: cx_sql::Limits,
@@ -170,7 +172,7 @@ fn sql_error(e: cx_sql::SqlError) -> PgWireError {
 /// The caller of a connection, as the SQL layer sees them.
 async fn caller<C: ClientInfo>(service: &PgService, client: &C) -> PgWireResult<cx_sql::Caller> {
     let principal = client.session_extensions().get::<Principal>().ok_or_else(|| user_error("28000", "not signed in"))?;
-    super::sql_access::caller(&service.analytics, &principal).await.map_err(|e| sql_error(e.into()))
+    super::sql_access::caller(&service.analytics, service.results.as_ref(), &principal).await.map_err(|e| sql_error(e.into()))
 }
 
 /// A statement the session answers itself, or a query for the SQL layer.
