@@ -5,14 +5,15 @@
 //! - every relation a table name, a subquery or a join of them: table functions
 //!   (`read_parquet('…')`, which would read files) and other table factors are refused;
 //! - names qualified by the one schema (`public.t`, `cxlake.public.t`) lose the qualifier, and
-//!   unquoted names are folded to lower case, as Postgres does (polars' context matches names
-//!   exactly and reads only the first part of a qualified one).
+//!   unquoted names (tables, columns, aliases) are folded to lower case, as Postgres does
+//!   (polars' context matches names exactly and reads only the first part of a qualified one).
 //!
 //! The query is printed again from the checked tree, so what runs is what was checked.
 
 use super::SqlError;
 use sqlparser::ast::{
-    Ident, ObjectName, ObjectNamePart, Query, Select, SetExpr, Statement, TableFactor, Value, ValueWithSpan, Visit, VisitMut, Visitor, VisitorMut,
+    Expr, Ident, ObjectName, ObjectNamePart, Query, Select, SelectItem, SetExpr, Statement, TableFactor, Value, ValueWithSpan, Visit, VisitMut, Visitor,
+    VisitorMut,
 };
 use sqlparser::dialect::GenericDialect;
 use sqlparser::parser::Parser;
@@ -196,6 +197,40 @@ impl VisitorMut for Unqualify {
         }
         ControlFlow::Continue(())
     }
+
+    // Column names, table aliases and output names, unquoted, are folded too (`SELECT AGENCY
+    // FROM RESPONSES R` reads `agency` of `r`).
+    fn pre_visit_select(&mut self, select: &mut Select) -> ControlFlow<SqlError> {
+        for item in &mut select.projection {
+            if let SelectItem::ExprWithAlias { alias, .. } = item {
+                fold(alias);
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<SqlError> {
+        if let TableFactor::Table { alias: Some(a), .. } | TableFactor::Derived { alias: Some(a), .. } = factor {
+            fold(&mut a.name);
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<SqlError> {
+        match expr {
+            Expr::Identifier(id) => fold(id),
+            Expr::CompoundIdentifier(ids) => ids.iter_mut().for_each(fold),
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Folds an unquoted identifier in place (`folded`).
+fn fold(id: &mut Ident) {
+    if id.quote_style.is_none() {
+        id.value = id.value.to_lowercase();
+    }
 }
 
 /// A value bound to a placeholder (`$1`, `$2`, …) of a prepared statement.
@@ -302,6 +337,9 @@ mod tests {
         let c = check("WITH Top AS (SELECT * FROM cxlake.public.services) SELECT * FROM top UNION ALL SELECT * FROM services").unwrap();
         assert_eq!(c.relations, vec!["services"]);
         assert_eq!(check("SELECT 1").unwrap().relations, Vec::<String>::new());
+        // Columns, aliases and output names fold as Postgres folds them; quoted ones do not.
+        let c = check("SELECT R.AGENCY, Count(*) AS Total, \"Mixed\" FROM RESPONSES R GROUP BY R.Agency ORDER BY Total").unwrap();
+        assert_eq!(c.text, "SELECT r.agency, Count(*) AS total, \"Mixed\" FROM responses r GROUP BY r.agency ORDER BY total");
     }
 
     #[test]
