@@ -1,10 +1,12 @@
 """What the SQL protocol tests share (test_sql_pg.py, test_sql_flight.py): keys of the three
 roles on the sample lake, and the oracle, the GraphQL `scores` answer over HTTP with a role's key,
 compared to SQL answers to 1e-12."""
+import contextlib
 import json
+import subprocess
 import urllib.request
 
-from conftest import ROOT, run_cxlake
+from conftest import BIN, ROOT, free_port, run_cxlake, wait_healthy
 
 SAMPLE = ROOT / "data" / "sample"
 MEASURES = ["TRUST", "SATISFACTION", "EFFECTIVENESS", "EASE", "EFFICIENCY", "TRANSPARENCY", "HUMANITY", "EMPLOYEE"]
@@ -48,3 +50,33 @@ def close(a, b):
     if a is None or b is None:
         return a is None and b is None
     return abs(float(a) - float(b)) <= 1e-12 * max(1.0, abs(float(b)))
+
+
+@contextlib.contextmanager
+def sql_server(tmp, env=None):
+    """The sample lake served over HTTP, Postgres and Flight SQL (environment `env`), with
+    analyst, admin, agency and public keys: yields its ports, keys and process."""
+    keys = tmp / "keys.json"
+    made, agency = role_keys(keys)
+    made["public"] = run_cxlake("keys", "--keys", keys, "add", "--name", "public", "--role", "public").stdout.strip()
+    http, pg, flight = free_port(), free_port(), free_port()
+    proc = subprocess.Popen([str(BIN), "serve", "--lake", SAMPLE, "--keys", keys, "--rate-limit", "0", "--listen", f"127.0.0.1:{http}",
+                             "--pg", f"127.0.0.1:{pg}", "--flight-sql", f"127.0.0.1:{flight}"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    url = f"http://127.0.0.1:{http}"
+    try:
+        wait_healthy(url, proc)
+        yield {"url": url, "pg": pg, "flight": flight, "keys": made, "agency": agency, "proc": proc}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def sql_connect(server, protocol, role, **kw):
+    """A connection of `role` (autocommit): psycopg over Postgres ("pg"), or ADBC over Flight SQL."""
+    if protocol == "pg":
+        import psycopg  # noqa: PLC0415
+        return psycopg.connect(host="127.0.0.1", port=server["pg"], user=role, password=server["keys"][role], dbname="cxlake",
+                               connect_timeout=10, autocommit=True, **kw)
+    from adbc_driver_flightsql import dbapi  # noqa: PLC0415
+    return dbapi.connect(f"grpc://127.0.0.1:{server['flight']}", db_kwargs={"username": role, "password": server["keys"][role]}, autocommit=True, **kw)

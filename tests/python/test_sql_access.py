@@ -20,12 +20,11 @@ analyst, agency and admin.
 """
 import hashlib
 import os
-import subprocess
 
 import pytest
 
-from conftest import BIN, duck, free_port, run_cxlake, scan, wait_healthy
-from sql_oracle import SAMPLE, role_keys
+from conftest import duck, scan
+from sql_oracle import SAMPLE, sql_connect, sql_server
 
 SECRET = hashlib.blake2b(b"cxlake issue 22 sql differencing", digest_size=32).hexdigest()
 ROLES = ["public", "analyst", "agency", "admin"]
@@ -34,19 +33,8 @@ PROTOCOLS = ["pg", "flight"]
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("sql_access")
-    keys = tmp / "keys.json"
-    made, agency = role_keys(keys)
-    made["public"] = run_cxlake("keys", "--keys", keys, "add", "--name", "public", "--role", "public").stdout.strip()
-    http, pg, flight = free_port(), free_port(), free_port()
-    env = dict(os.environ, CXLAKE_CELL_KEY_SECRET=SECRET)
-    proc = subprocess.Popen([str(BIN), "serve", "--lake", SAMPLE, "--keys", keys, "--rate-limit", "0", "--listen", f"127.0.0.1:{http}",
-                             "--pg", f"127.0.0.1:{pg}", "--flight-sql", f"127.0.0.1:{flight}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-    wait_healthy(f"http://127.0.0.1:{http}", proc)
-    yield {"pg": pg, "flight": flight, "keys": made, "agency": agency, "proc": proc}
-    proc.terminate()
-    proc.wait(timeout=30)
+    with sql_server(tmp_path_factory.mktemp("sql_access"), env=dict(os.environ, CXLAKE_CELL_KEY_SECRET=SECRET)) as s:
+        yield s
 
 
 class Refused(Exception):
@@ -61,14 +49,10 @@ class Session:
         if protocol == "pg":
             import psycopg  # noqa: PLC0415
             self.errors = psycopg.Error
-            self.conn = psycopg.connect(host="127.0.0.1", port=server["pg"], user=role, password=server["keys"][role], dbname="cxlake",
-                                        connect_timeout=10, autocommit=True)
         else:
             import adbc_driver_manager  # noqa: PLC0415
-            from adbc_driver_flightsql import dbapi  # noqa: PLC0415
             self.errors = adbc_driver_manager.Error
-            self.conn = dbapi.connect(f"grpc://127.0.0.1:{server['flight']}", db_kwargs={"username": role, "password": server["keys"][role]},
-                                      autocommit=True)
+        self.conn = sql_connect(server, protocol, role)
 
     def rows(self, sql):
         try:

@@ -10,45 +10,28 @@ numbers to 1e-12, same suppression; the public role's perturbed numbers are the 
 GraphQL numbers, and what GraphQL refuses it (tapped importance) SQL refuses and does not list.
 """
 import re
-import subprocess
 
 import pytest
 
-from conftest import BIN, free_port, run_cxlake, wait_healthy
-from sql_oracle import SAMPLE, close, graphql, role_keys
+from sql_oracle import close, graphql, sql_connect, sql_server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The sample lake over HTTP, Postgres and Flight SQL, with analyst, admin, agency and public keys."""
-    tmp = tmp_path_factory.mktemp("sql_tables")
-    keys = tmp / "keys.json"
-    made, agency = role_keys(keys)
-    made["public"] = run_cxlake("keys", "--keys", keys, "add", "--name", "public", "--role", "public").stdout.strip()
-    http, pg, flight = free_port(), free_port(), free_port()
-    proc = subprocess.Popen([str(BIN), "serve", "--lake", SAMPLE, "--keys", keys, "--rate-limit", "0", "--listen", f"127.0.0.1:{http}",
-                             "--pg", f"127.0.0.1:{pg}", "--flight-sql", f"127.0.0.1:{flight}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{http}"
-    wait_healthy(url, proc)
-    yield {"url": url, "pg": pg, "flight": flight, "keys": made, "agency": agency, "proc": proc}
-    proc.terminate()
-    proc.wait(timeout=30)
+    with sql_server(tmp_path_factory.mktemp("sql_tables")) as s:
+        yield s
 
 
 def sql_rows(server, protocol, role, sql):
     """The rows of `sql` as dicts, over `protocol` (pg: psycopg, binary results; flight: ADBC)."""
     if protocol == "pg":
-        import psycopg  # noqa: PLC0415
         from psycopg.rows import dict_row  # noqa: PLC0415
-        with psycopg.connect(host="127.0.0.1", port=server["pg"], user=role, password=server["keys"][role], dbname="cxlake",
-                             connect_timeout=10, row_factory=dict_row) as c:
+        with sql_connect(server, "pg", role, row_factory=dict_row) as c:
             return [dict(r) for r in c.execute(sql, binary=True).fetchall()]
-    from adbc_driver_flightsql import dbapi  # noqa: PLC0415
-    with dbapi.connect(f"grpc://127.0.0.1:{server['flight']}", db_kwargs={"username": role, "password": server["keys"][role]}, autocommit=True) as c:
-        with c.cursor() as cur:
-            cur.execute(sql)
-            return cur.fetch_arrow_table().to_pylist()
+    with sql_connect(server, "flight", role) as c, c.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetch_arrow_table().to_pylist()
 
 
 def snake(name):

@@ -73,6 +73,10 @@ struct Spec {
 pub struct ResultCatalog {
     schema: CxSchema,
     specs: Vec<Spec>,
+    /// The tables as roles with exact counts see them, and as the public role does (tapped
+    /// importance refused), built once.
+    exact: Vec<Arc<ResultTable>>,
+    perturbed: Vec<Arc<ResultTable>>,
     /// The plan of `QUARTERS` (which fiscal quarters have answers, for the HISP report).
     quarters: TablePlan,
 }
@@ -337,38 +341,22 @@ fn drafts() -> Vec<Draft> {
         for period in PERIODS.iter().map(|&(a, b)| Some((a, b))) {
             let (p, _) = period.expect("a period");
             let row = "service_id: service office_id: office period periodStart periodEnd";
-            out.push(Draft::fixed(
-                format!("service_level_indicators{by}_{p}"),
-                format!(
-                    "Service-level indicators per service{} and {} (GraphQL serviceLevels rows' indicators)",
-                    if by.is_empty() { "" } else { ", office" },
-                    p.replace('_', " ")
-                ),
-                vec![Part {
-                    document: format!(
-                        "{{ serviceLevels({}{by_arg}) {{ rows {{ {row} indicators {{ metric mean count }} }} }} }}",
-                        period_arg(period).trim_start_matches(", ")
-                    ),
-                    constants: Vec::new(),
-                }],
-                &["indicators_"],
-            ));
-            out.push(Draft::fixed(
-                format!("service_level_scores{by}_{p}"),
-                format!(
-                    "Scores per service{} and {} beside the service levels (GraphQL serviceLevels rows' scores)",
-                    if by.is_empty() { "" } else { ", office" },
-                    p.replace('_', " ")
-                ),
-                vec![Part {
-                    document: format!(
-                        "{{ serviceLevels({}{by_arg}) {{ rows {{ {row} scores {{ measure score {{ {SCORE} }} }} }} }} }}",
-                        period_arg(period).trim_start_matches(", ")
-                    ),
-                    constants: Vec::new(),
-                }],
-                &["scores_score_", "scores_"],
-            ));
+            let per = if by.is_empty() { "service" } else { "service, office" };
+            let lists: [(&str, String, &'static [&'static str], &str); 2] = [
+                ("indicators", "indicators { metric mean count }".to_string(), &["indicators_"], "Service-level indicators"),
+                ("scores", format!("scores {{ measure score {{ {SCORE} }} }}"), &["scores_score_", "scores_"], "Scores beside the service levels"),
+            ];
+            for (list, selection, strip, about) in lists {
+                out.push(Draft::fixed(
+                    format!("service_level_{list}{by}_{p}"),
+                    format!("{about} per {per} and {} (GraphQL serviceLevels rows' {list})", p.replace('_', " ")),
+                    vec![Part {
+                        document: format!("{{ serviceLevels({}{by_arg}) {{ rows {{ {row} {selection} }} }} }}", period_arg(period).trim_start_matches(", ")),
+                        constants: Vec::new(),
+                    }],
+                    strip,
+                ));
+            }
             if by.is_empty() {
                 out.push(Draft::fixed(
                     format!("service_level_correlations_{p}"),
@@ -428,25 +416,25 @@ impl ResultCatalog {
             specs.push(Spec { table, parts: d.parts, plan, constants: d.constants, strip: d.strip, exact_only: d.exact_only });
         }
         let quarters = types.plan(&async_graphql::parser::parse_query(QUARTERS).map_err(|e| e.to_string())?, None)?;
-        Ok(ResultCatalog { schema, specs, quarters })
+        let exact = specs.iter().map(|s| s.table.clone()).collect();
+        let perturbed = specs
+            .iter()
+            .map(|s| match s.exact_only {
+                true => Arc::new(ResultTable {
+                    name: s.table.name.clone(),
+                    description: s.table.description.clone(),
+                    schema: s.table.schema.clone(),
+                    refused: Some("not offered to the public role (GraphQL refuses it too)".into()),
+                }),
+                false => s.table.clone(),
+            })
+            .collect();
+        Ok(ResultCatalog { schema, specs, exact, perturbed, quarters })
     }
 
     /// The tables of `principal`.
     pub fn for_principal(self: &Arc<Self>, principal: Principal) -> Arc<dyn cx_sql::ResultTables> {
-        let refused = (!principal.role.exact_counts()).then(|| format!("not offered to the {} role (GraphQL refuses it too)", principal.role.label()));
-        let tables = self
-            .specs
-            .iter()
-            .map(|s| match (&refused, s.exact_only) {
-                (Some(reason), true) => Arc::new(ResultTable {
-                    name: s.table.name.clone(),
-                    description: s.table.description.clone(),
-                    schema: s.table.schema.clone(),
-                    refused: Some(reason.clone()),
-                }),
-                _ => s.table.clone(),
-            })
-            .collect();
+        let tables = if principal.role.exact_counts() { self.exact.clone() } else { self.perturbed.clone() };
         Arc::new(Results { catalog: self.clone(), principal, tables })
     }
 
@@ -552,19 +540,16 @@ fn frame(constants: &[Constant], plan: &TablePlan, strip: &[&str], batches: &[Re
                 Column::new(name, arrays.flat_map(|a| a.as_primitive::<Float64Type>().iter().collect::<Vec<_>>()).collect::<Vec<Option<f64>>>())
             }
             (_, "Date") => {
-                let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("the epoch");
                 let days = arrays
                     .flat_map(|a| a.as_string::<i32>().iter().collect::<Vec<_>>())
                     .map(|v| {
                         v.map(|s| {
-                            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
-                                .map(|d| (d - epoch).num_days() as i32)
-                                .map_err(|e| bad(format!("'{s}' is not a date: {e}")))
+                            chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d").map(cx_sql::catalog::days).map_err(|e| bad(format!("'{s}' is not a date: {e}")))
                         })
                         .transpose()
                     })
                     .collect::<Result<Vec<Option<i32>>, _>>()?;
-                Series::new(name, days).cast(&DataType::Date)?.into()
+                cx_sql::catalog::date_column(&name, days)
             }
             (_, scalar) => {
                 let enumerated = !matches!(scalar, "String" | "ID" | "DateTime" | "NaiveDate");

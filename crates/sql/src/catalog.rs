@@ -225,11 +225,13 @@ impl Catalog {
     }
 }
 
-fn date_column(name: &str, days: Vec<Option<i32>>) -> Column {
+/// A date column of days since 1970-01-01 (`days`).
+pub fn date_column(name: &str, days: Vec<Option<i32>>) -> Column {
     Series::new(name.into(), days).cast(&DataType::Date).expect("days are dates").into()
 }
 
-fn days(d: chrono::NaiveDate) -> i32 {
+/// Days since 1970-01-01, as polars stores dates.
+pub fn days(d: chrono::NaiveDate) -> i32 {
     (d - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32
 }
 

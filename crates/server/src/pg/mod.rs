@@ -264,10 +264,9 @@ fn field_infos(fields: &[Field], format: Option<&Format>) -> Vec<FieldInfo> {
 }
 
 /// An answer as a result set in the formats asked for.
-fn result_set(answer: cx_sql::Answer, format: Option<&Format>) -> PgWireResult<QueryResponse> {
+fn result_set(mut answer: cx_sql::Answer, format: Option<&Format>) -> PgWireResult<QueryResponse> {
     // One chunk per column: rows are read cell by cell, and a cell of a column of many chunks
     // (a frame read from many files) is found by a search over its chunks.
-    let mut answer = answer;
     answer.frame.rechunk_mut_par();
     let fields = cx_sql::values::fields(answer.frame.schema());
     let infos = Arc::new(field_infos(&fields, format));
